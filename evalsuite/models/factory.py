@@ -1,0 +1,206 @@
+"""``load_model(spec)``: every way a user names a CLIP, resolved to one :class:`ClipModel`.
+
+Accepted specs, tried in this order:
+
+- ``hf-hub:ORG/NAME``: an open_clip model on the Hugging Face Hub (or in its cache);
+- ``openclip:ARCH`` or ``openclip:ARCH/PRETRAINED``: an open_clip architecture with a
+  pretrained tag, a weights file or nothing (random init); ``pretrained=`` does the same;
+- a local folder: a Hugging Face CLIP folder (``config.json``), an open_clip folder
+  (``open_clip_config.json``) or a checkpoint written by ``finetune`` (either, plus
+  ``training.json``);
+- a built-in open_clip architecture name (``ViT-B-32``) with ``pretrained=``;
+- ``ORG/NAME``: a Hugging Face Hub id (``patrickjohncyh/fashion-clip``), from the local cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from transformers import CLIPModel
+
+from evalsuite.errors import ModelLoadError
+from evalsuite.models.base import ClipModel, ModelSource
+from evalsuite.models.hf import HFClipModel, load_hf_tokenizer, preprocess_config_from_folder
+from evalsuite.models.openclip import CONFIG_FILE as OPEN_CLIP_CONFIG
+from evalsuite.models.openclip import load_open_clip
+
+TRAINING_FILE = "training.json"
+_HF_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def hub_offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_model(
+    spec: str | Path,
+    pretrained: str | None = None,
+    device: str | torch.device | None = None,
+    trust_remote_code: bool = False,
+) -> ClipModel:
+    """Load any CLIP the suite knows how to name; see the module docstring for ``spec``."""
+    spec = str(spec)
+    model = _resolve(spec, pretrained, trust_remote_code)
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def _resolve(spec: str, pretrained: str | None, trust_remote_code: bool) -> ClipModel:
+    if spec.startswith("hf-hub:"):
+        return _open_clip_or_error(spec, spec, None)
+    if spec.startswith("openclip:"):
+        arch, _, tag = spec.removeprefix("openclip:").partition("/")
+        return _open_clip_or_error(spec, arch, tag or pretrained)
+    if spec.startswith("local-dir:"):
+        return load_folder(Path(spec.removeprefix("local-dir:")), spec, trust_remote_code)
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"model spec {spec!r} is a file; pass the folder that holds it, or an open_clip "
+                f"architecture with this file as weights: 'openclip:ARCH/{spec}'"
+            )
+        return load_folder(path, spec, trust_remote_code)
+    if _looks_like_path(spec):
+        raise ModelLoadError(f"model folder {spec!r} does not exist")
+    if spec in open_clip.list_models():
+        return _open_clip_or_error(spec, spec, pretrained)
+    if _HUB_ID.match(spec):
+        return load_hf_hub(spec, trust_remote_code)
+    raise ModelLoadError(
+        f"cannot interpret model spec {spec!r}: pass a local model folder, a Hugging Face "
+        "Hub id (org/name), 'hf-hub:org/name', or an open_clip name such as 'openclip:ViT-B-32/"
+        "laion2b_s34b_b79k'"
+    )
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1 or "\\" in spec
+
+
+def load_folder(path: Path, spec: str, trust_remote_code: bool = False) -> ClipModel:
+    """A Hugging Face folder, an open_clip folder, or a ``finetune`` checkpoint of either."""
+    if not path.is_dir():
+        raise ModelLoadError(f"model folder {str(path)!r} does not exist")
+    training = _read_training(path)
+    source = ModelSource(
+        spec=spec, name=path.resolve().name, path=path.resolve(), training=training
+    )
+    if training and training.get("run_name"):
+        source.name = str(training["run_name"])
+    if (path / OPEN_CLIP_CONFIG).is_file():
+        weights = sorted(
+            p.name for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".pth", ".pt"}
+        )
+        if not weights:
+            raise ModelLoadError(
+                f"open_clip folder {path} has {OPEN_CLIP_CONFIG} but no weights "
+                "file (expected open_clip_model.safetensors)"
+            )
+        return _open_clip_or_error(spec, f"local-dir:{path.resolve()}", None, source)
+    if (path / "config.json").is_file():
+        if not any((path / name).is_file() for name in _HF_WEIGHTS):
+            raise ModelLoadError(
+                f"Hugging Face folder {path} has config.json but no weights "
+                f"(expected one of {', '.join(_HF_WEIGHTS)})"
+            )
+        return _load_hf(str(path), source, trust_remote_code, local_files_only=True)
+    raise ModelLoadError(
+        f"folder {path} is not a model: it has neither config.json (Hugging Face CLIP) nor "
+        f"{OPEN_CLIP_CONFIG} (open_clip)"
+    )
+
+
+def load_hf_hub(hub_id: str, trust_remote_code: bool = False) -> ClipModel:
+    """A Hub id, from the local cache first; the network only when not offline."""
+    source = ModelSource(spec=hub_id, name=hub_id)
+    try:
+        return _load_hf(hub_id, source, trust_remote_code, local_files_only=True)
+    except OSError as exc:
+        if hub_offline():
+            raise ModelLoadError(_not_cached_message(hub_id, "HF_HUB_OFFLINE is set")) from exc
+    try:
+        return _load_hf(hub_id, source, trust_remote_code, local_files_only=False)
+    except OSError as exc:
+        raise ModelLoadError(_not_cached_message(hub_id, f"download failed: {exc}")) from exc
+
+
+def _not_cached_message(hub_id: str, why: str) -> str:
+    return (
+        f"model {hub_id!r} is neither a local folder nor in the Hugging Face cache ({why}). "
+        f"On a machine with network run `hf download {hub_id} --local-dir DIR`, copy DIR "
+        "here and pass the folder instead, e.g. `evalsuite score DIR`"
+    )
+
+
+def _load_hf(
+    name: str, source: ModelSource, trust_remote_code: bool, local_files_only: bool
+) -> HFClipModel:
+    kwargs: dict[str, Any] = {
+        "local_files_only": local_files_only,
+        "trust_remote_code": trust_remote_code,
+    }
+    try:
+        module = CLIPModel.from_pretrained(name, **kwargs)
+    except OSError:
+        raise
+    except Exception as exc:  # corrupt weights, wrong model type: name the source
+        raise ModelLoadError(f"cannot load Hugging Face CLIP {name!r}: {exc}") from exc
+    tokenizer = load_hf_tokenizer(name, module, **kwargs)
+    folder = source.path or _hub_snapshot_folder(name)
+    preprocess = preprocess_config_from_folder(folder, module.config.vision_config.image_size)
+    return HFClipModel(module, tokenizer, preprocess, source)
+
+
+def _hub_snapshot_folder(hub_id: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(hub_id, "config.json")
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _open_clip_or_error(
+    spec: str, model_name: str, pretrained: str | None, source: ModelSource | None = None
+) -> ClipModel:
+    source = source or ModelSource(spec=spec, name=spec.removeprefix("openclip:"))
+    if model_name.startswith("hf-hub:") and hub_offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model_name[7:], OPEN_CLIP_CONFIG), str):
+            raise ModelLoadError(_not_cached_message(model_name[7:], "HF_HUB_OFFLINE is set"))
+    if (
+        not model_name.startswith(("hf-hub:", "local-dir:"))
+        and open_clip.get_model_config(model_name) is None
+    ):
+        raise ModelLoadError(
+            f"unknown open_clip architecture {model_name!r} in spec {spec!r}; "
+            f"known ones include {', '.join(open_clip.list_models()[:8])}, ..."
+        )
+    try:
+        return load_open_clip(model_name, source, pretrained)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load open_clip model {spec!r}: {exc}") from exc
+
+
+def _read_training(path: Path) -> dict[str, Any] | None:
+    file = path / TRAINING_FILE
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{file}: not valid JSON ({exc})") from exc

@@ -1,0 +1,119 @@
+"""open_clip CLIP behind the :class:`ClipModel` interface.
+
+Folders use open_clip's own Hub layout (``open_clip_config.json`` with ``model_cfg`` and
+``preprocess_cfg``, plus ``open_clip_model.safetensors``), so a saved model loads with
+``open_clip.create_model_and_transforms("local-dir:FOLDER")`` and no code of ours.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from safetensors.torch import save_model
+
+from evalsuite.models.base import OPENAI_MEAN, OPENAI_STD, ClipModel, ModelSource, PreprocessConfig
+
+CONFIG_FILE = "open_clip_config.json"
+WEIGHTS_FILE = "open_clip_model.safetensors"
+
+
+class OpenClipModel(ClipModel):
+    backend = "open_clip"
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        model_cfg: dict[str, Any],
+        tokenizer: Callable[..., torch.Tensor],
+        source: ModelSource,
+    ) -> None:
+        preprocess = preprocess_config_of(module)
+        context_length = int(model_cfg.get("text_cfg", {}).get("context_length", 77))
+        super().__init__(module, preprocess, source, context_length)
+        self.model_cfg = model_cfg
+        self.tokenizer = tokenizer
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(list(texts), context_length=self.context_length)
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.module.encode_image(pixel_values, normalize=False)
+
+    def text_features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.module.encode_text(input_ids, normalize=False)
+
+    @property
+    def logit_scale_parameter(self) -> torch.nn.Parameter:
+        return self.module.logit_scale
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model_cfg["embed_dim"])
+
+    def architecture_config(self) -> dict[str, Any]:
+        return self.model_cfg
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.module.set_grad_checkpointing(enable)
+
+    def save(self, out_dir: Path) -> None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "model_cfg": self.model_cfg,
+            "preprocess_cfg": open_clip_preprocess_cfg(self.preprocess_config),
+        }
+        (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        save_model(self.module, str(out_dir / WEIGHTS_FILE))
+
+
+def preprocess_config_of(module: torch.nn.Module) -> PreprocessConfig:
+    cfg = open_clip.get_model_preprocess_cfg(module)
+    size = cfg.get("size", 224)
+    size = size[0] if isinstance(size, (list, tuple)) else size
+    if cfg.get("resize_mode", "shortest") != "shortest":
+        raise NotImplementedError(f"open_clip resize_mode {cfg['resize_mode']!r} is not supported")
+    return PreprocessConfig(
+        image_size=int(size),
+        mean=tuple(cfg.get("mean", OPENAI_MEAN)),
+        std=tuple(cfg.get("std", OPENAI_STD)),
+        interpolation=cfg.get("interpolation", "bicubic"),
+    )
+
+
+def open_clip_preprocess_cfg(config: PreprocessConfig) -> dict[str, Any]:
+    return {
+        "size": config.image_size,
+        "mean": list(config.mean),
+        "std": list(config.std),
+        "interpolation": config.interpolation,
+        "resize_mode": "shortest",
+    }
+
+
+def load_open_clip(
+    model_name: str, source: ModelSource, pretrained: str | None = None
+) -> OpenClipModel:
+    """Build through open_clip's own factory (``local-dir:``, ``hf-hub:`` or a built-in name)."""
+    module = open_clip.create_model(model_name, pretrained=pretrained, weights_only=True)
+    tokenizer = open_clip.get_tokenizer(model_name)
+    return OpenClipModel(module, _model_cfg(model_name), tokenizer, source)
+
+
+def _model_cfg(model_name: str) -> dict[str, Any]:
+    if model_name.startswith("local-dir:"):
+        path = Path(model_name.removeprefix("local-dir:")) / CONFIG_FILE
+        return json.loads(path.read_text())["model_cfg"]
+    if model_name.startswith("hf-hub:"):
+        from open_clip.factory import _get_hf_config
+
+        return _get_hf_config(model_name.removeprefix("hf-hub:"))["model_cfg"]
+    cfg = open_clip.get_model_config(model_name)
+    if cfg is None:
+        raise KeyError(model_name)
+    return cfg
