@@ -1,0 +1,56 @@
+"""Pure metric functions of numpy arrays: zero-shot classification, retrieval, bootstrap CIs."""
+
+from evalsuite.metrics.bootstrap import bootstrap_ci, bootstrap_metric
+from evalsuite.metrics.retrieval import (
+    RetrievalResult,
+    average_precision_at_k,
+    hits_per_query,
+    ir_hits,
+    ir_position_weighted,
+    ndcg_at_k,
+    position_weighted_points,
+    precision_at_k,
+    recall_at_k,
+    reciprocal_rank,
+    relevance_at_k,
+    relevant_counts,
+    retrieval_metrics,
+    top_k,
+)
+from evalsuite.metrics.zeroshot import (
+    ClassificationResult,
+    class_embeddings,
+    classification_metrics,
+    pretest_points,
+    pretest_score,
+    similarity_logits,
+    top_k_accuracy,
+    true_class_rank,
+)
+
+__all__ = [
+    "ClassificationResult",
+    "RetrievalResult",
+    "average_precision_at_k",
+    "bootstrap_ci",
+    "bootstrap_metric",
+    "class_embeddings",
+    "classification_metrics",
+    "hits_per_query",
+    "ir_hits",
+    "ir_position_weighted",
+    "ndcg_at_k",
+    "position_weighted_points",
+    "precision_at_k",
+    "pretest_points",
+    "pretest_score",
+    "recall_at_k",
+    "reciprocal_rank",
+    "relevance_at_k",
+    "relevant_counts",
+    "retrieval_metrics",
+    "similarity_logits",
+    "top_k",
+    "top_k_accuracy",
+    "true_class_rank",
+]
