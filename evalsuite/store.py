@@ -1,0 +1,545 @@
+"""The results database: DuckDB schema, atomic writes with lock retry, read queries.
+
+DuckDB lets one process write a file at a time, and a writer also locks out read-only openers
+in other processes. So every operation opens its own connection and closes it at once, and
+opening retries with backoff while another process holds the lock. Each ``write_run`` is one
+transaction: a failure or a killed process leaves the database exactly as it was.
+Schema and example queries: docs/results-schema.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from evalsuite.errors import EvalSuiteError
+from evalsuite.results import ModelInfo, RunResult
+
+DEFAULT_DB = Path("reports/results.duckdb")
+SCHEMA_VERSION = 1
+WRITE_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 5.0
+
+
+class StoreError(EvalSuiteError):
+    """The results database cannot be used as asked."""
+
+
+class StoreBusyError(StoreError):
+    """Another process kept the database locked for longer than the timeout."""
+
+
+class StoreMissingError(StoreError):
+    """A read was asked of a results database that does not exist yet."""
+
+
+# name -> "column TYPE, ..."; the DDL and the Arrow schemas of bulk inserts derive from this.
+TABLES: dict[str, str] = {
+    "schema_version": "version INTEGER, created_at TIMESTAMP",
+    "models": "fingerprint VARCHAR PRIMARY KEY, name VARCHAR, spec VARCHAR, backend VARCHAR, "
+    "base_model VARCHAR, base_fingerprint VARCHAR, parameter_count BIGINT, training JSON, "
+    "created_at TIMESTAMP, updated_at TIMESTAMP",
+    "runs": "run_id VARCHAR PRIMARY KEY, model_fingerprint VARCHAR, model_name VARCHAR, "
+    "benchmark VARCHAR, benchmark_version VARCHAR, benchmark_hash VARCHAR, "
+    "data_manifest_hash VARCHAR, data_root VARCHAR, code_version VARCHAR, device VARCHAR, "
+    "precision VARCHAR, seconds DOUBLE, status VARCHAR, n_items BIGINT, n_skipped BIGINT, "
+    "started_at TIMESTAMP, finished_at TIMESTAMP, extra JSON",
+    "metrics": "run_id VARCHAR, task VARCHAR, name VARCHAR, value DOUBLE, maximum DOUBLE, "
+    "ci_low DOUBLE, ci_high DOUBLE, higher_is_better BOOLEAN",
+    "class_metrics": "run_id VARCHAR, task VARCHAR, class_name VARCHAR, precision DOUBLE, "
+    "recall DOUBLE, f1 DOUBLE, support BIGINT",
+    "confusion": "run_id VARCHAR, task VARCHAR, true_label VARCHAR, predicted_label VARCHAR, "
+    "count BIGINT",
+    "predictions": "run_id VARCHAR, task VARCHAR, item_id VARCHAR, true_label VARCHAR, "
+    "predicted_label VARCHAR, correct BOOLEAN, score DOUBLE, true_rank INTEGER, "
+    "image_path VARCHAR",
+    "retrievals": "run_id VARCHAR, task VARCHAR, query_id VARCHAR, query_text VARCHAR, "
+    "rank INTEGER, item_id VARCHAR, score DOUBLE, relevant BOOLEAN, image_path VARCHAR",
+    "skipped_images": "run_id VARCHAR, item_id VARCHAR, path VARCHAR, reason VARCHAR",
+    "history": "model_fingerprint VARCHAR, epoch INTEGER, train_loss DOUBLE, val_loss DOUBLE, "
+    "val_accuracy DOUBLE, lr DOUBLE, seconds DOUBLE, extra JSON",
+}
+KEYS = {  # composite keys catch duplicate rows from a runner bug
+    "metrics": "run_id, task, name",
+    "class_metrics": "run_id, task, class_name",
+    "confusion": "run_id, task, true_label, predicted_label",
+    "history": "model_fingerprint, epoch",
+}
+RUN_CHILDREN = ("metrics", "class_metrics", "confusion", "predictions", "retrievals",
+                "skipped_images")  # fmt: skip
+HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds")
+JSON_COLUMNS = ("training", "extra")
+_ARROW = {"VARCHAR": pa.string(), "JSON": pa.string(), "DOUBLE": pa.float64(),
+          "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
+          "TIMESTAMP": pa.timestamp("us")}  # fmt: skip
+# The runs that --skip-existing skips and write_run(replace=True) replaces.
+_SAME = ("model_fingerprint = ? AND benchmark = ? AND benchmark_hash IS NOT DISTINCT FROM ? "
+         "AND data_manifest_hash IS NOT DISTINCT FROM ?")  # fmt: skip
+_BUSY_MARKERS = (
+    "could not set lock",  # another process holds the file lock
+    "conflicting lock",
+    "different configuration",  # this process has it open with the other read_only flag
+    "unique file handle conflict",  # two threads of this process opening it at once
+)
+
+
+def _columns(table: str) -> list[tuple[str, str]]:
+    """(name, base type) of each column of ``table``."""
+    return [(col.split()[0], col.split()[1]) for col in TABLES[table].split(",")]
+
+
+def _ddl() -> list[str]:
+    return [
+        f"CREATE TABLE IF NOT EXISTS {table} ({columns}"
+        + (f", PRIMARY KEY ({KEYS[table]}))" if table in KEYS else ")")
+        for table, columns in TABLES.items()
+    ]
+
+
+# ---------------------------------------------------------------- connections
+
+
+def _is_busy(exc: Exception) -> bool:
+    return isinstance(exc, duckdb.Error) and any(m in str(exc).lower() for m in _BUSY_MARKERS)
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.ConnectionException as exc:
+        # This process already has the file open read-write (DuckDB shares one instance per
+        # file and process and refuses a second config): reading through it is safe.
+        if read_only and "different configuration" in str(exc).lower():
+            return duckdb.connect(str(path))
+        raise
+
+
+@contextmanager
+def connect(
+    db_path: str | Path = DEFAULT_DB, read_only: bool = False, timeout_s: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection, retried with backoff while another process holds the lock.
+
+    Raises :class:`StoreBusyError` after ``timeout_s`` (default 30 s for writers, 5 s for
+    readers) and :class:`StoreMissingError` for a read-only open of a missing file, which is
+    never created.
+    """
+    path = Path(db_path)
+    if timeout_s is None:
+        timeout_s = READ_TIMEOUT_S if read_only else WRITE_TIMEOUT_S
+    if read_only and not path.is_file():
+        raise StoreMissingError(
+            f"no results database at {path}: score a model first (`evalsuite score ...`), "
+            "which creates it"
+        )
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline, delay = time.monotonic() + timeout_s, 0.02
+    while True:
+        try:
+            con = _open(path, read_only)
+            break
+        except duckdb.Error as exc:
+            if not _is_busy(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(
+                    f"results database {path} is locked by another process (waited "
+                    f"{timeout_s:g} s; DuckDB allows one writer at a time): {exc}"
+                ) from exc
+            time.sleep(min(delay * random.uniform(0.5, 1.5), max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 2, 0.5)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays unwrapped, NaN/inf as null, paths as strings."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return _jsonable(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(_jsonable(value))
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive UTC, as stored; a naive input is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _arrow(table: str, rows: Sequence[Sequence[Any]]) -> pa.Table:
+    columns = _columns(table)
+    arrays = []
+    values_by_column = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    for (_, sqltype), values in zip(columns, values_by_column, strict=True):
+        kind = _ARROW[sqltype]
+        try:
+            arrays.append(pa.array(values, type=kind))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. int labels for a string column
+            arrays.append(pa.array([_coerce(v, kind) for v in values], type=kind))
+    return pa.table(arrays, names=[name for name, _ in columns])
+
+
+def _coerce(value: Any, kind: pa.DataType) -> Any:
+    if value is None:
+        return None
+    if kind == pa.string():
+        return str(value)
+    return value.item() if hasattr(value, "item") else value
+
+
+def _history_rows(model: ModelInfo) -> list[tuple[Any, ...]]:
+    rows = []
+    for entry in model.history:
+        extra = {k: v for k, v in entry.items() if k not in HISTORY_KEYS}
+        rows.append((model.fingerprint, *(entry.get(k) for k in HISTORY_KEYS), _json(extra)))
+    return rows
+
+
+def _run_rows(run: RunResult) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of every run table, built before the database is opened to keep locks short."""
+    rid, started = run.run_id, _utc(run.started_at)
+    finished = (
+        _utc(run.finished_at) if run.finished_at else started + timedelta(seconds=run.seconds)
+    )
+    n_skipped = run.n_skipped_images or len(run.skipped)
+    return {
+        "runs": [(rid, run.model.fingerprint, run.model.name, run.benchmark,
+                  str(run.benchmark_version), run.benchmark_hash, run.data_manifest_hash,
+                  run.data_root, run.code_version, run.device, run.precision, run.seconds,
+                  run.status, run.n_items, n_skipped, started, finished, _json(run.extra))],
+        "metrics": [(rid, m.task, m.name, m.value, m.maximum, m.ci_low, m.ci_high,
+                     m.higher_is_better) for m in run.metrics],
+        "class_metrics": [(rid, c.task, c.class_name, c.precision, c.recall, c.f1, c.support)
+                          for c in run.class_metrics],
+        "confusion": [(rid, c.task, c.true_label, c.predicted_label, c.count)
+                      for c in run.confusion],
+        "predictions": [(rid, p.task, p.item_id, p.true_label, p.predicted_label, p.correct,
+                         p.score, p.true_rank, p.image_path) for p in run.predictions],
+        "retrievals": [(rid, r.task, r.query_id, r.query_text, r.rank, r.item_id, r.score,
+                        r.relevant, r.image_path) for r in run.retrieved],
+        "skipped_images": [(rid, *skip) for skip in run.skipped],
+    }  # fmt: skip
+
+
+def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    """Bulk insert: DuckDB scans the registered Arrow table, no per-row round trips."""
+    if data.num_rows == 0:
+        return
+    columns = ", ".join(f'"{name}"' for name in data.column_names)
+    con.register("_evalsuite_rows", data)
+    try:
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _evalsuite_rows")
+    finally:
+        con.unregister("_evalsuite_rows")
+
+
+def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in _ddl():
+        con.execute(statement)
+    found = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    if found is None:
+        con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, _now()])
+    elif found > SCHEMA_VERSION:
+        raise StoreError(
+            f"results schema v{found} is newer than this evalsuite (v{SCHEMA_VERSION})"
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _upsert_model(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> None:
+    con.execute(
+        "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO "
+        "UPDATE SET name = excluded.name, spec = excluded.spec, backend = excluded.backend, "
+        "base_model = excluded.base_model, base_fingerprint = excluded.base_fingerprint, "
+        "parameter_count = excluded.parameter_count, "
+        "training = coalesce(excluded.training, models.training), updated_at = excluded.updated_at",
+        [model.fingerprint, model.name, model.spec, model.backend, model.base_model,
+         model.base_fingerprint, model.parameter_count, _json(model.training), _now(), _now()],
+    )  # fmt: skip
+    # Same fingerprint = same weights = same log; an empty history means "unknown", not "none".
+    if model.history:
+        con.execute("DELETE FROM history WHERE model_fingerprint = ?", [model.fingerprint])
+        _insert_table(con, "history", _arrow("history", _history_rows(model)))
+
+
+def _delete_runs(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
+    for table in (*RUN_CHILDREN, "runs"):
+        con.execute(f"DELETE FROM {table} WHERE list_contains(?::VARCHAR[], run_id)", [run_ids])
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT, or ROLLBACK on any error (tolerating one DuckDB already aborted)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, run: RunResult, tables: dict[str, pa.Table], replace: bool
+) -> None:
+    _ensure_schema(con)
+    _upsert_model(con, run.model)
+    stale = [run.run_id]  # rewriting the same run is idempotent even without replace
+    if replace:
+        key = [run.model.fingerprint, run.benchmark, run.benchmark_hash, run.data_manifest_hash]
+        stale += [
+            r[0] for r in con.execute(f"SELECT run_id FROM runs WHERE {_SAME}", key).fetchall()
+        ]
+    _delete_runs(con, stale)
+    for table, data in tables.items():
+        _insert_table(con, table, data)
+
+
+def write_run(
+    db_path: str | Path, run: RunResult, replace: bool = True, *, timeout_s: float | None = None
+) -> None:
+    """Store ``run`` in one transaction; with ``replace``, drop the model's earlier run on the
+    same benchmark, benchmark hash and data manifest hash (and all its rows) first."""
+    tables = {name: _arrow(name, rows) for name, rows in _run_rows(run).items()}
+    timeout_s = WRITE_TIMEOUT_S if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with (
+                connect(db_path, timeout_s=max(deadline - time.monotonic(), 0.0)) as con,
+                _transaction(con),
+            ):
+                _write(con, run, tables, replace)
+            return
+        except duckdb.TransactionException as exc:  # a concurrent writer in this process
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(f"results database {db_path}: write conflict: {exc}") from exc
+            time.sleep(random.uniform(0.02, 0.1))
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
+    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'runs' AND NOT temporary"
+    return con.execute(query).fetchone()[0] > 0
+
+
+def _read(
+    db_path: str | Path, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None
+) -> pd.DataFrame:
+    """Run one parameterised query read-only; a database without tables gives empty frames."""
+    with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
+        if _has_schema(con):
+            frame = con.execute(sql, list(params)).fetchdf()
+        else:  # same query on an empty in-memory schema: the right (empty) columns
+            with duckdb.connect(":memory:") as empty:
+                for statement in _ddl():
+                    empty.execute(statement)
+                frame = empty.execute(sql, list(params)).fetchdf()
+    for column in JSON_COLUMNS:
+        if column in frame.columns:
+            frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
+    return frame
+
+
+def _eq(value: Any, times: int = 1) -> list[Any] | None:
+    """Params of an optional filter: None (filter off) when ``value`` is None."""
+    return None if value is None else [value] * times
+
+
+def _where(*conditions: tuple[str, list[Any] | None]) -> tuple[str, list[Any]]:
+    """AND of the (fragment, params) pairs whose params are not None."""
+    used = [(sql, params) for sql, params in conditions if params is not None]
+    sql = " AND ".join(f"({fragment})" for fragment, _ in used) or "TRUE"
+    return sql, [p for _, params in used for p in params]
+
+
+def run_exists(
+    db_path: str | Path, model_fingerprint: str, benchmark: str, benchmark_hash: str,
+    data_manifest_hash: str, *, timeout_s: float | None = None,
+) -> bool:  # fmt: skip
+    """Whether an ``ok`` run of this model on this exact benchmark and data is stored."""
+    if not Path(db_path).is_file():
+        return False
+    frame = _read(
+        db_path,
+        f"SELECT count(*) AS n FROM runs WHERE {_SAME} AND status = 'ok'",
+        [model_fingerprint, benchmark, benchmark_hash, data_manifest_hash],
+        timeout_s,
+    )
+    return bool(frame["n"].iloc[0])
+
+
+def list_models(db_path: str | Path, *, timeout_s: float | None = None) -> pd.DataFrame:
+    """One row per model, with its number of runs and the start of its latest run."""
+    sql = """SELECT m.*, (SELECT count(*) FROM runs r WHERE r.model_fingerprint = m.fingerprint)
+        AS n_runs, (SELECT max(started_at) FROM runs r WHERE r.model_fingerprint = m.fingerprint)
+        AS last_run FROM models m ORDER BY m.name, m.fingerprint"""
+    return _read(db_path, sql, (), timeout_s)
+
+
+def list_runs(
+    db_path: str | Path, model: str | None = None, benchmark: str | None = None,
+    *, timeout_s: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Runs, newest first; ``model`` matches a model name or fingerprint."""
+    where, params = _where(
+        ("model_fingerprint = ? OR model_name = ? OR model_fingerprint IN "
+         "(SELECT fingerprint FROM models WHERE name = ?)", _eq(model, 3)),
+        ("benchmark = ?", _eq(benchmark)),
+    )  # fmt: skip
+    sql = f"SELECT * FROM runs WHERE {where} ORDER BY started_at DESC, run_id"
+    return _read(db_path, sql, params, timeout_s)
+
+
+def metrics_table(
+    db_path: str | Path, model: str | None = None, benchmark: str | None = None,
+    run_ids: Sequence[str] | None = None, task: str | None = None, *,
+    latest_only: bool = False, timeout_s: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Metrics in long format, one row per (run, task, metric), with the run's provenance."""
+    latest = ("SELECT run_id FROM runs WHERE status = 'ok' QUALIFY row_number() OVER "
+              "(PARTITION BY model_fingerprint, benchmark ORDER BY started_at DESC, "
+              "finished_at DESC, run_id) = 1")  # fmt: skip
+    where, params = _where(
+        ("r.model_fingerprint = ? OR coalesce(mo.name, r.model_name) = ?", _eq(model, 2)),
+        ("r.benchmark = ?", _eq(benchmark)),
+        ("list_contains(?::VARCHAR[], r.run_id)", None if run_ids is None else [list(run_ids)]),
+        ("m.task = ?", _eq(task)),
+        (f"r.run_id IN ({latest})", [] if latest_only else None),
+    )
+    sql = f"""SELECT coalesce(mo.name, r.model_name) AS model_name, r.model_fingerprint AS
+        fingerprint, r.benchmark, m.task, m.name AS metric, m.value, m.maximum, m.ci_low,
+        m.ci_high, m.higher_is_better, r.run_id, r.started_at, r.data_manifest_hash,
+        r.benchmark_hash, r.code_version
+        FROM metrics m JOIN runs r USING (run_id)
+        LEFT JOIN models mo ON mo.fingerprint = r.model_fingerprint
+        WHERE {where} ORDER BY model_name, r.benchmark, m.task, metric, r.started_at DESC"""
+    return _read(db_path, sql, params, timeout_s)
+
+
+def latest_metrics(
+    db_path: str | Path, benchmark: str | None = None, *, timeout_s: float | None = None
+) -> pd.DataFrame:
+    """:func:`metrics_table` restricted to the latest ``ok`` run per model x benchmark."""
+    return metrics_table(db_path, benchmark=benchmark, latest_only=True, timeout_s=timeout_s)
+
+
+def class_metrics(
+    db_path: str | Path, run_ids: Sequence[str], task: str | None = None,
+    *, timeout_s: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Per-class precision / recall / F1 of the given runs, with their model names."""
+    where, params = _where(
+        ("list_contains(?::VARCHAR[], c.run_id)", [list(run_ids)]), ("c.task = ?", _eq(task))
+    )
+    sql = f"""SELECT c.*, r.model_name, r.model_fingerprint, r.benchmark FROM class_metrics c
+        JOIN runs r USING (run_id) WHERE {where} ORDER BY c.run_id, c.task, c.class_name"""
+    return _read(db_path, sql, params, timeout_s)
+
+
+def confusion(
+    db_path: str | Path, run_id: str, task: str, *, timeout_s: float | None = None
+) -> pd.DataFrame:
+    """Non-empty confusion cells of one task: true_label, predicted_label, count."""
+    sql = """SELECT true_label, predicted_label, count FROM confusion WHERE run_id = ? AND
+        task = ? ORDER BY true_label, predicted_label"""
+    return _read(db_path, sql, [run_id, task], timeout_s)
+
+
+def predictions(
+    db_path: str | Path, run_id: str, task: str, only_wrong: bool = False, limit: int | None = 500,
+    *, true_label: str | None = None, predicted_label: str | None = None,
+    timeout_s: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Per-item predictions, most confident first; ``limit=None`` returns them all."""
+    where, params = _where(
+        ("run_id = ?", [run_id]), ("task = ?", [task]), ("NOT correct", [] if only_wrong else None),
+        ("true_label = ?", _eq(true_label)), ("predicted_label = ?", _eq(predicted_label)),
+    )  # fmt: skip
+    sql = f"""SELECT task, item_id, true_label, predicted_label, correct, score, true_rank,
+        image_path FROM predictions WHERE {where} ORDER BY score DESC, item_id LIMIT ?"""
+    return _read(db_path, sql, [*params, limit], timeout_s)
+
+
+def retrievals(
+    db_path: str | Path, run_id: str, task: str, query_id: str | None = None,
+    *, timeout_s: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Retrieved items of a retrieval task (of one query when given), by query and rank."""
+    where, params = _where(
+        ("run_id = ?", [run_id]), ("task = ?", [task]), ("query_id = ?", _eq(query_id))
+    )
+    sql = f"""SELECT task, query_id, query_text, rank, item_id, score, relevant, image_path
+        FROM retrievals WHERE {where} ORDER BY query_id, rank"""
+    return _read(db_path, sql, params, timeout_s)
+
+
+def queries(
+    db_path: str | Path, run_id: str, task: str, *, timeout_s: float | None = None
+) -> pd.DataFrame:
+    """One row per query: its text, items retrieved, relevant ones and first relevant rank."""
+    sql = """SELECT query_id, any_value(query_text) AS query_text, count(*) AS n_retrieved,
+        count(*) FILTER (WHERE relevant) AS n_relevant,
+        min(rank) FILTER (WHERE relevant) AS first_relevant_rank
+        FROM retrievals WHERE run_id = ? AND task = ? GROUP BY query_id ORDER BY query_id"""
+    return _read(db_path, sql, [run_id, task], timeout_s)
+
+
+def skipped_images(
+    db_path: str | Path, run_id: str, *, timeout_s: float | None = None
+) -> pd.DataFrame:
+    """Items of a run whose image could not be read: item_id, path, reason."""
+    sql = "SELECT item_id, path, reason FROM skipped_images WHERE run_id = ? ORDER BY item_id"
+    return _read(db_path, sql, [run_id], timeout_s)
+
+
+def history(
+    db_path: str | Path, model_fingerprint: str, *, timeout_s: float | None = None
+) -> pd.DataFrame:
+    """The fine-tuning log of a model, one row per epoch; extra keys sit in ``extra``."""
+    sql = """SELECT * EXCLUDE (model_fingerprint) FROM history WHERE model_fingerprint = ?
+        ORDER BY epoch"""
+    return _read(db_path, sql, [model_fingerprint], timeout_s)
+
+
+def data_roots(db_path: str | Path, *, timeout_s: float | None = None) -> list[str]:
+    """Distinct dataset folders recorded in runs: the only places thumbnails are served from."""
+    sql = "SELECT DISTINCT data_root FROM runs WHERE data_root IS NOT NULL ORDER BY data_root"
+    return [str(root) for root in _read(db_path, sql, (), timeout_s)["data_root"]]
