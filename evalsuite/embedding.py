@@ -164,9 +164,17 @@ class EmbeddingEngine:
         self.texts_forwarded = 0
 
     # --- images ---------------------------------------------------------------------------
-    def embed_items(self, items: Sequence[Item], desc: str = "images") -> ImageEmbeddings:
-        """Embeddings of ``items``; unreadable images are skipped or raise, per ``on_error``."""
-        keys = self._content_hashes(items)
+    def embed_items(
+        self,
+        items: Sequence[Item],
+        desc: str = "images",
+        content_hashes: Sequence[str | ImageError] | None = None,
+    ) -> ImageEmbeddings:
+        """Embeddings of ``items``; unreadable images are skipped or raise, per ``on_error``.
+
+        ``content_hashes`` (from :meth:`content_hashes`) saves hashing the files twice when the
+        caller needed them already."""
+        keys = list(content_hashes) if content_hashes is not None else self.content_hashes(items)
         vectors = np.zeros((len(items), self.model.embed_dim), np.float32)
         ok = np.zeros(len(items), bool)
         skipped = {
@@ -176,13 +184,29 @@ class EmbeddingEngine:
         hits = (
             self.cache.lookup([keys[i] for i in readable]) if self.cache else [None] * len(readable)
         )
-        todo = []
+        first_of: dict[str, int] = {}  # identical images are encoded once per call
+        duplicates: list[tuple[int, int]] = []
         for i, hit in zip(readable, hits, strict=True):
-            if hit is None:
-                todo.append(i)
-            else:
+            if hit is not None:
                 vectors[i], ok[i] = hit, True
-        self._forward_items(items, todo, keys, vectors, ok, skipped, desc)
+            elif keys[i] in first_of:
+                duplicates.append((i, first_of[keys[i]]))
+            else:
+                first_of[keys[i]] = i
+        self._forward_items(items, list(first_of.values()), keys, vectors, ok, skipped, desc)
+        for i, original in duplicates:
+            if ok[original]:
+                vectors[i], ok[i] = vectors[original], True
+            else:
+                skipped[i] = self._skip(
+                    items[i],
+                    ImageError(
+                        f"item {items[i].id!r}: same bytes as unreadable item "
+                        f"{items[original].id!r}",
+                        item_id=items[i].id,
+                        path=str(items[i].path),
+                    ),
+                )
         positions = np.flatnonzero(ok)
         return ImageEmbeddings(
             ids=[items[i].id for i in positions],
@@ -191,7 +215,9 @@ class EmbeddingEngine:
             skipped=[skipped[i] for i in sorted(skipped)],
         )
 
-    def _content_hashes(self, items: Sequence[Item]) -> list[str | ImageError]:
+    def content_hashes(self, items: Sequence[Item]) -> list[str | ImageError]:
+        """SHA-256 of each item's image bytes, or the ImageError that reading it raised."""
+
         def one(item: Item) -> str | ImageError:
             try:
                 return item_content_hash(item)

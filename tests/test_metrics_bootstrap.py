@@ -108,3 +108,35 @@ def test_paired_metric_edge_cases() -> None:
         bootstrap_metric(count, (np.ones(3), np.ones(4)))
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_ci(np.ones(3), confidence=1.5)
+
+
+def test_classification_scores_from_confusions_match_sklearn() -> None:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    from evalsuite.metrics.bootstrap import (
+        _resampled_confusions,
+        classification_bootstrap,
+        classification_scores_from_confusions,
+    )
+
+    rng = np.random.default_rng(3)
+    n_classes = 6
+    y_true = rng.integers(0, n_classes - 1, 120)  # class 5 never true: an empty class
+    y_pred = np.where(rng.random(120) < 0.6, y_true, rng.integers(0, n_classes, 120))
+    rows = rng.integers(0, 120, size=(25, 120))
+    scores = classification_scores_from_confusions(
+        _resampled_confusions(y_true, y_pred, n_classes, rows)
+    )
+    labels = list(range(n_classes))
+    for r in range(len(rows)):
+        t, p = y_true[rows[r]], y_pred[rows[r]]
+        assert scores["accuracy"][r] == pytest.approx(accuracy_score(t, p))
+        assert scores["balanced_accuracy"][r] == pytest.approx(balanced_accuracy_score(t, p))
+        for average in ("macro", "weighted"):
+            expected = f1_score(t, p, labels=labels, average=average, zero_division=0)
+            assert scores[f"f1_{average}"][r] == pytest.approx(expected)
+    intervals = classification_bootstrap(y_true, y_pred, n_classes, n_resamples=300, seed=1)
+    point = f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    low, high = intervals["f1_macro"]
+    assert low < point < high
+    assert intervals == classification_bootstrap(y_true, y_pred, n_classes, 300, seed=1)

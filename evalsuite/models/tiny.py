@@ -74,4 +74,3 @@ def build_tiny_open_clip(out_dir: Path, seed: int = 0, **overrides: Any) -> Path
         {k: v.contiguous() for k, v in module.state_dict().items()}, str(out_dir / WEIGHTS_FILE)
     )
     return out_dir
-

@@ -1,0 +1,143 @@
+"""``evalsuite``: a thin command-line front over prepare, score, compare, report, list.
+
+Exit codes: 0 success, 1 a regression against the baseline, 2 a usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evalsuite.errors import EvalSuiteError
+
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("evalsuite")
+
+
+def _key_value(text: str) -> tuple[str, Path]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected BENCHMARK=PATH, got {text!r}")
+    return key, Path(value)
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    prepare = sub.add_parser("prepare", help="prepare a dataset into reproducible splits")
+    kinds = prepare.add_subparsers(dest="kind", required=True)
+    foot = kinds.add_parser("footwear", help="Kaggle Fashion Product Images -> footwear splits")
+    foot.add_argument("--images-dir", type=Path, required=True, help="folder of <id>.jpg")
+    foot.add_argument("--styles", type=Path, required=True, help="styles.csv of the catalogue")
+    foot.add_argument("--annotations", type=Path, help="CSV id,lace_colour (hand-checked)")
+    foot.add_argument("--captions", type=Path, help='JSONL {"id", "caption"} (generated)')
+    foot.add_argument("--out", type=Path, default=Path("data/footwear"))
+    foot.add_argument("--seed", type=int, default=0)
+    foot.add_argument("--test-size", type=float, default=0.2)
+    foot.add_argument("--val-size", type=float, default=0.1, help="fraction of train")
+    foot.add_argument("--on-missing-image", choices=("fail", "skip"), default="fail")
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    score = sub.add_parser("score", help="score a model on benchmarks into the database")
+    score.add_argument("model", help="checkpoint folder, HF hub id, hf-hub:..., openclip:ARCH/TAG")
+    score.add_argument("--pretrained", help="open_clip pretrained tag or weights file")
+    score.add_argument("--benchmarks", help="comma-separated names (default: all with data)")
+    score.add_argument("--name", help="display name of the model in results")
+    score.add_argument("--data-root", type=Path, help="folder holding the benchmarks' data")
+    score.add_argument(
+        "--data",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="BENCHMARK=PATH",
+        help="data folder of one benchmark",
+    )
+    score.add_argument("--batch-size", type=int, default=64)
+    score.add_argument("--workers", type=int, help="image decoding processes")
+    score.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    score.add_argument("--cache-dir", type=Path, help="embedding cache (default ~/.cache)")
+    score.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
+    score.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip benchmarks already scored for this model and data",
+    )
+    score.add_argument("--no-store", action="store_true", help="do not write the database")
+    score.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--json", action="store_true", help="print results as JSON")
+    score.add_argument("--trust-remote-code", action="store_true")
+    score.add_argument("--baseline", help="model name to compare against after scoring")
+    score.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when a metric falls below the baseline's (needs --baseline)",
+    )
+    score.add_argument("--tolerance", action="append", default=[], metavar="METRIC=VALUE")
+    score.add_argument("--metric", action="append", help="metrics to gate (default: headline)")
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    compare = sub.add_parser("compare", help="gate a candidate against a baseline")
+    compare.add_argument("--baseline", required=True)
+    compare.add_argument("--candidate", required=True)
+    compare.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="allowed drop, e.g. acc@1=0.01 or footwear/article_type/pretest=20",
+    )
+    compare.add_argument("--metric", action="append", help="metrics to gate (default: headline)")
+    compare.add_argument("--json", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalsuite", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--db", type=Path, help="results database (reports/results.duckdb)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_prepare(sub)
+    _add_score(sub)
+    _add_compare(sub)
+    report = sub.add_parser("report", help="Markdown report with PNG charts")
+    report.add_argument("--out", type=Path, default=Path("reports"))
+    report.add_argument("--baseline")
+    listing = sub.add_parser("list", help="models, runs and benchmarks")
+    listing.add_argument(
+        "what", nargs="?", choices=("models", "runs", "benchmarks"), default="runs"
+    )
+    board = sub.add_parser("leaderboard", help="serve the Streamlit leaderboard")
+    board.add_argument("--port", type=int, default=8501)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from evalsuite import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args)
+    except EvalSuiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def print_json(payload: object) -> None:
+    json.dump(payload, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

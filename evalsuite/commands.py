@@ -1,0 +1,265 @@
+"""What each ``evalsuite`` sub-command does, given its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
+from evalsuite.compare import GATED_METRICS, Comparison, compare, parse_tolerances
+from evalsuite.errors import EvalSuiteError
+from evalsuite.results import RunResult
+from evalsuite.store import DEFAULT_DB
+
+console = Console(stderr=False)
+HEADLINE = {
+    "acc@1",
+    "acc@5",
+    "f1_macro",
+    "f1_weighted",
+    "balanced_accuracy",
+    "pretest",
+    "ir_hits",
+    "ir_by_position",
+    "MRR",
+    "Recall@10",
+}
+
+
+def _db(args: argparse.Namespace) -> Path:
+    return args.db or DEFAULT_DB
+
+
+def fmt(metric: str, value: float | None, maximum: float | None = None) -> str:
+    """``274 / 390`` for scores with a maximum, ``69.76%`` for fractions."""
+    if value is None or value != value:  # None or NaN
+        return "—"
+    if maximum is not None and maximum == maximum:
+        return f"{value:.0f} / {maximum:.0f}"
+    return f"{100 * value:.2f}%"
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from evalsuite.data.catalogue import prepare_footwear
+
+    manifest = prepare_footwear(
+        args.images_dir,
+        args.styles,
+        args.out,
+        annotations=args.annotations,
+        captions=args.captions,
+        seed=args.seed,
+        test_size=args.test_size,
+        val_size=args.val_size,
+        on_missing_image=args.on_missing_image,
+    )
+    sizes = ", ".join(f"{k} {v}" for k, v in manifest.get("sizes", {}).items())
+    console.print(f"prepared {args.out}: {sizes}; manifest hash {manifest['manifest_hash'][:12]}")
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from evalsuite.models import load_model
+    from evalsuite.runner import ScoreOptions, score_model
+
+    if args.fail_on_regression and not args.baseline:
+        raise EvalSuiteError("--fail-on-regression needs --baseline NAME")
+    opts = ScoreOptions(
+        benchmarks=tuple(b.strip() for b in args.benchmarks.split(","))
+        if args.benchmarks
+        else None,
+        db_path=None if args.no_store else _db(args),
+        name=args.name,
+        data_root=args.data_root,
+        data_overrides=dict(args.data),
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        precision=args.precision,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        skip_existing=args.skip_existing,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        progress=not args.json,
+        trust_remote_code=args.trust_remote_code,
+    )
+    model = (
+        load_model(args.model, pretrained=args.pretrained, trust_remote_code=args.trust_remote_code)
+        if args.pretrained
+        else args.model
+    )
+    runs = score_model(model, opts)
+    if not runs:
+        console.print("nothing scored (no benchmark data found, or all already scored)")
+    if args.json:
+        print_json([_run_json(run) for run in runs])
+    else:
+        for run in runs:
+            print_run(run)
+    if args.baseline and runs:
+        comparisons = _compare_db(
+            _db(args), args.baseline, runs[0].model.fingerprint, args.tolerance, args.metric
+        )
+        return _gate(comparisons, args.fail_on_regression, as_json=False)
+    return EXIT_OK
+
+
+def _run_json(run: RunResult) -> dict:
+    return {
+        "model": run.model.name,
+        "fingerprint": run.model.fingerprint,
+        "benchmark": run.benchmark,
+        "benchmark_hash": run.benchmark_hash,
+        "data_manifest_hash": run.data_manifest_hash,
+        "n_items": run.n_items,
+        "n_skipped_images": run.n_skipped_images,
+        "seconds": round(run.seconds, 3),
+        "skipped_tasks": run.extra.get("skipped_tasks", {}),
+        "metrics": [asdict(m) for m in run.metrics],
+    }
+
+
+def print_run(run: RunResult) -> None:
+    table = Table(
+        title=f"{run.model.name} on {run.benchmark} ({run.n_items} items, {run.seconds:.1f} s)"
+    )
+    for column in ("task", "metric", "value", "95% interval"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for m in run.metrics:
+        if m.name in HEADLINE:
+            interval = (
+                f"[{fmt(m.name, m.ci_low)}, {fmt(m.name, m.ci_high)}]"
+                if m.maximum is None
+                else f"[{m.ci_low:.0f}, {m.ci_high:.0f}]"
+            )
+            table.add_row(m.task, m.name, fmt(m.name, m.value, m.maximum), interval)
+    console.print(table)
+    for task, reason in run.extra.get("skipped_tasks", {}).items():
+        console.print(f"  skipped {task}: {reason}")
+    if run.n_skipped_images:
+        console.print(f"  {run.n_skipped_images} unreadable images skipped (listed in the db)")
+
+
+def _compare_db(
+    db: Path, baseline: str, candidate: str, tolerance: list[str], metrics: list[str] | None
+) -> list[Comparison]:
+    from evalsuite.store import latest_metrics
+
+    table = latest_metrics(db)
+    if table.empty:
+        raise EvalSuiteError(f"{db} holds no results; run `evalsuite score MODEL --db {db}`")
+    return compare(
+        table, baseline, candidate, parse_tolerances(tolerance), gated=metrics or GATED_METRICS
+    )
+
+
+def _gate(comparisons: list[Comparison], fail: bool, as_json: bool) -> int:
+    regressions = [c for c in comparisons if c.regression]
+    if as_json:
+        print_json(
+            [{**asdict(c), "delta": c.delta, "regression": c.regression} for c in comparisons]
+        )
+    else:
+        table = Table(title="candidate vs baseline")
+        for column in (
+            "benchmark",
+            "task",
+            "metric",
+            "baseline",
+            "candidate",
+            "delta",
+            "tolerance",
+            "",
+        ):
+            table.add_column(column)
+        for c in comparisons:
+            maximum = 1.0 if c.metric in ("pretest", "ir_hits", "ir_by_position") else None
+            show = (lambda v: f"{v:.1f}") if maximum else (lambda v: f"{100 * v:.2f}%")
+            verdict = "[red]REGRESSION[/red]" if c.regression else "ok"
+            if not c.same_data:
+                verdict += " (different data or benchmark version)"
+            table.add_row(
+                c.benchmark,
+                c.task,
+                c.metric,
+                show(c.baseline),
+                show(c.candidate),
+                show(c.delta),
+                show(c.tolerance),
+                verdict,
+            )
+        console.print(table)
+        for c in regressions:
+            console.print(
+                f"regression: {c.benchmark}/{c.task}/{c.metric} fell by "
+                f"{abs(c.delta):.4g} (tolerance {c.tolerance:.4g})"
+            )
+    return EXIT_REGRESSION if regressions and fail else EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    comparisons = _compare_db(_db(args), args.baseline, args.candidate, args.tolerance, args.metric)
+    return _gate(comparisons, fail=True, as_json=args.json)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evalsuite.report import write_report
+
+    path = write_report(_db(args), args.out, baseline=args.baseline)
+    console.print(f"report written to {path}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "benchmarks":
+        from evalsuite.spec import list_benchmarks, load_benchmark
+
+        for name in list_benchmarks():
+            spec = load_benchmark(name)
+            tasks = ", ".join(f"{t.name} ({t.type})" for t in spec.tasks)
+            console.print(f"{name} v{spec.version}: {tasks}")
+        return EXIT_OK
+    from evalsuite import store
+
+    db = _db(args)
+    if not db.exists():
+        raise EvalSuiteError(f"{db} does not exist; run `evalsuite score MODEL --db {db}`")
+    frame = store.list_models(db) if args.what == "models" else store.list_runs(db)
+    columns = (
+        ["name", "fingerprint", "backend", "base_model", "parameter_count", "n_runs"]
+        if args.what == "models"
+        else [
+            "model_name",
+            "benchmark",
+            "benchmark_version",
+            "n_items",
+            "seconds",
+            "started_at",
+            "code_version",
+        ]
+    )
+    table = Table(title=f"{args.what} in {db}")
+    for column in columns:
+        table.add_column(column)
+    for _, row in frame.iterrows():
+        table.add_row(
+            *(
+                str(row.get(c, ""))[:16] if c == "fingerprint" else str(row.get(c, ""))
+                for c in columns
+            )
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    try:
+        from dashboards.serve import main as serve
+    except ImportError as exc:
+        console.print(f"the leaderboard is not available: {exc}")
+        return EXIT_USAGE
+    return serve(_db(args), port=args.port)

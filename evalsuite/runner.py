@@ -1,0 +1,207 @@
+"""Score one model on benchmarks: load data, embed every image once, run each task, store.
+
+No argparse here (the CLI is a thin front); ``score_model`` is what the CLI, the demo and
+the tests call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from evalsuite.data.items import Item
+from evalsuite.embedding import EmbeddingEngine
+from evalsuite.errors import DataError
+from evalsuite.models import ClipModel, load_model
+from evalsuite.results import ModelInfo, RunResult
+from evalsuite.spec import (
+    BenchmarkSpec,
+    list_benchmarks,
+    load_benchmark,
+    resolve_dataset,
+    spec_hash,
+    task_skip_reason,
+)
+from evalsuite.store import DEFAULT_DB, run_exists, write_run
+from evalsuite.tasks import TaskContext, get_task_runner
+from evalsuite.version import code_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Everything a scoring run can be told; frozen once the CLI has parsed it."""
+
+    benchmarks: tuple[str, ...] | None = None  # None: every benchmark whose data is found
+    db_path: Path | None = DEFAULT_DB  # None: do not store
+    name: str | None = None  # display name of the model (default: from the spec)
+    data_root: Path | None = None
+    data_overrides: dict[str, Path] = field(default_factory=dict)  # benchmark -> data path
+    batch_size: int = 64
+    num_workers: int | None = None
+    precision: str = "fp32"
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    skip_existing: bool = False
+    n_bootstrap: int = 1000
+    seed: int = 0
+    progress: bool = True
+    trust_remote_code: bool = False
+
+
+def score_model(
+    model: str | Path | ClipModel, options: ScoreOptions | None = None, **overrides: Any
+) -> list[RunResult]:
+    """Score ``model`` (a spec or a loaded model) on the chosen benchmarks; one RunResult per
+    benchmark scored, each written to the database in its own transaction."""
+    opts = options or ScoreOptions()
+    if overrides:
+        opts = ScoreOptions(**{**opts.__dict__, **overrides})
+    if not isinstance(model, ClipModel):
+        model = load_model(model, trust_remote_code=opts.trust_remote_code)
+    engine = EmbeddingEngine(
+        model,
+        batch_size=opts.batch_size,
+        num_workers=opts.num_workers,
+        precision=opts.precision,
+        cache_dir=opts.cache_dir,
+        use_cache=opts.use_cache,
+        progress=opts.progress,
+    )
+    info = model_info(model, opts.name)
+    results = []
+    for spec in _chosen_benchmarks(opts):
+        run = score_benchmark(info, engine, spec, opts)
+        if run is None:
+            continue
+        if opts.db_path is not None:
+            write_run(opts.db_path, run)
+        results.append(run)
+    return results
+
+
+def _chosen_benchmarks(opts: ScoreOptions) -> list[BenchmarkSpec]:
+    if opts.benchmarks:
+        return [load_benchmark(name) for name in opts.benchmarks]
+    chosen = []
+    for name in list_benchmarks():
+        spec = load_benchmark(name)
+        try:
+            resolve_dataset(spec, opts.data_root, opts.data_overrides.get(name))
+        except Exception as exc:
+            log.warning("benchmark %s skipped: %s", name, exc)
+            continue
+        chosen.append(spec)
+    return chosen
+
+
+def model_info(model: ClipModel, name: str | None = None) -> ModelInfo:
+    training = model.source.training
+    base = (training or {}).get("base_model") or {}
+    if isinstance(base, str):
+        base = {"spec": base}
+    return ModelInfo(
+        fingerprint=model.fingerprint,
+        name=name or model.name,
+        spec=model.spec,
+        backend=model.backend,
+        base_model=base.get("spec"),
+        base_fingerprint=base.get("fingerprint") or (training or {}).get("base_fingerprint"),
+        parameter_count=model.parameter_count,
+        training=training,
+        history=list((training or {}).get("history", [])),
+    )
+
+
+def data_hash(items: Sequence[Item], content_hashes: Sequence[object]) -> str:
+    """Names exactly the data scored: ids, label fields and image bytes of every item."""
+    digest = hashlib.sha256()
+    for item, content in sorted(zip(items, content_hashes, strict=True), key=lambda p: p[0].id):
+        digest.update(
+            json.dumps(
+                [item.id, dict(item.fields), str(content)], sort_keys=True, default=str
+            ).encode()
+        )
+    return digest.hexdigest()
+
+
+def score_benchmark(
+    info: ModelInfo, engine: EmbeddingEngine, spec: BenchmarkSpec, opts: ScoreOptions
+) -> RunResult | None:
+    """One benchmark: its data, its embeddings (once), every task; None when skipped."""
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    dataset = resolve_dataset(spec, opts.data_root, opts.data_overrides.get(spec.name))
+    items = dataset.load()
+    if not items:
+        raise DataError(
+            f"benchmark {spec.name}: no items in {dataset.path} (split {dataset.split!r})"
+        )
+    hashes = engine.content_hashes(items)
+    data_id, bench_id = data_hash(items, hashes), spec_hash(spec)
+    if (
+        opts.skip_existing
+        and opts.db_path is not None
+        and run_exists(opts.db_path, info.fingerprint, spec.name, bench_id, data_id)
+    ):
+        log.info("%s on %s: already scored, skipped", info.name, spec.name)
+        return None
+    engine.on_error = spec.image_policy
+    forwarded_before = engine.images_forwarded
+    embeddings = engine.embed_items(items, desc=spec.name, content_hashes=hashes)
+    scored = [items[i] for i in embeddings.positions]
+    ctx = TaskContext(
+        spec=spec,
+        items=scored,
+        embeddings=embeddings,
+        engine=engine,
+        n_bootstrap=opts.n_bootstrap,
+        seed=opts.seed,
+    )
+    run = RunResult(
+        model=info,
+        benchmark=spec.name,
+        benchmark_version=str(spec.version),
+        benchmark_hash=bench_id,
+        data_manifest_hash=data_id,
+        data_root=str(Path(dataset.path).resolve()),
+        code_version=code_version(),
+        device=str(engine.device),
+        precision=engine.precision,
+        seconds=0.0,
+        n_items=len(items),
+        started_at=started,
+        skipped=[(s.item_id, s.path, s.reason) for s in embeddings.skipped],
+        n_skipped_images=len(embeddings.skipped),
+        extra={
+            "split": dataset.split,
+            "tasks": {},
+            "skipped_tasks": {},
+            "images_forwarded": engine.images_forwarded - forwarded_before,
+        },
+    )
+    _run_tasks(spec, ctx, run)
+    run.seconds = time.perf_counter() - clock
+    return run
+
+
+def _run_tasks(spec: BenchmarkSpec, ctx: TaskContext, run: RunResult) -> None:
+    for task in spec.tasks:
+        reason = task_skip_reason(spec, task, ctx.items)
+        if reason:
+            run.extra["skipped_tasks"][task.name] = reason
+            continue
+        out = get_task_runner(task.type)(task, ctx)
+        run.metrics += out.metrics
+        run.class_metrics += out.class_metrics
+        run.confusion += out.confusion
+        run.predictions += out.predictions
+        run.retrieved += out.retrieved
+        run.extra["tasks"][task.name] = {"type": task.type, **out.extra}

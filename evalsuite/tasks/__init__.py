@@ -1,0 +1,71 @@
+"""Task runners: (task spec, items, shared embeddings) -> metrics and per-item rows.
+
+One small module per task type, registered by the ``type`` a benchmark YAML gives; every
+task reads the same image embeddings, computed once per benchmark by the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalsuite.data.items import Item
+from evalsuite.embedding import EmbeddingEngine, ImageEmbeddings
+from evalsuite.registry import Registry
+from evalsuite.results import ClassMetric, ConfusionCell, MetricValue, Prediction, RetrievedItem
+from evalsuite.spec import BenchmarkSpec
+
+
+@dataclass
+class TaskContext:
+    """What every task gets: the scored items (those whose image could be read, in the order
+    of ``embeddings``), their embeddings, and the engine for text embeddings."""
+
+    spec: BenchmarkSpec
+    items: Sequence[Item]
+    embeddings: ImageEmbeddings
+    engine: EmbeddingEngine
+    n_bootstrap: int = 1000
+    seed: int = 0
+
+
+@dataclass
+class TaskOutput:
+    metrics: list[MetricValue] = field(default_factory=list)
+    class_metrics: list[ClassMetric] = field(default_factory=list)
+    confusion: list[ConfusionCell] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+    retrieved: list[RetrievedItem] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+TaskRunner = Callable[[Any, TaskContext], TaskOutput]
+TASK_RUNNERS: Registry[TaskRunner] = Registry("task type")
+
+
+def metric(
+    task: str,
+    name: str,
+    value: float,
+    interval: tuple[float, float] | None = None,
+    maximum: float | None = None,
+) -> MetricValue:
+    low, high = interval if interval is not None else (None, None)
+    return MetricValue(
+        name=name, value=float(value), maximum=maximum, ci_low=low, ci_high=high, task=task
+    )
+
+
+def _register() -> None:
+    from evalsuite.tasks import retrieval, zeroshot
+
+    TASK_RUNNERS.register("zeroshot", zeroshot.run_zeroshot)
+    TASK_RUNNERS.register("text_to_image", retrieval.run_text_to_image)
+    TASK_RUNNERS.register("image_to_image", retrieval.run_image_to_image)
+
+
+def get_task_runner(task_type: str) -> TaskRunner:
+    if not len(TASK_RUNNERS):
+        _register()
+    return TASK_RUNNERS.get(task_type)

@@ -1,0 +1,118 @@
+"""Text->image and image->image retrieval over the benchmark's scored items.
+
+Relevance comes from the query set's predicates on catalogue fields; the gallery is every
+scored item; an image query never retrieves itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalsuite.metrics.bootstrap import bootstrap_ci
+from evalsuite.metrics.retrieval import (
+    relevance_at_k,
+    relevant_counts,
+    retrieval_metrics,
+    top_k,
+)
+from evalsuite.queries import relevance_matrix, resolve_image_queries
+from evalsuite.results import MetricValue, RetrievedItem
+from evalsuite.spec import ImageToImageTask, TextToImageTask
+from evalsuite.tasks import TaskContext, TaskOutput, metric
+
+
+def run_text_to_image(task: TextToImageTask, ctx: TaskContext) -> TaskOutput:
+    queryset = ctx.spec.query_set(task)
+    relevant = relevance_matrix(queryset, ctx.items)
+    query_vectors = ctx.engine.embed_texts([q.text for q in queryset.queries])
+    labels = [q.text for q in queryset.queries]
+    return _score(
+        task, ctx, [q.id for q in queryset.queries], labels, query_vectors, relevant, exclude=None
+    )
+
+
+def run_image_to_image(task: ImageToImageTask, ctx: TaskContext) -> TaskOutput:
+    queryset = ctx.spec.query_set(task)
+    rows = resolve_image_queries(queryset, ctx.items)
+    relevant = relevance_matrix(queryset, ctx.items)
+    found = rows >= 0
+    queries = [q for q, ok in zip(queryset.queries, found, strict=True) if ok]
+    out = _score(
+        task,
+        ctx,
+        [q.id for q in queries],
+        [ctx.items[r].id for r in rows[found]],
+        ctx.embeddings.vectors[rows[found]],
+        relevant[found],
+        exclude=rows[found],
+    )
+    out.extra["unresolved_queries"] = [
+        q.id for q, ok in zip(queryset.queries, found, strict=True) if not ok
+    ]
+    return out
+
+
+def _score(
+    task: TextToImageTask | ImageToImageTask,
+    ctx: TaskContext,
+    query_ids: list[str],
+    query_labels: list[str],
+    query_vectors: np.ndarray,
+    relevant: np.ndarray,
+    exclude: np.ndarray | None,
+) -> TaskOutput:
+    ks = tuple(sorted({*task.ks, task.k}))
+    indices, scores = top_k(query_vectors, ctx.embeddings.vectors, task.k, exclude=exclude)
+    rel_topk = relevance_at_k(indices, relevant)
+    result = retrieval_metrics(rel_topk, relevant_counts(relevant, exclude), ks=ks)
+    out = TaskOutput(
+        extra={
+            "n_queries": result.n_queries,
+            "gallery_size": len(ctx.items),
+            "n_queries_without_relevant": result.n_queries_without_relevant,
+        }
+    )
+    out.metrics = _headline(task.name, result, ctx)
+    for q, query_id in enumerate(query_ids):
+        for rank, (row, score) in enumerate(zip(indices[q], scores[q], strict=True), start=1):
+            item = ctx.items[row]
+            out.retrieved.append(
+                RetrievedItem(
+                    task=task.name,
+                    query_id=query_id,
+                    query_text=query_labels[q],
+                    rank=rank,
+                    item_id=item.id,
+                    score=float(score),
+                    relevant=bool(rel_topk[q, rank - 1]),
+                    image_path=str(item.path) if item.path else None,
+                )
+            )
+    return out
+
+
+def _headline(name: str, result, ctx: TaskContext) -> list[MetricValue]:
+    def interval(values: np.ndarray, statistic=np.mean) -> tuple[float, float]:
+        return bootstrap_ci(values, statistic, ctx.n_bootstrap, seed=ctx.seed)
+
+    per_query = result.per_query
+    metrics = [
+        metric(
+            name,
+            "ir_hits",
+            result.hits,
+            interval(per_query["hits"], np.sum),
+            maximum=result.hits_max,
+        ),
+        metric(
+            name,
+            "ir_by_position",
+            result.by_position,
+            interval(per_query["by_position"], np.sum),
+            maximum=result.by_position_max,
+        ),
+    ]
+    for key, value in result.summary().items():
+        if key in per_query and key not in ("hits", "by_position"):
+            metrics.append(metric(name, key, value, interval(per_query[key])))
+    return metrics

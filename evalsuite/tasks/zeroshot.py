@@ -1,0 +1,143 @@
+"""Zero-shot classification and the pretest score of one label field.
+
+Class embedding = normalised mean of the normalised prompt-template embeddings (CLIP's prompt
+ensembling); items whose label is not among the benchmark's classes are not scored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalsuite.metrics.bootstrap import bootstrap_ci, classification_bootstrap
+from evalsuite.metrics.zeroshot import (
+    class_embeddings,
+    classification_metrics,
+    pretest_points,
+    similarity_logits,
+    true_class_rank,
+)
+from evalsuite.results import ClassMetric, ConfusionCell, Prediction
+from evalsuite.spec import ZeroShotTask
+from evalsuite.tasks import TaskContext, TaskOutput, metric
+
+
+def class_text_embeddings(
+    task: ZeroShotTask, prompt_names: list[str], ctx: TaskContext
+) -> np.ndarray:
+    """(C, D) ensembled class embeddings, every prompt encoded through the engine's cache."""
+    prompts = [p for name in prompt_names for p in task.prompts(name)]
+    embedded = ctx.engine.embed_texts(prompts)
+    return class_embeddings(embedded.reshape(len(prompt_names), len(task.templates), -1))
+
+
+def run_zeroshot(task: ZeroShotTask, ctx: TaskContext) -> TaskOutput:
+    labels = [item.fields.get(task.field, "") for item in ctx.items]
+    names = task.class_names(labels)  # label value -> prompt name
+    classes = list(names)
+    index = {label: i for i, label in enumerate(classes)}
+    rows = np.array([i for i, label in enumerate(labels) if label in index], dtype=np.int64)
+    y_true = np.array([index[labels[i]] for i in rows], dtype=np.int64)
+    scores = similarity_logits(
+        ctx.embeddings.vectors[rows], class_text_embeddings(task, list(names.values()), ctx)
+    )
+    result = classification_metrics(y_true, scores, classes)
+    ranks = true_class_rank(y_true, scores)
+    out = TaskOutput(
+        extra={
+            "n_scored": len(rows),
+            "n_classes": len(classes),
+            "n_unlabelled_or_other_class": len(labels) - len(rows),
+        }
+    )
+    out.metrics = _headline(task, y_true, result, ranks, scores, ctx)
+    out.class_metrics = [
+        ClassMetric(
+            task.name,
+            c,
+            float(result.precision[i]),
+            float(result.recall[i]),
+            float(result.f1[i]),
+            int(result.support[i]),
+        )
+        for i, c in enumerate(classes)
+    ]
+    true_idx, pred_idx = np.nonzero(result.confusion)
+    out.confusion = [
+        ConfusionCell(task.name, classes[t], classes[p], int(result.confusion[t, p]))
+        for t, p in zip(true_idx, pred_idx, strict=True)
+    ]
+    out.predictions = _predictions(task, ctx, rows, y_true, result.y_pred, scores, ranks, classes)
+    return out
+
+
+def _headline(
+    task: ZeroShotTask,
+    y_true: np.ndarray,
+    result,
+    ranks: np.ndarray,
+    scores: np.ndarray,
+    ctx: TaskContext,
+) -> list:
+    n_classes = len(result.class_names)
+    intervals = classification_bootstrap(
+        y_true, result.y_pred, n_classes, ctx.n_bootstrap, seed=ctx.seed
+    )
+    metrics = [metric(task.name, "acc@1", result.acc1, intervals["accuracy"])]
+    for k in task.k_values:
+        if 1 < k <= n_classes:  # top-k accuracy only means something with at least k classes
+            correct = (ranks <= k).astype(float)
+            metrics.append(
+                metric(
+                    task.name,
+                    f"acc@{k}",
+                    correct.mean(),
+                    bootstrap_ci(correct, n_resamples=ctx.n_bootstrap, seed=ctx.seed),
+                )
+            )
+    metrics += [
+        metric(
+            task.name, "balanced_accuracy", result.balanced_accuracy, intervals["balanced_accuracy"]
+        ),
+        metric(task.name, "f1_macro", result.f1_macro, intervals["f1_macro"]),
+        metric(task.name, "f1_weighted", result.f1_weighted, intervals["f1_weighted"]),
+    ]
+    points = pretest_points(y_true, scores, k=task.pretest_k)
+    metrics.append(
+        metric(
+            task.name,
+            "pretest",
+            points.sum(),
+            bootstrap_ci(points, np.sum, ctx.n_bootstrap, seed=ctx.seed),
+            maximum=task.pretest_k * len(points),
+        )
+    )
+    return metrics
+
+
+def _predictions(
+    task: ZeroShotTask,
+    ctx: TaskContext,
+    rows: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    scores: np.ndarray,
+    ranks: np.ndarray,
+    classes: list[str],
+) -> list[Prediction]:
+    top = scores[np.arange(len(rows)), y_pred]
+    out = []
+    for j, row in enumerate(rows):
+        item = ctx.items[row]
+        out.append(
+            Prediction(
+                task=task.name,
+                item_id=item.id,
+                true_label=classes[y_true[j]],
+                predicted_label=classes[y_pred[j]],
+                correct=bool(y_true[j] == y_pred[j]),
+                score=float(top[j]),
+                true_rank=int(ranks[j]),
+                image_path=str(item.path) if item.path else None,
+            )
+        )
+    return out
