@@ -12,6 +12,7 @@ from rich.table import Table
 from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
 from evalsuite.compare import GATED_METRICS, Comparison, compare, parse_tolerances
 from evalsuite.errors import EvalSuiteError
+from evalsuite.formatting import format_delta, format_interval, format_value, metric_label
 from evalsuite.results import RunResult
 from evalsuite.store import DEFAULT_DB
 
@@ -32,15 +33,6 @@ HEADLINE = {
 
 def _db(args: argparse.Namespace) -> Path:
     return args.db or DEFAULT_DB
-
-
-def fmt(metric: str, value: float | None, maximum: float | None = None) -> str:
-    """``274 / 390`` for scores with a maximum, ``69.76%`` for fractions."""
-    if value is None or value != value:  # None or NaN
-        return "—"
-    if maximum is not None and maximum == maximum:
-        return f"{value:.0f} / {maximum:.0f}"
-    return f"{100 * value:.2f}%"
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -93,6 +85,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         else args.model
     )
     runs = score_model(model, opts)
+    from evalsuite.embedding import process_rank_and_count
+
+    if process_rank_and_count()[0] != 0:
+        return EXIT_OK  # under accelerate launch only the main process reports
     if not runs:
         console.print("nothing scored (no benchmark data found, or all already scored)")
     if args.json:
@@ -131,12 +127,12 @@ def print_run(run: RunResult) -> None:
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
     for m in run.metrics:
         if m.name in HEADLINE:
-            interval = (
-                f"[{fmt(m.name, m.ci_low)}, {fmt(m.name, m.ci_high)}]"
-                if m.maximum is None
-                else f"[{m.ci_low:.0f}, {m.ci_high:.0f}]"
+            table.add_row(
+                m.task,
+                metric_label(m.name),
+                format_value(m.name, m.value, m.maximum),
+                format_interval(m.name, m.ci_low, m.ci_high, m.maximum),
             )
-            table.add_row(m.task, m.name, fmt(m.name, m.value, m.maximum), interval)
     console.print(table)
     for task, reason in run.extra.get("skipped_tasks", {}).items():
         console.print(f"  skipped {task}: {reason}")
@@ -177,26 +173,25 @@ def _gate(comparisons: list[Comparison], fail: bool, as_json: bool) -> int:
         ):
             table.add_column(column)
         for c in comparisons:
-            maximum = 1.0 if c.metric in ("pretest", "ir_hits", "ir_by_position") else None
-            show = (lambda v: f"{v:.1f}") if maximum else (lambda v: f"{100 * v:.2f}%")
             verdict = "[red]REGRESSION[/red]" if c.regression else "ok"
             if not c.same_data:
                 verdict += " (different data or benchmark version)"
             table.add_row(
                 c.benchmark,
                 c.task,
-                c.metric,
-                show(c.baseline),
-                show(c.candidate),
-                show(c.delta),
-                show(c.tolerance),
+                metric_label(c.metric),
+                format_value(c.metric, c.baseline),
+                format_value(c.metric, c.candidate),
+                format_delta(c.metric, c.delta),
+                format_delta(c.metric, c.tolerance).lstrip("+"),
                 verdict,
             )
         console.print(table)
         for c in regressions:
             console.print(
-                f"regression: {c.benchmark}/{c.task}/{c.metric} fell by "
-                f"{abs(c.delta):.4g} (tolerance {c.tolerance:.4g})"
+                f"regression: {c.benchmark}/{c.task}/{c.metric} changed by "
+                f"{format_delta(c.metric, c.delta)}, more than the tolerance "
+                f"{format_delta(c.metric, c.tolerance).lstrip('+')}"
             )
     return EXIT_REGRESSION if regressions and fail else EXIT_OK
 

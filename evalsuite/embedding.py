@@ -245,9 +245,42 @@ class EmbeddingEngine:
         skipped: dict[int, SkippedImage],
         desc: str,
     ) -> None:
-        if not todo:
-            return
-        subset = [items[i] for i in todo]
+        """Encode ``todo``; under ``accelerate launch`` each process takes a strided share and
+        the vectors (and unreadable images) are gathered, so every process ends with all."""
+        rank, world = process_rank_and_count()
+        mine = todo[rank::world]
+        done, errors = self._encode_share(items, mine, keys, vectors, desc, show=rank == 0)
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            shares = gather_object([(done, vectors[done], errors)])
+            done, errors = [], []
+            for rows, share_vectors, share_errors in shares:
+                vectors[rows] = share_vectors
+                done += rows
+                errors += share_errors
+        ok[done] = True
+        # The policy is applied after gathering, so that "fail" raises on every process alike.
+        for row, message in sorted(errors):
+            item = items[row]
+            error = ImageError(message, item_id=item.id, path=str(item.path))
+            skipped[row] = self._skip(item, error)
+
+    def _encode_share(
+        self,
+        items: Sequence[Item],
+        rows_todo: list[int],
+        keys: list[Any],
+        vectors: np.ndarray,
+        desc: str,
+        show: bool,
+    ) -> tuple[list[int], list[tuple[int, str]]]:
+        """Decode in worker processes and encode; returns rows done and (row, error) pairs."""
+        done: list[int] = []
+        errors: list[tuple[int, str]] = []
+        if not rows_todo:
+            return done, errors
+        subset = [items[i] for i in rows_todo]
         # Worker start-up costs more than decoding a handful of images in-process.
         workers = self.num_workers if len(subset) > 2 * self.batch_size else 0
         loader = DataLoader(
@@ -258,28 +291,26 @@ class EmbeddingEngine:
             worker_init_fn=_worker_init if workers else None,
             prefetch_factor=4 if workers else None,
         )
-        new_keys: list[str] = []
-        new_rows: list[int] = []
-        bar = tqdm(total=len(subset), desc=desc, unit="img", disable=not self.progress)
+        unsaved = 0
+        bar = tqdm(total=len(subset), desc=desc, unit="img", disable=not (self.progress and show))
         for batch in loader:
-            for j, message in batch["errors"]:
-                item = subset[j]
-                skipped[todo[j]] = self._skip(
-                    item, ImageError(message, item_id=item.id, path=str(item.path))
-                )
+            errors += [(rows_todo[j], message) for j, message in batch["errors"]]
             if batch["pixels"] is not None:
-                rows = [todo[j] for j in batch["indices"]]
+                rows = [rows_todo[j] for j in batch["indices"]]
                 vectors[rows] = self._forward_images(batch["pixels"])
-                ok[rows] = True
-                new_rows += rows
-                new_keys += [keys[r] for r in rows]
+                done += rows
             bar.update(len(batch["indices"]) + len(batch["errors"]))
-            if self.cache and len(new_rows) >= 50 * self.batch_size:
-                self.cache.add(new_keys, vectors[new_rows])  # flush: a crash keeps progress
-                new_keys, new_rows = [], []
+            if self.cache and len(done) - unsaved >= 50 * self.batch_size:
+                self._save(keys, vectors, done[unsaved:])  # flush: a crash keeps progress
+                unsaved = len(done)
         bar.close()
         if self.cache:
-            self.cache.add(new_keys, vectors[new_rows])
+            self._save(keys, vectors, done[unsaved:])
+        return done, errors
+
+    def _save(self, keys: list[Any], vectors: np.ndarray, rows: list[int]) -> None:
+        assert self.cache is not None
+        self.cache.add([keys[r] for r in rows], vectors[rows])
 
     def _autocast(self) -> Any:
         if self.precision == "bf16":
@@ -308,7 +339,7 @@ class EmbeddingEngine:
         for start in range(0, len(todo), batch_size):
             rows = todo[start : start + batch_size]
             out[rows] = self._forward_texts([texts[i] for i in rows])
-        if self.cache and todo:
+        if self.cache and todo and process_rank_and_count()[0] == 0:
             self.cache.add([keys[i] for i in todo], out[todo])
         return out
 
@@ -325,6 +356,16 @@ def default_num_workers() -> int:
     """Decode workers: one per spare core (the main process runs the model), at most 8."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(8, (cores or 1) - 1))
+
+
+def process_rank_and_count() -> tuple[int, int]:
+    """(rank, world size) under ``accelerate launch`` or torchrun; (0, 1) otherwise."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        from accelerate import PartialState
+
+        state = PartialState()
+        return state.process_index, state.num_processes
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 def _accelerate_device() -> torch.device:

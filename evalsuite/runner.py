@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.data.items import Item
-from evalsuite.embedding import EmbeddingEngine
+from evalsuite.embedding import EmbeddingEngine, process_rank_and_count
 from evalsuite.errors import DataError
 from evalsuite.models import ClipModel, load_model
 from evalsuite.results import ModelInfo, RunResult
@@ -82,8 +83,8 @@ def score_model(
         run = score_benchmark(info, engine, spec, opts)
         if run is None:
             continue
-        if opts.db_path is not None:
-            write_run(opts.db_path, run)
+        if opts.db_path is not None and process_rank_and_count()[0] == 0:
+            write_run(opts.db_path, run)  # one writer: the main process
         results.append(run)
     return results
 
@@ -119,6 +120,13 @@ def model_info(model: ClipModel, name: str | None = None) -> ModelInfo:
         training=training,
         history=list((training or {}).get("history", [])),
     )
+
+
+def image_roots(items: Sequence[Item]) -> list[str]:
+    """The folder holding every image file of ``items`` (prepared catalogues point outside
+    their own folder, at the images); the leaderboard serves thumbnails only from there."""
+    paths = [str(Path(item.path).resolve()) for item in items if item.path is not None]
+    return [os.path.commonpath([os.path.dirname(p) for p in paths])] if paths else []
 
 
 def data_hash(items: Sequence[Item], content_hashes: Sequence[object]) -> str:
