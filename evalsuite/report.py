@@ -1,0 +1,1329 @@
+"""``evalsuite report``: a Markdown report with PNG charts, for a pull request or an e-mail.
+
+Reads the latest ``ok`` run of every model on every benchmark through :mod:`evalsuite.store`
+and writes ``out_dir/report.md`` with the charts in ``out_dir/figures/``:
+
+1. a headline table, models as columns (baseline first), each other model followed by its
+   change against the baseline: ``▲``/``▼``, or ``≈`` when the change is no larger than the
+   sum of the two bootstrap half-widths (the intervals overlap);
+2. a plain-language paragraph per model: what it gained on the target benchmark (footwear)
+   and what fine-tuning cost elsewhere;
+3. charts: the primary score of each task per benchmark, per-class F1 of each zero-shot task,
+   the gain/forgetting trade-off (WiSE-FT checkpoints joined by alpha) and training curves;
+4. every metric per benchmark, the models, and provenance: data hash, benchmark hash, code
+   version and time of each run, with a warning when compared runs scored different data.
+
+Each task has a **primary score** on a 0..1 scale: ``acc@1`` for zero-shot tasks, IR hits
+over their maximum for retrieval tasks. Charts and the averages of the summary use it.
+Figures are drawn with matplotlib's Agg canvas directly (no pyplot, no global backend);
+every file is written to a temporary name first and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from evalsuite import store
+from evalsuite.errors import EvalSuiteError
+from evalsuite.formatting import (
+    MISSING,
+    PRIMARY_METRICS,
+    benchmark_label,
+    delta_marker,
+    format_delta,
+    format_interval,
+    format_value,
+    headline_metrics,
+    is_missing,
+    metric_label,
+    noise_band,
+    task_kind,
+    task_label,
+)
+
+REPORT_NAME = "report.md"
+FIGURES_DIR = "figures"
+DEFAULT_TARGET = "footwear"
+GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom")  # what fine-tuning may forget
+BASELINE_HINTS = ("fashion-clip", "fashionclip", "fashion_clip")
+MAX_CLASSES = 50  # per-class F1 chart: the classes with most items beyond this are dropped
+DPI = 150
+MAX_HEIGHT_IN = 18.0  # per-class F1 chart: bars get thinner beyond this
+BASELINE_COLOUR = "#8c8c8c"
+COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#637939",
+    "#843c39",
+)
+
+
+class ReportError(EvalSuiteError):
+    """The report cannot be written as asked (empty database, unknown model...)."""
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One metric of one task of one model (its latest run on the benchmark)."""
+
+    metric: str
+    value: float
+    maximum: float | None
+    low: float | None
+    high: float | None
+    higher_is_better: bool
+    run_id: str
+
+    def scaled(self) -> tuple[float, float | None, float | None]:
+        """(value, low, high) on a 0..1 scale: points divided by their maximum."""
+        scale = self.maximum if self.maximum else 1.0
+        return (
+            self.value / scale,
+            None if self.low is None else self.low / scale,
+            None if self.high is None else self.high / scale,
+        )
+
+
+@dataclass(eq=False)  # compared and hashed by identity
+class ModelEntry:
+    fingerprint: str
+    name: str  # display name, unique within the report
+    stored_name: str = ""  # the name in the database (two models may share one)
+    spec: str = ""
+    base_model: str | None = None
+    base_fingerprint: str | None = None
+    training: dict[str, Any] | None = None
+    history: pd.DataFrame | None = None
+
+    @property
+    def fine_tuned(self) -> bool:
+        return bool(self.training) or bool(self.base_model) or bool(self.base_fingerprint)
+
+    @property
+    def wise(self) -> dict[str, Any] | None:
+        wise = (self.training or {}).get("wise")
+        return wise if isinstance(wise, dict) and "alpha" in wise else None
+
+
+@dataclass
+class Comparison:
+    """A model's cell against the baseline's cell of the same metric."""
+
+    base: Cell | None
+    other: Cell | None
+    same_data: bool = True
+
+    @property
+    def delta(self) -> float | None:
+        if self.base is None or self.other is None:
+            return None
+        return self.other.value - self.base.value
+
+    @property
+    def noise(self) -> float | None:
+        if self.base is None or self.other is None:
+            return None
+        return noise_band((self.base.low, self.base.high), (self.other.low, self.other.high))
+
+    @property
+    def marker(self) -> str:
+        hib = self.other.higher_is_better if self.other else True
+        return delta_marker(self.delta, self.noise, hib)
+
+
+@dataclass
+class ReportData:
+    db_path: Path
+    models: list[ModelEntry]  # baseline first
+    target: str | None
+    benchmarks: list[str]
+    tasks: dict[str, list[tuple[str, str | None]]]  # benchmark -> [(task, kind)]
+    cells: dict[tuple[str, str, str, str], Cell]  # (fingerprint, benchmark, task, metric)
+    runs: pd.DataFrame  # the runs shown, with their provenance
+    class_f1: pd.DataFrame
+    skipped_tasks: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> ModelEntry:
+        return self.models[0]
+
+    def cell(self, model: ModelEntry, benchmark: str, task: str, metric: str) -> Cell | None:
+        return self.cells.get((model.fingerprint, benchmark, task, metric))
+
+    def __post_init__(self) -> None:
+        self._runs = {
+            (row["model_fingerprint"], row["benchmark"]): row for _, row in self.runs.iterrows()
+        }
+
+    def run_of(self, model: ModelEntry, benchmark: str) -> pd.Series | None:
+        """The run shown for ``model`` on ``benchmark`` (its latest ``ok`` one), or None."""
+        return self._runs.get((model.fingerprint, benchmark))
+
+    def same_data(self, a: ModelEntry, b: ModelEntry, benchmark: str) -> bool:
+        run_a, run_b = self.run_of(a, benchmark), self.run_of(b, benchmark)
+        if run_a is None or run_b is None:
+            return True
+        return all(run_a[k] == run_b[k] for k in ("data_manifest_hash", "benchmark_hash"))
+
+    def compare(self, model: ModelEntry, benchmark: str, task: str, metric: str) -> Comparison:
+        return Comparison(
+            self.cell(self.baseline, benchmark, task, metric),
+            self.cell(model, benchmark, task, metric),
+            self.same_data(self.baseline, model, benchmark),
+        )
+
+    def metrics_of(self, benchmark: str, task: str) -> list[str]:
+        """Every metric of the task, headline ones first in headline order."""
+        names = {key[3] for key in self.cells if key[1] == benchmark and key[2] == task}
+        kind = dict(self.tasks[benchmark]).get(task)
+        headline = [m for _, m in headline_metrics(kind) if m in names] if kind else []
+        return headline + sorted(names - set(headline), key=_metric_order)
+
+    def primary(
+        self, model: ModelEntry, benchmark: str, task: str
+    ) -> tuple[str, Cell] | tuple[None, None]:
+        """The task's primary score: acc@1 (zero-shot) or IR hits (retrieval)."""
+        kind = dict(self.tasks[benchmark]).get(task)
+        candidates = (*PRIMARY_METRICS.get(kind or "", ())[:1], "acc@1", "ir_hits", "MRR")
+        for metric in candidates:
+            cell = self.cell(model, benchmark, task, metric)
+            if cell is not None:
+                return metric, cell
+        return None, None
+
+    def primary_metric(self, benchmark: str, task: str) -> str | None:
+        for model in self.models:
+            metric, _ = self.primary(model, benchmark, task)
+            if metric:
+                return metric
+        return None
+
+
+def _metric_order(name: str) -> tuple[str, int]:
+    match = re.match(r"(.*?)(\d+)$", name)
+    return (match.group(1).lower(), int(match.group(2))) if match else (name.lower(), 0)
+
+
+def _optional(value: Any) -> Any:
+    return None if is_missing(value) else value
+
+
+def _check_db(db_path: Path) -> pd.DataFrame:
+    how = f"fill it with `evalsuite score MODEL --db {db_path}`"
+    if not db_path.is_file():
+        raise store.StoreMissingError(f"no results database at {db_path}: {how}")
+    try:
+        metrics = store.latest_metrics(db_path)
+    except store.StoreError:
+        raise
+    except Exception as exc:
+        raise ReportError(f"cannot read results database {db_path}: {exc}") from exc
+    if metrics.empty:
+        raise ReportError(f"results database {db_path} holds no scored runs: {how}")
+    return metrics
+
+
+def _model_entries(metrics: pd.DataFrame, models_df: pd.DataFrame) -> list[ModelEntry]:
+    info = {row["fingerprint"]: row for _, row in models_df.iterrows()}
+    entries = []
+    for fingerprint in dict.fromkeys(metrics["fingerprint"]):
+        row = info.get(fingerprint)
+        names = metrics.loc[metrics["fingerprint"] == fingerprint, "model_name"]
+        name = str(row["name"]) if row is not None and row["name"] else str(names.iloc[0])
+        training = row["training"] if row is not None else None
+        entries.append(
+            ModelEntry(
+                fingerprint=fingerprint,
+                name=name,
+                stored_name=name,
+                spec=str(row["spec"] or "") if row is not None else "",
+                base_model=_optional(row["base_model"]) if row is not None else None,
+                base_fingerprint=_optional(row["base_fingerprint"]) if row is not None else None,
+                training=training if isinstance(training, dict) else None,
+            )
+        )
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.name] = counts.get(entry.name, 0) + 1
+    for entry in entries:  # two models with one name: tell them apart by fingerprint
+        if counts[entry.name] > 1:
+            entry.name = f"{entry.name} ({entry.fingerprint[:8]})"
+    return entries
+
+
+def _matches(entry: ModelEntry, key: str) -> bool:
+    return key in (entry.name, entry.stored_name, entry.fingerprint) or (
+        len(key) >= 6 and entry.fingerprint.startswith(key)
+    )
+
+
+def _find(entries: Sequence[ModelEntry], key: str, what: str) -> ModelEntry:
+    found = [e for e in entries if _matches(e, key)]
+    if not found:
+        names = ", ".join(e.name for e in entries)
+        raise ReportError(f"{what} {key!r} has no results in the database (models: {names})")
+    return found[0]
+
+
+def _looks_like_baseline(entry: ModelEntry) -> bool:
+    text = f"{entry.name} {entry.spec}".lower()
+    return any(hint in text for hint in BASELINE_HINTS)
+
+
+def choose_baseline(entries: Sequence[ModelEntry], baseline: str | None = None) -> ModelEntry:
+    """The ``baseline`` asked for; else a FashionCLIP that is not a fine-tune; else any
+    FashionCLIP; else the first model without training info; else the first."""
+    if baseline:
+        return _find(entries, baseline, "baseline model")
+    for rule in (
+        lambda e: _looks_like_baseline(e) and not e.fine_tuned,
+        _looks_like_baseline,
+        lambda e: not e.fine_tuned,
+    ):
+        for entry in entries:
+            if rule(entry):
+                return entry
+    return entries[0]
+
+
+def _order_models(
+    entries: list[ModelEntry], baseline: str | None, models: Sequence[str] | None
+) -> list[ModelEntry]:
+    if models:
+        chosen = list(dict.fromkeys(_find(entries, key, "model") for key in models).keys())
+        if baseline:
+            base = _find(entries, baseline, "baseline model")
+            if base not in chosen:
+                chosen.insert(0, base)
+        entries = chosen
+    else:  # plain models first, then fine-tunes, WiSE checkpoints by alpha
+        entries = sorted(
+            entries,
+            key=lambda e: (
+                e.fine_tuned,
+                e.wise is not None,
+                float((e.wise or {}).get("alpha", 0)),
+                e.name,
+            ),
+        )
+    base = choose_baseline(entries, baseline)
+    return [base, *(e for e in entries if e is not base)]
+
+
+def _order_benchmarks(names: Iterable[str], target: str | None) -> list[str]:
+    def key(name: str) -> tuple[int, int, str]:
+        if name == target:
+            return (0, 0, name)
+        if name in GENERAL_BENCHMARKS:
+            return (1, GENERAL_BENCHMARKS.index(name), name)
+        return (2, 0, name)
+
+    return sorted(set(names), key=key)
+
+
+def _task_order(
+    metrics: pd.DataFrame, runs: pd.DataFrame, benchmark: str
+) -> list[tuple[str, str | None]]:
+    """(task, kind) in the order of the benchmark YAML as the runs recorded it."""
+    rows = metrics[metrics["benchmark"] == benchmark]
+    kinds = {task: task_kind(group["metric"]) for task, group in rows.groupby("task")}
+    order: list[str] = []
+    for extra in runs.loc[runs["benchmark"] == benchmark, "extra"]:
+        if isinstance(extra, dict) and isinstance(extra.get("tasks"), dict):
+            order += [t for t in extra["tasks"] if t in kinds and t not in order]
+    rest = sorted((t for t in kinds if t not in order), key=lambda t: (kinds[t] != "zeroshot", t))
+    return [(task, kinds[task]) for task in order + rest]
+
+
+def load_report_data(
+    db_path: str | Path,
+    baseline: str | None = None,
+    models: Sequence[str] | None = None,
+    target: str | None = None,
+) -> ReportData:
+    """Everything the report shows, read once from the database."""
+    db_path = Path(db_path)
+    metrics = _check_db(db_path)
+    entries = _order_models(_model_entries(metrics, store.list_models(db_path)), baseline, models)
+    fingerprints = [e.fingerprint for e in entries]
+    metrics = metrics[metrics["fingerprint"].isin(fingerprints)]
+    run_ids = list(dict.fromkeys(metrics["run_id"]))
+    runs = store.list_runs(db_path)
+    runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)
+    if target is None:
+        present = set(metrics["benchmark"])
+        others = sorted(present - set(GENERAL_BENCHMARKS))
+        target = DEFAULT_TARGET if DEFAULT_TARGET in present else (others[0] if others else None)
+    benchmarks = _order_benchmarks(metrics["benchmark"], target)
+    cells = {
+        (row.fingerprint, row.benchmark, row.task, row.metric): Cell(
+            metric=row.metric,
+            value=float(row.value),
+            maximum=_optional(row.maximum),
+            low=_optional(row.ci_low),
+            high=_optional(row.ci_high),
+            higher_is_better=bool(row.higher_is_better)
+            if not is_missing(row.higher_is_better)
+            else True,
+            run_id=row.run_id,
+        )
+        for row in metrics.itertuples(index=False)
+        if not is_missing(row.value)
+    }
+    for entry in entries:  # only fine-tunes have a training log
+        if entry.fine_tuned:
+            history = store.history(db_path, entry.fingerprint)
+            entry.history = history if not history.empty else None
+    skipped = {}
+    for row in runs.itertuples(index=False):
+        extra = row.extra if isinstance(row.extra, dict) else {}
+        if extra.get("skipped_tasks"):
+            skipped[(row.model_fingerprint, row.benchmark)] = dict(extra["skipped_tasks"])
+    return ReportData(
+        db_path=db_path,
+        models=entries,
+        target=target,
+        benchmarks=benchmarks,
+        tasks={b: _task_order(metrics, runs, b) for b in benchmarks},
+        cells=cells,
+        runs=runs,
+        class_f1=store.class_metrics(db_path, run_ids),
+        skipped_tasks=skipped,
+    )
+
+
+# ---------------------------------------------------------------- files
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return slug[:60] or "x"
+
+
+def _replace_into(path: Path, write: Any) -> None:
+    """``write(tmp_path)``, then rename over ``path``: readers never see a partial file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save(fig: Figure, path: Path) -> None:
+    FigureCanvasAgg(fig)
+    _replace_into(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, facecolor="white"))
+
+
+def _write_text(path: Path, text: str) -> None:
+    _replace_into(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- charts
+
+
+def _colours(models: Sequence[ModelEntry]) -> dict[str, str]:
+    out = {models[0].fingerprint: BASELINE_COLOUR}
+    for i, model in enumerate(models[1:]):
+        out[model.fingerprint] = COLOURS[i % len(COLOURS)]
+    return out
+
+
+def _short(text: str, limit: int = 28) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _legend_label(data: ReportData, model: ModelEntry) -> str:
+    return f"{model.name} (baseline)" if model is data.baseline else model.name
+
+
+def _task_tick(data: ReportData, benchmark: str, task: str) -> str:
+    metric = data.primary_metric(benchmark, task)
+    what = {"acc@1": "accuracy", "ir_hits": "IR hits", "MRR": "MRR"}.get(metric or "", metric)
+    if len(data.tasks[benchmark]) == 1:  # the benchmark's only task: its name says little
+        return str(what)
+    return f"{task_label(task)}\n({what})"
+
+
+def _error(values: list[float], lows: list[float], highs: list[float]) -> np.ndarray:
+    """Error-bar lengths below and above each value; 0 where the interval is missing."""
+    value, low, high = (np.asarray(x, dtype=float) for x in (values, lows, highs))
+    below = np.nan_to_num(np.clip(value - low, 0, None), nan=0.0)
+    above = np.nan_to_num(np.clip(high - value, 0, None), nan=0.0)
+    return np.vstack([below, above])
+
+
+def _legend_below(fig: Figure, ax: Any) -> None:
+    """The models' legend under the plot, in as many columns as the figure's width holds."""
+    handles, labels = ax.get_legend_handles_labels()
+    entry_in = 0.55 + 0.075 * max(len(label) for label in labels)  # 8 pt text, with its patch
+    ncol = max(1, min(len(labels), int(fig.get_figwidth() // entry_in)))
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncol=ncol, frameon=False)
+
+
+def benchmark_chart(data: ReportData, benchmark: str, path: Path) -> bool:
+    """Grouped bars: the primary score (percent) of each task, one bar per model, with the
+    bootstrap interval as error bars."""
+    tasks = [t for t, _ in data.tasks[benchmark] if data.primary_metric(benchmark, t)]
+    if not tasks:
+        return False
+    n_models = len(data.models)
+    width = 0.8 / n_models
+    fig = Figure(
+        figsize=(max(6.0, 1.2 + len(tasks) * (0.55 * n_models + 0.6)), 4.4), layout="constrained"
+    )
+    ax = fig.add_subplot()
+    colours = _colours(data.models)
+    x = np.arange(len(tasks))
+    top = 0.0
+    for i, model in enumerate(data.models):
+        values, lows, highs = [], [], []
+        for task in tasks:
+            _, cell = data.primary(model, benchmark, task)
+            value, low, high = cell.scaled() if cell else (math.nan, None, None)
+            values.append(value * 100)
+            lows.append(math.nan if low is None else low * 100)
+            highs.append(math.nan if high is None else high * 100)
+        offsets = x - 0.4 + width * (i + 0.5)
+        ax.bar(
+            offsets,
+            np.nan_to_num(values),
+            width * 0.92,
+            yerr=_error(values, lows, highs),
+            capsize=3,
+            color=colours[model.fingerprint],
+            label=_legend_label(data, model),
+            error_kw={"elinewidth": 1, "alpha": 0.7},
+        )
+        for offset, value, high in zip(offsets, values, highs, strict=True):
+            label = "n/a" if math.isnan(value) else f"{value:.1f}"
+            above = 0 if math.isnan(value) else max(value, np.nan_to_num(high, nan=value))
+            ax.annotate(
+                label,
+                (offset, above),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="#333333",
+                rotation=90 if n_models > 3 else 0,
+            )
+            top = max(top, above)
+    ax.set_xticks(x, [_task_tick(data, benchmark, t) for t in tasks], fontsize=9)
+    ax.set_ylabel("score (% of maximum)")
+    ax.set_ylim(0, max(10.0, top * 1.12 + 4))
+    ax.set_title(
+        f"{benchmark_label(benchmark)}: primary score per task "
+        "(error bars: 95% bootstrap interval)",
+        fontsize=11,
+    )
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+    _legend_below(fig, ax)
+    _save(fig, path)
+    return True
+
+
+def class_f1_chart(data: ReportData, benchmark: str, task: str, path: Path) -> str | None:
+    """Horizontal grouped bars of per-class F1, classes sorted by the baseline's F1; returns
+    a note on dropped classes ("" when none), None when the task has no per-class rows."""
+    frame = data.class_f1[
+        (data.class_f1["benchmark"] == benchmark) & (data.class_f1["task"] == task)
+    ]
+    run_ids = {}
+    for model in data.models:
+        run = data.run_of(model, benchmark)
+        if run is not None:
+            run_ids[model.fingerprint] = run["run_id"]
+    frame = frame[frame["run_id"].isin(run_ids.values())]
+    if frame.empty:
+        return None
+    support = frame.groupby("class_name")["support"].max().sort_values(ascending=False)
+    classes = list(support.index[:MAX_CLASSES])
+    note = ""
+    if len(support) > MAX_CLASSES:
+        note = f"{len(support) - MAX_CLASSES} classes with the fewest items left out"
+    pivot = frame.pivot_table(index="class_name", columns="run_id", values="f1", aggfunc="first")
+    base_run = run_ids.get(data.baseline.fingerprint)
+    sort_by = pivot[base_run] if base_run in pivot else pivot.mean(axis=1)
+    classes = sorted(classes, key=lambda c: (-np.nan_to_num(sort_by.get(c, np.nan), nan=-1), c))
+    shown = [m for m in data.models if m.fingerprint in run_ids]
+    height = 0.8 / len(shown)
+    fig = Figure(
+        figsize=(8.0, min(MAX_HEIGHT_IN, 1.5 + len(classes) * (0.15 * len(shown) + 0.12))),
+        layout="constrained",
+    )
+    ax = fig.add_subplot()
+    colours = _colours(data.models)
+    y = np.arange(len(classes))
+    for i, model in enumerate(shown):
+        run_id = run_ids[model.fingerprint]
+        values = [
+            pivot.at[c, run_id] if run_id in pivot and c in pivot.index else np.nan for c in classes
+        ]
+        ax.barh(
+            y - 0.4 + height * (i + 0.5),
+            np.nan_to_num(np.array(values, float)) * 100,
+            height * 0.92,
+            color=colours[model.fingerprint],
+            label=_legend_label(data, model),
+        )
+    labels = [f"{_short(c)} (n={int(support[c])})" for c in classes]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_ylim(len(classes) - 0.5, -0.5)  # first class on top, no margins
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("F1 (%)   (n = items of the class)")
+    order = "the baseline" if base_run in pivot else "the mean"
+    ax.set_title(
+        f"{benchmark_label(benchmark)} · {task_label(task)}: F1 per class, sorted by {order}",
+        fontsize=11,
+    )
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+    _legend_below(fig, ax)
+    _save(fig, path)
+    return note
+
+
+def _task_changes(data: ReportData, model: ModelEntry, benchmark: str) -> list[float]:
+    """Change of the primary score (0..1) of each task scored by both model and baseline."""
+    changes = []
+    for task, _ in data.tasks[benchmark]:
+        _, base = data.primary(data.baseline, benchmark, task)
+        _, other = data.primary(model, benchmark, task)
+        if base is not None and other is not None and base.metric == other.metric:
+            changes.append(other.scaled()[0] - base.scaled()[0])
+    return changes
+
+
+def tradeoff_point(data: ReportData, model: ModelEntry) -> tuple[float, float] | None:
+    """(mean change elsewhere, mean change on the target) of primary scores, in points of a
+    percentage; elsewhere = the mean of each other benchmark's mean, so that every benchmark
+    weighs the same. None when either side cannot be measured."""
+    if data.target is None:
+        return None
+    gains = _task_changes(data, model, data.target)
+    others = [
+        np.mean(c)
+        for b in data.benchmarks
+        if b != data.target
+        for c in [_task_changes(data, model, b)]
+        if c
+    ]
+    if not gains or not others:
+        return None
+    return float(np.mean(others)) * 100, float(np.mean(gains)) * 100
+
+
+def _same_spec(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _base_spec(model: ModelEntry) -> str | None:
+    base = (model.training or {}).get("base_model") or model.base_model
+    return base.get("spec") if isinstance(base, dict) else base
+
+
+def _find_spec(
+    models: Sequence[ModelEntry], spec: str | None, fingerprint: str | None = None
+) -> ModelEntry | None:
+    for model in models:
+        if (fingerprint and model.fingerprint == fingerprint) or _same_spec(model.spec, spec):
+            return model
+    return None
+
+
+def wise_lines(data: ReportData) -> list[list[tuple[ModelEntry, float]]]:
+    """WiSE-FT interpolations: per fine-tuned model, [(model, alpha)] sorted by alpha, from
+    the zero-shot base (alpha 0) to the fine-tune (alpha 1) when those are in the report."""
+    groups: dict[str, list[tuple[ModelEntry, float]]] = {}
+    for model in data.models:
+        if model.wise:
+            key = str(model.wise.get("finetuned_spec") or "")
+            groups.setdefault(key, []).append((model, float(model.wise["alpha"])))
+    lines = []
+    for spec, points in groups.items():
+        finetuned = _find_spec(data.models, spec)
+        if finetuned is not None and all(m is not finetuned for m, _ in points):
+            points.append((finetuned, 1.0))
+        ref = points[0][0]
+        base = _find_spec(data.models, _base_spec(ref), ref.base_fingerprint)
+        if base is None and finetuned is not None:
+            base = _find_spec(data.models, _base_spec(finetuned), finetuned.base_fingerprint)
+        if base is not None and all(m is not base for m, _ in points):
+            points.append((base, 0.0))
+        lines.append(sorted(points, key=lambda p: p[1]))
+    return lines
+
+
+def _limits(values: Sequence[float]) -> tuple[float, float]:
+    """Axis limits that show 0 and every value with a margin, at least 2 pts wide."""
+    low, high = min(0.0, *values), max(0.0, *values)
+    pad = max((high - low) * 0.18, 1.0)
+    return low - pad, high + pad
+
+
+def tradeoff_chart(data: ReportData, path: Path) -> bool:
+    """Scatter: x = change on the other benchmarks, y = gain on the target, both against the
+    baseline (at the origin); WiSE-FT checkpoints joined by a line in order of alpha."""
+    points = {m.fingerprint: tradeoff_point(data, m) for m in data.models}
+    if sum(p is not None for p in points.values()) < 2:
+        return False
+    fig = Figure(figsize=(7.5, 5.6), layout="constrained")
+    ax = fig.add_subplot()
+    colours = _colours(data.models)
+    for line in wise_lines(data):
+        xy = [points[m.fingerprint] for m, _ in line if points[m.fingerprint] is not None]
+        if len(xy) >= 2:
+            ax.plot(
+                *zip(*xy, strict=True),
+                color="#555555",
+                lw=1.2,
+                ls="--",
+                zorder=1,
+                label="WiSE-FT (weight interpolation)",
+            )
+        for model, alpha in line:
+            p = points[model.fingerprint]
+            if p is not None and 0 < alpha < 1:
+                ax.annotate(
+                    f"α={alpha:g}",
+                    p,
+                    xytext=(6, -10),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color="#555555",
+                )
+    xs = [p[0] for p in points.values() if p is not None]
+    ys = [p[1] for p in points.values() if p is not None]
+    for model in data.models:
+        p = points[model.fingerprint]
+        if p is None:
+            continue
+        is_base = model is data.baseline
+        ax.scatter(
+            *p,
+            s=90 if is_base else 60,
+            marker="s" if is_base else "o",
+            zorder=3,
+            color=colours[model.fingerprint],
+            edgecolor="black",
+            linewidth=0.6,
+        )
+        ax.annotate(
+            _short(_legend_label(data, model), 36),
+            p,
+            xytext=(6, 5),
+            textcoords="offset points",
+            fontsize=8,
+        )
+    (x0, x1), (y0, y1) = _limits(xs), _limits(ys)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axvline(0, color="black", lw=0.8)
+    if x0 < 0 < y1:
+        ax.fill_between([x0, 0], 0, y1, color="#fff3cd", alpha=0.5, zorder=0, lw=0)
+    if x1 > 0 and y1 > 0:
+        ax.fill_between([0, x1], 0, y1, color="#d4edda", alpha=0.5, zorder=0, lw=0)
+    others = [benchmark_label(b) for b in data.benchmarks if b != data.target]
+    ax.set_xlabel(
+        f"change elsewhere, pts (mean of {', '.join(others)})\n← forgets          better →",
+        fontsize=9,
+    )
+    ax.set_ylabel(
+        f"gain on {benchmark_label(data.target or '')}, pts (mean over tasks)\n"
+        "← worse          better →",
+        fontsize=9,
+    )
+    ax.set_title(
+        f"What fine-tuning gained vs what it cost (against {_short(data.baseline.name, 30)})",
+        fontsize=11,
+    )
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles[:1], labels[:1], fontsize=8, loc="lower right")
+    _save(fig, path)
+    return True
+
+
+def _history_key(history: pd.DataFrame) -> str:
+    columns = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy") if c in history]
+    return hashlib.sha256(history[columns].to_csv(index=False).encode()).hexdigest()
+
+
+def training_chart(models: Sequence[ModelEntry], history: pd.DataFrame, path: Path) -> bool:
+    """Train/val loss and val accuracy per epoch of one fine-tuning run."""
+    epochs = history["epoch"].to_numpy()
+    series = {
+        c: history[c].to_numpy(float)
+        for c in ("train_loss", "val_loss", "val_accuracy")
+        if c in history and history[c].notna().any()
+    }
+    if not series or len(epochs) == 0:
+        return False
+    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for column, colour, label in (
+        ("train_loss", "#1f77b4", "train loss"),
+        ("val_loss", "#ff7f0e", "validation loss"),
+    ):
+        if column in series:
+            loss_ax.plot(epochs, series[column], marker="o", ms=3, color=colour, label=label)
+    loss_ax.set_title("loss", fontsize=10)
+    loss_ax.set_xlabel("epoch")
+    if "val_accuracy" in series:
+        acc_ax.plot(epochs, series["val_accuracy"] * 100, marker="o", ms=3, color="#2ca02c")
+        best = int(np.nanargmax(series["val_accuracy"]))
+        acc_ax.annotate(
+            f"best {series['val_accuracy'][best] * 100:.1f}% (epoch {epochs[best]})",
+            (epochs[best], series["val_accuracy"][best] * 100),
+            xytext=(0, 8),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
+        low, high = np.nanmin(series["val_accuracy"]), np.nanmax(series["val_accuracy"])
+        pad = max((high - low) * 100 * 0.25, 1.0)
+        acc_ax.set_ylim(max(0, low * 100 - pad), min(100, high * 100 + pad * 1.6))
+    else:
+        acc_ax.text(
+            0.5,
+            0.5,
+            "no validation accuracy logged",
+            ha="center",
+            va="center",
+            transform=acc_ax.transAxes,
+            color="#666666",
+        )
+    acc_ax.set_title("validation accuracy (%)", fontsize=10)
+    acc_ax.set_xlabel("epoch")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+    if loss_ax.get_legend_handles_labels()[0]:
+        loss_ax.legend(fontsize=8)
+    names = ", ".join(_short(m.name, 40) for m in models)
+    fig.suptitle(f"Training curves: {names}", fontsize=11)
+    _save(fig, path)
+    return True
+
+
+@dataclass
+class Figures:
+    """Relative paths (from the report) of the charts drawn, by section."""
+
+    tradeoff: str | None = None
+    benchmarks: dict[str, str] = field(default_factory=dict)
+    class_f1: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # bench, task, path, note
+    training: list[tuple[list[ModelEntry], str]] = field(default_factory=list)
+
+
+def draw_figures(data: ReportData, out_dir: Path) -> Figures:
+    figures_dir = out_dir / FIGURES_DIR
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    figs = Figures()
+
+    def target(name: str) -> tuple[Path, str]:
+        return figures_dir / name, f"{FIGURES_DIR}/{name}"
+
+    if len(data.models) > 1:
+        path, rel = target("tradeoff.png")
+        if tradeoff_chart(data, path):
+            figs.tradeoff = rel
+    for benchmark in data.benchmarks:
+        path, rel = target(f"benchmark-{_slug(benchmark)}.png")
+        if benchmark_chart(data, benchmark, path):
+            figs.benchmarks[benchmark] = rel
+        for task, kind in data.tasks[benchmark]:
+            if kind != "zeroshot":
+                continue
+            path, rel = target(f"class-f1-{_slug(benchmark)}-{_slug(task)}.png")
+            note = class_f1_chart(data, benchmark, task, path)
+            if note is not None:
+                figs.class_f1.append((benchmark, task, rel, note))
+    seen: dict[str, list[ModelEntry]] = {}
+    for model in data.models:
+        if model.history is not None:
+            seen.setdefault(_history_key(model.history), []).append(model)
+    used: set[str] = set()
+    for group in seen.values():
+        slug = _slug(group[0].name)
+        slug = slug if slug not in used else f"{slug}-{group[0].fingerprint[:8]}"
+        used.add(slug)
+        path, rel = target(f"training-{slug}.png")
+        if training_chart(group, group[0].history, path):  # type: ignore[arg-type]
+            figs.training.append((group, rel))
+    return figs
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], align: Sequence[str]) -> str:
+    marks = {"l": ":---", "r": "---:", "c": ":---:"}
+    lines = [
+        "| " + " | ".join(_escape(h) for h in header) + " |",
+        "| " + " | ".join(marks[a] for a in align) + " |",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _value_cell(cell: Cell | None) -> str:
+    if cell is None:
+        return MISSING
+    text = format_value(cell.metric, cell.value, cell.maximum)
+    interval = format_interval(cell.metric, cell.low, cell.high, cell.maximum)
+    return f"{text}<br><sub>{interval}</sub>" if interval else text
+
+
+def _delta_cell(comparison: Comparison) -> str:
+    if comparison.delta is None:
+        return MISSING
+    cell = comparison.other or comparison.base
+    assert cell is not None
+    text = f"{comparison.marker} {format_delta(cell.metric, comparison.delta, cell.maximum)}"
+    return text if comparison.same_data else f"{text} †"
+
+
+def _metric_rows(
+    data: ReportData, rows: Iterable[tuple[str, str, str]], label_task: bool
+) -> list[list[str]]:
+    out, previous = [], None
+    for benchmark, task, metric in rows:
+        cells = []
+        if label_task:
+            what = _task_title(data, benchmark, task)
+            cells.append("" if what == previous else f"**{_escape(what)}**")
+            previous = what
+        else:
+            task_text = task_label(task)
+            cells.append("" if task == previous else _escape(task_text))
+            previous = task
+        cells.append(_escape(metric_label(metric)))
+        for i, model in enumerate(data.models):
+            cells.append(_value_cell(data.cell(model, benchmark, task, metric)))
+            if i:
+                cells.append(_delta_cell(data.compare(model, benchmark, task, metric)))
+        out.append(cells)
+    return out
+
+
+def _header(data: ReportData, first: str) -> tuple[list[str], list[str]]:
+    header, align = [first, "Metric"], ["l", "l"]
+    for i, model in enumerate(data.models):
+        header.append(f"{model.name} (baseline)" if i == 0 and len(data.models) > 1 else model.name)
+        align.append("r")
+        if i:
+            header.append(f"Δ {model.name}")
+            align.append("r")
+    return header, align
+
+
+def _task_title(data: ReportData, benchmark: str, task: str) -> str:
+    if len(data.tasks[benchmark]) == 1:
+        return benchmark_label(benchmark)
+    return f"{benchmark_label(benchmark)} · {task_label(task)}"
+
+
+def headline_rows(data: ReportData) -> list[tuple[str, str, str]]:
+    """(benchmark, task, metric) rows of the headline table: both primary metrics of every
+    task of the target benchmark (of every benchmark when there is no target), the first one
+    of every task elsewhere."""
+    rows = []
+    for benchmark in data.benchmarks:
+        for task, kind in data.tasks[benchmark]:
+            wanted = PRIMARY_METRICS.get(kind or "", ())
+            if data.target is not None and benchmark != data.target:
+                wanted = wanted[:1]
+            present = set(data.metrics_of(benchmark, task))
+            chosen = [m for m in wanted if m in present]
+            if not chosen and data.primary_metric(benchmark, task):
+                chosen = [data.primary_metric(benchmark, task)]  # type: ignore[list-item]
+            rows += [(benchmark, task, m) for m in chosen]
+    return rows
+
+
+def _phrase(
+    data: ReportData, model: ModelEntry, benchmark: str, task: str, named: bool = True
+) -> str | None:
+    """``article type accuracy 59.66% → 69.76% (▲ +10.10 pts)``, the benchmark named first
+    when ``named``; None when model or baseline lacks the task."""
+    metric, other = data.primary(model, benchmark, task)
+    _, base = data.primary(data.baseline, benchmark, task)
+    if metric is None or other is None or base is None or base.metric != metric:
+        return None
+    comparison = data.compare(model, benchmark, task, metric)
+    what = _task_title(data, benchmark, task) if named else task_label(task)
+    short = "accuracy" if metric == "acc@1" else metric_label(metric)
+    delta = format_delta(metric, comparison.delta, other.maximum)
+    noise = ", within noise" if comparison.marker == "≈" else ""
+    mismatch = ", different data" if not comparison.same_data else ""
+    before = format_value(metric, base.value, base.maximum)
+    after = format_value(metric, other.value, other.maximum)
+    return f"{what} {short} {before} → {after} ({comparison.marker} {delta}{noise}{mismatch})"
+
+
+def _verdict_counts(
+    data: ReportData, model: ModelEntry, benchmarks: Sequence[str]
+) -> tuple[int, int, int]:
+    """(better, worse, within noise) beyond the noise band, over primary scores."""
+    better = worse = same = 0
+    for benchmark in benchmarks:
+        for task, _ in data.tasks[benchmark]:
+            metric = data.primary_metric(benchmark, task)
+            if metric is None:
+                continue
+            marker = data.compare(model, benchmark, task, metric).marker
+            better += marker == "▲"
+            worse += marker == "▼"
+            same += marker in ("≈", "=")
+    return better, worse, same
+
+
+def summary_paragraph(data: ReportData, model: ModelEntry) -> str:
+    """What ``model`` gained on the target and what it cost elsewhere, in plain words."""
+    base = data.baseline
+    target = data.target if data.target in data.benchmarks else None
+    others = [b for b in data.benchmarks if b != target]
+    intro = f"**{model.name}** against **{base.name}**"
+    if model.wise:
+        intro += f" (WiSE-FT interpolation, α = {float(model.wise['alpha']):g})"
+    elif model.fine_tuned:
+        base_spec = _base_spec(model)
+        intro += f" (fine-tuned from {base_spec})" if base_spec else " (fine-tuned)"
+    sentences = []
+    missing = [
+        benchmark_label(b)
+        for b in data.benchmarks
+        if data.run_of(model, b) is None and data.run_of(base, b) is not None
+    ]
+
+    def changes(benchmarks: Sequence[str], named: bool = True) -> list[str]:
+        return [
+            p
+            for b in benchmarks
+            for t, _ in data.tasks[b]
+            if (p := _phrase(data, model, b, t, named))
+        ]
+
+    if target:
+        found = changes([target], named=len(data.tasks[target]) == 1)
+        if found:
+            sentences.append(
+                f"On {benchmark_label(target)}, the target benchmark: " + "; ".join(found) + "."
+            )
+        else:
+            sentences.append(
+                f"Not comparable on {benchmark_label(target)}, the target "
+                "benchmark (one of the two models was not scored on it)."
+            )
+    found = changes(others)
+    if found:
+        lead = "What fine-tuning cost elsewhere" if model.fine_tuned else "Elsewhere"
+        sentences.append(f"{lead}: " + "; ".join(found) + ".")
+    if missing:
+        sentences.append(f"Not scored on {', '.join(missing)}.")
+    point = tradeoff_point(data, model)
+    if point is not None:
+        up, down, _ = _verdict_counts(data, model, [target] if target else [])
+        up_o, down_o, _ = _verdict_counts(data, model, others)
+        sentences.append(
+            f"In short: {point[1]:+.2f} pts on average on {benchmark_label(target or '')} "
+            f"({up} task{'s' if up != 1 else ''} better, {down} worse beyond noise) and "
+            f"{point[0]:+.2f} pts on average elsewhere ({up_o} better, {down_o} worse)."
+        )
+    return f"{intro}: " + " ".join(sentences)
+
+
+def _models_section(data: ReportData) -> list[str]:
+    rows = []
+    for model in data.models:
+        training = model.training or {}
+        notes = []
+        if model is data.baseline:
+            notes.append("baseline")
+        if model.wise:
+            notes.append(
+                f"WiSE-FT α = {float(model.wise['alpha']):g} of "
+                f"`{model.wise.get('finetuned_spec', '?')}`"
+            )
+        elif model.fine_tuned:
+            notes.append("fine-tuned")
+        if model.history is not None:
+            notes.append(f"{len(model.history)} epochs logged")
+        for key in ("seed", "run_name"):
+            if key in training:
+                notes.append(f"{key} {training[key]}")
+        rows.append(
+            [
+                _escape(model.name),
+                f"`{_escape(model.spec)}`" if model.spec else "",
+                f"`{_escape(_base_spec(model))}`" if _base_spec(model) else "",
+                f"`{model.fingerprint[:12]}`",
+                _escape(", ".join(notes)),
+            ]
+        )
+    return [
+        "## Models",
+        "",
+        _table(["Model", "Spec", "Fine-tuned from", "Fingerprint", "Notes"], rows, "lllll"),
+    ]
+
+
+def _short_hash(value: Any) -> str:
+    return f"`{str(value)[:12]}`" if not is_missing(value) and value else MISSING
+
+
+def _scored_at(value: Any) -> str:
+    if is_missing(value):
+        return MISSING
+    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+
+
+def provenance_warnings(data: ReportData) -> list[str]:
+    """One line per benchmark whose compared runs scored different data or definitions."""
+    warnings = []
+    for benchmark in data.benchmarks:
+        runs = data.runs[data.runs["benchmark"] == benchmark]
+        for column, what in (
+            ("data_manifest_hash", "data"),
+            ("benchmark_hash", "benchmark definitions"),
+        ):
+            values = runs[column].fillna("none")
+            if values.nunique() > 1:
+                groups = "; ".join(
+                    f"`{str(h)[:12]}`: " + ", ".join(runs.loc[values == h, "model_name"])
+                    for h in values.unique()
+                )
+                warnings.append(
+                    f"⚠️ **{benchmark_label(benchmark)}**: the runs compared scored different "
+                    f"{what} ({groups}); their differences may come from the {what}, not the "
+                    "models. Changes marked † compare such runs; score them again on the same "
+                    "data to compare like with like."
+                )
+    return warnings
+
+
+def _provenance_section(data: ReportData) -> list[str]:
+    rows = []
+    for benchmark in data.benchmarks:
+        for model in data.models:
+            run = data.run_of(model, benchmark)
+            if run is None:
+                continue
+            items = str(int(run["n_items"])) if not is_missing(run["n_items"]) else MISSING
+            skipped = run["n_skipped"]
+            if not is_missing(skipped) and int(skipped):
+                items += f" ({int(skipped)} skipped)"
+            rows.append(
+                [
+                    benchmark_label(benchmark),
+                    _escape(model.name),
+                    _short_hash(run["data_manifest_hash"]),
+                    _short_hash(run["benchmark_hash"]),
+                    f"`{_escape(run['code_version'])}`",
+                    _scored_at(run["started_at"]),
+                    items,
+                    _escape(f"{run['device']} {run['precision']}"),
+                    f"`{str(run['run_id'])[:8]}`",
+                ]
+            )
+    lines = [
+        "## Provenance",
+        "",
+        "The latest run of each model on each benchmark (times in UTC).",
+        "",
+        _table(
+            [
+                "Benchmark",
+                "Model",
+                "Data hash",
+                "Benchmark hash",
+                "Code version",
+                "Scored at",
+                "Items",
+                "Device",
+                "Run",
+            ],
+            rows,
+            "lllllllll",
+        ),
+    ]
+    skipped: dict[tuple[str, str, str], list[str]] = {}
+    for model in data.models:
+        for benchmark in data.benchmarks:
+            found = data.skipped_tasks.get((model.fingerprint, benchmark), {})
+            for task, reason in found.items():
+                skipped.setdefault((benchmark, task, reason), []).append(model.name)
+    if skipped:
+        notes = [
+            f"{benchmark_label(b)} · {task_label(t)} "
+            f"({'all models' if len(names) == len(data.models) else ', '.join(names)}): "
+            f"{reason}"
+            for (b, t, reason), names in skipped.items()
+        ]
+        lines += ["", "Tasks skipped: " + "; ".join(_escape(n) for n in notes) + "."]
+    versions = {str(v) for v in data.runs["code_version"].dropna()}
+    if len(versions) > 1:
+        lines += [
+            "",
+            f"Runs come from {len(versions)} code versions: "
+            + ", ".join(f"`{v}`" for v in sorted(versions))
+            + ".",
+        ]
+    return lines
+
+
+def render_markdown(data: ReportData, figs: Figures, generated: datetime | None = None) -> str:
+    generated = generated or datetime.now(timezone.utc)
+    single = len(data.models) == 1
+    names = ", ".join(f"**{m.name}**" for m in data.models)
+    lines = ["# Fashion CLIP evaluation report", ""]
+    lines.append(
+        f"Models: {names}. "
+        + ("" if single else f"Baseline: **{data.baseline.name}**. ")
+        + (f"Target benchmark: **{benchmark_label(data.target)}**. " if data.target else "")
+        + f"Source: `{data.db_path}`, generated {generated:%Y-%m-%d %H:%M} UTC."
+    )
+    warnings = provenance_warnings(data)
+    if warnings:
+        lines += ["", *(f"> {w}" for w in warnings)]
+    lines += ["", "## Summary", ""]
+    if single:
+        lines.append(
+            f"Only one model (**{data.baseline.name}**) has results in this database, "
+            "so there is nothing to compare it with; its scores follow."
+        )
+    else:
+        for model in data.models[1:]:
+            lines += [summary_paragraph(data, model), ""]
+        lines.append(
+            "▲ better, ▼ worse than the baseline; ≈ a change no larger than the two 95% "
+            "bootstrap intervals' half-widths added together (within noise). Fractions change "
+            "in percentage points (pts), scores in points."
+        )
+    lines += ["", "## Headline results", ""]
+    header, align = _header(data, "Benchmark")
+    lines.append(_table(header, _metric_rows(data, headline_rows(data), True), align))
+    lines += [
+        "",
+        f"Small print under a value: its 95% bootstrap interval. {MISSING}: not "
+        "scored. “x / y”: points scored out of the maximum.",
+    ]
+    if figs.tradeoff or figs.benchmarks or figs.class_f1 or figs.training:
+        lines += ["", "## Charts", ""]
+    else:
+        lines.append("")
+    if figs.tradeoff:
+        lines += [
+            "### Gain vs forgetting",
+            "",
+            f"![Gain on the target against change elsewhere]({figs.tradeoff})",
+            "",
+            "Each point is a model, placed by its mean change against the baseline "
+            "(at the origin) in primary scores: up = better on the target, left = worse "
+            "on the other benchmarks. A dashed line joins WiSE-FT checkpoints in order "
+            "of α, from the zero-shot model (α = 0) to the fine-tune (α = 1).",
+            "",
+        ]
+    if figs.benchmarks:
+        lines += ["### Scores per benchmark", ""]
+        for benchmark, rel in figs.benchmarks.items():
+            lines += [f"![{benchmark_label(benchmark)}]({rel})", ""]
+    if figs.class_f1:
+        lines += ["### F1 per class", ""]
+        for benchmark, task, rel, note in figs.class_f1:
+            title = _task_title(data, benchmark, task)
+            lines += [f"![{title}: F1 per class]({rel})", ""]
+            if note:
+                lines += [f"{title}: {note}.", ""]
+    if figs.training:
+        lines += ["### Training curves", ""]
+        for group, rel in figs.training:
+            lines += [f"![Training curves of {', '.join(m.name for m in group)}]({rel})", ""]
+    lines += ["## All metrics", ""]
+    for benchmark in data.benchmarks:
+        rows = [
+            (benchmark, task, metric)
+            for task, _ in data.tasks[benchmark]
+            for metric in data.metrics_of(benchmark, task)
+        ]
+        header, align = _header(data, "Task")
+        lines += [
+            f"<details><summary>{benchmark_label(benchmark)}</summary>",
+            "",
+            _table(header, _metric_rows(data, rows, False), align),
+            "",
+            "</details>",
+            "",
+        ]
+    lines += [*_models_section(data), "", *_provenance_section(data), ""]
+    return "\n".join(lines)
+
+
+def write_report(
+    db_path: Path,
+    out_dir: Path,
+    baseline: str | None = None,
+    models: list[str] | None = None,
+    *,
+    target: str | None = None,
+) -> Path:
+    """Write ``out_dir/report.md`` and its charts in ``out_dir/figures/``; return the report's
+    path. ``baseline`` and ``models`` take model names or fingerprints (``models`` also
+    chooses the column order); ``target`` is the benchmark fine-tuning aimed at (default
+    ``footwear`` when scored). Raises :class:`ReportError` (or
+    :class:`evalsuite.store.StoreMissingError`) with a message for the user."""
+    data = load_report_data(db_path, baseline, models, target)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = draw_figures(data, out_dir)
+    path = out_dir / REPORT_NAME
+    _write_text(path, render_markdown(data, figs))
+    return path
