@@ -1,0 +1,542 @@
+"""Fashion CLIP leaderboard: is the fine-tuned model better, where, and at what cost?
+
+    streamlit run dashboards/leaderboard.py -- --db reports/results.duckdb
+    evalsuite leaderboard --db reports/results.duckdb
+
+Layout and widgets only: every number comes from ``evalsuite.store`` (read-only, short-lived
+connections, retried while a scorer writes) and is shaped by ``dashboards.views``. The
+database path comes from ``--db``, else ``$EVALSUITE_DB``, else reports/results.duckdb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+try:
+    from dashboards import views
+except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from dashboards import views
+
+from evalsuite import store
+
+DB_ENV = "EVALSUITE_DB"
+READ_TIMEOUT_S = 3.0  # per read; the store retries while a scorer holds the lock
+CACHE_TTL_S = 5
+RETRY_EVERY_S = 3
+PAGES = ("Overview", "Benchmark", "Retrieval", "Training")
+N_EXAMPLES = 12
+LAST_GOOD_MAX = 64  # reads kept per session to show while the database is locked
+PLACEHOLDER = np.full((96, 96, 3), 228, dtype=np.uint8)
+
+
+def db_path(argv: list[str] | None = None) -> Path:
+    """``--db`` after ``--`` on the streamlit command line, else $EVALSUITE_DB, else default."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--db")
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return Path(args.db or os.environ.get(DB_ENV) or store.DEFAULT_DB).expanduser()
+
+
+# ---------------------------------------------------------------- reading
+
+
+class Busy(Exception):
+    """The database stayed locked by a writer and nothing was read before."""
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=512)
+def _cached(function: str, db: str, args: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Any:
+    return getattr(store, function)(db, *args, timeout_s=READ_TIMEOUT_S, **dict(kwargs))
+
+
+def read(function: str, *args: Any, **kwargs: Any) -> Any:
+    """A store read (cached a few seconds); while a scorer writes, the last data read."""
+    key = (function, str(DB), args, tuple(sorted(kwargs.items())))
+    last_good = st.session_state.setdefault("_last_good", {})
+    try:
+        value = _cached(*key)
+    except store.StoreBusyError:
+        st.session_state["_busy"] = True
+        if key in last_good:
+            return last_good[key]
+        raise Busy from None
+    last_good.pop(key, None)  # most recent last; the oldest goes when there are too many
+    last_good[key] = value
+    while len(last_good) > LAST_GOOD_MAX:
+        del last_good[next(iter(last_good))]
+    return value
+
+
+def show_busy_notice(slot: Any) -> None:
+    """Tell the user and rerun by itself a few seconds later."""
+    slot.info(
+        "Results are being written by a scorer right now; showing the last data read "
+        "and retrying every few seconds.",
+        icon="⏳",
+    )
+    started = time.monotonic()
+
+    @st.fragment(run_every=RETRY_EVERY_S)
+    def retry() -> None:
+        if time.monotonic() - started > RETRY_EVERY_S - 0.5:
+            st.rerun()
+
+    retry()
+
+
+def show_empty(db: Path, missing: bool) -> None:
+    where = "does not exist yet" if missing else "has no results yet"
+    st.info(f"The results database `{db}` {where}.", icon="📭")
+    st.markdown(
+        "Fill it by scoring models (each run adds one model on every benchmark whose data "
+        "is found):\n\n"
+        f"```sh\nevalsuite score patrickjohncyh/fashion-clip --db {db}\n"
+        f"evalsuite score checkpoints/my-finetune --db {db}\n```\n\n"
+        "or run the whole flow on tiny models in a minute:\n\n```sh\nmake demo\n```\n\n"
+        "then reload this page."
+    )
+
+
+# ---------------------------------------------------------------- shared widgets
+
+
+def provenance(runs: pd.DataFrame, models: pd.DataFrame, baseline: str | None) -> None:
+    """Expander with what was scored and how; a warning when compared runs differ."""
+    messages = views.mismatch_messages(
+        views.provenance_mismatches(runs, baseline), LABELS.get(baseline, "the baseline")
+    )
+    for message in messages:
+        st.warning(message, icon="⚠️")
+    with st.expander("Provenance: data, benchmark and code behind these numbers"):
+        st.caption(
+            "Each row is one scoring run. Runs compare fairly when they share the data "
+            "manifest hash (same test items and images) and the benchmark hash (same classes, "
+            "prompts and queries)."
+        )
+        st.dataframe(views.provenance_table(runs, models), hide_index=True)
+
+
+def show_image(path: Path | None, caption: str) -> None:
+    if path is not None:
+        st.image(str(path), caption=caption, width="stretch")
+    else:
+        st.image(PLACEHOLDER, caption=f"{caption} · no image", width="stretch")
+
+
+def missing_images_note(image_paths: list[Any], shown: list[Path | None]) -> None:
+    """One line explaining the grey squares, instead of a reason under every one."""
+    blocked = sum(1 for raw, path in zip(image_paths, shown, strict=True) if raw and not path)
+    in_memory = sum(1 for raw in image_paths if not raw)
+    if blocked:
+        st.caption(
+            f"{blocked} image(s) not shown: the file is missing or lies outside the data "
+            "folders recorded with the runs (thumbnails are only served from those)."
+        )
+    if in_memory:
+        st.caption(f"{in_memory} item(s) have no image file (e.g. Fashion-MNIST pixels).")
+
+
+# ---------------------------------------------------------------- pages
+
+
+def overview_page(ctx: dict[str, Any]) -> None:
+    comp, models, columns = ctx["comparison"], ctx["models"], ctx["columns"]
+    baseline_label = LABELS.get(ctx["baseline"], "")
+    lines = views.verdicts(comp, models, ctx["baseline"], ctx["target"])
+    if lines:
+        st.markdown(f"**Compared with {baseline_label}:**")
+        st.markdown("\n".join(f"- {line}" for line in lines))
+    elif len(models) == 1:
+        st.info("Only one model is scored so far: score another to compare.")
+    st.caption(
+        f"Each cell: score ± half-width of its 95% bootstrap interval, then (difference to "
+        f"**{baseline_label}**). Green: better, red: worse, grey ≈: the difference is within "
+        "the measurement noise. Accuracy-like scores are in %, differences in points; hits "
+        "and pretest scores are counts out of the maximum in the column title. ⚠: scored on "
+        "different data than the baseline. Click a column title to sort."
+    )
+    _, styler = views.styled_overview(comp, models, columns)
+    hidden: dict[str, Any] = {views.delta_name(c): None for c in columns}
+    hidden["Model"] = st.column_config.TextColumn("Model", pinned=True)
+    st.dataframe(styler, hide_index=True, column_config=hidden, key="overview_table")
+    csv = views.csv_table(comp, baseline_label).to_csv(index=False).encode()
+    st.download_button(
+        "Download as CSV", csv, file_name="leaderboard.csv", mime="text/csv", key="download_csv"
+    )
+
+    st.subheader("Trade-off: gain on the target against change elsewhere")
+    target, general = ctx["target"], ctx["general"]
+    target_col = views.find_column(ctx["all_columns"], target) if target else None
+    pts = views.tradeoff_points(ctx["all_comparison"], models, target, general)
+    if target_col is None or not general or pts.empty:
+        st.info(
+            "The trade-off needs a target metric and at least one other benchmark "
+            "scored for the baseline and another model (choose them in the sidebar)."
+        )
+    else:
+        general_title = ctx["general_title"]
+        target_title = views.short_label(*target)
+        st.caption(
+            f"One point per model, relative to {baseline_label} (at 0, 0). Up: better on "
+            f"{target_title}; right: better on {general_title}. Top right is better "
+            "everywhere; top left is a specialist that forgot some general knowledge. "
+            "WiSE-FT interpolations of one fine-tune are joined by a line (α = 0: base "
+            "model, α = 1: fine-tuned). Differences in % points of the maximum score."
+        )
+        st.altair_chart(views.tradeoff_chart(pts, target_title, general_title), width="stretch")
+    provenance(ctx["runs"], models, ctx["baseline"])
+
+
+def benchmark_page(ctx: dict[str, Any]) -> None:
+    metrics, models = ctx["metrics"], ctx["models"]
+    tasks = views.classification_tasks(metrics)
+    if not tasks:
+        st.info("No classification task scored yet.")
+        return
+    names = [f"{views.benchmark_label(b)} · {views.task_label(b, t)}" for b, t in tasks]
+    left, right = st.columns([1, 2])
+    choice = left.selectbox("Benchmark and task", names, key="bm_task")
+    benchmark, task = tasks[names.index(choice)]
+    have = [m for m in ctx["order"] if views.run_of(metrics, m, benchmark)]
+    labels = [LABELS[m] for m in have]
+    default = [LABELS[m] for m in have[:2]]
+    chosen = right.multiselect("Models", labels, default=default, key="bm_models")
+    chosen_fps = [m for m in have if LABELS[m] in chosen]
+    run_ids = {views.run_of(metrics, m, benchmark): LABELS[m] for m in chosen_fps}
+    if not run_ids:
+        st.info("Pick at least one model.")
+        return
+
+    st.subheader("Per-class F1")
+    per_class = read("class_metrics", tuple(run_ids), task=task)
+    if per_class.empty:
+        st.info("No per-class scores stored for this task.")
+    else:
+        st.caption(
+            "F1 per class in % (harmonic mean of precision and recall); classes with "
+            "few test items are noisy."
+        )
+        st.altair_chart(
+            views.class_f1_chart(views.class_f1_long(per_class, run_ids)), width="stretch"
+        )
+        table = views.class_f1_table(per_class, run_ids)
+        st.dataframe(
+            table,
+            hide_index=True,
+            key="class_f1_table",
+            column_config={
+                c: st.column_config.NumberColumn(format="%.1f")
+                for c in table.columns
+                if c not in ("Class", "Items")
+            },
+        )
+
+    one = st.selectbox("Model for the confusion matrix and the examples", chosen, key="bm_one")
+    run_id = next(r for r, label in run_ids.items() if label == one)
+    st.subheader(f"Confusion matrix: {one}")
+    cells = read("confusion", run_id, task)
+    if cells.empty:
+        st.info("No confusion matrix stored for this task.")
+    else:
+        classes = sorted(set(per_class["class_name"])) if not per_class.empty else None
+        st.altair_chart(
+            views.confusion_chart(views.confusion_grid(cells, classes)), width="stretch"
+        )
+        worst = views.most_confused(cells)
+        if not worst.empty:
+            st.markdown(
+                "Most frequent mistakes: "
+                + "; ".join(
+                    f"{r.true_label} → {r.predicted_label} ({r['count']})"
+                    for _, r in worst.iterrows()
+                )
+            )
+
+    st.subheader(f"Misclassified examples: {one}")
+    true_classes = ["(all classes)", *sorted(set(cells["true_label"]))] if not cells.empty else []
+    picked = st.selectbox("True class", true_classes, key="bm_class") if true_classes else None
+    wrong = read(
+        "predictions",
+        run_id,
+        task,
+        only_wrong=True,
+        limit=N_EXAMPLES,
+        true_label=None if picked in (None, "(all classes)") else picked,
+    )
+    if wrong.empty:
+        st.success("No misclassified item.")
+    else:
+        st.caption("The model's most confident mistakes first: true class → predicted class.")
+        root = ctx["runs"].set_index("run_id")["data_root"].get(run_id)
+        paths = [views.safe_image_path(p, root, ctx["roots"]) for p in wrong["image_path"]]
+        grid = st.columns(6)
+        for i, (row, path) in enumerate(zip(wrong.itertuples(), paths, strict=True)):
+            with grid[i % 6]:
+                show_image(path, f"{row.true_label} → {row.predicted_label}")
+        missing_images_note(list(wrong["image_path"]), paths)
+    provenance(ctx["runs"][ctx["runs"]["run_id"].isin(run_ids)], models, ctx["baseline"])
+
+
+def retrieval_page(ctx: dict[str, Any]) -> None:
+    metrics, models = ctx["metrics"], ctx["models"]
+    tasks = views.retrieval_tasks(metrics)
+    if not tasks:
+        st.info("No retrieval task scored yet.")
+        return
+    names = [f"{views.benchmark_label(b)} · {views.task_label(b, t)}" for b, t in tasks]
+    top = st.columns(3)
+    choice = top[0].selectbox("Search task", names, key="rt_task")
+    benchmark, task = tasks[names.index(choice)]
+    have = [m for m in ctx["order"] if views.run_of(metrics, m, benchmark)]
+    labels = [LABELS[m] for m in have]
+    a = select(top[1], "Model A", "rt_a", labels, labels[0])
+    b = select(top[2], "Model B", "rt_b", labels, labels[1] if len(labels) > 1 else labels[0])
+    fp = {LABELS[m]: m for m in have}
+    run_a, run_b = (views.run_of(metrics, fp[x], benchmark) for x in (a, b))
+    queries_a, queries_b = read("queries", run_a, task), read("queries", run_b, task)
+    if queries_a.empty:
+        st.info("No ranked results stored for this task.")
+        return
+    options = [
+        views.query_label(q, t)
+        for q, t in zip(queries_a["query_id"], queries_a["query_text"], strict=True)
+    ]
+    picked = st.selectbox("Query", options, key="rt_query")
+    query_id = queries_a["query_id"].iloc[options.index(picked)]
+    data_root = ctx["runs"].set_index("run_id")["data_root"]
+    query_text = queries_a["query_text"].iloc[options.index(picked)]
+    if str(query_text) != str(query_id):  # image-to-image: the query text is an item id
+        everything = read("retrievals", run_a, task)
+        same = everything[everything["item_id"].astype(str) == str(query_text)]
+        if not same.empty:
+            path = views.safe_image_path(
+                same["image_path"].iloc[0], data_root.get(run_a), ctx["roots"]
+            )
+            st.markdown("**Query image**")
+            with st.columns(8)[0]:
+                show_image(path, f"item {query_text}")
+    sides = st.columns(2, gap="large")
+    for side, label, run_id in ((sides[0], a, run_a), (sides[1], b, run_b)):
+        rows = read("retrievals", run_id, task, query_id=query_id)
+        score = views.query_score(rows)
+        with side:
+            st.markdown(f"#### {label}")
+            st.markdown(
+                f"**{score['hits']} / {score['k']}** relevant in the top {score['k']} · "
+                f"by-position score **{score['by_position']:.1f} / {score['k']}**"
+            )
+            paths = [
+                views.safe_image_path(p, data_root.get(run_id), ctx["roots"])
+                for p in rows["image_path"]
+            ]
+            grid = st.columns(5)
+            for i, (row, path) in enumerate(zip(rows.itertuples(), paths, strict=True)):
+                mark = "✓ relevant" if row.relevant else "✗ not relevant"
+                with grid[i % 5]:
+                    show_image(path, f"#{row.rank} {mark}")
+            missing_images_note(list(rows["image_path"]), paths)
+    with st.expander("All queries: relevant hits per query"):
+        st.dataframe(views.query_comparison(queries_a, queries_b, a, b), hide_index=True)
+    provenance(ctx["runs"][ctx["runs"]["run_id"].isin([run_a, run_b])], models, ctx["baseline"])
+
+
+def training_page(ctx: dict[str, Any]) -> None:
+    models = ctx["models"]
+    tuned = models[models["kind"] != "base"]
+    histories = {LABELS[fp]: read("history", fp) for fp in tuned["fingerprint"]}
+    histories = {k: v for k, v in histories.items() if not v.empty}
+    summary = views.training_summary(tuned)
+    if not summary.empty:
+        st.dataframe(summary, hide_index=True, key="training_summary")
+    if not histories:
+        st.info(
+            "No fine-tuned model with a training history in this database. Fine-tune with "
+            "`finetune ...` and score the checkpoint with `evalsuite score CHECKPOINT`."
+        )
+        return
+    chosen = st.multiselect(
+        "Fine-tuned models", list(histories), default=list(histories), key="tr_models"
+    )
+    long = views.history_long({k: histories[k] for k in chosen})
+    if long.empty:
+        st.info("Pick a model.")
+        return
+    st.caption(
+        "Per-epoch log written by `finetune`: a validation loss that rises while the "
+        "train loss falls means the model starts to overfit."
+    )
+    left, right = st.columns(2)
+    left.altair_chart(
+        views.history_chart(long, ["train_loss", "val_loss"], "Loss"), width="stretch"
+    )
+    right.altair_chart(
+        views.history_chart(long, ["val_accuracy"], "Validation accuracy"), width="stretch"
+    )
+    if "lr" in set(long["key"]):
+        left.altair_chart(views.history_chart(long, ["lr"], "Learning rate"), width="stretch")
+    with st.expander("Training configuration (training.json)"):
+        for fp in tuned["fingerprint"]:
+            if LABELS[fp] in chosen:
+                training = tuned.set_index("fingerprint").loc[fp, "training"] or {}
+                st.markdown(f"**{LABELS[fp]}**")
+                st.code(
+                    json.dumps(
+                        {k: v for k, v in training.items() if k != "history"}, indent=2, default=str
+                    ),
+                    language="json",
+                )
+    keep = set(tuned["fingerprint"]) | {ctx["baseline"]}
+    provenance(ctx["runs"][ctx["runs"]["model_fingerprint"].isin(keep)], models, ctx["baseline"])
+
+
+# ---------------------------------------------------------------- sidebar and main
+
+
+def sidebar(metrics: pd.DataFrame, models: pd.DataFrame) -> dict[str, Any]:
+    bar = st.sidebar
+    bar.header("Compare")
+    labels = list(models["label"])
+    default = views.choose_baseline(models)
+    baseline_label = select(
+        bar, "Baseline (differences are against it)", "baseline", labels, LABELS.get(default)
+    )
+    baseline = models.loc[models["label"] == baseline_label, "fingerprint"].iloc[0]
+
+    all_columns = views.metric_columns(metrics, all_metrics=True)
+    bar.subheader("Trade-off chart")
+    target_default = views.default_target(metrics)
+    benchmarks = list(dict.fromkeys(c.benchmark for c in all_columns))
+    default = target_default or (None, None, None)
+    b = select(
+        bar, "Target benchmark", "target_benchmark", benchmarks, default[0], views.benchmark_label
+    )
+    tasks = list(dict.fromkeys(c.task for c in all_columns if c.benchmark == b))
+    t = select(
+        bar, "Target task", "target_task", tasks, default[1], lambda task: views.task_label(b, task)
+    )
+    metric_names = [c.metric for c in all_columns if c.benchmark == b and c.task == t]
+    preferred = default[2] if default[:2] == (b, t) else None
+    if preferred is None:
+        preferred = "acc@1" if "acc@1" in metric_names else "ir_hits"
+    m = select(bar, "Target metric", "target_metric", metric_names, preferred, views.metric_words)
+    target = (b, t, m)
+    general_cols = views.general_columns(all_columns, target)
+    options: dict[str, list[tuple[str, str, str]]] = {}
+    if general_cols:
+        names = " + ".join(views.task_label(c.benchmark, c.task) for c in general_cols)
+        options[f"Mean of general benchmarks ({names})"] = [c.key for c in general_cols]
+    for col in general_cols:
+        options[col.label] = [col.key]
+    for col in views.metric_columns(metrics):
+        if col.key != target and col.label not in options:
+            options[col.label] = [col.key]
+    general_label = (
+        select(bar, "Compared with", "general", list(options), next(iter(options)))
+        if options
+        else None
+    )
+    general = options.get(general_label, []) if general_label else []
+    if general_label and general_label.startswith("Mean of"):
+        general_title = "general benchmarks (mean)"
+    elif general:
+        general_title = views.short_label(*general[0])
+    else:
+        general_title = ""
+
+    bar.subheader("Table")
+    show_all = bar.checkbox("Show every metric", value=False, key="all_metrics")
+    return {
+        "baseline": baseline,
+        "target": target,
+        "general": general,
+        "general_title": general_title,
+        "show_all": show_all,
+        "all_columns": all_columns,
+    }
+
+
+def select(
+    container: Any, label: str, key: str, options: list[str], default: Any, format_func=str
+) -> Any:
+    """A selectbox whose remembered choice is dropped when it is no longer an option."""
+    index = options.index(default) if default in options else 0
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+    return container.selectbox(label, options, index=index, key=key, format_func=format_func)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Fashion CLIP leaderboard", page_icon="👟", layout="wide")
+    st.session_state["_busy"] = False
+    st.title("Fashion CLIP leaderboard")
+    st.caption("Is the fine-tuned model better, where, and at what cost?")
+    notice = st.empty()
+    if st.sidebar.button("Reload results now", key="reload"):
+        _cached.clear()
+    st.sidebar.caption(f"Results: `{DB}`")
+    try:
+        metrics = read("latest_metrics")
+        models_raw = read("list_models")
+        runs = read("list_runs")
+    except store.StoreMissingError:
+        show_empty(DB, missing=True)
+        return
+    except Busy:
+        show_busy_notice(notice)
+        return
+    except (store.StoreError, duckdb.Error, OSError) as exc:
+        st.error(f"Cannot read the results database `{DB}`: {exc}")
+        return
+    if metrics.empty:
+        show_empty(DB, missing=False)
+        return
+
+    models = views.model_table(models_raw, metrics)
+    LABELS.clear()
+    LABELS.update(zip(models["fingerprint"], models["label"], strict=True))
+    ctx = sidebar(metrics, models)
+    baseline = ctx["baseline"]
+    order = [baseline, *[fp for fp in models["fingerprint"] if fp != baseline]]
+    models = models.set_index("fingerprint").loc[order].reset_index()
+    columns = views.metric_columns(metrics, all_metrics=ctx["show_all"])
+    runs_shown = views.latest_runs(runs, metrics)
+    ctx.update(
+        metrics=metrics,
+        models=models,
+        order=order,
+        runs=runs_shown,
+        roots=views.allowed_roots(runs),
+        columns=columns,
+        comparison=views.comparison(metrics, models, baseline, columns),
+        all_comparison=views.comparison(metrics, models, baseline, ctx["all_columns"]),
+    )
+    tabs = st.tabs(list(PAGES), key="page", on_change="rerun", bind="query-params")
+    pages = (overview_page, benchmark_page, retrieval_page, training_page)
+    try:
+        for tab, page in zip(tabs, pages, strict=True):
+            with tab:
+                if tab.open is not False:
+                    page(ctx)
+    except Busy:
+        notice.info("Results are being written; this page needs data not read yet.")
+        show_busy_notice(notice)
+        return
+    if st.session_state.get("_busy"):
+        show_busy_notice(notice)
+
+
+LABELS: dict[str, str] = {}
+DB = db_path()
+main()

@@ -1,0 +1,79 @@
+"""Serve the leaderboard: ``streamlit run dashboards/leaderboard.py -- --db PATH``.
+
+``evalsuite leaderboard`` calls :func:`main`; ``python -m dashboards.serve --db PATH`` does
+the same from a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+APP = Path(__file__).resolve().with_name("leaderboard.py")
+DB_ENV = "EVALSUITE_DB"
+
+
+def command(
+    db_path: str | Path, port: int = 8501, headless: bool = True, options: Sequence[str] = ()
+) -> list[str]:
+    """The ``streamlit run`` command line serving the leaderboard on ``db_path``; ``options``
+    are more streamlit flags (``--server.address 127.0.0.1``...)."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(int(port)),
+        "--server.headless",
+        "true" if headless else "false",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",  # no developer menu or "Deploy" button for stakeholders
+        *options,
+        "--",
+        "--db",
+        str(Path(db_path).expanduser().absolute()),
+    ]
+
+
+def main(db_path: str | Path, port: int = 8501, headless: bool = True) -> int:
+    """Run the leaderboard until interrupted; returns streamlit's exit status (0 on Ctrl-C).
+
+    A missing database is not an error: the page explains how to fill it.
+    """
+    db = Path(db_path).expanduser().absolute()
+    env = {**os.environ, DB_ENV: str(db)}
+    print(f"Leaderboard on {db}: http://localhost:{port}  (Ctrl-C stops it)", flush=True)
+    process = subprocess.Popen(command(db, port, headless), env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="reports/results.duckdb", help="results database")
+    parser.add_argument("--port", type=int, default=8501)
+    parser.add_argument("--no-headless", action="store_true", help="open a browser tab")
+    args = parser.parse_args(argv)
+    return main(args.db, port=args.port, headless=not args.no_headless)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

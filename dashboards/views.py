@@ -1,0 +1,1276 @@
+"""What the leaderboard shows, as pure functions of the store's DataFrames.
+
+No Streamlit and no database here: ``dashboards/leaderboard.py`` reads through
+``evalsuite.store`` and passes the frames in; tests build frames by hand.
+
+Units: rates (accuracy, F1, recall...) are stored as fractions and shown as percentages, so
+their differences are percentage points ("pts"); counts (pretest, IR hits) carry a
+``maximum`` and are shown as counts out of it. A bootstrap interval is shown as "± half its
+width"; a difference smaller than the combined half-widths of the two intervals is "≈"
+(within noise), so small differences are not over-read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom")
+BENCHMARK_ORDER = ("footwear", "fmnist", "deepfashion", "custom")
+TASK_ORDER = (
+    "article_type",
+    "lace_colour",
+    "base_colour",
+    "text_search",
+    "image_search",
+    "lace_search",
+)
+BASELINE_MARKERS = ("fashion-clip", "fashionclip", "fashion_clip")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
+
+BENCHMARK_LABELS = {
+    "footwear": "footwear",
+    "fmnist": "Fashion-MNIST",
+    "deepfashion": "DeepFashion",
+    "custom": "custom set",
+}
+TASK_LABELS = {
+    ("footwear", "article_type"): "footwear type",
+    ("footwear", "base_colour"): "footwear colour",
+    ("footwear", "lace_colour"): "lace colour",
+    ("footwear", "text_search"): "Text search",
+    ("footwear", "image_search"): "Image search",
+    ("footwear", "lace_search"): "Lace search",
+    ("fmnist", "label"): "Fashion-MNIST",
+    ("deepfashion", "category"): "DeepFashion category",
+    ("custom", "label"): "custom set",
+}
+CLASSIFICATION_METRICS = {
+    "acc@1": "Zero-shot accuracy",
+    "acc@3": "Top-3 accuracy",
+    "acc@5": "Top-5 accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+    "f1_macro": "F1 macro",
+    "f1_macro_present": "F1 macro (classes present)",
+    "f1_weighted": "F1 weighted",
+    "pretest": "Pretest score",
+}
+RETRIEVAL_METRICS = {"ir_hits": "hits", "ir_by_position": "by-position score"}
+# Shown by default; "all metrics" shows every metric stored.
+HEADLINE_METRICS = {
+    ("footwear", "article_type"): ("acc@1", "f1_macro", "f1_weighted", "pretest"),
+    ("footwear", "lace_colour"): ("acc@1", "f1_macro"),
+    ("footwear", "text_search"): ("ir_hits", "ir_by_position"),
+    ("footwear", "image_search"): ("ir_hits", "ir_by_position"),
+    ("footwear", "lace_search"): ("ir_hits",),
+    ("footwear", "base_colour"): (),  # only with "show every metric": keeps the table narrow
+}
+MAIN_METRICS = ("acc@1", "ir_hits")  # first columns of the overview
+GENERIC_HEADLINE = ("acc@1", "ir_hits", "ir_by_position")
+METRIC_ORDER = (
+    "acc@1",
+    "acc@3",
+    "acc@5",
+    "balanced_accuracy",
+    "f1_macro",
+    "f1_macro_present",
+    "f1_weighted",
+    "pretest",
+    "ir_hits",
+    "ir_by_position",
+)
+
+COLOURS = {  # cell styles of the overview table
+    "better": "background-color: #d9f2df; color: #0f5132",
+    "worse": "background-color: #f8d7da; color: #842029",
+    "same": "color: #8a8f98",
+    "baseline": "background-color: #eef1f5",
+}
+
+
+# ---------------------------------------------------------------- names and units
+
+
+def _order(value: str, order: Sequence[str]) -> tuple[int, str]:
+    return (order.index(value), "") if value in order else (len(order), value)
+
+
+def benchmark_label(benchmark: str) -> str:
+    return BENCHMARK_LABELS.get(benchmark, benchmark)
+
+
+def task_label(benchmark: str, task: str) -> str:
+    """Plain-language name of a task: "footwear type", "Text search", "Fashion-MNIST"."""
+    if (benchmark, task) in TASK_LABELS:
+        return TASK_LABELS[(benchmark, task)]
+    if task in ("label", "category", "class"):
+        return benchmark_label(benchmark)
+    return f"{benchmark_label(benchmark)} {task.replace('_', ' ')}"
+
+
+def is_classification_metric(metric: str) -> bool:
+    return metric in CLASSIFICATION_METRICS or metric.startswith(("acc@", "f1_"))
+
+
+def metric_words(metric: str) -> str:
+    if metric in CLASSIFICATION_METRICS:
+        return CLASSIFICATION_METRICS[metric]
+    if metric in RETRIEVAL_METRICS:
+        return RETRIEVAL_METRICS[metric]
+    if metric.startswith("acc@"):
+        return f"Top-{metric[4:]} accuracy"
+    name, _, k = metric.partition("@")
+    words = {"P": "precision", "Recall": "recall", "NDCG": "nDCG", "MAP": "MAP"}.get(name, name)
+    return f"{words}@{k}" if k else words
+
+
+def _fmt_max(maximum: float | None) -> str:
+    return f"{maximum:,.0f}" if maximum is not None and not pd.isna(maximum) else ""
+
+
+def metric_label(benchmark: str, task: str, metric: str, maximum: float | None = None) -> str:
+    """Column title: "Zero-shot accuracy (footwear type)", "Text search hits / 390"."""
+    suffix = f" / {_fmt_max(maximum)}" if _fmt_max(maximum) else ""
+    if is_classification_metric(metric):
+        return f"{metric_words(metric)} ({task_label(benchmark, task)}){suffix}"
+    return f"{task_label(benchmark, task)} {metric_words(metric)}{suffix}"
+
+
+def short_label(benchmark: str, task: str, metric: str) -> str:
+    """Wording for a sentence: "footwear type accuracy", "text search hits"."""
+    if metric == "acc@1":
+        return f"{task_label(benchmark, task)} accuracy"
+    if is_classification_metric(metric):
+        return f"{task_label(benchmark, task)} {metric_words(metric)}"
+    words = f"{task_label(benchmark, task)} {metric_words(metric)}"
+    return words[0].lower() + words[1:]
+
+
+def is_count(maximum: Any) -> bool:
+    return maximum is not None and not pd.isna(maximum) and float(maximum) > 0
+
+
+def shown(value: Any, maximum: Any) -> float:
+    """The number as displayed: a count as is, a rate in percent."""
+    if value is None or pd.isna(value):
+        return math.nan
+    return float(value) if is_count(maximum) else 100.0 * float(value)
+
+
+def points(value: Any, maximum: Any) -> float:
+    """Percent of the best possible score: rates x 100, counts / maximum x 100."""
+    if value is None or pd.isna(value):
+        return math.nan
+    return 100.0 * float(value) / float(maximum) if is_count(maximum) else 100.0 * float(value)
+
+
+def half_width(ci_low: Any, ci_high: Any, maximum: Any) -> float:
+    """Half the width of a bootstrap interval, in displayed units (NaN when none)."""
+    if ci_low is None or ci_high is None or pd.isna(ci_low) or pd.isna(ci_high):
+        return math.nan
+    return abs(shown(ci_high, maximum) - shown(ci_low, maximum)) / 2.0
+
+
+def noise_level(hw_a: float, hw_b: float) -> float:
+    """Combined half-width of two intervals: differences below it are "within noise"."""
+    present = [h for h in (hw_a, hw_b) if not pd.isna(h)]
+    return math.sqrt(sum(h * h for h in present)) if present else math.nan
+
+
+def fmt_number(value: float, count: bool) -> str:
+    if pd.isna(value):
+        return "–"
+    if count:
+        return f"{value:,.0f}" if abs(value) >= 1 or value == 0 else f"{value:.1f}"
+    return f"{value:.1f}"
+
+
+def fmt_interval(value: float, hw: float, count: bool) -> str:
+    """ "69.8 ±2.9"; the half-width alone when there is no interval."""
+    text = fmt_number(value, count)
+    if pd.isna(hw) or pd.isna(value):
+        return text
+    return f"{text} ±{hw:.0f}" if count and hw >= 1 else f"{text} ±{hw:.1f}"
+
+
+def fmt_delta(delta: float, count: bool) -> str:
+    """Signed difference with a real minus sign: "+10.1", "−5.0", "+12"."""
+    if pd.isna(delta):
+        return ""
+    sign = "+" if delta >= 0 else "−"
+    body = f"{abs(delta):,.0f}" if count and abs(delta) >= 1 else f"{abs(delta):.1f}"
+    return f"{sign}{body}"
+
+
+def fmt_duration(seconds: Any) -> str:
+    if seconds is None or pd.isna(seconds) or seconds <= 0:
+        return ""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def fmt_params(count: Any) -> str:
+    if count is None or pd.isna(count) or count <= 0:
+        return ""
+    return f"{count / 1e6:,.1f} M" if count < 1e9 else f"{count / 1e9:.2f} B"
+
+
+def short_hash(value: Any, n: int = 10) -> str:
+    return "" if value is None or pd.isna(value) else str(value)[:n]
+
+
+# ---------------------------------------------------------------- models and baseline
+
+
+def _training(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) and value else None
+
+
+def model_kind(training: dict[str, Any] | None) -> str:
+    """ "base", "fine-tuned" or "WiSE-FT α=0.50"."""
+    if not training:
+        return "base"
+    wise = training.get("wise")
+    if isinstance(wise, dict):
+        alpha = wise.get("alpha")
+        return f"WiSE-FT α={float(alpha):.2f}" if alpha is not None else "WiSE-FT"
+    return "fine-tuned"
+
+
+def training_seconds(training: dict[str, Any] | None) -> float:
+    """Total fine-tuning time from the history in training.json (NaN when unknown)."""
+    history = (training or {}).get("history") or []
+    total = [e.get("seconds") for e in history if isinstance(e, dict)]
+    total = [float(s) for s in total if isinstance(s, (int, float)) and math.isfinite(s)]
+    return sum(total) if total else math.nan
+
+
+def model_table(models: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per model that has results (all models when ``metrics`` is None).
+
+    Columns: fingerprint, label (unique display name), name, spec, kind, alpha, training,
+    base_model, parameter_count, train_seconds.
+    """
+    frame = models.copy()
+    if metrics is not None:
+        frame = frame[frame["fingerprint"].isin(set(metrics["fingerprint"]))]
+        missing = sorted(set(metrics["fingerprint"]) - set(models["fingerprint"]))
+        if missing:  # runs of a model whose row is gone: still shown, under the run's name
+            names = metrics.drop_duplicates("fingerprint").set_index("fingerprint")["model_name"]
+            extra = pd.DataFrame({"fingerprint": missing, "name": [names[f] for f in missing]})
+            frame = pd.concat([frame, extra], ignore_index=True)
+    rows = []
+    for row in frame.to_dict("records"):
+        training = _training(row.get("training"))
+        wise = (training or {}).get("wise")
+        rows.append(
+            {
+                "fingerprint": row["fingerprint"],
+                "name": str(row.get("name") or row["fingerprint"][:12]),
+                "spec": row.get("spec"),
+                "kind": model_kind(training),
+                "alpha": float(wise["alpha"])
+                if isinstance(wise, dict) and wise.get("alpha") is not None
+                else math.nan,
+                "training": training,
+                "base_model": row.get("base_model"),
+                "parameter_count": row.get("parameter_count"),
+                "train_seconds": training_seconds(training),
+            }
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "fingerprint",
+            "name",
+            "spec",
+            "kind",
+            "alpha",
+            "training",
+            "base_model",
+            "parameter_count",
+            "train_seconds",
+        ],
+    )
+    out = out.sort_values(["name", "fingerprint"], key=lambda s: s.str.lower()).reset_index(
+        drop=True
+    )
+    counts = out["name"].value_counts()
+    out.insert(
+        1,
+        "label",
+        [
+            name if counts[name] == 1 else f"{name} ({fp[:8]})"
+            for name, fp in zip(out["name"], out["fingerprint"], strict=True)
+        ],
+    )
+    return out
+
+
+def is_fashion_clip(name: Any, spec: Any) -> bool:
+    text = f"{name or ''} {spec or ''}".lower()
+    return any(marker in text for marker in BASELINE_MARKERS)
+
+
+def choose_baseline(models: pd.DataFrame) -> str | None:
+    """Default baseline: FashionCLIP (a base model first), else the first base model (no
+    training info), else the first model. Returns a fingerprint; None without models."""
+    if models.empty:
+        return None
+    rows = models.to_dict("records")
+    base = [r for r in rows if not _training(r.get("training"))]
+    fashion = [r for r in rows if is_fashion_clip(r.get("name"), r.get("spec"))]
+    for group in ([r for r in fashion if r in base], fashion, base, rows):
+        if group:
+            return str(group[0]["fingerprint"])
+    return None  # pragma: no cover
+
+
+# ---------------------------------------------------------------- headline columns
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of the overview: a metric of a task of a benchmark."""
+
+    benchmark: str
+    task: str
+    metric: str
+    label: str
+    count: bool = False
+    maximum: float | None = None  # when every model shares it
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.benchmark, self.task, self.metric)
+
+
+def _task_sort(benchmark: str, task: str) -> tuple[Any, ...]:
+    return (*_order(benchmark, BENCHMARK_ORDER), *_order(task, TASK_ORDER))
+
+
+def metric_columns(metrics: pd.DataFrame, all_metrics: bool = False) -> list[Column]:
+    """The overview's metric columns: headline metrics of every benchmark/task present (or
+    every metric). The main number of each task (accuracy, hits) comes first, so that the
+    target and the general benchmarks fit on one screen; then F1, pretest, by-position."""
+    if metrics.empty:
+        return []
+    columns = []
+    groups = metrics.groupby(["benchmark", "task"], sort=False)
+    for benchmark, task in sorted(groups.groups, key=lambda bt: _task_sort(*bt)):
+        part = groups.get_group((benchmark, task))
+        present = sorted(set(part["metric"]), key=lambda m: _order(m, METRIC_ORDER))
+        if all_metrics:
+            chosen = present
+        else:
+            wanted = HEADLINE_METRICS.get((benchmark, task), GENERIC_HEADLINE)
+            chosen = [m for m in wanted if m in present]
+            if not chosen and (benchmark, task) not in HEADLINE_METRICS:
+                chosen = present[:1]
+        for metric in chosen:
+            maxima = part.loc[part["metric"] == metric, "maximum"].dropna().unique()
+            count = len(maxima) > 0
+            maximum = float(maxima[0]) if len(maxima) == 1 else None
+            columns.append(
+                Column(
+                    benchmark,
+                    task,
+                    metric,
+                    metric_label(benchmark, task, metric, maximum),
+                    count,
+                    maximum,
+                )
+            )
+    if not all_metrics:
+        main = [c for c in columns if c.metric in MAIN_METRICS]
+        columns = main + [c for c in columns if c.metric not in MAIN_METRICS]
+    return columns
+
+
+def find_column(columns: Iterable[Column], key: tuple[str, str, str]) -> Column | None:
+    return next((c for c in columns if c.key == tuple(key)), None)
+
+
+def default_target(metrics: pd.DataFrame) -> tuple[str, str, str] | None:
+    """Target of the trade-off: footwear lace colour, else footwear type accuracy, else the
+    first classification accuracy of a non-general benchmark, else the first metric."""
+    if metrics.empty:
+        return None
+    keys = set(zip(metrics["benchmark"], metrics["task"], metrics["metric"], strict=True))
+    for key in (("footwear", "lace_colour", "acc@1"), ("footwear", "article_type", "acc@1")):
+        if key in keys:
+            return key
+    ranked = sorted(keys, key=lambda k: (*_task_sort(k[0], k[1]), *_order(k[2], METRIC_ORDER)))
+    specific = [k for k in ranked if k[0] not in GENERAL_BENCHMARKS]
+    for key in specific:
+        if key[2] == "acc@1":
+            return key
+    return (specific or ranked)[0]
+
+
+def general_columns(columns: Iterable[Column], target: tuple[str, str, str] | None = None):
+    """Accuracy columns of the general benchmarks (FMNIST, DeepFashion, custom)."""
+    return [
+        c
+        for c in columns
+        if c.benchmark in GENERAL_BENCHMARKS and c.metric == "acc@1" and c.key != target
+    ]
+
+
+# ---------------------------------------------------------------- overview table
+
+
+def _lookup(metrics: pd.DataFrame) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    return {
+        (r["fingerprint"], r["benchmark"], r["task"], r["metric"]): r
+        for r in metrics.to_dict("records")
+    }
+
+
+def comparison(
+    metrics: pd.DataFrame, models: pd.DataFrame, baseline: str | None, columns: Sequence[Column]
+) -> pd.DataFrame:
+    """Tidy comparison: one row per (model, column) with the value, its interval, the
+    difference to the baseline and whether that difference is beyond the noise.
+
+    ``status`` is "baseline", "better", "worse", "same" (within noise), "missing" (no value)
+    or "n/a" (no baseline value). ``comparable`` is False when the two runs scored different
+    data or a different benchmark definition (hashes differ).
+    """
+    look = _lookup(metrics)
+    rows = []
+    for model in models.to_dict("records"):
+        fp = model["fingerprint"]
+        for col in columns:
+            cand = look.get((fp, *col.key))
+            base = look.get((baseline, *col.key)) if baseline else None
+            row = {
+                "model": model["label"],
+                "fingerprint": fp,
+                "kind": model["kind"],
+                "column": col.label,
+                "benchmark": col.benchmark,
+                "task": col.task,
+                "metric": col.metric,
+                "count": col.count,
+            }
+            if cand is None:
+                rows.append({**row, "status": "missing"})
+                continue
+            maximum = cand.get("maximum")
+            value = shown(cand["value"], maximum)
+            hw = half_width(cand.get("ci_low"), cand.get("ci_high"), maximum)
+            row.update(
+                value=value,
+                raw_value=cand["value"],
+                maximum=maximum,
+                ci_low=cand.get("ci_low"),
+                ci_high=cand.get("ci_high"),
+                half_width=hw,
+                points=points(cand["value"], maximum),
+                run_id=cand.get("run_id"),
+                higher_is_better=bool(cand.get("higher_is_better", True)),
+            )
+            if fp == baseline:
+                rows.append(
+                    {
+                        **row,
+                        "status": "baseline",
+                        "delta": 0.0,
+                        "delta_points": 0.0,
+                        "comparable": True,
+                    }
+                )
+                continue
+            if base is None:
+                rows.append({**row, "status": "n/a"})
+                continue
+            base_value = shown(base["value"], base.get("maximum"))
+            base_hw = half_width(base.get("ci_low"), base.get("ci_high"), base.get("maximum"))
+            delta = value - base_value
+            noise = noise_level(hw, base_hw)
+            good = delta if row["higher_is_better"] else -delta
+            status = (
+                "same"
+                if not pd.isna(noise) and abs(delta) <= noise
+                else "better"
+                if good > 0
+                else "worse"
+                if good < 0
+                else "same"
+            )
+            comparable = all(
+                cand.get(k) == base.get(k) for k in ("data_manifest_hash", "benchmark_hash")
+            ) and (is_count(maximum) == is_count(base.get("maximum")))
+            rows.append(
+                {
+                    **row,
+                    "baseline_value": base_value,
+                    "delta": delta,
+                    "noise": noise,
+                    "delta_points": points(cand["value"], maximum)
+                    - points(base["value"], base.get("maximum")),
+                    "status": status,
+                    "comparable": comparable,
+                }
+            )
+    columns_out = [
+        "model",
+        "fingerprint",
+        "kind",
+        "column",
+        "benchmark",
+        "task",
+        "metric",
+        "count",
+        "value",
+        "raw_value",
+        "maximum",
+        "ci_low",
+        "ci_high",
+        "half_width",
+        "points",
+        "baseline_value",
+        "delta",
+        "delta_points",
+        "noise",
+        "status",
+        "comparable",
+        "higher_is_better",
+        "run_id",
+    ]
+    return pd.DataFrame(rows).reindex(columns=columns_out)
+
+
+def cell_text(row: dict[str, Any], column: Column) -> str:
+    """ "79.9 ±2.7  (+10.1)", "70.2 ±2.9  (≈ +0.4)", "69.8 ±2.9" for the baseline."""
+    status = row.get("status")
+    if status == "missing" or pd.isna(row.get("value")):
+        return "–"
+    text = fmt_interval(row["value"], row.get("half_width", math.nan), column.count)
+    if column.count and column.maximum is None and is_count(row.get("maximum")):
+        text = f"{text} / {_fmt_max(row['maximum'])}"
+    if status in ("better", "worse", "same"):
+        delta = fmt_delta(row["delta"], column.count)
+        mark = "≈ " if status == "same" else ""
+        warn = " ⚠" if not row.get("comparable", True) else ""
+        text = f"{text}  ({mark}{delta}){warn}"
+    return text
+
+
+COST_COLUMNS = ("Fine-tuning time", "Parameters")
+
+
+def overview_frame(
+    comp: pd.DataFrame, models: pd.DataFrame, columns: Sequence[Column]
+) -> pd.DataFrame:
+    """Wide numeric frame behind the overview: Model, Type, one column per metric (displayed
+    units), one hidden "Δ <metric>" column per metric, then the cost columns."""
+    table = pd.DataFrame({"Model": models["label"], "Type": models["kind"]})
+    for col in columns:
+        part = comp[comp["column"] == col.label].set_index("model")
+        table[col.label] = table["Model"].map(part["value"]).astype(float)
+    for col in columns:
+        part = comp[comp["column"] == col.label].set_index("model")
+        table[delta_name(col)] = table["Model"].map(part["delta"]).astype(float)
+    table[COST_COLUMNS[0]] = [fmt_duration(s) for s in models["train_seconds"]]
+    table[COST_COLUMNS[1]] = [fmt_params(p) for p in models["parameter_count"]]
+    return table.reset_index(drop=True)
+
+
+def delta_name(column: Column) -> str:
+    return f"Δ {column.label}"
+
+
+def styled_overview(
+    comp: pd.DataFrame, models: pd.DataFrame, columns: Sequence[Column]
+) -> tuple[pd.DataFrame, Any]:
+    """(numeric frame, pandas Styler showing "value ±ci (delta)" coloured by verdict).
+
+    Sorting the table sorts by the numbers; the Styler only changes what the cells show.
+    """
+    table = overview_frame(comp, models, columns)
+    styler = table.style
+    records = {(r["model"], r["column"]): r for r in comp.to_dict("records")}
+    for i, model in enumerate(table["Model"]):
+        for col in columns:
+            row = records.get((model, col.label), {"status": "missing"})
+            text = cell_text(row, col)
+            styler = styler.format(lambda _v, text=text: text, subset=([i], [col.label]))
+    for col in columns:
+        styler = styler.format(
+            lambda v, count=col.count: fmt_delta(v, count), subset=[delta_name(col)]
+        )
+    status = {
+        (i, col.label): records.get((m, col.label), {}).get("status")
+        for i, m in enumerate(table["Model"])
+        for col in columns
+    }
+
+    def colour(frame: pd.DataFrame) -> pd.DataFrame:
+        css = pd.DataFrame("", index=frame.index, columns=frame.columns)
+        for (i, label), state in status.items():
+            css.loc[i, label] = COLOURS.get(state or "", "")
+        return css
+
+    styler = styler.apply(colour, axis=None)
+    return table, styler
+
+
+def csv_table(comp: pd.DataFrame, baseline_label: str | None) -> pd.DataFrame:
+    """Plain table for the CSV download: one row per model and metric, raw numbers."""
+    out = comp[comp["status"] != "missing"].copy()
+    out = out.rename(columns={"column": "metric_label"})
+    out["baseline"] = baseline_label
+    keep = [
+        "model",
+        "kind",
+        "benchmark",
+        "task",
+        "metric",
+        "metric_label",
+        "raw_value",
+        "maximum",
+        "ci_low",
+        "ci_high",
+        "value",
+        "half_width",
+        "baseline",
+        "baseline_value",
+        "delta",
+        "noise",
+        "status",
+        "comparable",
+        "run_id",
+    ]
+    return out[keep].rename(columns={"raw_value": "stored_value", "value": "shown_value"})
+
+
+# ---------------------------------------------------------------- verdict
+
+
+def _phrase(row: dict[str, Any]) -> str:
+    what = short_label(row["benchmark"], row["task"], row["metric"])
+    count, status = bool(row["count"]), row["status"]
+    delta = fmt_delta(row["delta"], count)
+    unit = "" if count else " pts"
+    of = f" (of {_fmt_max(row['maximum'])})" if count and is_count(row.get("maximum")) else ""
+    if status == "same":
+        text = f"≈ same {what} ({delta}{unit}, within noise)"
+    elif count:
+        text = f"{delta} {what}{of}"
+    else:
+        text = f"{delta} pts on {what}"
+    return text + (" ⚠ different data" if not row.get("comparable", True) else "")
+
+
+def verdicts(
+    comp: pd.DataFrame,
+    models: pd.DataFrame,
+    baseline: str | None,
+    target: tuple[str, str, str] | None,
+    limit: int = 4,
+) -> list[str]:
+    """One sentence per compared model: "ft-x: +10.1 pts on footwear type accuracy; −5.0 pts
+    on Fashion-MNIST accuracy". Fine-tuned models first, best target gain first."""
+    if comp.empty or baseline is None:
+        return []
+    others = models[models["fingerprint"] != baseline]
+    tuned = others[others["kind"] != "base"]
+    chosen = tuned if not tuned.empty else others
+    rows = comp[comp["fingerprint"].isin(set(chosen["fingerprint"]))]
+    rows = rows[rows["status"].isin(["better", "worse", "same"])]
+    wanted = [target] if target else []
+    wanted += sorted(
+        {
+            (b, t, m)
+            for b, t, m in zip(rows["benchmark"], rows["task"], rows["metric"], strict=True)
+            if b in GENERAL_BENCHMARKS and m == "acc@1"
+        }
+    )
+    wanted += [("footwear", "text_search", "ir_hits")]
+    wanted = list(dict.fromkeys(k for k in wanted if k))
+    lines = []
+    for model in chosen.to_dict("records"):
+        mine = rows[rows["fingerprint"] == model["fingerprint"]]
+        by_key = {(r["benchmark"], r["task"], r["metric"]): r for r in mine.to_dict("records")}
+        parts = [_phrase(by_key[k]) for k in wanted if k in by_key]
+        if not parts:
+            continue
+        gain = by_key[target]["delta_points"] if target in by_key else -math.inf
+        lines.append(
+            (
+                -(gain if not pd.isna(gain) else -math.inf),
+                model["label"],
+                f"**{model['label']}**: " + "; ".join(parts),
+            )
+        )
+    return [text for *_, text in sorted(lines)[:limit]]
+
+
+# ---------------------------------------------------------------- trade-off
+
+
+def _same_spec(a: Any, b: Any) -> bool:
+    if not a or not b or pd.isna(a) or pd.isna(b):
+        return False
+    na, nb = (os.path.normpath(str(x)).rstrip("/") for x in (a, b))
+    if na == nb:
+        return True
+    with_paths = [Path(x).expanduser() for x in (na, nb)]
+    try:
+        return with_paths[0].resolve() == with_paths[1].resolve() and any(
+            p.exists() for p in with_paths
+        )
+    except OSError:  # pragma: no cover
+        return False
+
+
+def _match_model(models: pd.DataFrame, spec: Any, fingerprint: Any) -> str | None:
+    for row in models.to_dict("records"):
+        if fingerprint and row["fingerprint"] == fingerprint:
+            return str(row["fingerprint"])
+    for row in models.to_dict("records"):
+        if _same_spec(row.get("spec"), spec):
+            return str(row["fingerprint"])
+    return None
+
+
+def wise_curves(models: pd.DataFrame) -> pd.DataFrame:
+    """WiSE-FT interpolations of one fine-tune joined as a curve.
+
+    Models whose training has "wise" are grouped by its finetuned_spec and sorted by alpha;
+    the base model (alpha 0, wise.base_spec) and the fine-tuned model (alpha 1) join their
+    curve where they are present. Columns: curve, alpha, fingerprint.
+    """
+    groups: dict[str, list[tuple[float, str]]] = {}
+    ends: dict[str, tuple[Any, Any, Any, Any]] = {}
+    for row in models.to_dict("records"):
+        wise = (row.get("training") or {}).get("wise")
+        if not isinstance(wise, dict) or wise.get("alpha") is None:
+            continue
+        spec = wise.get("finetuned_spec")
+        key = os.path.normpath(str(spec)) if spec else str(wise.get("finetuned_fingerprint"))
+        groups.setdefault(key, []).append((float(wise["alpha"]), str(row["fingerprint"])))
+        ends.setdefault(
+            key,
+            (
+                wise.get("base_spec"),
+                wise.get("base_fingerprint"),
+                wise.get("finetuned_spec"),
+                wise.get("finetuned_fingerprint"),
+            ),
+        )
+    rows = []
+    for key, members in groups.items():
+        base_spec, base_fp, ft_spec, ft_fp = ends[key]
+        base = _match_model(models, base_spec, base_fp)
+        tuned = _match_model(models, ft_spec, ft_fp)
+        label = Path(str(ft_spec)).name if ft_spec else key
+        done = {fp for _, fp in members}
+        if base and base not in done:
+            members.append((0.0, base))
+        if tuned and tuned not in done:
+            members.append((1.0, tuned))
+        rows += [
+            {"curve": f"WiSE-FT of {label}", "alpha": a, "fingerprint": fp}
+            for a, fp in sorted(members)
+        ]
+    return pd.DataFrame(rows, columns=["curve", "alpha", "fingerprint"])
+
+
+def tradeoff_points(
+    comp: pd.DataFrame,
+    models: pd.DataFrame,
+    target: tuple[str, str, str] | None,
+    general: Sequence[tuple[str, str, str]],
+) -> pd.DataFrame:
+    """One point per model: gain on the target metric (pts of the maximum, vs the baseline)
+    against the change on the general benchmarks (mean of those both runs have).
+
+    Columns: model, fingerprint, kind, target_gain, general_change, n_general, curve, alpha.
+    Models without the target or any general benchmark are left out.
+    """
+    columns = [
+        "model",
+        "fingerprint",
+        "kind",
+        "target_gain",
+        "general_change",
+        "n_general",
+        "curve",
+        "alpha",
+        "comparable",
+    ]
+    if comp.empty or target is None or not general:
+        return pd.DataFrame(columns=columns)
+    usable = comp[comp["status"].isin(["baseline", "better", "worse", "same"])]
+    key = list(zip(usable["benchmark"], usable["task"], usable["metric"], strict=True))
+    usable = usable.assign(key=key)
+    rows = []
+    for model in models.to_dict("records"):
+        mine = usable[usable["fingerprint"] == model["fingerprint"]]
+        tgt = mine[mine["key"] == tuple(target)]
+        gen = mine[mine["key"].isin([tuple(g) for g in general])]
+        if tgt.empty or gen.empty:
+            continue
+        rows.append(
+            {
+                "model": model["label"],
+                "fingerprint": model["fingerprint"],
+                "kind": model["kind"],
+                "target_gain": float(tgt["delta_points"].iloc[0]),
+                "general_change": float(gen["delta_points"].mean()),
+                "n_general": len(gen),
+                "curve": None,
+                "alpha": math.nan,
+                "comparable": bool(pd.concat([tgt, gen])["comparable"].all()),
+            }
+        )
+    out = pd.DataFrame(rows, columns=columns)
+    curves = wise_curves(models)
+    lines = curves.merge(out.drop(columns=["curve", "alpha"]), on="fingerprint")
+    out = pd.concat([out, lines[columns]], ignore_index=True) if not lines.empty else out
+    return out
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def latest_runs(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The runs the overview shows (the latest ``ok`` run per model and benchmark)."""
+    return runs[runs["run_id"].isin(set(metrics["run_id"]))].reset_index(drop=True)
+
+
+def provenance_table(runs: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
+    """What was scored, how and when, for each run shown."""
+    label = dict(zip(models["fingerprint"], models["label"], strict=True))
+    frame = runs.copy()
+    frame["Model"] = [
+        label.get(fp, name)
+        for fp, name in zip(frame["model_fingerprint"], frame["model_name"], strict=True)
+    ]
+    frame = frame.sort_values(["benchmark", "Model"])
+    return pd.DataFrame(
+        {
+            "Model": frame["Model"],
+            "Benchmark": frame["benchmark"],
+            "Data manifest": frame["data_manifest_hash"].map(short_hash),
+            "Benchmark hash": frame["benchmark_hash"].map(short_hash),
+            "Code version": frame["code_version"],
+            "Scored at (UTC)": pd.to_datetime(frame["started_at"]).dt.strftime("%Y-%m-%d %H:%M"),
+            "Items": frame["n_items"],
+            "Skipped images": frame["n_skipped"],
+            "Data root": frame["data_root"],
+            "Run": frame["run_id"].map(lambda r: short_hash(r, 8)),
+        }
+    ).reset_index(drop=True)
+
+
+def provenance_mismatches(
+    runs: pd.DataFrame, baseline: str | None, fingerprints: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """Pairs (baseline run, candidate run) on the same benchmark whose data manifest hash or
+    benchmark hash differ: their numbers are not measured on the same thing."""
+    if baseline is None or runs.empty:
+        return []
+    wanted = None if fingerprints is None else set(fingerprints)
+    base_runs = runs[runs["model_fingerprint"] == baseline].set_index("benchmark")
+    out = []
+    for run in runs.to_dict("records"):
+        fp, bench = run["model_fingerprint"], run["benchmark"]
+        if fp == baseline or (wanted is not None and fp not in wanted):
+            continue
+        if bench not in base_runs.index:
+            continue
+        base = base_runs.loc[bench]
+        base = base.iloc[0] if isinstance(base, pd.DataFrame) else base
+        for field, what in (
+            ("data_manifest_hash", "data"),
+            ("benchmark_hash", "benchmark definition"),
+        ):
+            if run[field] != base[field]:
+                out.append(
+                    {
+                        "model": run["model_name"],
+                        "fingerprint": fp,
+                        "benchmark": bench,
+                        "field": field,
+                        "what": what,
+                        "baseline": base[field],
+                        "candidate": run[field],
+                    }
+                )
+    return out
+
+
+def mismatch_messages(mismatches: Sequence[dict[str, Any]], baseline_label: str) -> list[str]:
+    return [
+        f"{m['model']} vs {baseline_label} on {m['benchmark']}: different {m['what']} "
+        f"({short_hash(m['candidate'])} vs {short_hash(m['baseline'])}); their difference "
+        "mixes the models with the change of data, so it is not a fair comparison."
+        for m in mismatches
+    ]
+
+
+# ---------------------------------------------------------------- images
+
+
+def allowed_roots(runs: pd.DataFrame) -> list[Path]:
+    """Folders thumbnails may come from: the data roots recorded in runs (plus image roots a
+    run recorded in ``extra["image_roots"]``). The filesystem root itself never counts."""
+    roots: list[str] = [r for r in runs.get("data_root", pd.Series(dtype=object)) if r]
+    for extra in runs.get("extra", pd.Series(dtype=object)):
+        if isinstance(extra, dict):
+            more = extra.get("image_roots") or []
+            roots += [more] if isinstance(more, str) else [str(m) for m in more if m]
+    out = []
+    for root in dict.fromkeys(str(r) for r in roots if r and not pd.isna(r)):
+        try:
+            path = Path(root).expanduser().resolve()
+        except (OSError, RuntimeError):  # pragma: no cover
+            continue
+        if len(path.parts) > 1:
+            out.append(path)
+    return out
+
+
+def safe_image_path(image_path: Any, data_root: Any, roots: Sequence[Path | str]) -> Path | None:
+    """The image file to show, or None when it is missing, not an image, or resolves (after
+    ``..`` and symlinks) outside every recorded data root."""
+    if image_path is None or (isinstance(image_path, float) and pd.isna(image_path)):
+        return None
+    text = str(image_path)
+    if not text or "\x00" in text:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        if not data_root or (isinstance(data_root, float) and pd.isna(data_root)):
+            return None
+        path = Path(str(data_root)) / path
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if resolved.suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    for root in roots:
+        try:
+            inside = resolved.is_relative_to(Path(root).resolve())
+        except (OSError, RuntimeError):  # pragma: no cover
+            inside = False
+        if inside and len(Path(root).resolve().parts) > 1:
+            return resolved if resolved.is_file() else None
+    return None
+
+
+# ---------------------------------------------------------------- benchmark page
+
+
+def classification_tasks(metrics: pd.DataFrame) -> list[tuple[str, str]]:
+    """(benchmark, task) pairs with classification metrics, in display order."""
+    part = metrics[metrics["metric"].map(is_classification_metric)]
+    pairs = set(zip(part["benchmark"], part["task"], strict=True))
+    return sorted(pairs, key=lambda bt: _task_sort(*bt))
+
+
+def retrieval_tasks(metrics: pd.DataFrame) -> list[tuple[str, str]]:
+    part = metrics[~metrics["metric"].map(is_classification_metric)]
+    pairs = set(zip(part["benchmark"], part["task"], strict=True))
+    return sorted(pairs, key=lambda bt: _task_sort(*bt))
+
+
+def run_of(metrics: pd.DataFrame, fingerprint: str, benchmark: str) -> str | None:
+    part = metrics[(metrics["fingerprint"] == fingerprint) & (metrics["benchmark"] == benchmark)]
+    return None if part.empty else str(part["run_id"].iloc[0])
+
+
+def class_f1_table(class_metrics: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Per-class F1 (percent) side by side: one row per class, one column per model (run),
+    plus the number of test items; worst classes of the first model first."""
+    if class_metrics.empty:
+        return pd.DataFrame(columns=["Class", "Items"])
+    frame = class_metrics.assign(
+        model=class_metrics["run_id"].map(labels), f1=lambda f: 100.0 * f["f1"]
+    )
+    wide = frame.pivot_table(index="class_name", columns="model", values="f1", aggfunc="first")
+    order = [labels[r] for r in labels if labels[r] in wide.columns]
+    wide = wide[order]
+    support = frame.groupby("class_name")["support"].max()
+    wide.insert(0, "Items", support.reindex(wide.index).astype("Int64"))
+    wide = wide.sort_values(order[0]) if order else wide
+    return wide.rename_axis(None, axis=1).rename_axis("Class").reset_index()
+
+
+def class_f1_long(class_metrics: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Long format for a grouped bar chart: Class, Model, F1 (percent), Items."""
+    return pd.DataFrame(
+        {
+            "Class": class_metrics["class_name"],
+            "Model": class_metrics["run_id"].map(labels),
+            "F1": 100.0 * class_metrics["f1"],
+            "Items": class_metrics["support"],
+        }
+    )
+
+
+def confusion_grid(cells: pd.DataFrame, classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every (true, predicted) pair with its count and the share of the true class (percent);
+    cells the store left out (zero) are filled in."""
+    labels = (
+        list(classes)
+        if classes is not None
+        else sorted(set(cells["true_label"]) | set(cells["predicted_label"]))
+    )
+    full = pd.MultiIndex.from_product([labels, labels], names=["true_label", "predicted_label"])
+    counts = (
+        cells.groupby(["true_label", "predicted_label"])["count"]
+        .sum()
+        .reindex(full, fill_value=0)
+        .reset_index()
+    )
+    totals = counts.groupby("true_label")["count"].transform("sum")
+    counts["share"] = (100.0 * counts["count"] / totals.where(totals > 0)).fillna(0.0)
+    return counts
+
+
+def most_confused(cells: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    wrong = cells[cells["true_label"] != cells["predicted_label"]]
+    return wrong.sort_values("count", ascending=False).head(n).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- retrieval page
+
+
+def query_label(query_id: Any, query_text: Any) -> str:
+    text = "" if query_text is None or pd.isna(query_text) else str(query_text)
+    return f"{query_id} — {text}" if text and text != str(query_id) else str(query_id)
+
+
+def query_score(rows: pd.DataFrame, k: int | None = None) -> dict[str, float]:
+    """Hits and position-weighted points of one query's ranked list (as the IR scores count
+    them: K - r + 1 weights scaled to at most K)."""
+    if rows.empty:
+        return {"hits": 0, "by_position": 0.0, "k": k or 0}
+    k = int(k or rows["rank"].max())
+    top = rows[rows["rank"] <= k]
+    relevant = top.loc[top["relevant"].astype(bool), "rank"].astype(int)
+    weights = k * (k + 1) / 2.0
+    return {
+        "hits": len(relevant),
+        "by_position": float(k * sum(k - r + 1 for r in relevant) / weights),
+        "k": k,
+    }
+
+
+def query_comparison(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
+    """Per-query relevant hits of two runs side by side (from ``store.queries`` frames)."""
+    left = a[["query_id", "query_text", "n_relevant"]].rename(columns={"n_relevant": "a"})
+    right = b[["query_id", "n_relevant"]].rename(columns={"n_relevant": "b"})
+    both = left.merge(right, on="query_id", how="outer")
+    out = pd.DataFrame(
+        {"Id": both["query_id"], "Query": both["query_text"], f"Hits: {label_a}": both["a"]}
+    )
+    if label_a != label_b:
+        out[f"Hits: {label_b}"] = both["b"]
+        out["Difference"] = both["b"] - both["a"]
+    return out
+
+
+# ---------------------------------------------------------------- training page
+
+
+HISTORY_SERIES = {
+    "train_loss": "Train loss",
+    "val_loss": "Validation loss",
+    "val_accuracy": "Validation accuracy",
+    "lr": "Learning rate",
+}
+
+
+def history_long(histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-epoch logs of several models in long format: Model, epoch, series, value."""
+    frames = []
+    for label, frame in histories.items():
+        if frame is None or frame.empty:
+            continue
+        present = [c for c in HISTORY_SERIES if c in frame.columns]
+        long = frame.melt(id_vars=["epoch"], value_vars=present, var_name="key")
+        long["series"] = long["key"].map(HISTORY_SERIES)
+        long["Model"] = label
+        frames.append(long.dropna(subset=["value"]))
+    if not frames:
+        return pd.DataFrame(columns=["Model", "epoch", "key", "series", "value"])
+    return pd.concat(frames, ignore_index=True)[["Model", "epoch", "key", "series", "value"]]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def training_summary(models: pd.DataFrame) -> pd.DataFrame:
+    """What each fine-tuned model is: run name, base model, epochs, time, WiSE alpha."""
+    rows = []
+    for row in models.to_dict("records"):
+        training = row.get("training")
+        if not training:
+            continue
+        config = training.get("config") if isinstance(training.get("config"), dict) else {}
+        base = training.get("base_model")
+        base = base.get("spec") if isinstance(base, dict) else base
+        wise = training.get("wise") if isinstance(training.get("wise"), dict) else {}
+        rows.append(
+            {
+                "Model": row["label"],
+                "Type": row["kind"],
+                "Run": training.get("run_name", ""),
+                "Base model": _text(base)
+                or _text(row.get("base_model"))
+                or _text(wise.get("base_spec")),
+                "Epochs": len(training.get("history") or []) or config.get("epochs") or "",
+                "Fine-tuning time": fmt_duration(row.get("train_seconds")),
+                "Learning rate": config.get("lr", config.get("learning_rate")) or "",
+                "Trained on": config.get("data", config.get("train_data", "")),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- charts (Altair specs)
+
+
+def tradeoff_chart(points_frame: pd.DataFrame, target_title: str, general_title: str):
+    """Gain on the target (y) against change on the general benchmarks (x), one point per
+    model, WiSE-FT alphas of one fine-tune joined as a line; zero lines mark the baseline."""
+    import altair as alt
+
+    singles = points_frame[points_frame["curve"].isna()]
+    curves = points_frame[points_frame["curve"].notna()]
+    x = alt.X(
+        "general_change:Q",
+        title=f"Change on {general_title} (pts vs baseline)",
+        scale=alt.Scale(zero=False, padding=20),
+    )
+    y = alt.Y(
+        "target_gain:Q",
+        title=f"Gain on {target_title} (pts vs baseline)",
+        scale=alt.Scale(zero=False, padding=20),
+    )
+    tooltip = [
+        alt.Tooltip("model:N", title="Model"),
+        alt.Tooltip("kind:N", title="Type"),
+        alt.Tooltip("target_gain:Q", title="Target gain (pts)", format="+.1f"),
+        alt.Tooltip("general_change:Q", title="General change (pts)", format="+.1f"),
+    ]
+    zero = pd.DataFrame({"v": [0.0]})
+    layers = [
+        alt.Chart(zero).mark_rule(color="#9aa0a6", strokeDash=[4, 4]).encode(x="v:Q"),
+        alt.Chart(zero).mark_rule(color="#9aa0a6", strokeDash=[4, 4]).encode(y="v:Q"),
+    ]
+    if not curves.empty:
+        layers.append(
+            alt.Chart(curves)
+            .mark_line(point=True, strokeWidth=2)
+            .encode(
+                x=x,
+                y=y,
+                color=alt.Color("curve:N", title="WiSE-FT curve"),
+                order="alpha:Q",
+                tooltip=[*tooltip, alt.Tooltip("alpha:Q", title="α")],
+            )
+        )
+        labels = curves.assign(text=curves["alpha"].map(lambda a: f"α={a:g}"))
+        layers.append(
+            alt.Chart(labels)
+            .mark_text(dy=-10, fontSize=11, color="#555")
+            .encode(x=x, y=y, text="text:N")
+        )
+    layers.append(
+        alt.Chart(singles)
+        .mark_circle(size=140)
+        .encode(
+            x=x,
+            y=y,
+            shape=alt.Shape("kind:N", title="Type"),
+            color=alt.value("#1f6feb"),
+            tooltip=tooltip,
+        )
+    )
+    layers.append(
+        alt.Chart(singles)
+        .mark_text(align="left", dx=9, dy=4, fontSize=12)
+        .encode(x=x, y=y, text="model:N")
+    )
+    return alt.layer(*layers).properties(height=420)
+
+
+def class_f1_chart(long: pd.DataFrame):
+    """Grouped horizontal bars: per-class F1 of each selected model."""
+    import altair as alt
+
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            y=alt.Y("Class:N", sort="ascending", title=None),
+            yOffset="Model:N",
+            x=alt.X("F1:Q", title="F1 (%)", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("Model:N", legend=alt.Legend(orient="top")),
+            tooltip=["Class", "Model", alt.Tooltip("F1:Q", format=".1f"), "Items"],
+        )
+        .properties(height=alt.Step(14))
+    )
+
+
+def confusion_chart(grid: pd.DataFrame):
+    """Heatmap of a confusion matrix: share of each true class (row) per predicted class."""
+    import altair as alt
+
+    base = alt.Chart(grid).encode(
+        x=alt.X("predicted_label:N", title="Predicted", axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("true_label:N", title="True class"),
+    )
+    rect = base.mark_rect().encode(
+        color=alt.Color("share:Q", title="% of class", scale=alt.Scale(scheme="blues")),
+        tooltip=[
+            alt.Tooltip("true_label:N", title="True"),
+            alt.Tooltip("predicted_label:N", title="Predicted"),
+            "count:Q",
+            alt.Tooltip("share:Q", title="% of class", format=".1f"),
+        ],
+    )
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.condition("datum.count > 0", "count:Q", alt.value("")),
+        color=alt.condition("datum.share > 50", alt.value("white"), alt.value("black")),
+    )
+    n = max(grid["true_label"].nunique(), 1)
+    return (rect + text).properties(height=min(60 + 28 * n, 900))
+
+
+def history_chart(long: pd.DataFrame, keys: Sequence[str], title: str, log_scale: bool = False):
+    """Per-epoch lines of the given history series, one colour per model."""
+    import altair as alt
+
+    part = long[long["key"].isin(list(keys))]
+    scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
+    return (
+        alt.Chart(part, title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title=None, scale=scale),
+            color=alt.Color("Model:N"),
+            strokeDash=alt.StrokeDash("series:N", title="Series"),
+            tooltip=["Model", "series", "epoch", alt.Tooltip("value:Q", format=".4g")],
+        )
+        .properties(height=280)
+    )

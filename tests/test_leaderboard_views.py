@@ -1,0 +1,617 @@
+"""dashboards.views on hand-made store frames: no Streamlit, no database."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dashboards import views
+
+METRIC_COLUMNS = [
+    "model_name",
+    "fingerprint",
+    "benchmark",
+    "task",
+    "metric",
+    "value",
+    "maximum",
+    "ci_low",
+    "ci_high",
+    "higher_is_better",
+    "run_id",
+    "started_at",
+    "data_manifest_hash",
+    "benchmark_hash",
+    "code_version",
+]
+
+
+def metric(fp, benchmark, task, name, value, lo=None, hi=None, maximum=None, dm="dm1", bh="bh1"):
+    return {
+        "model_name": fp.upper(),
+        "fingerprint": fp,
+        "benchmark": benchmark,
+        "task": task,
+        "metric": name,
+        "value": value,
+        "maximum": maximum,
+        "ci_low": lo,
+        "ci_high": hi,
+        "higher_is_better": True,
+        "run_id": f"{fp}-{benchmark}",
+        "started_at": None,
+        "data_manifest_hash": dm,
+        "benchmark_hash": bh,
+        "code_version": "v1",
+    }
+
+
+def models_frame(*rows: dict) -> pd.DataFrame:
+    base = {
+        "spec": None,
+        "backend": "hf",
+        "base_model": None,
+        "base_fingerprint": None,
+        "parameter_count": 1_000_000,
+        "training": None,
+    }
+    return pd.DataFrame([{**base, **row} for row in rows])
+
+
+WISE_FT = "/ckpt/ft"
+
+
+def sample():
+    models = models_frame(
+        {"fingerprint": "base", "name": "FashionCLIP", "spec": "patrickjohncyh/fashion-clip"},
+        {"fingerprint": "clip", "name": "openai-clip", "spec": "openai/clip-vit-base-patch32"},
+        {
+            "fingerprint": "ft",
+            "name": "ft",
+            "spec": WISE_FT,
+            "training": {
+                "run_name": "ft",
+                "history": [{"epoch": 1, "seconds": 60.0}, {"epoch": 2, "seconds": 60.0}],
+            },
+        },
+        {
+            "fingerprint": "w5",
+            "name": "ft-wise0.5",
+            "spec": "/ckpt/w5",
+            "training": {
+                "wise": {
+                    "alpha": 0.5,
+                    "base_spec": "patrickjohncyh/fashion-clip",
+                    "finetuned_spec": WISE_FT + "/",
+                }
+            },
+        },
+        {
+            "fingerprint": "w2",
+            "name": "ft-wise0.2",
+            "spec": "/ckpt/w2",
+            "training": {
+                "wise": {
+                    "alpha": 0.2,
+                    "base_spec": "patrickjohncyh/fashion-clip",
+                    "finetuned_spec": WISE_FT,
+                }
+            },
+        },
+    )
+    rows = []
+    values = {
+        "base": (0.70, 0.80, 200),
+        "clip": (0.60, 0.82, 180),
+        "ft": (0.80, 0.75, 240),
+        "w5": (0.77, 0.79, 230),
+        "w2": (0.71, 0.803, 210),
+    }
+    for fp, (acc, fm, hits) in values.items():
+        rows += [
+            metric(fp, "footwear", "article_type", "acc@1", acc, acc - 0.03, acc + 0.03),
+            metric(fp, "footwear", "article_type", "f1_macro", acc - 0.1),
+            metric(
+                fp,
+                "footwear",
+                "article_type",
+                "pretest",
+                acc * 1000,
+                acc * 1000 - 20,
+                acc * 1000 + 20,
+                maximum=1000,
+            ),
+            metric(fp, "footwear", "text_search", "ir_hits", hits, hits - 10, hits + 10, 390),
+            metric(fp, "footwear", "text_search", "MRR", 0.5),
+            metric(fp, "fmnist", "label", "acc@1", fm, fm - 0.01, fm + 0.01),
+        ]
+    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    return views.model_table(models, metrics), metrics
+
+
+# ---------------------------------------------------------------- baseline
+
+
+def test_baseline_prefers_fashion_clip_then_a_base_model_then_the_first():
+    models, _ = sample()
+    assert views.choose_baseline(models) == "base"
+    no_fashion = models[models["fingerprint"] != "base"]
+    assert views.choose_baseline(no_fashion) == "clip"  # the only base model left
+    tuned_only = models[models["fingerprint"].isin(["ft", "w5"])]
+    assert views.choose_baseline(tuned_only) == tuned_only["fingerprint"].iloc[0]
+    assert views.choose_baseline(models.iloc[0:0]) is None
+
+
+def test_baseline_matches_fashion_clip_in_name_or_spec_case_insensitively():
+    frame = views.model_table(
+        models_frame(
+            {"fingerprint": "a", "name": "aaa", "spec": "openai/clip"},
+            {"fingerprint": "b", "name": "My-FashionCLIP", "spec": "x"},
+            {
+                "fingerprint": "c",
+                "name": "fashion-clip-ft",
+                "spec": "/ckpt",
+                "training": {"run_name": "c"},
+            },
+        )
+    )
+    assert views.choose_baseline(frame) == "b"  # a base model among the FashionCLIP ones
+    only_tuned = views.model_table(
+        models_frame(
+            {"fingerprint": "a", "name": "aaa", "spec": "openai/clip", "training": {"x": 1}},
+            {
+                "fingerprint": "c",
+                "name": "zzz",
+                "spec": "/ckpt/Fashion_CLIP-ft",
+                "training": {"x": 1},
+            },
+        )
+    )
+    assert views.choose_baseline(only_tuned) == "c"
+
+
+def test_model_table_kinds_labels_and_cost():
+    models, _ = sample()
+    kinds = dict(zip(models["fingerprint"], models["kind"], strict=True))
+    assert kinds == {
+        "base": "base",
+        "clip": "base",
+        "ft": "fine-tuned",
+        "w5": "WiSE-FT α=0.50",
+        "w2": "WiSE-FT α=0.20",
+    }
+    assert models.set_index("fingerprint").loc["ft", "train_seconds"] == 120.0
+    twins = views.model_table(
+        models_frame(
+            {"fingerprint": "f1" * 8, "name": "same"}, {"fingerprint": "f2" * 8, "name": "same"}
+        )
+    )
+    assert twins["label"].tolist() == ["same (f1f1f1f1)", "same (f2f2f2f2)"]
+
+
+# ---------------------------------------------------------------- labels and columns
+
+
+def test_plain_language_labels():
+    assert views.metric_label("footwear", "article_type", "acc@1") == (
+        "Zero-shot accuracy (footwear type)"
+    )
+    assert views.metric_label("footwear", "text_search", "ir_hits", 390) == (
+        "Text search hits / 390"
+    )
+    assert views.metric_label("footwear", "image_search", "ir_by_position", 130.0) == (
+        "Image search by-position score / 130"
+    )
+    assert views.metric_label("fmnist", "label", "acc@1") == "Zero-shot accuracy (Fashion-MNIST)"
+    assert views.metric_label("demo", "colour", "Recall@10") == "demo colour recall@10"
+    assert views.short_label("footwear", "text_search", "ir_hits") == "text search hits"
+
+
+def test_headline_columns_main_numbers_first_and_all_metrics_on_demand():
+    _, metrics = sample()
+    labels = [c.label for c in views.metric_columns(metrics)]
+    assert labels == [
+        "Zero-shot accuracy (footwear type)",
+        "Text search hits / 390",
+        "Zero-shot accuracy (Fashion-MNIST)",
+        "F1 macro (footwear type)",
+        "Pretest score (footwear type) / 1,000",
+    ]
+    every = [c.label for c in views.metric_columns(metrics, all_metrics=True)]
+    assert "Text search MRR" in every and len(every) == 6
+
+
+def test_default_target_prefers_lace_colour_then_footwear_type():
+    _, metrics = sample()
+    assert views.default_target(metrics) == ("footwear", "article_type", "acc@1")
+    lace = pd.concat(
+        [metrics, pd.DataFrame([metric("ft", "footwear", "lace_colour", "acc@1", 0.5)])]
+    )
+    assert views.default_target(lace) == ("footwear", "lace_colour", "acc@1")
+    general_only = metrics[metrics["benchmark"] == "fmnist"]
+    assert views.default_target(general_only) == ("fmnist", "label", "acc@1")
+
+
+# ---------------------------------------------------------------- deltas and noise
+
+
+def test_deltas_against_the_baseline_with_noise_and_units():
+    models, metrics = sample()
+    columns = views.metric_columns(metrics)
+    comp = views.comparison(metrics, models, "base", columns).set_index(["model", "column"])
+    ft = comp.loc[("ft", "Zero-shot accuracy (footwear type)")]
+    assert ft["value"] == pytest.approx(80.0) and ft["delta"] == pytest.approx(10.0)
+    assert ft["half_width"] == pytest.approx(3.0)
+    assert ft["noise"] == pytest.approx(math.hypot(3.0, 3.0))
+    assert ft["status"] == "better"
+    w2 = comp.loc[("ft-wise0.2", "Zero-shot accuracy (footwear type)")]
+    assert w2["delta"] == pytest.approx(1.0) and w2["status"] == "same"  # inside ±4.2
+    fm = comp.loc[("ft", "Zero-shot accuracy (Fashion-MNIST)")]
+    assert fm["delta"] == pytest.approx(-5.0) and fm["status"] == "worse"
+    hits = comp.loc[("ft", "Text search hits / 390")]
+    assert hits["value"] == 240 and hits["delta"] == 40  # counts stay counts
+    assert hits["delta_points"] == pytest.approx(100 * 40 / 390)
+    f1 = comp.loc[("ft", "F1 macro (footwear type)")]
+    assert f1["status"] == "better" and pd.isna(f1["noise"])  # no interval: never "≈"
+    assert comp.loc[("FashionCLIP", "Zero-shot accuracy (footwear type)"), "status"] == ("baseline")
+
+
+def test_cell_texts_show_interval_delta_and_noise_flag():
+    models, metrics = sample()
+    columns = views.metric_columns(metrics)
+    comp = views.comparison(metrics, models, "base", columns)
+    table, styler = views.styled_overview(comp, models, columns)
+    html = styler.to_html()
+    assert "80.0 ±3.0  (+10.0)" in html
+    assert "71.0 ±3.0  (≈ +1.0)" in html
+    assert "75.0 ±1.0  (−5.0)" in html
+    assert "240 ±10  (+40)" in html
+    assert "70.0 ±3.0" in html
+    assert views.COLOURS["better"].split(";")[0] in html
+    assert views.COLOURS["worse"].split(";")[0] in html
+    row = table.set_index("Model")
+    assert row.loc["ft", "Δ Zero-shot accuracy (footwear type)"] == pytest.approx(10.0)
+    assert row.loc["ft", "Fine-tuning time"] == "2 min"
+    assert row.loc["ft", "Parameters"] == "1.0 M"
+
+
+def test_switching_baseline_changes_deltas():
+    models, metrics = sample()
+    columns = views.metric_columns(metrics)
+    comp = views.comparison(metrics, models, "ft", columns).set_index(["model", "column"])
+    assert comp.loc[("FashionCLIP", "Zero-shot accuracy (footwear type)"), "delta"] == (
+        pytest.approx(-10.0)
+    )
+    assert comp.loc[("ft", "Zero-shot accuracy (footwear type)"), "status"] == "baseline"
+
+
+def test_missing_values_and_missing_baseline_values():
+    models, metrics = sample()
+    metrics = metrics[~((metrics["fingerprint"] == "base") & (metrics["benchmark"] == "fmnist"))]
+    metrics = metrics[~((metrics["fingerprint"] == "clip") & (metrics["metric"] == "pretest"))]
+    columns = views.metric_columns(metrics)
+    comp = views.comparison(metrics, models, "base", columns).set_index(["model", "column"])
+    assert comp.loc[("ft", "Zero-shot accuracy (Fashion-MNIST)"), "status"] == "n/a"
+    assert comp.loc[("openai-clip", "Pretest score (footwear type) / 1,000"), "status"] == (
+        "missing"
+    )
+    _, styler = views.styled_overview(comp.reset_index(), models, columns)
+    assert "–" in styler.to_html()
+
+
+def test_csv_table_has_raw_numbers():
+    models, metrics = sample()
+    comp = views.comparison(metrics, models, "base", views.metric_columns(metrics))
+    csv = views.csv_table(comp, "FashionCLIP")
+    row = csv[(csv["model"] == "ft") & (csv["metric"] == "acc@1") & (csv["task"] == "article_type")]
+    assert row["stored_value"].iloc[0] == 0.8 and row["delta"].iloc[0] == pytest.approx(10.0)
+    assert set(csv["baseline"]) == {"FashionCLIP"}
+
+
+def test_verdict_sentences():
+    models, metrics = sample()
+    columns = views.metric_columns(metrics, all_metrics=True)
+    comp = views.comparison(metrics, models, "base", columns)
+    lines = views.verdicts(comp, models, "base", ("footwear", "article_type", "acc@1"))
+    assert lines[0] == (
+        "**ft**: +10.0 pts on footwear type accuracy; −5.0 pts on "
+        "Fashion-MNIST accuracy; +40 text search hits (of 390)"
+    )
+    assert any(line.startswith("**ft-wise0.2**: ≈ same footwear type accuracy") for line in lines)
+    assert not any("openai-clip" in line for line in lines)  # fine-tuned models are compared
+
+
+# ---------------------------------------------------------------- trade-off and WiSE-FT
+
+
+def test_wise_curve_groups_by_finetuned_spec_sorted_by_alpha_with_both_ends():
+    models, _ = sample()
+    curves = views.wise_curves(models)
+    assert curves["fingerprint"].tolist() == ["base", "w2", "w5", "ft"]
+    assert curves["alpha"].tolist() == [0.0, 0.2, 0.5, 1.0]
+    assert curves["curve"].nunique() == 1  # "/ckpt/ft/" and "/ckpt/ft" are the same fine-tune
+
+
+def test_wise_curves_of_two_finetunes_stay_apart():
+    models = views.model_table(
+        models_frame(
+            {
+                "fingerprint": "a5",
+                "name": "a5",
+                "training": {"wise": {"alpha": 0.5, "finetuned_spec": "/a"}},
+            },
+            {
+                "fingerprint": "b5",
+                "name": "b5",
+                "training": {"wise": {"alpha": 0.5, "finetuned_spec": "/b"}},
+            },
+            {
+                "fingerprint": "b3",
+                "name": "b3",
+                "training": {"wise": {"alpha": 0.3, "finetuned_spec": "/b"}},
+            },
+        )
+    )
+    curves = views.wise_curves(models)
+    assert curves.groupby("curve")["fingerprint"].apply(list).to_dict() == {
+        "WiSE-FT of a": ["a5"],
+        "WiSE-FT of b": ["b3", "b5"],
+    }
+
+
+def test_tradeoff_points_and_chart():
+    models, metrics = sample()
+    columns = views.metric_columns(metrics, all_metrics=True)
+    comp = views.comparison(metrics, models, "base", columns)
+    target = ("footwear", "article_type", "acc@1")
+    pts = views.tradeoff_points(comp, models, target, [("fmnist", "label", "acc@1")])
+    singles = pts[pts["curve"].isna()].set_index("model")
+    assert singles.loc["ft", "target_gain"] == pytest.approx(10.0)
+    assert singles.loc["ft", "general_change"] == pytest.approx(-5.0)
+    assert singles.loc["FashionCLIP", ["target_gain", "general_change"]].tolist() == [0, 0]
+    curve = pts[pts["curve"].notna()]
+    assert curve["model"].tolist() == ["FashionCLIP", "ft-wise0.2", "ft-wise0.5", "ft"]
+    spec = views.tradeoff_chart(pts, "footwear type accuracy", "Fashion-MNIST").to_dict()
+    assert len(spec["layer"]) == 6
+    assert views.tradeoff_points(comp, models, None, []).empty
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def runs_frame(rows):
+    base = {
+        "benchmark_version": "1",
+        "code_version": "v1",
+        "device": "cpu",
+        "precision": "fp32",
+        "seconds": 1.0,
+        "status": "ok",
+        "n_items": 10,
+        "n_skipped": 0,
+        "started_at": pd.Timestamp("2026-11-20 09:00"),
+        "finished_at": None,
+        "extra": {},
+        "data_root": None,
+    }
+    return pd.DataFrame([{**base, **row} for row in rows])
+
+
+def test_provenance_mismatch_detects_different_data_and_benchmark():
+    runs = runs_frame(
+        [
+            {
+                "run_id": "1",
+                "model_fingerprint": "base",
+                "model_name": "FashionCLIP",
+                "benchmark": "footwear",
+                "benchmark_hash": "bh1",
+                "data_manifest_hash": "dm1",
+            },
+            {
+                "run_id": "2",
+                "model_fingerprint": "ft",
+                "model_name": "ft",
+                "benchmark": "footwear",
+                "benchmark_hash": "bh1",
+                "data_manifest_hash": "dm2",
+            },
+            {
+                "run_id": "3",
+                "model_fingerprint": "w5",
+                "model_name": "w5",
+                "benchmark": "footwear",
+                "benchmark_hash": "bh2",
+                "data_manifest_hash": "dm1",
+            },
+            {
+                "run_id": "4",
+                "model_fingerprint": "ok",
+                "model_name": "ok",
+                "benchmark": "footwear",
+                "benchmark_hash": "bh1",
+                "data_manifest_hash": "dm1",
+            },
+            {
+                "run_id": "5",
+                "model_fingerprint": "ft",
+                "model_name": "ft",
+                "benchmark": "fmnist",
+                "benchmark_hash": "x",
+                "data_manifest_hash": "y",
+            },  # no baseline run: nothing to say
+        ]
+    )
+    found = views.provenance_mismatches(runs, "base")
+    assert [(m["model"], m["field"]) for m in found] == [
+        ("ft", "data_manifest_hash"),
+        ("w5", "benchmark_hash"),
+    ]
+    messages = views.mismatch_messages(found, "FashionCLIP")
+    assert messages[0].startswith("ft vs FashionCLIP on footwear: different data (dm2 vs dm1)")
+    assert views.provenance_mismatches(runs, "base", ["w5"])[0]["model"] == "w5"
+    table = views.provenance_table(
+        runs, views.model_table(models_frame({"fingerprint": "base", "name": "FashionCLIP"}))
+    )
+    assert table.columns[:6].tolist() == [
+        "Model",
+        "Benchmark",
+        "Data manifest",
+        "Benchmark hash",
+        "Code version",
+        "Scored at (UTC)",
+    ]
+
+
+def test_comparison_flags_runs_on_different_data():
+    models, metrics = sample()
+    metrics.loc[metrics["fingerprint"] == "ft", "data_manifest_hash"] = "other"
+    columns = views.metric_columns(metrics)
+    comp = views.comparison(metrics, models, "base", columns).set_index(["model", "column"])
+    assert not comp.loc[("ft", "Zero-shot accuracy (footwear type)"), "comparable"]
+    assert comp.loc[("ft-wise0.5", "Zero-shot accuracy (footwear type)"), "comparable"]
+    _, styler = views.styled_overview(comp.reset_index(), models, columns)
+    assert "(+10.0) ⚠" in styler.to_html()
+
+
+# ---------------------------------------------------------------- image path guard
+
+
+@pytest.fixture()
+def roots(tmp_path: Path):
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "a.jpg").write_bytes(b"jpg")
+    (root / "notes.txt").write_text("not an image")
+    (tmp_path / "secret.png").write_bytes(b"png")
+    (root / "images" / "link.png").symlink_to(tmp_path / "secret.png")
+    return tmp_path, root
+
+
+def test_image_guard_accepts_files_inside_recorded_roots(roots):
+    _, root = roots
+    allowed = [root]
+    assert views.safe_image_path("images/a.jpg", str(root), allowed) == root / "images" / "a.jpg"
+    assert views.safe_image_path(str(root / "images" / "a.jpg"), None, allowed) is not None
+    assert views.safe_image_path("images/../images/a.jpg", root, allowed) is not None
+
+
+def test_image_guard_rejects_escapes_outside_roots_and_non_images(roots):
+    tmp, root = roots
+    allowed = [root]
+    assert views.safe_image_path("../secret.png", root, allowed) is None  # ../ escape
+    assert views.safe_image_path("images/../../secret.png", root, allowed) is None
+    assert views.safe_image_path(str(tmp / "secret.png"), root, allowed) is None  # absolute
+    assert views.safe_image_path("images/link.png", root, allowed) is None  # symlink out
+    assert views.safe_image_path("/etc/passwd", root, allowed) is None
+    assert views.safe_image_path("notes.txt", root, allowed) is None  # not an image
+    assert views.safe_image_path("images/missing.jpg", root, allowed) is None
+    assert views.safe_image_path("images/a.jpg", None, allowed) is None  # relative, no root
+    assert views.safe_image_path(None, root, allowed) is None
+    assert views.safe_image_path(float("nan"), root, allowed) is None
+    assert views.safe_image_path("images/a.jpg", root, []) is None  # no recorded root
+    assert views.safe_image_path(str(tmp / "secret.png"), "/", ["/"]) is None  # "/" never counts
+
+
+def test_allowed_roots_come_from_runs(roots):
+    tmp, root = roots
+    runs = pd.DataFrame(
+        {
+            "data_root": [str(root), None, "/"],
+            "extra": [{}, {"image_roots": [str(tmp / "imgs")]}, None],
+        }
+    )
+    found = views.allowed_roots(runs)
+    assert root.resolve() in found and (tmp / "imgs").resolve() in found
+    assert Path("/") not in found
+
+
+# ---------------------------------------------------------------- benchmark, retrieval, training
+
+
+def test_class_f1_table_and_confusion_grid():
+    per_class = pd.DataFrame(
+        {
+            "run_id": ["r1", "r1", "r2", "r2"],
+            "task": ["t"] * 4,
+            "class_name": ["Heels", "Flats", "Heels", "Flats"],
+            "precision": [0.5] * 4,
+            "recall": [0.5] * 4,
+            "f1": [0.9, 0.4, 0.8, 0.6],
+            "support": [10, 12, 10, 12],
+        }
+    )
+    table = views.class_f1_table(per_class, {"r1": "base", "r2": "ft"})
+    assert table.columns.tolist() == ["Class", "Items", "base", "ft"]
+    assert table["Class"].tolist() == ["Flats", "Heels"]  # worst of the first model first
+    assert table.set_index("Class").loc["Flats", "ft"] == pytest.approx(60.0)
+    long = views.class_f1_long(per_class, {"r1": "base", "r2": "ft"})
+    assert views.class_f1_chart(long).to_dict()["mark"]["type"] == "bar"
+    cells = pd.DataFrame(
+        {"true_label": ["a", "a", "b"], "predicted_label": ["a", "b", "b"], "count": [3, 1, 4]}
+    )
+    grid = views.confusion_grid(cells, ["a", "b", "c"])
+    assert len(grid) == 9
+    share = grid.set_index(["true_label", "predicted_label"])["share"]
+    assert share[("a", "a")] == pytest.approx(75.0) and share[("c", "c")] == 0.0
+    assert views.most_confused(cells)["predicted_label"].tolist() == ["b"]
+
+
+def test_query_score_matches_the_ir_definitions():
+    rows = pd.DataFrame({"rank": range(1, 11), "relevant": [True, False, True] + [False] * 7})
+    score = views.query_score(rows)
+    assert score["hits"] == 2 and score["k"] == 10
+    assert score["by_position"] == pytest.approx(10 * (10 + 8) / 55)
+    assert views.query_score(rows.iloc[0:0])["hits"] == 0
+    assert views.query_label("t01", "black shoes") == "t01 — black shoes"
+    assert views.query_label("i01", "i01") == "i01"
+
+
+def test_history_long_and_training_summary():
+    models, _ = sample()
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "train_loss": [2.0, 1.5],
+            "val_loss": [1.9, None],
+            "val_accuracy": [0.7, 0.8],
+            "lr": [1e-5, 5e-6],
+            "seconds": [60, 60],
+            "extra": [{}, {}],
+        }
+    )
+    long = views.history_long({"ft": history, "empty": pd.DataFrame()})
+    assert set(long["key"]) == {"train_loss", "val_loss", "val_accuracy", "lr"}
+    assert len(long) == 7  # the missing validation loss is dropped
+    chart = views.history_chart(long, ["train_loss", "val_loss"], "Loss").to_dict()
+    assert chart["mark"]["type"] == "line"
+    summary = views.training_summary(models).set_index("Model")
+    assert summary.loc["ft", "Fine-tuning time"] == "2 min"
+    assert summary.loc["ft-wise0.5", "Base model"] == "patrickjohncyh/fashion-clip"
+
+
+def test_formatting_helpers():
+    assert views.fmt_delta(-5.04, False) == "−5.0"
+    assert views.fmt_delta(12.0, True) == "+12"
+    assert views.fmt_interval(69.83, 2.94, False) == "69.8 ±2.9"
+    assert views.fmt_interval(312, float("nan"), True) == "312"
+    assert views.fmt_duration(4000) == "67 min" and views.fmt_duration(None) == ""
+    assert views.fmt_params(151_277_313) == "151.3 M"
+    assert os.sep not in views.short_hash("abcdef0123456789")
+
+
+def test_query_comparison_side_by_side():
+    a = pd.DataFrame({"query_id": ["t01", "t02"], "query_text": ["x", "y"], "n_relevant": [3, 5]})
+    b = pd.DataFrame({"query_id": ["t01", "t02"], "query_text": ["x", "y"], "n_relevant": [4, 1]})
+    table = views.query_comparison(a, b, "base", "ft")
+    assert table.columns.tolist() == ["Id", "Query", "Hits: base", "Hits: ft", "Difference"]
+    assert table["Difference"].tolist() == [1, -4]
+    assert views.query_comparison(a, a, "base", "base").columns.tolist() == [
+        "Id",
+        "Query",
+        "Hits: base",
+    ]
