@@ -22,7 +22,7 @@ from evalsuite.spec import (
     task_skip_reason,
 )
 
-SHIPPED = ["custom", "deepfashion", "fmnist", "footwear"]
+SHIPPED = ["custom", "deepfashion", "demo_footwear", "demo_general", "fmnist", "footwear"]
 
 BASE = """\
 name: {name}
