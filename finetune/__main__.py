@@ -1,0 +1,73 @@
+"""Command line: ``accelerate launch -m finetune --config CFG.yaml [--set key=value ...]``.
+
+Also ``python -m finetune ...`` (one process) and ``finetune wise ...`` (weight-space
+ensembling, :mod:`finetune.wise`). Hardware (processes, GPUs, mixed precision defaults)
+comes from ``accelerate launch``; everything about the run comes from the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from evalsuite.errors import EvalSuiteError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finetune",
+        description="Fine-tune a CLIP on a prepared catalogue (see configs/README.md). "
+        "`finetune wise ...` interpolates weights instead.",
+    )
+    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/footwear.yaml")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set optim.lr=1e-4 (repeatable; YAML values)",
+    )
+    parser.add_argument("--output-dir", help="override output.dir")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="STATE_DIR",
+        help="continue from OUTPUT/state (or STATE_DIR); starts afresh if there is none yet",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "wise":
+        from finetune.wise import main as wise_main
+
+        return wise_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
+    from finetune.config import load_config
+    from finetune.loop import train
+
+    try:
+        cfg = load_config(args.config, args.overrides, args.output_dir)
+        progress = train(cfg, resume=args.resume)
+    except EvalSuiteError as err:
+        print(f"finetune: error: {err}", file=sys.stderr)
+        return 2
+    if rank == 0 and progress.stopped:
+        logging.getLogger("finetune").info("stopped: %s", progress.stopped)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

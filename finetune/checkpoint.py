@@ -1,0 +1,276 @@
+"""Checkpoints: model folders other tools load, and the resumable training state.
+
+``best/`` and ``last/`` are plain model folders (``ClipModel.save``: Hugging Face
+``save_pretrained`` or open_clip's layout, safetensors only) plus ``training.json`` (what
+``evalsuite`` shows as the model's training history) and a short model card ``README.md``.
+
+``state/`` is what ``--resume`` reads: ``model.safetensors`` (the trainable module, LoRA
+adapters included), ``optimizer.pt`` / ``scheduler.pt`` / ``ema.pt`` / ``scaler.pt``
+(tensors and plain numbers only, loaded with ``torch.load(weights_only=True)``),
+``rng.safetensors`` (python, numpy, torch and CUDA generator states of every process, as
+tensors: nothing is unpickled) and ``progress.json`` (epoch, batches done, history, ...).
+
+Every folder is written to a temporary sibling and swapped in (rename the old one away,
+rename the new one in, delete the old), so a crash leaves either the old or the new folder;
+:func:`recover` finishes an interrupted swap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from evalsuite.data.catalogue import load_manifest
+from evalsuite.errors import ConfigError, DataError
+from evalsuite.models.base import ClipModel
+
+TRAINING_FILE = "training.json"
+PROGRESS_FILE = "progress.json"
+
+
+# --- atomic folders ----------------------------------------------------------------------------
+
+
+def _old(out: Path) -> Path:
+    return out.parent / f".{out.name}.old"
+
+
+def recover(out: Path) -> None:
+    """Finish a swap that a crash interrupted, and remove abandoned temporary folders."""
+    old = _old(out)
+    if old.is_dir():
+        if out.exists():
+            shutil.rmtree(old)  # crashed after the new folder was in place
+        else:
+            old.rename(out)  # crashed between the two renames: the old folder is complete
+    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_atomically(out: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a fresh temporary folder, then swap it in as ``out``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recover(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        write(tmp)
+        if out.exists():
+            out.rename(_old(out))
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(_old(out), ignore_errors=True)
+
+
+# --- model checkpoints -------------------------------------------------------------------------
+
+
+def save_checkpoint(out: Path, model: ClipModel, training: dict[str, Any]) -> None:
+    """A model folder loadable by transformers / open_clip, plus training.json and README."""
+
+    def write(tmp: Path) -> None:
+        model.save(tmp)
+        (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2, default=str) + "\n")
+        (tmp / "README.md").write_text(model_card(training, model.backend))
+
+    replace_atomically(out, write)
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
+
+
+def model_card(training: dict[str, Any], backend: str) -> str:
+    """A short Markdown model card: what, from what, on what, how well, how to load."""
+    base, data = training["base_model"], training["data"]
+    rows = [
+        f"| {h['epoch']} | {_number(h.get('train_loss'))} | {_number(h.get('val_loss'))} "
+        f"| {_number(h.get('val_accuracy'))} | {_number(h.get('lr'), 3)} |"
+        for h in training["history"]
+    ]
+    load = (
+        'transformers.CLIPModel.from_pretrained("<this folder>")'
+        if backend == "hf"
+        else 'open_clip.create_model_and_transforms("local-dir:<this folder>")'
+    )
+    return "\n".join(
+        [
+            f"# {training['run_name']}",
+            "",
+            f"Fine-tuned from `{base['spec']}` by `finetune` (code {training['code_version']})",
+            f"on `{data['path']}` (manifest {str(data.get('manifest_hash'))[:12]}), objective "
+            f"`{training['objective']}`, target field `{training['target_field']}`.",
+            f"This folder holds the weights of epoch {training['epoch']} ({training['kind']}); "
+            f"best epoch by validation loss: {training['best_epoch']}.",
+            "",
+            "| epoch | train loss | val loss | val zero-shot acc | lr |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Load with `{load}` or score with `evalsuite score <this folder>`.",
+            "",
+        ]
+    )
+
+
+def code_version() -> str:
+    """Package version + git commit (evalsuite.version), or the bare version."""
+    try:
+        from evalsuite.version import code_version as version
+    except ImportError:  # pragma: no cover - a checkout without evalsuite.version
+        from evalsuite import __version__
+
+        return __version__
+    return version()
+
+
+def data_fingerprint(path: str | Path) -> dict[str, Any]:
+    """Hashes of the prepared data from its manifest.json (None when there is none)."""
+    try:
+        manifest = load_manifest(Path(path))
+    except DataError:
+        return {"path": str(path), "manifest_hash": None}
+    keys = ("manifest_hash", "split_hashes", "images_hash", "files", "sizes", "format")
+    return {"path": str(Path(path).resolve()), **{k: manifest.get(k) for k in keys}}
+
+
+# --- RNG states as tensors -------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    """This process's python, numpy, torch (and CUDA) generator states as tensors."""
+    version, keys, gauss = random.getstate()
+    _, np_keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state = {
+        "python": torch.tensor([version, *keys], dtype=torch.int64),
+        "python_gauss": torch.tensor([math.nan if gauss is None else gauss], dtype=torch.float64),
+        "numpy": torch.from_numpy(np_keys.astype(np.int64)),
+        "numpy_meta": torch.tensor([pos, has_gauss, cached], dtype=torch.float64),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    values = state["python"].tolist()
+    gauss = float(state["python_gauss"][0])
+    random.setstate((values[0], tuple(values[1:]), None if math.isnan(gauss) else gauss))
+    pos, has_gauss, cached = state["numpy_meta"].tolist()
+    keys = state["numpy"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, int(pos), int(has_gauss), cached))
+    torch.set_rng_state(state["torch"].to(torch.uint8).cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].to(torch.uint8).cpu())
+
+
+# --- resumable state ---------------------------------------------------------------------------
+
+
+def save_state(
+    out: Path,
+    module: torch.nn.Module,
+    objects: dict[str, Any],
+    rng_per_process: dict[str, torch.Tensor],
+    progress: dict[str, Any],
+) -> None:
+    """Write ``state/``: module weights, ``objects`` (name -> has state_dict()), the stacked
+    (process, ...) RNG states and the progress record."""
+
+    def write(tmp: Path) -> None:
+        save_model(module, str(tmp / "model.safetensors"))
+        for name, obj in objects.items():
+            if obj is not None:
+                torch.save(obj.state_dict(), tmp / f"{name}.pt")
+        save_file(
+            {k: v.contiguous().cpu() for k, v in rng_per_process.items()},
+            str(tmp / "rng.safetensors"),
+        )
+        (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=2) + "\n")
+
+    replace_atomically(out, write)
+
+
+# Keys a resumed run may change without changing what it computes up to the interruption.
+RESUME_FREE_KEYS = (
+    "output.",
+    "train.epochs",
+    "train.max_steps",
+    "train.log_every",
+    "train.checkpoint_every_steps",
+    "train.early_stopping_patience",
+    "data.num_workers",
+)
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two config dumps, except RESUME_FREE_KEYS."""
+    from finetune.logging_utils import flat
+
+    if not saved:  # a state written without its config: nothing to compare
+        return []
+    old, new = flat(saved), flat(current)
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if old.get(k) != new.get(k) and not k.startswith(RESUME_FREE_KEYS)]
+
+
+def load_state(
+    path: Path, module: torch.nn.Module, objects: dict[str, Any], rank: int
+) -> dict[str, Any]:
+    """Restore what :func:`save_state` wrote (this process's RNG row); returns the progress."""
+    path = Path(path)
+    recover(path)
+    if not (path / PROGRESS_FILE).is_file():
+        raise ConfigError(f"--resume: {path} holds no training state ({PROGRESS_FILE} missing)")
+    missing, unexpected = load_model(module, str(path / "model.safetensors"), strict=False)
+    if missing or unexpected:
+        raise ConfigError(
+            f"--resume: {path} does not match this model/config "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    for name, obj in objects.items():
+        file = path / f"{name}.pt"
+        if obj is not None and file.is_file():
+            obj.load_state_dict(torch.load(file, weights_only=True, map_location="cpu"))
+    rng = load_file(str(path / "rng.safetensors"))
+    processes = next(iter(rng.values())).shape[0]
+    set_rng_state({k: v[rank % processes] for k, v in rng.items()})
+    return json.loads((path / PROGRESS_FILE).read_text())
+
+
+def training_record(
+    cfg: Any, progress: dict[str, Any], info: dict[str, Any], classes: list[str], kind: str
+) -> dict[str, Any]:
+    """training.json: what evalsuite exposes as ``model.source.training``."""
+    return {
+        "run_name": cfg.run_name,
+        "kind": kind,
+        "epoch": progress["epoch"],
+        "global_step": progress["global_step"],
+        "best_epoch": progress["best_epoch"],
+        "best_val_loss": progress["best_val_loss"],
+        "stopped": progress["stopped"],
+        "objective": cfg.loss.objective,
+        "target_field": cfg.data.target_field,
+        "classes": classes,
+        "seed": cfg.train.seed,
+        "code_version": code_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **info,
+        "history": progress["history"],
+        "config": cfg.model_dump(mode="json"),
+    }

@@ -1,0 +1,252 @@
+"""The fine-tuning config: a frozen pydantic model read from YAML, plus ``--set`` overrides.
+
+Every section forbids unknown keys, so a misspelt key is a :class:`ConfigError` naming the
+file, the key path and the closest known key. Defaults follow the seed recipe: AdamW at
+3e-5 (weight decay 1e-4), ReduceLROnPlateau on the validation loss (patience 1, factor
+0.1), early stopping on the validation loss. ``configs/footwear.yaml`` shows every key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from evalsuite.errors import ConfigError
+from evalsuite.registry import suggest
+from evalsuite.spec import DEFAULT_TEMPLATES, display_path, validation_message
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(Section):
+    spec: str  # anything evalsuite.models.load_model takes
+    pretrained: str | None = None  # open_clip pretrained tag or weights file
+    trust_remote_code: bool = False
+
+
+class DataConfig(Section):
+    path: str  # a folder written by `evalsuite prepare footwear` (train/val/test.jsonl)
+    train_split: str = "train"
+    val_split: str | None = "val"  # None: no validation, no early stopping, no best/
+    caption_field: str = "caption"  # "caption" = the enriched description; else an item field
+    target_field: str = "articleType"  # zero-shot accuracy, same-label masking, zeroshot_ce
+    # Target values, or value -> name used in prompts; default: the values in train + val.
+    classes: list[str] | dict[str, str] | None = None
+    templates: list[str] = Field(default_factory=lambda: list(DEFAULT_TEMPLATES), min_length=1)
+    num_workers: int = Field(0, ge=0)
+    on_bad_image: Literal["skip", "error"] = "skip"  # skip: drop the item, warn with a count
+    max_items: int | None = Field(None, ge=1)  # seeded subsample of train (and val) items
+
+    @field_validator("templates")
+    @classmethod
+    def _one_placeholder(cls, templates: list[str]) -> list[str]:
+        for template in templates:
+            if template.count("{}") + template.count("{c}") != 1:
+                raise ValueError(f"template {template!r} needs exactly one '{{}}' placeholder")
+        return templates
+
+
+class OptimConfig(Section):
+    lr: float = Field(3e-5, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = Field(1e-6, gt=0)
+    grad_clip_norm: float | None = Field(1.0, gt=0)
+    layer_decay: float | None = Field(None, gt=0, le=1)  # LR x decay^(depth from the top)
+
+
+class ScheduleConfig(Section):
+    name: Literal["plateau", "cosine", "constant"] = "plateau"
+    patience: int = Field(1, ge=0)  # plateau: epochs without val-loss improvement
+    factor: float = Field(0.1, gt=0, lt=1)  # plateau: LR multiplier
+    warmup_steps: int = Field(0, ge=0)  # cosine/constant: linear warmup (optimizer steps)
+    min_lr: float = Field(0.0, ge=0)  # cosine: final LR
+
+
+class TrainSection(Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)  # per process, per micro-batch
+    accum_steps: int = Field(1, ge=1)  # micro-batches per step; enlarges the negatives pool
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    grad_checkpointing: bool = False
+    seed: int = 0
+    early_stopping_patience: int | None = Field(3, ge=1)  # epochs without val-loss improvement
+    eval_every_epoch: bool = True
+    max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
+    log_every: int = Field(10, ge=1)  # optimizer steps between steps.jsonl lines
+    checkpoint_every_steps: int | None = Field(None, ge=1)  # resumable state mid-epoch
+
+
+class HardNegativesConfig(Section):
+    """Captions with the target attribute swapped, added as negatives on the image side."""
+
+    enabled: bool = False
+    field: str | None = None  # default: data.target_field
+    values: list[str] | None = None  # vocabulary to swap in; default: values seen in the data
+    count: int = Field(1, ge=1)  # hard negative captions per image
+    # Used when the caption does not contain the item's value (case-insensitive):
+    # {caption} and {value} are filled in, e.g. "{caption} with {value} laces".
+    fallback_template: str | None = "{caption} {value}."
+
+
+class LossConfig(Section):
+    objective: Literal["contrastive", "zeroshot_ce"] = "contrastive"
+    same_label_masking: bool = False  # same target value: not a negative
+    hard_negatives: HardNegativesConfig = HardNegativesConfig()
+
+
+class LockConfig(Section):
+    """Which tower parts stay frozen (open_clip's --lock-image / --lock-text)."""
+
+    lock_image: bool = False
+    lock_image_unlocked_blocks: int = Field(0, ge=0)  # last N blocks stay trainable
+    lock_image_unlock_projection: bool = False
+    lock_text: bool = False
+    lock_text_unlocked_blocks: int = Field(0, ge=0)
+    lock_text_unlock_projection: bool = False
+    gradual_unfreeze: bool = False  # unfreeze locked blocks from the top, epoch by epoch
+    unfreeze_blocks_per_epoch: int = Field(1, ge=1)
+
+
+class LoraConfig(Section):
+    enabled: bool = False
+    rank: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target: Literal["attention"] = "attention"
+
+
+class EmaConfig(Section):
+    enabled: bool = False
+    decay: float = Field(0.999, gt=0, lt=1)
+    eval_with_ema: bool = True  # validate and save the EMA weights
+
+
+class OutputConfig(Section):
+    dir: str = "runs/finetune"
+    run_name: str | None = None  # default: the output folder's name
+    save_last: bool = True
+    save_best: bool = True
+    log_with: str | None = None  # an accelerate tracker ("tensorboard", "all"); None: none
+
+
+class TrainConfig(Section):
+    model: ModelConfig
+    data: DataConfig
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainSection = TrainSection()
+    loss: LossConfig = LossConfig()
+    lock: LockConfig = LockConfig()
+    lora: LoraConfig = LoraConfig()
+    ema: EmaConfig = EmaConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        plateau = self.schedule.name == "plateau"
+        if plateau and (self.data.val_split is None or not self.train.eval_every_epoch):
+            raise ValueError(
+                "schedule.name 'plateau' needs a validation split (data.val_split) and "
+                "train.eval_every_epoch: true; use 'cosine' or 'constant' otherwise"
+            )
+        contrastive_only = self.loss.hard_negatives.enabled or self.loss.same_label_masking
+        if self.loss.objective == "zeroshot_ce" and contrastive_only:
+            raise ValueError(
+                "loss.hard_negatives and loss.same_label_masking need loss.objective 'contrastive'"
+            )
+        return self
+
+    @property
+    def run_name(self) -> str:
+        return self.output.run_name or Path(self.output.dir).resolve().name
+
+    @property
+    def hard_negative_field(self) -> str:
+        return self.loss.hard_negatives.field or self.data.target_field
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"{display_path(path)}: cannot read: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{display_path(path)}: invalid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{display_path(path)}: expected a mapping of sections at the top")
+    return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``section.key=value`` to the raw dict; the value is parsed as YAML."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. optim.lr=1e-4")
+    parts = key.strip().split(".")
+    model: type[BaseModel] | None = TrainConfig
+    node = data
+    for depth, part in enumerate(parts):
+        fields = model.model_fields if model else {}
+        if part not in fields:
+            where = ".".join(parts[:depth]) or "the top level"
+            known = sorted(fields)
+            raise ConfigError(
+                f"--set {assignment!r}: unknown key {key.strip()!r}: no {part!r} in {where}"
+                f"{suggest(part, known)}"
+            )
+        annotation = fields[part].annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+        if depth < len(parts) - 1:
+            if model is None:
+                raise ConfigError(
+                    f"--set {assignment!r}: {'.'.join(parts[: depth + 1])} has no keys"
+                )
+            child = node.get(part)
+            node = node.setdefault(part, {}) if child is None else child
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {assignment!r}: {part} is not a section in the file")
+    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+
+
+def load_config(
+    path: str | Path, overrides: Sequence[str] = (), output_dir: str | None = None
+) -> TrainConfig:
+    """Read ``path``, apply ``--set`` overrides (and ``--output-dir``), validate."""
+    path = Path(path)
+    data = read_yaml(path)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    if output_dir is not None:
+        apply_override(data, "output.dir=")
+        data["output"]["dir"] = str(output_dir)
+    return validate_config(data, display_path(path))
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(validation_message(err, TrainConfig, source)) from None

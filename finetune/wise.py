@@ -1,0 +1,211 @@
+"""WiSE-FT: interpolate the weights of a base CLIP and its fine-tuned copy.
+
+``theta = (1 - alpha) * base + alpha * finetuned`` for every floating tensor (Wortsman et al.,
+2022): alpha 0 is the base model, 1 the fine-tuned one; values between usually keep most of
+the fine-tuned gain in domain while recovering the base model's robustness elsewhere.
+
+``finetune wise --base SPEC --finetuned CKPT (--alpha A | --alphas A,B,...) --out DIR``
+writes ordinary checkpoints (the backend's own format plus ``training.json``) that
+``evalsuite.models.load_model`` and ``evalsuite score`` read like any fine-tuned model: one
+checkpoint at DIR for ``--alpha``, DIR/alpha-<A>/ per value for ``--alphas``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evalsuite.errors import ConfigError, EvalSuiteError
+from evalsuite.models import ClipModel, load_model
+from evalsuite.models.factory import TRAINING_FILE
+from finetune.checkpoint import replace_atomically
+
+log = logging.getLogger(__name__)
+
+
+def wise_interpolate(base: ClipModel, finetuned: ClipModel, alpha: float) -> ClipModel:
+    """Put ``(1 - alpha) * base + alpha * finetuned`` into ``finetuned`` and return it.
+
+    Same backend and architecture required (else :class:`ConfigError`). alpha 0 and 1 give
+    the base and fine-tuned tensors exactly (``torch.lerp`` is exact at both ends);
+    non-floating tensors keep the fine-tuned values. The result's source is marked: its
+    ``training`` dict (``training.json``) gains ``"wise"`` with alpha, both specs and both
+    fingerprints, and ``run_name`` becomes ``<name>-wise-<alpha>``. Mutates ``finetuned``:
+    pass ``copy.deepcopy(finetuned)`` to keep the original.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"--alpha must be in [0, 1], got {alpha}")
+    check_compatible(base, finetuned)
+    finetuned_fingerprint = finetuned.fingerprint  # before the weights change
+    state = finetuned.module.state_dict()
+    base_state = base.module.state_dict()
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if tensor.is_floating_point():
+                start = base_state[name].to(device=tensor.device, dtype=torch.float32)
+                tensor.copy_(torch.lerp(start, tensor.float(), alpha))
+    finetuned.__dict__.pop("fingerprint", None)  # the weights changed
+    _mark_wise(finetuned, base, alpha, finetuned_fingerprint)
+    return finetuned
+
+
+def check_compatible(base: ClipModel, finetuned: ClipModel) -> None:
+    """Same backend, architecture and tensors (names and shapes), else a clear error."""
+    where = f"base {base.spec!r} vs fine-tuned {finetuned.spec!r}"
+    if base.backend != finetuned.backend:
+        raise ConfigError(
+            f"WiSE-FT needs one backend: {where} are {base.backend} and {finetuned.backend}; "
+            "convert one or pass the base model the checkpoint was fine-tuned from"
+        )
+    base_arch, tuned_arch = base.architecture_config(), finetuned.architecture_config()
+    if base_arch != tuned_arch:
+        keys = sorted(_differing_keys(base_arch, tuned_arch))
+        raise ConfigError(
+            f"WiSE-FT needs the same architecture: {where} differ in "
+            f"{', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}"
+        )
+    base_shapes = {k: tuple(v.shape) for k, v in base.module.state_dict().items()}
+    tuned_shapes = {k: tuple(v.shape) for k, v in finetuned.module.state_dict().items()}
+    if base_shapes != tuned_shapes:
+        names = sorted(set(base_shapes) ^ set(tuned_shapes)) or sorted(
+            k for k in base_shapes if base_shapes[k] != tuned_shapes[k]
+        )
+        raise ConfigError(
+            f"WiSE-FT needs the same tensors: {where} differ in {', '.join(names[:6])} "
+            "(a LoRA model must be merged first)"
+        )
+
+
+def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in set(a) | set(b):
+            out += _differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _mark_wise(model: ClipModel, base: ClipModel, alpha: float, tuned_fp: str) -> None:
+    training = copy.deepcopy(model.source.training) or {}
+    tuned_name = str(training.get("run_name") or model.source.name)
+    wise = {
+        "alpha": alpha,
+        "base_spec": base.spec,
+        "base_fingerprint": base.fingerprint,
+        "finetuned_spec": model.spec,
+        "finetuned_fingerprint": tuned_fp,
+    }
+    training["run_name"] = f"{tuned_name}-wise-{alpha_label(alpha)}"
+    training["wise"] = wise
+    model.source = dataclasses.replace(model.source, name=training["run_name"], training=training)
+    model.source.extra = {**model.source.extra, "wise": wise}
+
+
+def alpha_label(alpha: float) -> str:
+    """``0.25`` -> ``"0.25"``, ``1.0`` -> ``"1"``: for run names and folder names."""
+    return format(alpha, "g")
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def save_checkpoint(model: ClipModel, out_dir: Path, overwrite: bool = False) -> Path:
+    """``model.save`` plus ``training.json``, written to a temporary sibling folder and
+    swapped in (:func:`finetune.checkpoint.replace_atomically`): a crash never leaves a
+    half-written checkpoint at ``out_dir``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ConfigError(f"{out_dir} already exists; pass --overwrite to replace it")
+    training = model.source.training or {}
+
+    def write(tmp: Path) -> None:
+        model.save(tmp)
+        (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2, default=str) + "\n")
+
+    replace_atomically(out_dir, write)
+    return out_dir
+
+
+def write_wise(
+    base: ClipModel,
+    finetuned: ClipModel,
+    alphas: Sequence[float],
+    out_dir: Path,
+    sweep: bool,
+    overwrite: bool = False,
+) -> list[Path]:
+    """One checkpoint per alpha: ``out_dir`` itself, or ``out_dir/alpha-<A>`` for a sweep."""
+    _ = finetuned.fingerprint  # hash once; every deep copy carries the cached value
+    written = []
+    for alpha, target in zip(alphas, wise_targets(out_dir, alphas, sweep), strict=True):
+        model = wise_interpolate(base, copy.deepcopy(finetuned), alpha)
+        written.append(save_checkpoint(model, target, overwrite))
+        log.info("wrote %s (alpha %s)", target, alpha_label(alpha))
+    return written
+
+
+def wise_targets(out_dir: Path, alphas: Sequence[float], sweep: bool) -> list[Path]:
+    if not sweep:
+        return [Path(out_dir)]
+    return [Path(out_dir) / f"alpha-{alpha_label(alpha)}" for alpha in alphas]
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _alphas(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0,0.5,1; got {text!r}") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"alphas must lie in [0, 1]; got {text!r}")
+    if len({alpha_label(v) for v in values}) != len(values):
+        raise argparse.ArgumentTypeError(f"repeated alpha in {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finetune wise",
+        description="WiSE-FT: interpolate base and fine-tuned weights into new checkpoints.",
+    )
+    parser.add_argument("--base", required=True, help="the base model (any load_model spec)")
+    parser.add_argument("--finetuned", required=True, help="a fine-tuned checkpoint folder")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--alpha", type=float, help="one weight of the fine-tuned model")
+    group.add_argument("--alphas", type=_alphas, help="a sweep, e.g. 0,0.25,0.5,0.75,1")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sweep = args.alphas is not None
+    alphas = args.alphas if sweep else [args.alpha]
+    try:
+        existing = [p for p in wise_targets(args.out, alphas, sweep) if p.exists()]
+        if existing and not args.overwrite:  # before the (slow) loading
+            raise ConfigError(f"{existing[0]} already exists; pass --overwrite to replace it")
+        base = load_model(args.base)
+        finetuned = load_model(args.finetuned)
+        for path in write_wise(base, finetuned, alphas, args.out, sweep, args.overwrite):
+            print(path)
+    except EvalSuiteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

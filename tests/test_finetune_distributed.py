@@ -1,0 +1,164 @@
+"""finetune on 2 CPU processes (gloo, accelerate's debug_launcher): the loss sees the other
+process's negatives, and a 2 x 8 run ends with the weights of a 1 x 16 run.
+
+The launcher runs in a fresh interpreter (``python this_file.py WORKER OUT``): it forks, and
+a pytest process that already holds accelerate state or OpenMP threads must not be forked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(
+    vision_cfg__layers=1,
+    vision_cfg__image_size=32,
+    vision_cfg__width=64,
+    text_cfg__width=64,
+    text_cfg__heads=2,
+    text_cfg__layers=1,
+    text_cfg__context_length=32,
+    embed_dim=64,
+)
+LOCAL, DIM = 4, 8
+
+
+def global_batch(world: int) -> tuple[torch.Tensor, ...]:
+    """The same features, negatives and labels on every process (then sliced per rank)."""
+    generator = torch.Generator().manual_seed(0)
+    n = LOCAL * world
+    image = F.normalize(torch.randn(n, DIM, generator=generator), dim=-1)
+    text = F.normalize(torch.randn(n, DIM, generator=generator), dim=-1)
+    negatives = F.normalize(torch.randn(n, DIM, generator=generator), dim=-1)
+    labels = torch.tensor([0, 1, 0, 2, 1, -1, 2, 3])[:n]
+    return image, text, negatives, labels
+
+
+def loss_worker(out: str) -> None:
+    from accelerate import Accelerator
+
+    from finetune.loss import ContrastiveLoss
+
+    accelerator = Accelerator()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    image, text, negatives, labels = global_batch(world)
+    part = slice(rank * LOCAL, (rank + 1) * LOCAL)
+    mine = [t[part].clone().requires_grad_(True) for t in (image, text, negatives)]
+    loss_fn = ContrastiveLoss(rank, world, same_label_masking=True)
+    scale = torch.tensor(10.0)
+    per_image, per_text, targets = loss_fn.logits(mine[0], mine[1], scale, labels[part], mine[2])
+    loss = loss_fn(mine[0], mine[1], scale, labels[part], mine[2])
+    loss.backward()
+    result = {
+        "per_image": list(per_image.shape),
+        "per_text": list(per_text.shape),
+        "targets": targets.tolist(),
+        "loss": accelerator.reduce(loss.detach(), "mean").item(),
+        "grads": [t.grad.tolist() for t in mine],
+    }
+    (Path(out) / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+def train_worker(config: str) -> None:
+    from finetune.config import load_config
+    from finetune.loop import train
+
+    train(load_config(config))
+
+
+def launch(worker: str, argument: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on a small machine
+    result = subprocess.run(
+        [sys.executable, __file__, worker, str(argument)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+def test_loss_gathers_negatives_from_the_other_process(tmp_path: Path) -> None:
+    from finetune.loss import ContrastiveLoss
+
+    launch("loss", tmp_path)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for rank, result in enumerate(ranks):
+        assert result["per_text"] == [LOCAL, 2 * LOCAL]  # columns: the global batch
+        assert result["per_image"] == [LOCAL, 2 * LOCAL + 2 * LOCAL]  # + global hard negatives
+        assert result["targets"] == list(range(rank * LOCAL, (rank + 1) * LOCAL))
+
+    image, text, negatives, labels = global_batch(2)
+    leaves = [t.clone().requires_grad_(True) for t in (image, text, negatives)]
+    single = ContrastiveLoss(same_label_masking=True)(
+        *leaves[:2], torch.tensor(10.0), labels, leaves[2]
+    )
+    single.backward()
+    assert ranks[0]["loss"] == pytest.approx(single.item(), rel=1e-5)
+    # each process's features get world x the gradient of the global loss; DDP's average
+    # over the two processes then gives exactly the single-process gradient
+    for rank, result in enumerate(ranks):
+        part = slice(rank * LOCAL, (rank + 1) * LOCAL)
+        for got, leaf in zip(result["grads"], leaves, strict=True):
+            torch.testing.assert_close(torch.tensor(got), 2 * leaf.grad[part], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> None:
+    import yaml
+    from accelerate.state import AcceleratorState
+    from safetensors.torch import load_file
+
+    from evalsuite.models.tiny import build_tiny_hf
+    from finetune.config import validate_config
+    from finetune.data import write_synthetic_catalogue
+    from finetune.loop import train
+
+    model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
+    data = write_synthetic_catalogue(tmp_path / "catalogue", train=32, val=7, test=0)
+
+    def config(out: str, batch: int) -> dict:
+        return {
+            "model": {"spec": str(model)},
+            "data": {"path": str(data)},
+            "optim": {"lr": 1e-3},
+            "train": {"epochs": 1, "batch_size": batch, "log_every": 1},
+            "loss": {"same_label_masking": True, "hard_negatives": {"enabled": True}},
+            "output": {"dir": str(tmp_path / out), "save_best": False},
+        }
+
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(config("two", 8)))
+    launch("train", tmp_path / "two.yaml")
+    train(validate_config(config("one", 16)))
+    AcceleratorState._reset_state(True)
+
+    one = json.loads((tmp_path / "one" / "last" / "training.json").read_text())
+    two = json.loads((tmp_path / "two" / "last" / "training.json").read_text())
+    assert two["global_step"] == one["global_step"] == 2
+    for a, b in zip(one["history"], two["history"], strict=True):  # val: all 7 items, in order
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+        assert b["val_accuracy"] == pytest.approx(a["val_accuracy"])
+    expected = load_file(tmp_path / "one" / "last" / "model.safetensors")
+    got = load_file(tmp_path / "two" / "last" / "model.safetensors")
+    # Float noise of the sums (~1e-7) becomes ~1e-6 in the key biases, whose gradient is zero
+    # in exact arithmetic (softmax ignores a constant shift) and which AdamW normalises;
+    # a real difference in the gradients moves weights by ~lr = 1e-3.
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+if __name__ == "__main__":
+    from accelerate import debug_launcher
+
+    worker = {"loss": loss_worker, "train": train_worker}[sys.argv[1]]
+    debug_launcher(partial(worker, sys.argv[2]), num_processes=2)
