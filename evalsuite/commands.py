@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from evalsuite.formatting import format_delta, format_interval, format_value, me
 from evalsuite.results import RunResult
 from evalsuite.store import DEFAULT_DB
 
-console = Console(stderr=False)
+# Logs and CI captures are not terminals: give tables room instead of 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 140)
 HEADLINE = {
     "acc@1",
     "acc@5",
