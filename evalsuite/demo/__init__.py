@@ -1,0 +1,1 @@
+"""The self-contained demo: procedural data sets and the `make demo` story (see README.md)."""
