@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom")
+GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom", "demo_general")
 BENCHMARK_ORDER = ("footwear", "fmnist", "deepfashion", "custom")
 TASK_ORDER = (
     "article_type",
@@ -406,9 +406,10 @@ def default_target(metrics: pd.DataFrame) -> tuple[str, str, str] | None:
     if metrics.empty:
         return None
     keys = set(zip(metrics["benchmark"], metrics["task"], metrics["metric"], strict=True))
-    for key in (("footwear", "lace_colour", "acc@1"), ("footwear", "article_type", "acc@1")):
-        if key in keys:
-            return key
+    for benchmark in ("footwear", "demo_footwear"):
+        for task in ("lace_colour", "article_type"):
+            if (benchmark, task, "acc@1") in keys:
+                return benchmark, task, "acc@1"
     ranked = sorted(keys, key=lambda k: (*_task_sort(k[0], k[1]), *_order(k[2], METRIC_ORDER)))
     specific = [k for k in ranked if k[0] not in GENERAL_BENCHMARKS]
     for key in specific:

@@ -58,7 +58,7 @@ from evalsuite.formatting import (
 REPORT_NAME = "report.md"
 FIGURES_DIR = "figures"
 DEFAULT_TARGET = "footwear"
-GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom")  # what fine-tuning may forget
+GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom", "demo_general")  # may be forgotten
 BASELINE_HINTS = ("fashion-clip", "fashionclip", "fashion_clip")
 MAX_CLASSES = 50  # per-class F1 chart: the classes with most items beyond this are dropped
 DPI = 150
