@@ -67,6 +67,12 @@ class HFClipModel(ClipModel):
         return self.module.visual_projection(pooled)
 
     def text_features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # Drop the padding columns after the longest text: under the causal mask no position
+        # up to an end-of-text token sees them, so the features are unchanged, and captions of
+        # ~20 tokens no longer pay for 77. (open_clip's CLIP needs all 77 positions.)
+        is_eos = input_ids == self._eos_id
+        longest = int(is_eos.int().argmax(dim=-1).max()) + 1 if is_eos.any() else None
+        input_ids = input_ids[:, :longest]
         mask = self._attention_mask(input_ids)
         pooled = self.module.text_model(input_ids=input_ids, attention_mask=mask).pooler_output
         return self.module.text_projection(pooled)
