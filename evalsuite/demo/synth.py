@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from evalsuite.data.catalogue import STYLES_COLUMNS
 from evalsuite.errors import DataError
 
 Point = tuple[float, float]
@@ -718,19 +719,7 @@ def generate_footwear_catalogue(out: Path, n_items: int = 2000, seed: int = 0) -
     for index, item in enumerate(items):
         image = render_shoe(item, np.random.default_rng([seed, 2, index]))
         save_jpeg(image, out / "images" / f"{item['id']}.jpg")
-    columns = (
-        "id",
-        "gender",
-        "masterCategory",
-        "subCategory",
-        "articleType",
-        "baseColour",
-        "season",
-        "year",
-        "usage",
-        "productDisplayName",
-    )
-    write_csv(out / "styles.csv", columns, items)
+    write_csv(out / "styles.csv", STYLES_COLUMNS, items)
     write_csv(
         out / "lace_annotations.csv",
         ("id", "lace_colour"),
