@@ -5,6 +5,18 @@ runs the model under ``torch.inference_mode`` (optionally bf16 autocast) on the 
 accelerate picks. Embeddings are cached by (model fingerprint, precision, image content
 hash), so re-scoring an unchanged model on unchanged data runs no forward pass at all; an
 edited image, a retrained model or a changed preprocessing misses the cache by construction.
+
+When the model's transform ends in ``ToTensor(), Normalize(mean, std)`` (every CLIP here), the
+workers stop after the PIL steps (decode, resize, crop) and send uint8 pixels; the main
+process converts and normalises each batch at once, with the same arithmetic as torchvision,
+so the tensors are bit-identical to ``model.preprocess`` at a quarter of the bytes and without
+two small-tensor operations per image.
+
+Under ``accelerate launch`` / torchrun the processes agree on the images to encode, each
+encodes a strided share, and the vectors are gathered so every process ends with all.
+Processes started by ``fork`` (accelerate's ``debug_launcher`` and ``notebook_launcher``)
+run torch single-threaded: GNU OpenMP, torch's CPU thread pool, hangs in a child forked
+after the parent used it (see ``_single_thread_after_fork``).
 """
 
 from __future__ import annotations
@@ -12,10 +24,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
 from tqdm.auto import tqdm
 
 from evalsuite.data.items import Item
@@ -34,6 +48,24 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16")
 ON_ERROR = ("skip", "fail")
+
+
+def _single_thread_after_fork() -> None:
+    """In a forked child, run torch on one thread.
+
+    libgomp (GNU OpenMP, torch's intra-op thread pool in the Linux wheels) keeps its worker
+    team in process state that ``fork`` copies without the threads: a child forked after the
+    parent ran any parallel op waits forever at the first parallel op of its own (seen as two
+    ``debug_launcher`` ranks stuck in oneDNN's conv after a single-process run in the parent).
+    One thread never starts a team. Launchers that exec (torchrun, ``accelerate launch``)
+    start fresh interpreters and are not affected.
+    """
+    if torch.get_num_threads() > 1:
+        torch.set_num_threads(1)
+
+
+if "OpenMP" in torch.__config__.parallel_info() and hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_single_thread_after_fork)
 
 
 def default_cache_dir() -> Path:
@@ -96,12 +128,60 @@ class EmbeddingCache:
         tmp = self.folder / f".{name}.tmp.npz"
         np.savez(tmp, keys=np.asarray(keys), vectors=vectors.astype(np.float32))
         tmp.rename(self.folder / f"{name}.npz")
-        self._load().update(zip(keys, vectors, strict=True))
+        self.remember(keys, vectors)
+
+    def remember(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Add to the in-memory index only (vectors another process wrote to disk)."""
+        self._load().update(zip(keys, np.asarray(vectors, np.float32), strict=True))
+
+
+@dataclass(frozen=True)
+class _SplitTransform:
+    """A ``Compose([...PIL steps..., ToTensor(), Normalize(mean, std)])`` cut in two: the PIL
+    steps run per image in the workers, the conversion once per batch in the main process."""
+
+    pil: Any  # PIL image -> PIL image
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to_uint8(self, image: Any) -> torch.Tensor:
+        """(H, W, C) uint8 pixels after the PIL steps, as ``ToTensor`` reads them."""
+        array = np.array(self.pil(image), dtype=np.uint8, copy=True)
+        return torch.from_numpy(array[:, :, None] if array.ndim == 2 else array)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) uint8 -> (B, C, H, W) float32, exactly ToTensor then Normalize."""
+        out = pixels.permute(0, 3, 1, 2).contiguous().float().div_(255)
+        mean = torch.as_tensor(self.mean, dtype=out.dtype).view(1, -1, 1, 1)
+        std = torch.as_tensor(self.std, dtype=out.dtype).view(1, -1, 1, 1)
+        return out.sub_(mean).div_(std)
+
+
+_PIL_STEPS = (transforms.Resize, transforms.CenterCrop)
+
+
+def split_transform(transform: Any) -> _SplitTransform | None:
+    """The batched form of ``transform`` when it ends in ToTensor + Normalize, else None."""
+    steps = getattr(transform, "transforms", None)
+    if not isinstance(transform, transforms.Compose) or not steps or len(steps) < 2:
+        return None
+    to_tensor, normalize = steps[-2], steps[-1]
+    if type(to_tensor) is not transforms.ToTensor or type(normalize) is not transforms.Normalize:
+        return None
+    # Only steps known to keep an RGB image RGB (and 8-bit), so that ToTensor's only work is
+    # the uint8 -> float division reproduced in ``normalize``.
+    if not all(type(step) in _PIL_STEPS for step in steps[:-2]):
+        return None
+    mean, std = (tuple(float(v) for v in np.ravel(x)) for x in (normalize.mean, normalize.std))
+    return _SplitTransform(transforms.Compose(list(steps[:-2])), mean, std)
 
 
 class _ImageDataset(Dataset):
     """Decodes and preprocesses one item; a failure is returned, not raised, so the main
-    process can apply the skip/fail policy with the item's id and path."""
+    process can apply the skip/fail policy with the item's id and path.
+
+    With a :class:`_SplitTransform` the item is (H, W, C) uint8 pixels, else the transform's
+    float tensor."""
 
     def __init__(self, items: Sequence[Item], transform: Any) -> None:
         self.items = items
@@ -110,19 +190,27 @@ class _ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None, float]:
+        """(index, pixels or None, error or None, CPU seconds this item took)."""
+        start = time.process_time()
         try:
-            return index, self.transform(load_item_image(self.items[index])), None
+            image = load_item_image(self.items[index])
         except ImageError as exc:
-            return index, None, str(exc)
+            return index, None, str(exc), time.process_time() - start
+        if isinstance(self.transform, _SplitTransform):
+            pixels = self.transform.to_uint8(image)
+        else:
+            pixels = self.transform(image)
+        return index, pixels, None, time.process_time() - start
 
 
-def _collate(batch: list[tuple[int, torch.Tensor | None, str | None]]) -> dict[str, Any]:
-    ok = [(i, t) for i, t, _ in batch if t is not None]
+def _collate(batch: list[tuple[int, torch.Tensor | None, str | None, float]]) -> dict[str, Any]:
+    ok = [(i, t) for i, t, _, _ in batch if t is not None]
     return {
         "indices": [i for i, _ in ok],
         "pixels": torch.stack([t for _, t in ok]) if ok else None,
-        "errors": [(i, e) for i, t, e in batch if t is None],
+        "errors": [(i, e) for i, t, e, _ in batch if t is None],
+        "decode_seconds": sum(seconds for *_, seconds in batch),
     }
 
 
@@ -145,6 +233,7 @@ class EmbeddingEngine:
         on_error: str = "skip",
         device: torch.device | str | None = None,
         progress: bool = True,
+        threads: int | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise EvalSuiteError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -156,10 +245,12 @@ class EmbeddingEngine:
         self.precision = precision
         self.on_error = on_error
         self.progress = progress
+        self.threads = threads  # torch threads of the forward while workers decode; None: auto
         self.device = torch.device(device) if device is not None else _accelerate_device()
         self.model.to(self.device)
         folder = (cache_dir or default_cache_dir()) / model.fingerprint[:32] / precision
         self.cache = EmbeddingCache(folder) if use_cache else None
+        self._split = split_transform(model.transform)
         self.images_forwarded = 0  # counted for tests and benchmarks: cache hits add nothing
         self.texts_forwarded = 0
 
@@ -224,10 +315,23 @@ class EmbeddingEngine:
             except ImageError as exc:
                 return exc
 
-        if len(items) < 256:
-            return [one(item) for item in items]
-        with ThreadPoolExecutor(max_workers=8) as pool:  # file reads; hashlib drops the GIL
-            return list(pool.map(one, items, chunksize=64))
+        # In-memory pixels hash in microseconds: threads would only add overhead. Files are
+        # read in threads (I/O; hashlib drops the GIL), 64 to a task: a task per item cost
+        # more in submitting than hashing (0.7 s of a 2.1 s re-score of 5,327 items).
+        out: list[str | ImageError] = [one(item) if item.path is None else "" for item in items]
+        files = [i for i, item in enumerate(items) if item.path is not None]
+        if len(files) < 256:
+            for i in files:
+                out[i] = one(items[i])
+            return out
+        chunks = [files[start : start + 64] for start in range(0, len(files), 64)]
+        with ThreadPoolExecutor(max_workers=min(8, len(chunks))) as pool:
+            for chunk, hashes in zip(
+                chunks, pool.map(lambda rows: [one(items[i]) for i in rows], chunks), strict=True
+            ):
+                for i, digest in zip(chunk, hashes, strict=True):
+                    out[i] = digest
+        return out
 
     def _skip(self, item: Item, error: Exception) -> SkippedImage:
         if self.on_error == "fail":
@@ -248,17 +352,22 @@ class EmbeddingEngine:
         """Encode ``todo``; under ``accelerate launch`` each process takes a strided share and
         the vectors (and unreadable images) are gathered, so every process ends with all."""
         rank, world = process_rank_and_count()
+        if world > 1:
+            # Every process must split the same list: each process read the cache on its own,
+            # and one that had hits another lacks (a shard written by a faster process, or
+            # vectors only gathered in memory) would otherwise leave rows nobody encodes.
+            todo = sorted(set().union(*all_gather(todo)))
         mine = todo[rank::world]
         done, errors = self._encode_share(items, mine, keys, vectors, desc, show=rank == 0)
         if world > 1:
-            from accelerate.utils import gather_object
-
-            shares = gather_object([(done, vectors[done], errors)])
+            shares = all_gather((done, vectors[done], errors))
             done, errors = [], []
-            for rows, share_vectors, share_errors in shares:
+            for share_rank, (rows, share_vectors, share_errors) in enumerate(shares):
                 vectors[rows] = share_vectors
                 done += rows
                 errors += share_errors
+                if self.cache and share_rank != rank:  # written to disk by its own process
+                    self.cache.remember([keys[r] for r in rows], share_vectors)
         ok[done] = True
         # The policy is applied after gathering, so that "fail" raises on every process alike.
         for row, message in sorted(errors):
@@ -284,7 +393,7 @@ class EmbeddingEngine:
         # Worker start-up costs more than decoding a handful of images in-process.
         workers = self.num_workers if len(subset) > 2 * self.batch_size else 0
         loader = DataLoader(
-            _ImageDataset(subset, self.model.transform),
+            _ImageDataset(subset, self._split or self.model.transform),
             batch_size=self.batch_size,
             num_workers=workers,
             collate_fn=_collate,
@@ -293,16 +402,20 @@ class EmbeddingEngine:
         )
         unsaved = 0
         bar = tqdm(total=len(subset), desc=desc, unit="img", disable=not (self.progress and show))
-        for batch in loader:
-            errors += [(rows_todo[j], message) for j, message in batch["errors"]]
-            if batch["pixels"] is not None:
-                rows = [rows_todo[j] for j in batch["indices"]]
-                vectors[rows] = self._forward_images(batch["pixels"])
-                done += rows
-            bar.update(len(batch["indices"]) + len(batch["errors"]))
-            if self.cache and len(done) - unsaved >= 50 * self.batch_size:
-                self._save(keys, vectors, done[unsaved:])  # flush: a crash keeps progress
-                unsaved = len(done)
+        threads = _ForwardThreads(self, workers)
+        with _torch_threads(threads.initial):
+            for batch in loader:
+                errors += [(rows_todo[j], message) for j, message in batch["errors"]]
+                if batch["pixels"] is not None:
+                    rows = [rows_todo[j] for j in batch["indices"]]
+                    start = time.perf_counter()
+                    vectors[rows] = self._forward_images(batch["pixels"])
+                    threads.observe(batch["decode_seconds"], time.perf_counter() - start)
+                    done += rows
+                bar.update(len(batch["indices"]) + len(batch["errors"]))
+                if self.cache and len(done) - unsaved >= 50 * self.batch_size:
+                    self._save(keys, vectors, done[unsaved:])  # flush: a crash keeps progress
+                    unsaved = len(done)
         bar.close()
         if self.cache:
             self._save(keys, vectors, done[unsaved:])
@@ -319,6 +432,9 @@ class EmbeddingEngine:
 
     @torch.inference_mode()
     def _forward_images(self, pixels: torch.Tensor) -> np.ndarray:
+        if pixels.dtype == torch.uint8:
+            assert self._split is not None
+            pixels = self._split.normalize(pixels)
         with self._autocast():
             features = self.model.image_features(pixels.to(self.device, non_blocking=True))
         self.images_forwarded += len(pixels)
@@ -326,7 +442,7 @@ class EmbeddingEngine:
         return features.cpu().numpy()
 
     # --- texts ----------------------------------------------------------------------------
-    def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """L2-normalised embeddings (N, D) of ``texts``, through the cache."""
         texts = list(texts)
         keys = ["text:" + hashlib.sha256(t.encode()).hexdigest() for t in texts]
@@ -352,10 +468,86 @@ class EmbeddingEngine:
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
 
 
-def default_num_workers() -> int:
-    """Decode workers: one per spare core (the main process runs the model), at most 8."""
+def available_cores() -> int:
+    """CPU cores this process may run on."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, (cores or 1) - 1))
+    return cores or 1
+
+
+def default_num_workers() -> int:
+    """Decode workers: one per spare core (the main process runs the model), at most 8.
+
+    Under a multi-process launch the cores are shared between the processes; with no core to
+    spare per process, images are decoded in the process itself (0 workers)."""
+    world = process_rank_and_count()[1]
+    if world == 1:
+        return max(1, min(8, available_cores() - 1))
+    return max(0, min(8, available_cores() // world - 1))
+
+
+class _ForwardThreads:
+    """Torch's intra-op threads for the forward while decode workers run, on CPU.
+
+    An OpenMP team that shares its cores with busy decode workers waits at every barrier for
+    a descheduled thread: on 2 cores with 1 busy worker the tiny model ran 20x slower with 2
+    threads than with 1. So the forward starts on the cores the workers leave; after a few
+    batches, if the workers' decoding took less than ``SPARE`` of the forward's time (a large
+    model: ViT-B/32 decodes in ~1 ms and encodes in ~100 ms per image), they are mostly idle
+    and the forward takes every core. An explicit ``EmbeddingEngine(threads=N)`` is kept.
+    """
+
+    SPARE = 0.2  # worker CPU per forward second below which the workers' cores are taken
+    WARMUP, MEASURED = 1, 3  # batches skipped (first-call allocations), then measured
+
+    def __init__(self, engine: EmbeddingEngine, workers: int) -> None:
+        self.cores = available_cores()
+        self.workers = workers
+        self.deciding = (
+            engine.threads is None
+            and engine.device.type == "cpu"
+            and workers > 0
+            and self.cores > workers
+        )
+        if engine.threads is not None:
+            self.initial: int | None = engine.threads
+        elif self.deciding:
+            self.initial = max(1, min(torch.get_num_threads(), self.cores - workers))
+        else:
+            self.initial = None  # torch's own setting
+        self.batches = 0
+        self.decode_seconds = 0.0
+        self.forward_seconds = 0.0
+
+    def observe(self, decode_seconds: float, forward_seconds: float) -> None:
+        """Account one batch; at the end of the measured batches, decide once."""
+        if not self.deciding:
+            return
+        self.batches += 1
+        if self.batches <= self.WARMUP:
+            return
+        self.decode_seconds += decode_seconds
+        self.forward_seconds += forward_seconds
+        if self.batches == self.WARMUP + self.MEASURED:
+            self.deciding = False
+            busy = self.decode_seconds / (self.forward_seconds * self.workers)
+            if busy < self.SPARE:
+                torch.set_num_threads(self.cores)  # _torch_threads restores it at the end
+            log.debug(
+                "decode workers busy %.2f of the forward: %d threads", busy, torch.get_num_threads()
+            )
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` (None: unchanged) for the block."""
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:  # also undoes a change made inside the block
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def process_rank_and_count() -> tuple[int, int]:
@@ -366,6 +558,24 @@ def process_rank_and_count() -> tuple[int, int]:
         state = PartialState()
         return state.process_index, state.num_processes
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def all_gather(value: Any) -> list[Any]:
+    """``value`` of every process, in rank order (``[value]`` in a single process).
+
+    torch.distributed directly, like :func:`process_rank_and_count`: accelerate's own
+    gather_object trusts its PartialState, which a forked child inherits from its parent."""
+    world = process_rank_and_count()[1]
+    if world == 1:
+        return [value]
+    out: list[Any] = [None] * world
+    torch.distributed.all_gather_object(out, value)
+    return out
+
+
+def main_process_value(value: Any) -> Any:
+    """The main process's ``value`` on every process: a decision all must take alike."""
+    return all_gather(value)[0]
 
 
 def _accelerate_device() -> torch.device:

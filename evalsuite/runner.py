@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.data.items import Item
-from evalsuite.embedding import EmbeddingEngine, process_rank_and_count
+from evalsuite.embedding import EmbeddingEngine, main_process_value, process_rank_and_count
 from evalsuite.errors import DataError
 from evalsuite.models import ClipModel, load_model
 from evalsuite.results import ModelInfo, RunResult
@@ -154,11 +154,12 @@ def score_benchmark(
         )
     hashes = engine.content_hashes(items)
     data_id, bench_id = data_hash(items, hashes), spec_hash(spec)
-    if (
+    exists = (
         opts.skip_existing
         and opts.db_path is not None
         and run_exists(opts.db_path, info.fingerprint, spec.name, bench_id, data_id)
-    ):
+    )
+    if opts.skip_existing and main_process_value(exists):  # all processes decide alike
         log.info("%s on %s: already scored, skipped", info.name, spec.name)
         return None
     engine.on_error = spec.image_policy
@@ -193,6 +194,8 @@ def score_benchmark(
             "tasks": {},
             "skipped_tasks": {},
             "images_forwarded": engine.images_forwarded - forwarded_before,
+            "distinct_images": len({h for h in hashes if isinstance(h, str)}),
+            "image_roots": image_roots(items),
         },
     )
     _run_tasks(spec, ctx, run)

@@ -63,7 +63,12 @@ def _counts(db: Path) -> dict[str, int]:
 
 
 def test_score_real_data_once_per_distinct_image(
-    tiny_hf_dir: Path, footwear_dir: Path, shared_data: Path, fmnist_dir: Path, tmp_path: Path
+    tiny_hf_dir: Path,
+    footwear_dir: Path,
+    catalogue_dir: Path,
+    shared_data: Path,
+    fmnist_dir: Path,
+    tmp_path: Path,
 ) -> None:
     db = tmp_path / "results.duckdb"
     opts = _options(db, footwear_dir, shared_data, tmp_path / "cache", name="tiny-a")
@@ -87,6 +92,8 @@ def test_score_real_data_once_per_distinct_image(
     for m in footwear.metrics:
         assert m.ci_low is not None and m.ci_low <= m.value + 1e-9 <= m.ci_high + 2e-9
     assert set(footwear.extra["skipped_tasks"]) == {"lace_colour", "lace_search"}
+    # thumbnails are served only from here: the Kaggle images folder, not the prepared one
+    assert footwear.extra["image_roots"] == [str((catalogue_dir / "images").resolve())]
 
     counts = _counts(db)
     assert counts["runs"] == 2
