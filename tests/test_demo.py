@@ -19,10 +19,15 @@ SHORT_LACE_EPOCHS = 8
 
 @pytest.mark.slow
 def test_shortened_demo_fine_tune_beats_base_on_lace_colour(tmp_path: Path) -> None:
-    settings = DemoSettings(work_dir=tmp_path / "demo", reports_dir=tmp_path / "reports",
-                            n_footwear=SHORT_N_FOOTWEAR, n_general_per_class=20,
-                            base_epochs=SHORT_BASE_EPOCHS, lace_epochs=SHORT_LACE_EPOCHS,
-                            serve=False)
+    settings = DemoSettings(
+        work_dir=tmp_path / "demo",
+        reports_dir=tmp_path / "reports",
+        n_footwear=SHORT_N_FOOTWEAR,
+        n_general_per_class=20,
+        base_epochs=SHORT_BASE_EPOCHS,
+        lace_epochs=SHORT_LACE_EPOCHS,
+        serve=False,
+    )
     db = run_demo(settings)
     metrics = latest_metrics(db)
     lace = metrics[(metrics["task"] == "lace_colour") & (metrics["metric"] == "acc@1")]

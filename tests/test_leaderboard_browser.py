@@ -338,10 +338,12 @@ def test_locked_database_shows_a_notice_then_recovers_by_itself(sample_db, page,
             assert locker.stdout.readline().strip() == "released"
             # Wait for the whole page, not its first line: the verdicts render after it.
             text = wait_for(
-                lambda: (t := page.text())
-                and "Compared with" in t
-                and all(name in t for name in info["names"])
-                and t,
+                lambda: (
+                    (t := page.text())
+                    and "Compared with" in t
+                    and all(name in t for name in info["names"])
+                    and t
+                ),
                 30,
                 "the leaderboard after the lock is released",
             )

@@ -28,6 +28,7 @@ from rich.console import Console
 from evalsuite.cli import main as evalsuite_main
 from evalsuite.data.catalogue import prepare_footwear, read_catalogue
 from evalsuite.data.custom import read_labelled_csv
+from evalsuite.data.items import Item
 from evalsuite.demo.synth import generate_footwear_catalogue, generate_general_benchmark
 from evalsuite.models.tiny import build_tiny_hf
 
@@ -68,12 +69,21 @@ def make_data(s: DemoSettings) -> dict[str, Path]:
     raw = data / "footwear"
     common = {"captions": raw / "generated_captions.jsonl", "seed": s.seed}
     prepare_footwear(raw / "images", raw / "styles.csv", data / "footwear-generic", **common)
-    prepare_footwear(raw / "images", raw / "styles.csv", data / "footwear-prepared",
-                     annotations=raw / "lace_annotations.csv", **common)
-    pretrain = write_pretraining_catalogue(data / "footwear-generic", data / "general",
-                                           data / "pretrain")
-    return {"general": data / "general", "footwear": data / "footwear-prepared",
-            "pretrain": pretrain}
+    prepare_footwear(
+        raw / "images",
+        raw / "styles.csv",
+        data / "footwear-prepared",
+        annotations=raw / "lace_annotations.csv",
+        **common,
+    )
+    pretrain = write_pretraining_catalogue(
+        data / "footwear-generic", data / "general", data / "pretrain"
+    )
+    return {
+        "general": data / "general",
+        "footwear": data / "footwear-prepared",
+        "pretrain": pretrain,
+    }
 
 
 def write_pretraining_catalogue(footwear: Path, general: Path, out: Path) -> Path:
@@ -83,26 +93,55 @@ def write_pretraining_catalogue(footwear: Path, general: Path, out: Path) -> Pat
     for split, general_split in (("train", "train"), ("val", "test")):
         records = [_record(item, item.caption) for item in read_catalogue(footwear, split)]
         for item in read_labelled_csv(general / "labels.csv", split=general_split):
-            fields = {"articleType": item.fields["label"],
-                      "baseColour": item.fields.get("colour", ""), "masterCategory": "Apparel"}
-            records.append({"id": f"general-{item.id}", "image": str(item.path), **fields,
-                            "description": item.caption})
+            fields = {
+                "articleType": item.fields["label"],
+                "baseColour": item.fields.get("colour", ""),
+                "masterCategory": "Apparel",
+            }
+            records.append(
+                {
+                    "id": f"general-{item.id}",
+                    "image": str(item.path),
+                    **fields,
+                    "description": item.caption,
+                }
+            )
         lines = "".join(json.dumps(r) + "\n" for r in records)
         (out / f"{split}.jsonl").write_text(lines, encoding="utf-8")
     (out / "test.jsonl").write_text("", encoding="utf-8")
     return out
 
 
-def _record(item, caption: str | None) -> dict:  # noqa: ANN001 - an evalsuite Item
-    return {"id": item.id, "image": str(item.path), **item.fields, "lace_colour": None,
-            "description": caption}
+def _record(item: Item, caption: str | None) -> dict:
+    return {
+        "id": item.id,
+        "image": str(item.path),
+        **item.fields,
+        "lace_colour": None,
+        "description": caption,
+    }
 
 
 def finetune(config: Path, overrides: list[str], out: Path) -> Path:
     """``accelerate launch -m finetune``, exactly as a user runs it; returns ``out/best``."""
-    command = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "1",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "finetune", "--config", str(config), "--output-dir", str(out)]
+    command = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "finetune",
+        "--config",
+        str(config),
+        "--output-dir",
+        str(out),
+    ]
     for override in overrides:
         command += ["--set", override]
     console.print("$ accelerate " + " ".join(command[1:]), style="dim")
@@ -111,9 +150,20 @@ def finetune(config: Path, overrides: list[str], out: Path) -> Path:
 
 
 def score(checkpoint: Path, name: str, data: dict[str, Path], db: Path) -> None:
-    args = ["--db", str(db), "score", str(checkpoint), "--name", name, "--benchmarks",
-            BENCHMARKS, "--data", f"demo_footwear={data['footwear']}",
-            "--data", f"demo_general={data['general']}"]
+    args = [
+        "--db",
+        str(db),
+        "score",
+        str(checkpoint),
+        "--name",
+        name,
+        "--benchmarks",
+        BENCHMARKS,
+        "--data",
+        f"demo_footwear={data['footwear']}",
+        "--data",
+        f"demo_general={data['general']}",
+    ]
     console.print("$ evalsuite " + " ".join(args), style="dim")
     if evalsuite_main(args) != 0:
         raise SystemExit(f"scoring {checkpoint} failed")
@@ -128,19 +178,46 @@ def run_demo(s: DemoSettings) -> Path:
     data = make_data(s)
     _step(2, "pretraining the tiny base CLIP on generic captions (no laces)")
     init = build_tiny_hf(s.work_dir / "models" / "tiny-init", seed=s.seed)
-    base = finetune(s.base_config, [f"model.spec={init}", f"data.path={data['pretrain']}",
-                                    f"train.epochs={s.base_epochs}", *s.extra_overrides],
-                    s.work_dir / "runs" / "base")
+    base = finetune(
+        s.base_config,
+        [
+            f"model.spec={init}",
+            f"data.path={data['pretrain']}",
+            f"train.epochs={s.base_epochs}",
+            *s.extra_overrides,
+        ],
+        s.work_dir / "runs" / "base",
+    )
     _step(3, "fine-tuning on lace-colour captions with accelerate launch -m finetune")
-    tuned = finetune(s.lace_config, [f"model.spec={base}", f"data.path={data['footwear']}",
-                                     f"train.epochs={s.lace_epochs}", *s.extra_overrides],
-                     s.work_dir / "runs" / "lace")
+    tuned = finetune(
+        s.lace_config,
+        [
+            f"model.spec={base}",
+            f"data.path={data['footwear']}",
+            f"train.epochs={s.lace_epochs}",
+            *s.extra_overrides,
+        ],
+        s.work_dir / "runs" / "lace",
+    )
     _step(4, "scoring both models on every demo benchmark")
     score(base, BASE_NAME, data, db)
     score(tuned, TUNED_NAME, data, db)
     _step(5, "the gain on the target and the cost elsewhere")
-    evalsuite_main(["--db", str(db), "compare", "--baseline", BASE_NAME, "--candidate",
-                    TUNED_NAME, "--metric", "acc@1", "--metric", "ir_hits"])
+    evalsuite_main(
+        [
+            "--db",
+            str(db),
+            "compare",
+            "--baseline",
+            BASE_NAME,
+            "--candidate",
+            TUNED_NAME,
+            "--metric",
+            "acc@1",
+            "--metric",
+            "ir_hits",
+        ]
+    )
     evalsuite_main(["--db", str(db), "report", "--out", str(s.reports_dir)])
     console.print(f"demo finished in {time.perf_counter() - clock:.0f} s")
     return db
@@ -162,9 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lace-epochs", type=int, default=DemoSettings.lace_epochs)
     parser.add_argument("--port", type=int, default=DemoSettings.port)
     args = parser.parse_args(argv)
-    settings = DemoSettings(work_dir=args.work_dir, n_footwear=args.n_footwear,
-                            base_epochs=args.base_epochs, lace_epochs=args.lace_epochs,
-                            port=args.port, serve=os.environ.get("DEMO_NO_SERVE", "") in ("", "0"))
+    settings = DemoSettings(
+        work_dir=args.work_dir,
+        n_footwear=args.n_footwear,
+        base_epochs=args.base_epochs,
+        lace_epochs=args.lace_epochs,
+        port=args.port,
+        serve=os.environ.get("DEMO_NO_SERVE", "") in ("", "0"),
+    )
     db = run_demo(settings)
     if settings.serve:
         serve(settings, db)
