@@ -246,6 +246,7 @@ class EmbeddingEngine:
         self.on_error = on_error
         self.progress = progress
         self.threads = threads  # torch threads of the forward while workers decode; None: auto
+        self.decided_threads: int | None = None  # what auto chose on the first call
         self.device = torch.device(device) if device is not None else _accelerate_device()
         self.model.to(self.device)
         folder = (cache_dir or default_cache_dir()) / model.fingerprint[:32] / precision
@@ -490,14 +491,16 @@ class _ForwardThreads:
 
     An OpenMP team that shares its cores with busy decode workers waits at every barrier for
     a descheduled thread: on 2 cores with 1 busy worker the tiny model ran 20x slower with 2
-    threads than with 1. So the forward starts on the cores the workers leave; after a few
-    batches, if the workers' decoding took less than ``SPARE`` of the forward's time (a large
-    model: ViT-B/32 decodes in ~1 ms and encodes in ~100 ms per image), they are mostly idle
-    and the forward takes every core. An explicit ``EmbeddingEngine(threads=N)`` is kept.
+    threads than with 1. So the forward starts on the cores the workers leave; after the first
+    measured batch, if the workers' decoding took less than ``SPARE`` of the forward's time (a
+    large model: ViT-B/32 decodes in ~1 ms and encodes in ~100 ms per image), they are mostly
+    idle and the forward takes every core. The engine keeps the decision for its later calls
+    (the next benchmark): a batch on too few threads costs a large model seconds (ViT-B/32,
+    batch 32: ~4 s on 1 thread, ~2.3 s on 2). An explicit ``EmbeddingEngine(threads=N)`` is kept.
     """
 
     SPARE = 0.2  # worker CPU per forward second below which the workers' cores are taken
-    WARMUP, MEASURED = 1, 3  # batches skipped (first-call allocations), then measured
+    WARMUP, MEASURED = 1, 1  # batches skipped (first-call allocations), then measured
 
     def __init__(self, engine: EmbeddingEngine, workers: int) -> None:
         self.cores = available_cores()
@@ -508,8 +511,11 @@ class _ForwardThreads:
             and workers > 0
             and self.cores > workers
         )
+        self.engine = engine
         if engine.threads is not None:
             self.initial: int | None = engine.threads
+        elif self.deciding and engine.decided_threads is not None:
+            self.initial, self.deciding = engine.decided_threads, False
         elif self.deciding:
             self.initial = max(1, min(torch.get_num_threads(), self.cores - workers))
         else:
@@ -530,6 +536,7 @@ class _ForwardThreads:
         if self.batches == self.WARMUP + self.MEASURED:
             self.deciding = False
             busy = self.decode_seconds / (self.forward_seconds * self.workers)
+            self.engine.decided_threads = self.cores if busy < self.SPARE else self.initial
             if busy < self.SPARE:
                 torch.set_num_threads(self.cores)  # _torch_threads restores it at the end
             log.debug(

@@ -165,11 +165,16 @@ def test_forward_threads_leave_busy_decode_workers_their_cores(
         idle = embedding._ForwardThreads(engine, workers=1)
         for _ in range(10):
             busy.observe(decode_seconds=0.5, forward_seconds=1.0)
+        assert engine.decided_threads == 3
+        engine.decided_threads = None
         with embedding._torch_threads(idle.initial):
             for _ in range(10):
                 idle.observe(decode_seconds=0.01, forward_seconds=1.0)
             assert torch.get_num_threads() == 4  # workers mostly idle: every core
         assert torch.get_num_threads() == 4
+        # The engine's next call (the next benchmark) starts on the cores decided, unmeasured.
+        again = embedding._ForwardThreads(engine, workers=1)
+        assert again.initial == 4 and not again.deciding
         assert embedding._ForwardThreads(engine, workers=0).initial is None  # torch's own
         engine.threads = 2
         explicit = embedding._ForwardThreads(engine, workers=1)
