@@ -91,8 +91,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     if process_rank_and_count()[0] != 0:
         return EXIT_OK  # under accelerate launch only the main process reports
-    if not runs:
-        console.print("nothing scored (no benchmark data found, or all already scored)")
+    if not runs:  # on stderr: with --json, stdout must stay one JSON document
+        print("nothing scored (no benchmark data found, or all already scored)", file=sys.stderr)
     if args.json:
         print_json([_run_json(run) for run in runs])
     else:

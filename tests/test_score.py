@@ -154,6 +154,11 @@ def test_cli_score_json_and_regression_gate(
     assert main(["--db", db, "score", str(second_model), "--name", "cand", "--json", *common]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload[0]["benchmark"] == "fmnist" and payload[0]["model"] == "cand"
+    # Nothing to redo: stdout is still one JSON document (the message goes to stderr).
+    again = ["--db", db, "score", str(second_model), "--name", "cand", "--json", "--skip-existing"]
+    assert main([*again, *common]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out) == [] and "nothing scored" in out.err
 
     gate = ["--metric", "acc@1", "--tolerance", "acc@1=0"]
     codes = {
