@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from evalsuite import store
+from evalsuite.data.fmnist import CLASS_NAMES
 from evalsuite.results import (
     ClassMetric,
     ConfusionCell,
@@ -51,18 +52,7 @@ ARTICLE_TYPES = [
     "Sandals",
     "Sports Sandals",
 ]
-FMNIST = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+FMNIST = list(CLASS_NAMES)
 # name -> (fingerprint, footwear type acc@1, FMNIST acc@1, text hits, image hits, training)
 HISTORY = [
     {

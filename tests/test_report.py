@@ -14,6 +14,7 @@ from PIL import Image
 
 from evalsuite import report as report_module
 from evalsuite import store
+from evalsuite.data.fmnist import CLASS_NAMES
 from evalsuite.report import (
     Figures,
     ReportError,
@@ -52,18 +53,7 @@ COLOURS = [
     "Purple",
     "Olive",
 ]
-FMNIST = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+FMNIST = list(CLASS_NAMES)
 DEEP = [
     "Tee",
     "Blouse",
