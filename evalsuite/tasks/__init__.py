@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from evalsuite.data.items import Item
 from evalsuite.embedding import EmbeddingEngine, ImageEmbeddings
 from evalsuite.registry import Registry
@@ -18,9 +20,18 @@ from evalsuite.spec import BenchmarkSpec
 
 
 @dataclass
+class SplitData:
+    """The embedded items of one dataset split and their vectors (rows in item order)."""
+
+    items: Sequence[Item]
+    vectors: np.ndarray
+
+
+@dataclass
 class TaskContext:
     """What every task gets: the scored items (those whose image could be read, in the order
-    of ``embeddings``), their embeddings, and the engine for text embeddings."""
+    of ``embeddings``), their embeddings, and the engine for text embeddings. ``splits``
+    holds the splits that ``protocol: split`` probes read, embedded by the same engine call."""
 
     spec: BenchmarkSpec
     items: Sequence[Item]
@@ -28,6 +39,7 @@ class TaskContext:
     engine: EmbeddingEngine
     n_bootstrap: int = 1000
     seed: int = 0
+    splits: dict[str, SplitData] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,11 +70,14 @@ def metric(
 
 
 def _register() -> None:
-    from evalsuite.tasks import retrieval, zeroshot
+    from evalsuite.tasks import probes, retrieval, stats, zeroshot
 
     TASK_RUNNERS.register("zeroshot", zeroshot.run_zeroshot)
     TASK_RUNNERS.register("text_to_image", retrieval.run_text_to_image)
     TASK_RUNNERS.register("image_to_image", retrieval.run_image_to_image)
+    TASK_RUNNERS.register("knn", probes.run_knn)
+    TASK_RUNNERS.register("linear_probe", probes.run_linear_probe)
+    TASK_RUNNERS.register("embedding_stats", stats.run_embedding_stats)
 
 
 def get_task_runner(task_type: str) -> TaskRunner:
