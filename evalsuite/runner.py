@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evalsuite.data.catalogue import id_key
 from evalsuite.data.items import Item
 from evalsuite.embedding import (
     EmbeddingEngine,
@@ -219,7 +220,7 @@ def score_benchmark(
         vectors=embedded.vectors[main],
         positions=embedded.positions[main],
         skipped=[s for s in embedded.skipped if s.item_id in main_ids],
-        missing=embedded.missing,
+        missing=[i for i in embedded.missing if i in main_ids],
     )
     scored = [items[i] for i in embeddings.positions]
     if not scored and isinstance(engine, LookupEngine):
@@ -264,11 +265,10 @@ def score_benchmark(
         },
     )
     if isinstance(engine, LookupEngine):
-        missing = main_ids & set(embedded.missing)
         run.extra["precomputed"] = {
             "n_items_with_embedding": len(scored),
-            "n_items_without_embedding": len(missing),
-            "first_ids_without_embedding": sorted(missing, key=_id_key)[:20],
+            "n_items_without_embedding": len(embeddings.missing),
+            "first_ids_without_embedding": sorted(embeddings.missing, key=id_key)[:20],
         }
         run.extra["distinct_images"] = len(scored)
     if splits:
@@ -276,10 +276,6 @@ def score_benchmark(
     _run_tasks(spec, ctx, run)
     run.seconds = time.perf_counter() - clock
     return run
-
-
-def _id_key(item_id: str) -> tuple[int, int, str]:
-    return (0, int(item_id), "") if item_id.isdigit() else (1, 0, item_id)
 
 
 def _run_tasks(spec: BenchmarkSpec, ctx: TaskContext, run: RunResult) -> None:
