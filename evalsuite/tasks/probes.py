@@ -138,16 +138,19 @@ def _headline(name: str, y_true: np.ndarray, result, ctx: TaskContext) -> list[M
 
 def run_knn(task: KnnTask, ctx: TaskContext) -> TaskOutput:
     sets = probe_sets(task, ctx)
-    scores = knn_scores(
-        sets.train.vectors,
-        sets.train.y,
-        sets.test.vectors,
-        len(sets.classes),
-        k=task.k,
-        weighting=task.weighting,
-        temperature=task.temperature,
-        exclude_self=task.protocol == "leave_one_out",
-    )
+    try:
+        scores = knn_scores(
+            sets.train.vectors,
+            sets.train.y,
+            sets.test.vectors,
+            len(sets.classes),
+            k=task.k,
+            weighting=task.weighting,
+            temperature=task.temperature,
+            exclude_self=task.protocol == "leave_one_out",
+        )
+    except ValueError as exc:  # e.g. a single training item to leave out
+        raise SpecError(f"task {task.name!r}: {exc}") from None
     out = _output(task, sets, scores, ctx)
     out.extra.update(k=task.k, weighting=task.weighting)
     return out
