@@ -16,7 +16,6 @@ same tables as zero-shot, with the same bootstrap intervals.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,6 +178,3 @@ def run_linear_probe(task: LinearProbeTask, ctx: TaskContext) -> TaskOutput:
 
 def _by_c(accuracy: dict[float, float]) -> dict[str, float]:
     return {f"{c:g}": value for c, value in sorted(accuracy.items())}
-
-
-__all__: Sequence[str] = ("probe_sets", "run_knn", "run_linear_probe")
