@@ -27,7 +27,7 @@ from evalsuite.metrics.probes import knn_scores, linear_probe
 from evalsuite.metrics.zeroshot import classification_metrics, true_class_rank
 from evalsuite.results import MetricValue
 from evalsuite.spec import KnnTask, LinearProbeTask
-from evalsuite.tasks import SplitData, TaskContext, TaskOutput, metric
+from evalsuite.tasks import SplitData, TaskContext, TaskOutput, metric, one_blas_thread
 from evalsuite.tasks.zeroshot import add_classification_rows
 
 
@@ -158,17 +158,18 @@ def run_knn(task: KnnTask, ctx: TaskContext) -> TaskOutput:
 def run_linear_probe(task: LinearProbeTask, ctx: TaskContext) -> TaskOutput:
     sets = probe_sets(task, ctx)
     try:
-        probe = linear_probe(
-            sets.train.vectors,
-            sets.train.y,
-            sets.test.vectors,
-            len(sets.classes),
-            val=sets.val.vectors,
-            val_labels=sets.val.y,
-            c_grid=task.c_grid,
-            max_iter=task.max_iter,
-            seed=ctx.seed,
-        )
+        with one_blas_thread():
+            probe = linear_probe(
+                sets.train.vectors,
+                sets.train.y,
+                sets.test.vectors,
+                len(sets.classes),
+                val=sets.val.vectors,
+                val_labels=sets.val.y,
+                c_grid=task.c_grid,
+                max_iter=task.max_iter,
+                seed=ctx.seed,
+            )
     except ValueError as exc:
         raise SpecError(f"task {task.name!r}: {exc}") from None
     out = _output(task, sets, probe.scores, ctx)

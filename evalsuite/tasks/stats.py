@@ -19,7 +19,7 @@ from evalsuite.metrics.embedding_stats import (
 )
 from evalsuite.results import MetricValue
 from evalsuite.spec import EmbeddingStatsTask
-from evalsuite.tasks import TaskContext, TaskOutput, metric
+from evalsuite.tasks import TaskContext, TaskOutput, metric, one_blas_thread
 
 
 def _codes(values: list[str]) -> np.ndarray:
@@ -45,9 +45,7 @@ def run_embedding_stats(task: EmbeddingStatsTask, ctx: TaskContext) -> TaskOutpu
             task=task.name,
         )
     )
-    out.metrics.append(
-        metric(
-            task.name, "effective_rank", effective_rank(vectors), maximum=float(vectors.shape[1])
-        )
-    )
+    with one_blas_thread():  # the SVD: see one_blas_thread
+        rank = effective_rank(vectors)
+    out.metrics.append(metric(task.name, "effective_rank", rank, maximum=float(vectors.shape[1])))
     return out
