@@ -128,6 +128,10 @@ def metric_words(metric: str) -> str:
         return CLASSIFICATION_METRICS[metric]
     if metric in RETRIEVAL_METRICS:
         return RETRIEVAL_METRICS[metric]
+    if metric.startswith("nn_agreement:"):  # embedding statistics, one per label field
+        return f"NN label agreement ({metric.partition(':')[2]})"
+    if metric in ("effective_rank", "mean_pairwise_similarity"):
+        return metric.replace("_", " ")
     if metric.startswith("acc@"):
         return f"Top-{metric[4:]} accuracy"
     name, _, k = metric.partition("@")
