@@ -170,7 +170,16 @@ def overview_page(ctx: dict[str, Any]) -> None:
     _, styler = views.styled_overview(comp, models, columns)
     hidden: dict[str, Any] = {views.delta_name(c): None for c in columns}
     hidden["Model"] = st.column_config.TextColumn("Model", pinned=True)
+    notes = views.not_applicable_notes(comp)
+    for label, note in notes.items():  # the reason of an n/a cell, as its column's tooltip
+        hidden[label] = st.column_config.Column(label, help=note)
     st.dataframe(styler, hide_index=True, column_config=hidden, key="overview_table")
+    if notes:
+        st.caption(
+            "n/a: the task does not apply to that run (hover the column title for why), "
+            "e.g. text tasks on precomputed image embeddings without a text encoder; it is "
+            "not a score of zero."
+        )
     csv = views.csv_table(comp, baseline_label).to_csv(index=False).encode()
     st.download_button(
         "Download as CSV", csv, file_name="leaderboard.csv", mime="text/csv", key="download_csv"
@@ -404,7 +413,9 @@ def training_page(ctx: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- sidebar and main
 
 
-def sidebar(metrics: pd.DataFrame, models: pd.DataFrame) -> dict[str, Any]:
+def sidebar(
+    metrics: pd.DataFrame, models: pd.DataFrame, types: dict[tuple[str, str], str]
+) -> dict[str, Any]:
     bar = st.sidebar
     bar.header("Compare")
     labels = list(models["label"])
@@ -414,7 +425,7 @@ def sidebar(metrics: pd.DataFrame, models: pd.DataFrame) -> dict[str, Any]:
     )
     baseline = models.loc[models["label"] == baseline_label, "fingerprint"].iloc[0]
 
-    all_columns = views.metric_columns(metrics, all_metrics=True)
+    all_columns = views.metric_columns(metrics, all_metrics=True, task_types=types)
     bar.subheader("Trade-off chart")
     target_default = views.default_target(metrics)
     benchmarks = list(dict.fromkeys(c.benchmark for c in all_columns))
@@ -439,7 +450,7 @@ def sidebar(metrics: pd.DataFrame, models: pd.DataFrame) -> dict[str, Any]:
         options[f"Mean of general benchmarks ({names})"] = [c.key for c in general_cols]
     for col in general_cols:
         options[col.label] = [col.key]
-    for col in views.metric_columns(metrics):
+    for col in views.metric_columns(metrics, task_types=types):
         if col.key != target and col.label not in options:
             options[col.label] = [col.key]
     general_label = (
@@ -506,12 +517,14 @@ def main() -> None:
     models = views.model_table(models_raw, metrics)
     LABELS.clear()
     LABELS.update(zip(models["fingerprint"], models["label"], strict=True))
-    ctx = sidebar(metrics, models)
+    runs_shown = views.latest_runs(runs, metrics)
+    types = views.task_types(runs_shown)
+    ctx = sidebar(metrics, models, types)
     baseline = ctx["baseline"]
     order = [baseline, *[fp for fp in models["fingerprint"] if fp != baseline]]
     models = models.set_index("fingerprint").loc[order].reset_index()
-    columns = views.metric_columns(metrics, all_metrics=ctx["show_all"])
-    runs_shown = views.latest_runs(runs, metrics)
+    columns = views.metric_columns(metrics, all_metrics=ctx["show_all"], task_types=types)
+    skipped = views.skipped_tasks(runs_shown)
     ctx.update(
         metrics=metrics,
         models=models,
@@ -519,8 +532,8 @@ def main() -> None:
         runs=runs_shown,
         roots=views.allowed_roots(runs),
         columns=columns,
-        comparison=views.comparison(metrics, models, baseline, columns),
-        all_comparison=views.comparison(metrics, models, baseline, ctx["all_columns"]),
+        comparison=views.comparison(metrics, models, baseline, columns, skipped),
+        all_comparison=views.comparison(metrics, models, baseline, ctx["all_columns"], skipped),
     )
     tabs = st.tabs(list(PAGES), key="page", on_change="rerun", bind="query-params")
     pages = (overview_page, benchmark_page, retrieval_page, training_page)

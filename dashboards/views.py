@@ -72,7 +72,10 @@ HEADLINE_METRICS = {
     ("footwear", "base_colour"): (),  # only with "show every metric": keeps the table narrow
 }
 MAIN_METRICS = ("acc@1", "ir_hits")  # first columns of the overview
-GENERIC_HEADLINE = ("acc@1", "ir_hits", "ir_by_position")
+GENERIC_HEADLINE = ("acc@1", "ir_hits", "ir_by_position", "nn_agreement:articleType")
+# acc@1 of a probe is not zero-shot: the task's YAML type (recorded with each run) says which.
+ACCURACY_WORDS = {"knn": "kNN accuracy", "linear_probe": "Linear-probe accuracy"}
+PRECOMPUTED_BACKEND = "precomputed"  # runs of embeddings a user already had (no model)
 METRIC_ORDER = (
     "acc@1",
     "acc@3",
@@ -91,7 +94,9 @@ COLOURS = {  # cell styles of the overview table
     "worse": "background-color: #f8d7da; color: #842029",
     "same": "color: #8a8f98",
     "baseline": "background-color: #eef1f5",
+    "not_applicable": "color: #8a8f98; font-style: italic",
 }
+NOT_APPLICABLE = "n/a"
 
 
 # ---------------------------------------------------------------- names and units
@@ -123,6 +128,10 @@ def metric_words(metric: str) -> str:
         return CLASSIFICATION_METRICS[metric]
     if metric in RETRIEVAL_METRICS:
         return RETRIEVAL_METRICS[metric]
+    if metric.startswith("nn_agreement:"):  # embedding statistics, one per label field
+        return f"NN label agreement ({metric.partition(':')[2]})"
+    if metric in ("effective_rank", "mean_pairwise_similarity"):
+        return metric.replace("_", " ")
     if metric.startswith("acc@"):
         return f"Top-{metric[4:]} accuracy"
     name, _, k = metric.partition("@")
@@ -134,9 +143,18 @@ def _fmt_max(maximum: float | None) -> str:
     return f"{maximum:,.0f}" if maximum is not None and not pd.isna(maximum) else ""
 
 
-def metric_label(benchmark: str, task: str, metric: str, maximum: float | None = None) -> str:
-    """Column title: "Zero-shot accuracy (footwear type)", "Text search hits / 390"."""
+def metric_label(
+    benchmark: str,
+    task: str,
+    metric: str,
+    maximum: float | None = None,
+    task_type: str | None = None,
+) -> str:
+    """Column title: "Zero-shot accuracy (footwear type)", "Text search hits / 390",
+    "kNN accuracy (catalogue knn article type)" (``task_type`` from the run's record)."""
     suffix = f" / {_fmt_max(maximum)}" if _fmt_max(maximum) else ""
+    if metric == "acc@1" and task_type in ACCURACY_WORDS:
+        return f"{ACCURACY_WORDS[task_type]} ({task_label(benchmark, task)}){suffix}"
     if is_classification_metric(metric):
         return f"{metric_words(metric)} ({task_label(benchmark, task)}){suffix}"
     return f"{task_label(benchmark, task)} {metric_words(metric)}{suffix}"
@@ -235,8 +253,10 @@ def _training(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and value else None
 
 
-def model_kind(training: dict[str, Any] | None) -> str:
-    """ "base", "fine-tuned" or "WiSE-FT α=0.50"."""
+def model_kind(training: dict[str, Any] | None, backend: Any = None) -> str:
+    """ "base", "fine-tuned", "WiSE-FT α=0.50" or "precomputed embeddings"."""
+    if backend == PRECOMPUTED_BACKEND:
+        return "precomputed embeddings"
     if not training:
         return "base"
     wise = training.get("wise")
@@ -277,7 +297,7 @@ def model_table(models: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd
                 "fingerprint": row["fingerprint"],
                 "name": str(row.get("name") or row["fingerprint"][:12]),
                 "spec": row.get("spec"),
-                "kind": model_kind(training),
+                "kind": model_kind(training, row.get("backend")),
                 "alpha": float(wise["alpha"])
                 if isinstance(wise, dict) and wise.get("alpha") is not None
                 else math.nan,
@@ -285,6 +305,7 @@ def model_table(models: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd
                 "base_model": row.get("base_model"),
                 "parameter_count": row.get("parameter_count"),
                 "train_seconds": training_seconds(training),
+                "backend": row.get("backend"),
             }
         )
     out = pd.DataFrame(
@@ -299,6 +320,7 @@ def model_table(models: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd
             "base_model",
             "parameter_count",
             "train_seconds",
+            "backend",
         ],
     )
     out = out.sort_values(["name", "fingerprint"], key=lambda s: s.str.lower()).reset_index(
@@ -327,7 +349,11 @@ def choose_baseline(models: pd.DataFrame) -> str | None:
     if models.empty:
         return None
     rows = models.to_dict("records")
-    base = [r for r in rows if not _training(r.get("training"))]
+    base = [  # a model, not vectors someone computed elsewhere
+        r
+        for r in rows
+        if not _training(r.get("training")) and r.get("backend") != PRECOMPUTED_BACKEND
+    ]
     fashion = [r for r in rows if is_fashion_clip(r.get("name"), r.get("spec"))]
     for group in ([r for r in fashion if r in base], fashion, base, rows):
         if group:
@@ -358,10 +384,16 @@ def _task_sort(benchmark: str, task: str) -> tuple[Any, ...]:
     return (*_order(benchmark, BENCHMARK_ORDER), *_order(task, TASK_ORDER))
 
 
-def metric_columns(metrics: pd.DataFrame, all_metrics: bool = False) -> list[Column]:
+def metric_columns(
+    metrics: pd.DataFrame,
+    all_metrics: bool = False,
+    task_types: dict[tuple[str, str], str] | None = None,
+) -> list[Column]:
     """The overview's metric columns: headline metrics of every benchmark/task present (or
     every metric). The main number of each task (accuracy, hits) comes first, so that the
-    target and the general benchmarks fit on one screen; then F1, pretest, by-position."""
+    target and the general benchmarks fit on one screen; then F1, pretest, by-position.
+    ``task_types`` ((benchmark, task) -> YAML type, see :func:`task_types`) names what an
+    accuracy is of (zero-shot, kNN, linear probe)."""
     if metrics.empty:
         return []
     columns = []
@@ -385,7 +417,9 @@ def metric_columns(metrics: pd.DataFrame, all_metrics: bool = False) -> list[Col
                     benchmark,
                     task,
                     metric,
-                    metric_label(benchmark, task, metric, maximum),
+                    metric_label(
+                        benchmark, task, metric, maximum, (task_types or {}).get((benchmark, task))
+                    ),
                     count,
                     maximum,
                 )
@@ -438,14 +472,19 @@ def _lookup(metrics: pd.DataFrame) -> dict[tuple[str, str, str, str], dict[str, 
 
 
 def comparison(
-    metrics: pd.DataFrame, models: pd.DataFrame, baseline: str | None, columns: Sequence[Column]
+    metrics: pd.DataFrame,
+    models: pd.DataFrame,
+    baseline: str | None,
+    columns: Sequence[Column],
+    not_applicable: dict[tuple[str, str, str], str] | None = None,
 ) -> pd.DataFrame:
     """Tidy comparison: one row per (model, column) with the value, its interval, the
     difference to the baseline and whether that difference is beyond the noise.
 
-    ``status`` is "baseline", "better", "worse", "same" (within noise), "missing" (no value)
-    or "n/a" (no baseline value). ``comparable`` is False when the two runs scored different
-    data or a different benchmark definition (hashes differ).
+    ``status`` is "baseline", "better", "worse", "same" (within noise), "missing" (no value),
+    "not_applicable" (the run recorded why the task does not apply to it, in ``reason``: see
+    :func:`skipped_tasks`) or "n/a" (no baseline value). ``comparable`` is False when the two
+    runs scored different data or a different benchmark definition (hashes differ).
     """
     look = _lookup(metrics)
     rows = []
@@ -464,6 +503,10 @@ def comparison(
                 "metric": col.metric,
                 "count": col.count,
             }
+            reason = (not_applicable or {}).get((fp, col.benchmark, col.task))
+            if cand is None and reason:
+                rows.append({**row, "status": "not_applicable", "reason": reason})
+                continue
             if cand is None:
                 rows.append({**row, "status": "missing"})
                 continue
@@ -548,6 +591,7 @@ def comparison(
         "comparable",
         "higher_is_better",
         "run_id",
+        "reason",
     ]
     return pd.DataFrame(rows).reindex(columns=columns_out)
 
@@ -555,6 +599,8 @@ def comparison(
 def cell_text(row: dict[str, Any], column: Column) -> str:
     """ "79.9 ±2.7  (+10.1)", "70.2 ±2.9  (≈ +0.4)", "69.8 ±2.9" for the baseline."""
     status = row.get("status")
+    if status == "not_applicable":
+        return NOT_APPLICABLE
     if status == "missing" or pd.isna(row.get("value")):
         return "–"
     text = fmt_interval(row["value"], row.get("half_width", math.nan), column.count)
@@ -566,6 +612,38 @@ def cell_text(row: dict[str, Any], column: Column) -> str:
         warn = " ⚠" if not row.get("comparable", True) else ""
         text = f"{text}  ({mark}{delta}){warn}"
     return text
+
+
+def task_types(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(benchmark, task) -> the task's YAML type, as the runs recorded it (``extra.tasks``)."""
+    out: dict[tuple[str, str], str] = {}
+    for benchmark, extra in zip(runs.get("benchmark", []), runs.get("extra", []), strict=True):
+        for task, info in ((extra or {}).get("tasks") or {}).items():
+            if isinstance(info, dict) and info.get("type"):
+                out.setdefault((benchmark, task), str(info["type"]))
+    return out
+
+
+def skipped_tasks(runs: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """(model fingerprint, benchmark, task) -> why the run did not score the task, e.g. a
+    text task on precomputed image embeddings without a text encoder. From the runs shown
+    (pass :func:`latest_runs`); their cells read "n/a", not blank and never zero."""
+    out: dict[tuple[str, str, str], str] = {}
+    for run in runs.to_dict("records"):
+        for task, reason in ((run.get("extra") or {}).get("skipped_tasks") or {}).items():
+            out[(run["model_fingerprint"], run["benchmark"], task)] = str(reason)
+    return out
+
+
+def not_applicable_notes(comp: pd.DataFrame) -> dict[str, str]:
+    """Column label -> "model: reason" lines of its n/a cells (the column's help tooltip)."""
+    rows = comp[comp["status"] == "not_applicable"]
+    notes: dict[str, list[str]] = {}
+    for row in rows.to_dict("records"):
+        line = f"{NOT_APPLICABLE} for {row['model']}: {row['reason']}"
+        if line not in notes.setdefault(row["column"], []):
+            notes[row["column"]].append(line)
+    return {column: "\n\n".join(lines) for column, lines in notes.items()}
 
 
 COST_COLUMNS = ("Fine-tuning time", "Parameters")
@@ -629,7 +707,7 @@ def styled_overview(
 
 def csv_table(comp: pd.DataFrame, baseline_label: str | None) -> pd.DataFrame:
     """Plain table for the CSV download: one row per model and metric, raw numbers."""
-    out = comp[comp["status"] != "missing"].copy()
+    out = comp[~comp["status"].isin(["missing", "not_applicable"])].copy()
     out = out.rename(columns={"column": "metric_label"})
     out["baseline"] = baseline_label
     keep = [

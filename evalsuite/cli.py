@@ -42,7 +42,12 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
     score = sub.add_parser("score", help="score a model on benchmarks into the database")
-    score.add_argument("model", help="checkpoint folder, HF hub id, hf-hub:..., openclip:ARCH/TAG")
+    score.add_argument(
+        "model",
+        help="checkpoint folder, HF hub id, hf-hub:..., openclip:ARCH/TAG, or precomputed "
+        "image embeddings: a folder (embeddings.npy + ids.txt, .parquet, .safetensors) or "
+        "embeddings:PATH",
+    )
     score.add_argument("--pretrained", help="open_clip pretrained tag or weights file")
     score.add_argument("--benchmarks", help="comma-separated names (default: all with data)")
     score.add_argument("--name", help="display name of the model in results")

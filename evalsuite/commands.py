@@ -30,6 +30,8 @@ HEADLINE = {
     "ir_by_position",
     "MRR",
     "Recall@10",
+    "mean_pairwise_similarity",
+    "effective_rank",
 }
 
 
@@ -117,6 +119,7 @@ def _run_json(run: RunResult) -> dict:
         "n_skipped_images": run.n_skipped_images,
         "seconds": round(run.seconds, 3),
         "skipped_tasks": run.extra.get("skipped_tasks", {}),
+        "precomputed": run.extra.get("precomputed"),
         "metrics": [asdict(m) for m in run.metrics],
     }
 
@@ -127,11 +130,12 @@ def print_run(run: RunResult) -> None:
     )
     for column in ("task", "metric", "value", "95% interval"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    types = {task: info.get("type") for task, info in run.extra.get("tasks", {}).items()}
     for m in run.metrics:
-        if m.name in HEADLINE:
+        if m.name in HEADLINE or m.name.startswith("nn_agreement:"):
             table.add_row(
                 m.task,
-                metric_label(m.name),
+                metric_label(m.name, types.get(m.task)),
                 format_value(m.name, m.value, m.maximum),
                 format_interval(m.name, m.ci_low, m.ci_high, m.maximum),
             )
@@ -140,6 +144,15 @@ def print_run(run: RunResult) -> None:
         console.print(f"  skipped {task}: {reason}")
     if run.n_skipped_images:
         console.print(f"  {run.n_skipped_images} unreadable images skipped (listed in the db)")
+    precomputed = run.extra.get("precomputed")
+    if precomputed:
+        missing = precomputed["n_items_without_embedding"]
+        first = ", ".join(precomputed["first_ids_without_embedding"][:5])
+        console.print(
+            f"  {precomputed['n_items_with_embedding']} of {run.n_items} items have an "
+            f"embedding and were scored; {missing} have none"
+            + (f" (e.g. ids {first}; counted in the run's extra)" if missing else "")
+        )
 
 
 def _compare_db(

@@ -90,6 +90,7 @@ class ImageEmbeddings:
     vectors: np.ndarray  # (N_ok, D) float32, L2-normalised
     positions: np.ndarray  # index into the input items of each row
     skipped: list[SkippedImage] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # ids without a precomputed embedding
 
 
 class EmbeddingCache:
@@ -220,6 +221,8 @@ def _worker_init(_: int) -> None:
 
 class EmbeddingEngine:
     """Encodes dataset items and texts with ``model``, through the on-disk cache."""
+
+    text_unavailable: str | None = None  # why texts cannot be embedded (never, with a model)
 
     def __init__(
         self,

@@ -42,7 +42,11 @@ METRIC_LABELS: dict[str, str] = {
     "Recall@10": "Recall@10",
     "NDCG@10": "NDCG@10",
     "MAP@10": "MAP@10",
+    "mean_pairwise_similarity": "Mean pairwise similarity",
+    "effective_rank": "Effective rank",
 }
+# acc@1 of a probe is not zero-shot: the task's YAML type names what the accuracy is of.
+ACCURACY_LABELS: dict[str, str] = {"knn": "kNN accuracy", "linear_probe": "Linear-probe accuracy"}
 _LABELS_LOWER = {name.lower(): label for name, label in METRIC_LABELS.items()}
 _PATTERN_LABELS = (  # metric families not listed above, e.g. acc@7 or NDCG@5
     (re.compile(r"acc@(\d+)$", re.I), "Top-{} accuracy"),
@@ -50,6 +54,7 @@ _PATTERN_LABELS = (  # metric families not listed above, e.g. acc@7 or NDCG@5
     (re.compile(r"recall@(\d+)$", re.I), "Recall@{}"),
     (re.compile(r"ndcg@(\d+)$", re.I), "NDCG@{}"),
     (re.compile(r"map@(\d+)$", re.I), "MAP@{}"),
+    (re.compile(r"nn_agreement:(.+)$", re.I), "NN label agreement ({})"),
 )
 
 BENCHMARK_LABELS: dict[str, str] = {
@@ -60,7 +65,9 @@ BENCHMARK_LABELS: dict[str, str] = {
 }
 
 _FRACTION = re.compile(
-    r"(acc@\d+|balanced_accuracy|accuracy|f1_\w+|p@\d+|recall@\d+|mrr|ndcg@\d+|map@\d+)$", re.I
+    r"(acc@\d+|balanced_accuracy|accuracy|f1_\w+|p@\d+|recall@\d+|mrr|ndcg@\d+|map@\d+"
+    r"|nn_agreement:.+|mean_pairwise_similarity)$",
+    re.I,
 )
 POINT_METRICS = frozenset({"pretest", "ir_hits", "ir_by_position"})
 
@@ -108,9 +115,11 @@ def task_kind(metric_names: object) -> str | None:
     return None
 
 
-def metric_label(name: str) -> str:
-    """Plain-language name of a metric (``acc@1`` -> ``Zero-shot accuracy``); unknown names
-    are returned as they are."""
+def metric_label(name: str, task_type: str | None = None) -> str:
+    """Plain-language name of a metric (``acc@1`` -> ``Zero-shot accuracy``, or ``kNN
+    accuracy`` with ``task_type="knn"``); unknown names are returned as they are."""
+    if name == "acc@1" and task_type in ACCURACY_LABELS:
+        return ACCURACY_LABELS[task_type]
     label = _LABELS_LOWER.get(name.lower())
     if label:
         return label

@@ -945,13 +945,22 @@ def _metric_rows(
             task_text = task_label(task)
             cells.append("" if task == previous else _escape(task_text))
             previous = task
-        cells.append(_escape(metric_label(metric)))
+        cells.append(_escape(metric_label(metric, _task_type(data, benchmark, task))))
         for i, model in enumerate(data.models):
             cells.append(_value_cell(data.cell(model, benchmark, task, metric)))
             if i:
                 cells.append(_delta_cell(data.compare(model, benchmark, task, metric)))
         out.append(cells)
     return out
+
+
+def _task_type(data: ReportData, benchmark: str, task: str) -> str | None:
+    """The task's YAML type as its runs recorded it (a probe's acc@1 is not zero-shot)."""
+    for extra in data.runs.loc[data.runs["benchmark"] == benchmark, "extra"]:
+        info = ((extra or {}).get("tasks") or {}).get(task) if isinstance(extra, dict) else None
+        if isinstance(info, dict) and info.get("type"):
+            return str(info["type"])
+    return None
 
 
 def _header(data: ReportData, first: str) -> tuple[list[str], list[str]]:

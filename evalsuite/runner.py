@@ -17,13 +17,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evalsuite.data.catalogue import id_key
 from evalsuite.data.items import Item
-from evalsuite.embedding import EmbeddingEngine, main_process_value, process_rank_and_count
+from evalsuite.embedding import (
+    EmbeddingEngine,
+    ImageEmbeddings,
+    main_process_value,
+    process_rank_and_count,
+)
+from evalsuite.embedding_lookup import LookupEngine
 from evalsuite.errors import DataError
-from evalsuite.models import ClipModel, load_model
+from evalsuite.models import ClipModel, PrecomputedEmbeddings, load_scorable
 from evalsuite.results import ModelInfo, RunResult
 from evalsuite.spec import (
     BenchmarkSpec,
+    ResolvedDataset,
     list_benchmarks,
     load_benchmark,
     resolve_dataset,
@@ -31,7 +39,7 @@ from evalsuite.spec import (
     task_skip_reason,
 )
 from evalsuite.store import DEFAULT_DB, run_exists, write_run
-from evalsuite.tasks import TaskContext, get_task_runner
+from evalsuite.tasks import SplitData, TaskContext, get_task_runner
 from evalsuite.version import code_version
 
 log = logging.getLogger(__name__)
@@ -58,18 +66,23 @@ class ScoreOptions:
     trust_remote_code: bool = False
 
 
+Scorable = ClipModel | PrecomputedEmbeddings
+Engine = EmbeddingEngine | LookupEngine
+
+
 def score_model(
-    model: str | Path | ClipModel, options: ScoreOptions | None = None, **overrides: Any
+    model: str | Path | Scorable, options: ScoreOptions | None = None, **overrides: Any
 ) -> list[RunResult]:
-    """Score ``model`` (a spec or a loaded model) on the chosen benchmarks; one RunResult per
-    benchmark scored, each written to the database in its own transaction."""
+    """Score ``model`` (a spec, a loaded model or precomputed embeddings) on the chosen
+    benchmarks; one RunResult per benchmark scored, each written to the database in its own
+    transaction."""
     opts = options or ScoreOptions()
     if overrides:
         opts = ScoreOptions(**{**opts.__dict__, **overrides})
-    if not isinstance(model, ClipModel):
-        model = load_model(model, trust_remote_code=opts.trust_remote_code)
-    engine = EmbeddingEngine(
-        model,
+    model = load_scorable(model, trust_remote_code=opts.trust_remote_code)
+    engine_type = LookupEngine if isinstance(model, PrecomputedEmbeddings) else EmbeddingEngine
+    engine = engine_type(
+        model,  # type: ignore[arg-type]
         batch_size=opts.batch_size,
         num_workers=opts.num_workers,
         precision=opts.precision,
@@ -104,7 +117,7 @@ def _chosen_benchmarks(opts: ScoreOptions) -> list[BenchmarkSpec]:
     return chosen
 
 
-def model_info(model: ClipModel, name: str | None = None) -> ModelInfo:
+def model_info(model: Scorable, name: str | None = None) -> ModelInfo:
     training = model.source.training
     base = (training or {}).get("base_model") or {}
     if isinstance(base, str):
@@ -141,8 +154,41 @@ def data_hash(items: Sequence[Item], content_hashes: Sequence[object]) -> str:
     return digest.hexdigest()
 
 
+def _split_items(
+    spec: BenchmarkSpec, dataset: ResolvedDataset, items: list[Item]
+) -> tuple[dict[str, list[Item]], list[Item]]:
+    """Items of each split the probes read, and those of them not among ``items`` (to be
+    embedded too: every task's embeddings come from one engine call)."""
+    known = {item.id for item in items}
+    splits, extra = {}, []
+    for name in spec.split_names():
+        if name == dataset.split:
+            splits[name] = items
+            continue
+        splits[name] = dataset.reader(dataset.path, name, **dataset.options)
+        for item in splits[name]:
+            if item.id not in known:
+                known.add(item.id)
+                extra.append(item)
+    return splits, extra
+
+
+def _split_data(
+    splits: dict[str, list[Item]], everything: list[Item], embeddings: ImageEmbeddings
+) -> dict[str, SplitData]:
+    """Each split's embedded items and their vectors, looked up in the one embedding call."""
+    row_of = {everything[p].id: row for row, p in enumerate(embeddings.positions)}
+    out = {}
+    for name, split_items in splits.items():
+        rows = [row_of.get(item.id, -1) for item in split_items]
+        kept = [item for item, row in zip(split_items, rows, strict=True) if row >= 0]
+        vectors = embeddings.vectors[[r for r in rows if r >= 0]]
+        out[name] = SplitData(kept, vectors.reshape(len(kept), embeddings.vectors.shape[1]))
+    return out
+
+
 def score_benchmark(
-    info: ModelInfo, engine: EmbeddingEngine, spec: BenchmarkSpec, opts: ScoreOptions
+    info: ModelInfo, engine: Engine, spec: BenchmarkSpec, opts: ScoreOptions
 ) -> RunResult | None:
     """One benchmark: its data, its embeddings (once), every task; None when skipped."""
     started, clock = datetime.now(timezone.utc), time.perf_counter()
@@ -152,8 +198,10 @@ def score_benchmark(
         raise DataError(
             f"benchmark {spec.name}: no items in {dataset.path} (split {dataset.split!r})"
         )
-    hashes = engine.content_hashes(items)
-    data_id, bench_id = data_hash(items, hashes), spec_hash(spec)
+    splits, extra_items = _split_items(spec, dataset, items)
+    everything = items + extra_items
+    hashes = engine.content_hashes(everything)
+    data_id, bench_id = data_hash(everything, hashes), spec_hash(spec)
     exists = (
         opts.skip_existing
         and opts.db_path is not None
@@ -164,15 +212,33 @@ def score_benchmark(
         return None
     engine.on_error = spec.image_policy
     forwarded_before = engine.images_forwarded
-    embeddings = engine.embed_items(items, desc=spec.name, content_hashes=hashes)
+    embedded = engine.embed_items(everything, desc=spec.name, content_hashes=hashes)
+    main = embedded.positions < len(items)  # rows of the scored split, in input order
+    main_ids = {item.id for item in items}
+    embeddings = ImageEmbeddings(
+        ids=[i for i, ok in zip(embedded.ids, main, strict=True) if ok],
+        vectors=embedded.vectors[main],
+        positions=embedded.positions[main],
+        skipped=[s for s in embedded.skipped if s.item_id in main_ids],
+        missing=[i for i in embedded.missing if i in main_ids],
+    )
     scored = [items[i] for i in embeddings.positions]
+    if not scored and isinstance(engine, LookupEngine):
+        log.warning(
+            "%s on %s: none of its %d items has a precomputed embedding; benchmark skipped",
+            info.name,
+            spec.name,
+            len(items),
+        )
+        return None
     ctx = TaskContext(
         spec=spec,
         items=scored,
         embeddings=embeddings,
-        engine=engine,
+        engine=engine,  # type: ignore[arg-type]
         n_bootstrap=opts.n_bootstrap,
         seed=opts.seed,
+        splits=_split_data(splits, everything, embedded),
     )
     run = RunResult(
         model=info,
@@ -198,14 +264,27 @@ def score_benchmark(
             "image_roots": image_roots(items),
         },
     )
+    if isinstance(engine, LookupEngine):
+        run.extra["precomputed"] = {
+            "n_items_with_embedding": len(scored),
+            "n_items_without_embedding": len(embeddings.missing),
+            "first_ids_without_embedding": sorted(embeddings.missing, key=id_key)[:20],
+        }
+        run.extra["distinct_images"] = len(scored)
+    if splits:
+        run.extra["probe_splits"] = {name: len(data.items) for name, data in ctx.splits.items()}
     _run_tasks(spec, ctx, run)
     run.seconds = time.perf_counter() - clock
     return run
 
 
 def _run_tasks(spec: BenchmarkSpec, ctx: TaskContext, run: RunResult) -> None:
+    not_applicable = getattr(ctx.engine, "text_unavailable", None)
     for task in spec.tasks:
-        reason = task_skip_reason(spec, task, ctx.items)
+        # A task the embeddings cannot serve is recorded as not applicable, never as zeros.
+        reason = (not_applicable if task.needs_text else None) or task_skip_reason(
+            spec, task, ctx.items
+        )
         if reason:
             run.extra["skipped_tasks"][task.name] = reason
             continue

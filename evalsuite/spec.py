@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -96,6 +96,7 @@ class ZeroShotTask(StrictModel):
     """Classify each image among the label values of ``field`` by prompt similarity."""
 
     type: Literal["zeroshot"]
+    needs_text: ClassVar[bool] = True  # class prompts go through a text encoder
     name: Name
     field: str
     # Label values, or label value -> display name used in prompts. Default: the distinct
@@ -170,16 +171,90 @@ class TextToImageTask(_RetrievalTask):
     """Rank the items' images for each text query; relevance from the query's predicate."""
 
     type: Literal["text_to_image"]
+    needs_text: ClassVar[bool] = True
 
 
 class ImageToImageTask(_RetrievalTask):
     """Rank the other items' images for each query image (the query image is excluded)."""
 
     type: Literal["image_to_image"]
+    needs_text: ClassVar[bool] = False
 
 
-Task = Annotated[ZeroShotTask | TextToImageTask | ImageToImageTask, Field(discriminator="type")]
 RetrievalTask = TextToImageTask | ImageToImageTask
+
+
+class ProbeSplits(StrictModel):
+    """Names of the dataset splits a ``protocol: split`` probe reads (through the reader)."""
+
+    train: str = "train"
+    val: str = "val"
+    test: str = "test"
+
+
+class Holdout(StrictModel):
+    """A seeded split of the scored items, stratified by the task's field (``holdout``):
+    ``test_size`` of the items to test, then ``val_size`` of the rest to validation."""
+
+    test_size: float = Field(0.3, gt=0, lt=1)
+    val_size: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+
+
+class _ProbeTask(StrictModel):
+    needs_text: ClassVar[bool] = False  # image embeddings only
+    name: Name
+    field: str
+    # Classes with fewer training items are dropped (their test items are not scored).
+    min_class_count: PositiveInt | None = None
+    splits: ProbeSplits = Field(default_factory=ProbeSplits)
+    holdout: Holdout = Field(default_factory=Holdout)
+    when_field_present: bool = False  # skip (with a reason) where no item has `field`
+
+
+class KnnTask(_ProbeTask):
+    """k-nearest-neighbour classification of ``field`` by cosine similarity."""
+
+    type: Literal["knn"]
+    # leave_one_out: every scored item, classified by the others; split: train items from
+    # `splits.train`, tested on `splits.test`; holdout: a seeded split of the scored items.
+    protocol: Literal["leave_one_out", "split", "holdout"] = "leave_one_out"
+    k: PositiveInt = 10
+    weighting: Literal["uniform", "distance", "similarity", "exponential"] = "uniform"
+    temperature: float = Field(0.07, gt=0)  # of `exponential` weighting only
+
+
+class LinearProbeTask(_ProbeTask):
+    """Logistic regression on the training items' embeddings, C chosen on validation."""
+
+    type: Literal["linear_probe"]
+    protocol: Literal["split", "holdout"] = "split"
+    c_grid: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1
+    )
+    max_iter: PositiveInt = 1000
+
+
+class EmbeddingStatsTask(StrictModel):
+    """Statistics of the scored items' image embeddings: nearest-neighbour label agreement
+    per field, mean pairwise similarity (anisotropy) and effective rank."""
+
+    type: Literal["embedding_stats"]
+    needs_text: ClassVar[bool] = False
+    name: Name
+    fields: FieldNames = Field(default_factory=list)  # nearest-neighbour agreement of each
+
+
+ProbeTask = KnnTask | LinearProbeTask
+Task = Annotated[
+    ZeroShotTask
+    | TextToImageTask
+    | ImageToImageTask
+    | KnnTask
+    | LinearProbeTask
+    | EmbeddingStatsTask,
+    Field(discriminator="type"),
+]
 
 
 class BenchmarkSpec(StrictModel):
@@ -208,6 +283,16 @@ class BenchmarkSpec(StrictModel):
     def source(self) -> Path | None:
         """The YAML file this spec was loaded from (None when built in code)."""
         return self._source
+
+    def split_names(self) -> list[str]:
+        """Dataset splits that ``protocol: split`` probes read besides the scored items."""
+        names = [
+            name
+            for task in self.tasks
+            if isinstance(task, ProbeTask) and task.protocol == "split"
+            for name in (task.splits.train, task.splits.val, task.splits.test)
+        ]
+        return list(dict.fromkeys(names))
 
     def task(self, name: str) -> Task:
         tasks = Registry[Task](f"task of benchmark {self.name!r}", error=SpecError)
@@ -377,7 +462,7 @@ def load_benchmark_file(path: Path) -> BenchmarkSpec:
         raise SpecError(f"{shown}: name: {spec.name!r} must equal the file stem {path.stem!r}")
     spec._source, spec._tasks_dir = path.resolve(), tasks_dir
     for task in spec.tasks:
-        if isinstance(task, ZeroShotTask):
+        if not isinstance(task, RetrievalTask):
             continue
         queries = spec.query_set(task)
         if queries.kind != task.type.split("_")[0]:
@@ -432,7 +517,7 @@ def spec_hash(spec: BenchmarkSpec) -> str:
     content["queries"] = {
         task.name: spec.query_set(task).canonical()
         for task in spec.tasks
-        if not isinstance(task, ZeroShotTask)
+        if isinstance(task, RetrievalTask)
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -505,10 +590,20 @@ def resolve_dataset(
 def task_skip_reason(spec: BenchmarkSpec, task: Task, items: Sequence[Item]) -> str | None:
     """Why ``task`` does not apply to these items (None when it does).
 
-    A zero-shot field missing from every item is a SpecError unless the task says
-    ``when_field_present: true``; a retrieval task is skipped when a required field is absent.
+    A zero-shot or probe field missing from every item is a SpecError unless the task says
+    ``when_field_present: true``; a retrieval task is skipped when a required field is absent;
+    a statistics field missing from every item is a SpecError.
     """
-    if isinstance(task, ZeroShotTask):
+    if isinstance(task, EmbeddingStatsTask):
+        for name in task.fields:
+            if not any(item.fields.get(name) for item in items):
+                fields = sorted({f for item in items for f in item.fields})
+                raise SpecError(
+                    f"{_shown(spec)}: task {task.name!r}: no item has field {name!r}"
+                    f"{suggest(name, fields)}; fields present: {', '.join(fields) or '(none)'}"
+                )
+        return None
+    if isinstance(task, (ZeroShotTask, KnnTask, LinearProbeTask)):
         if any(item.fields.get(task.field) for item in items):
             return None
         reason = f"no item has field {task.field!r}"

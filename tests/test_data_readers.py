@@ -26,6 +26,7 @@ def test_registry_names_every_reader() -> None:
         "image_folder",
         "labelled_csv",
         "catalogue",
+        "styles_catalogue",
     }
     assert get_reader("fashion_mnist") is read_fashion_mnist
     assert get_reader("labelled_csv") is read_labelled_csv
@@ -360,3 +361,30 @@ def test_labelled_csv_duplicates_and_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="cannot parse CSV"):
         read_labelled_csv(tmp_path / "empty.csv")
+
+
+def test_styles_catalogue_splits_like_prepare(catalogue_dir: Path, tmp_path: Path) -> None:
+    """The whole Kaggle folder read as is: the split computed on read is the one `prepare
+    footwear` writes (same stratification, seed and sizes)."""
+    from evalsuite.data.catalogue import prepare_footwear, read_catalogue
+    from evalsuite.data.styles import read_styles_catalogue
+
+    everything = read_styles_catalogue(catalogue_dir)
+    assert len(everything) == 8231
+    assert Counter(i.fields["split"] for i in everything) == {
+        "train": 5934, "val": 656, "test": 1641
+    }  # fmt: skip
+    test = read_styles_catalogue(catalogue_dir, "test")
+    assert {i.id for i in test} == {i.id for i in everything if i.fields["split"] == "test"}
+    assert all(i.path == catalogue_dir / "images" / f"{i.id}.jpg" for i in test[:5])
+    prepared = tmp_path / "footwear"
+    prepare_footwear(catalogue_dir / "images", catalogue_dir / "styles.csv", prepared)
+    for split in ("train", "val", "test"):
+        mine = read_styles_catalogue(catalogue_dir, split, master_category="Footwear")
+        assert [i.id for i in mine] == [i.id for i in read_catalogue(prepared, split)], split
+    with pytest.raises(SpecError, match=r"unknown option\(s\) \['sed'\]"):
+        read_styles_catalogue(catalogue_dir, sed=1)
+    with pytest.raises(DataError, match="unknown split 'dev'"):
+        read_styles_catalogue(catalogue_dir, "dev")
+    with pytest.raises(DataError, match=r"no styles\.csv"):
+        read_styles_catalogue(tmp_path)

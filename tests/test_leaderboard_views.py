@@ -615,3 +615,56 @@ def test_query_comparison_side_by_side():
         "Query",
         "Hits: base",
     ]
+
+
+def test_not_applicable_cells_of_precomputed_embeddings():
+    """A run of precomputed image embeddings: its skipped text tasks read "n/a" with the
+    reason, its kNN accuracy is named as such, and it is never the default baseline."""
+    models, metrics = sample()
+    vectors = models_frame(
+        {"fingerprint": "vec", "name": "prod-vectors", "spec": "/v", "backend": "precomputed"}
+    )
+    models = views.model_table(pd.concat([models, vectors], ignore_index=True))
+    extra = pd.DataFrame(
+        [
+            metric("vec", "footwear", "knn_article_type", "acc@1", 0.9, 0.88, 0.92),
+            metric("base", "footwear", "knn_article_type", "acc@1", 0.8, 0.78, 0.82),
+        ]
+    )
+    metrics = pd.concat([metrics, extra], ignore_index=True)
+    runs = pd.DataFrame(
+        [
+            {
+                "model_fingerprint": "vec",
+                "benchmark": "footwear",
+                "extra": {
+                    "tasks": {"knn_article_type": {"type": "knn"}},
+                    "skipped_tasks": {"article_type": "not applicable: no text encoder"},
+                },
+            }
+        ]
+    )
+    types = views.task_types(runs)
+    columns = views.metric_columns(metrics, task_types=types)
+    labels = [c.label for c in columns]
+    assert "kNN accuracy (footwear knn article type)" in labels
+    assert "Zero-shot accuracy (footwear type)" in labels
+    comp = views.comparison(metrics, models, "base", columns, views.skipped_tasks(runs))
+    cell = comp.set_index(["model", "column"]).loc[
+        ("prod-vectors", "Zero-shot accuracy (footwear type)")
+    ]
+    assert cell["status"] == "not_applicable" and "no text encoder" in cell["reason"]
+    table, styler = views.styled_overview(comp, models, columns)
+    assert ">n/a<" in styler.to_html()
+    assert pd.isna(
+        table.set_index("Model").loc["prod-vectors", "Zero-shot accuracy (footwear type)"]
+    )
+    notes = views.not_applicable_notes(comp)
+    assert notes["Zero-shot accuracy (footwear type)"] == (
+        "n/a for prod-vectors: not applicable: no text encoder"
+    )
+    assert "not_applicable" not in set(views.csv_table(comp, "FashionCLIP")["status"])
+    kinds = models.set_index("name")["kind"]
+    assert kinds["prod-vectors"] == "precomputed embeddings"
+    only_vectors_and_tuned = models[models["name"].isin(["prod-vectors", "ft"])]
+    assert views.choose_baseline(only_vectors_and_tuned) == "ft"  # a model before vectors

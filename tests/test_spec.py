@@ -22,7 +22,15 @@ from evalsuite.spec import (
     task_skip_reason,
 )
 
-SHIPPED = ["custom", "deepfashion", "demo_footwear", "demo_general", "fmnist", "footwear"]
+SHIPPED = [
+    "catalogue",
+    "custom",
+    "deepfashion",
+    "demo_footwear",
+    "demo_general",
+    "fmnist",
+    "footwear",
+]
 
 BASE = """\
 name: {name}
@@ -103,6 +111,7 @@ def test_footwear_tasks_and_query_counts() -> None:
         "text_search",
         "image_search",
         "lace_search",
+        "knn_article_type",
     ]
     assert (spec.dataset.reader, spec.dataset.split) == ("catalogue", "test")
     assert spec.dataset.path_env == "EVALSUITE_FOOTWEAR_DIR"

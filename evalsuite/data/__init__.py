@@ -16,6 +16,7 @@ from evalsuite.data.custom import read_image_folder, read_labelled_csv
 from evalsuite.data.deepfashion import read_deepfashion
 from evalsuite.data.fmnist import read_fashion_mnist
 from evalsuite.data.items import Item
+from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.errors import SpecError
 
 
@@ -31,6 +32,7 @@ READERS: dict[str, Reader] = {
     "image_folder": read_image_folder,
     "labelled_csv": read_labelled_csv,
     "catalogue": read_catalogue,
+    "styles_catalogue": read_styles_catalogue,
 }
 
 

@@ -10,6 +10,10 @@ Accepted specs, tried in this order:
   ``training.json``);
 - a built-in open_clip architecture name (``ViT-B-32``) with ``pretrained=``;
 - ``ORG/NAME``: a Hugging Face Hub id (``patrickjohncyh/fashion-clip``), from the local cache.
+
+``load_scorable(spec)`` also takes precomputed image embeddings (``embeddings:PATH`` or a
+folder holding them, see :mod:`evalsuite.models.precomputed`): what ``evalsuite score`` can
+score. ``load_model`` refuses them with that hint, since they cannot be fine-tuned or embed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from evalsuite.models.base import ClipModel, ModelSource
 from evalsuite.models.hf import HFClipModel, load_hf_tokenizer, preprocess_config_from_folder
 from evalsuite.models.openclip import CONFIG_FILE as OPEN_CLIP_CONFIG
 from evalsuite.models.openclip import load_open_clip
+from evalsuite.models.precomputed import (
+    PrecomputedEmbeddings,
+    is_embeddings_spec,
+    load_embeddings,
+)
 
 TRAINING_FILE = "training.json"
 _HF_WEIGHTS = (
@@ -59,7 +68,25 @@ def load_model(
     return model
 
 
+def load_scorable(
+    spec: str | Path | ClipModel | PrecomputedEmbeddings,
+    pretrained: str | None = None,
+    trust_remote_code: bool = False,
+) -> ClipModel | PrecomputedEmbeddings:
+    """What ``evalsuite score`` scores: a model (``load_model``) or precomputed embeddings."""
+    if isinstance(spec, (ClipModel, PrecomputedEmbeddings)):
+        return spec
+    if is_embeddings_spec(str(spec)):
+        return load_embeddings(spec)
+    return load_model(spec, pretrained, trust_remote_code=trust_remote_code)
+
+
 def _resolve(spec: str, pretrained: str | None, trust_remote_code: bool) -> ClipModel:
+    if is_embeddings_spec(spec):
+        raise ModelLoadError(
+            f"{spec!r} holds precomputed embeddings, not a model: score them with "
+            f"`evalsuite score {spec}`; they cannot be fine-tuned or embed new images"
+        )
     if spec.startswith("hf-hub:"):
         return _open_clip_or_error(spec, spec, None)
     if spec.startswith("openclip:"):

@@ -6,10 +6,14 @@ ensembling); items whose label is not among the benchmark's classes are not scor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from evalsuite.data.items import Item
 from evalsuite.metrics.bootstrap import bootstrap_ci, classification_bootstrap
 from evalsuite.metrics.zeroshot import (
+    ClassificationResult,
     class_embeddings,
     classification_metrics,
     pretest_points,
@@ -50,9 +54,27 @@ def run_zeroshot(task: ZeroShotTask, ctx: TaskContext) -> TaskOutput:
         }
     )
     out.metrics = _headline(task, y_true, result, ranks, scores, ctx)
+    add_classification_rows(
+        out, task.name, [ctx.items[r] for r in rows], y_true, result, scores, ranks
+    )
+    return out
+
+
+def add_classification_rows(
+    out: TaskOutput,
+    task_name: str,
+    items: Sequence[Item],
+    y_true: np.ndarray,
+    result: ClassificationResult,
+    scores: np.ndarray,
+    ranks: np.ndarray,
+) -> None:
+    """Per-class scores, confusion cells and per-item predictions of a classification task
+    (zero-shot or a probe: they land in the same tables, alike)."""
+    classes = result.class_names
     out.class_metrics = [
         ClassMetric(
-            task.name,
+            task_name,
             c,
             float(result.precision[i]),
             float(result.recall[i]),
@@ -63,11 +85,10 @@ def run_zeroshot(task: ZeroShotTask, ctx: TaskContext) -> TaskOutput:
     ]
     true_idx, pred_idx = np.nonzero(result.confusion)
     out.confusion = [
-        ConfusionCell(task.name, classes[t], classes[p], int(result.confusion[t, p]))
+        ConfusionCell(task_name, classes[t], classes[p], int(result.confusion[t, p]))
         for t, p in zip(true_idx, pred_idx, strict=True)
     ]
-    out.predictions = _predictions(task, ctx, rows, y_true, result.y_pred, scores, ranks, classes)
-    return out
+    out.predictions = _predictions(task_name, items, y_true, result, scores, ranks)
 
 
 def _headline(
@@ -115,29 +136,25 @@ def _headline(
 
 
 def _predictions(
-    task: ZeroShotTask,
-    ctx: TaskContext,
-    rows: np.ndarray,
+    task_name: str,
+    items: Sequence[Item],
     y_true: np.ndarray,
-    y_pred: np.ndarray,
+    result: ClassificationResult,
     scores: np.ndarray,
     ranks: np.ndarray,
-    classes: list[str],
 ) -> list[Prediction]:
-    top = scores[np.arange(len(rows)), y_pred]
-    out = []
-    for j, row in enumerate(rows):
-        item = ctx.items[row]
-        out.append(
-            Prediction(
-                task=task.name,
-                item_id=item.id,
-                true_label=classes[y_true[j]],
-                predicted_label=classes[y_pred[j]],
-                correct=bool(y_true[j] == y_pred[j]),
-                score=float(top[j]),
-                true_rank=int(ranks[j]),
-                image_path=str(item.path) if item.path else None,
-            )
+    y_pred, classes = result.y_pred, result.class_names
+    top = scores[np.arange(len(items)), y_pred]
+    return [
+        Prediction(
+            task=task_name,
+            item_id=item.id,
+            true_label=classes[y_true[j]],
+            predicted_label=classes[y_pred[j]],
+            correct=bool(y_true[j] == y_pred[j]),
+            score=float(top[j]),
+            true_rank=int(ranks[j]),
+            image_path=str(item.path) if item.path else None,
         )
-    return out
+        for j, item in enumerate(items)
+    ]
