@@ -48,9 +48,19 @@ def test_knn_equals_sklearn_kneighbors_classifier(weighting: str, k: int) -> Non
     assert np.array_equal(ours, theirs.predict(x_test))
     # the vote shares equal scikit-learn's probabilities too
     scores = knn_scores(x_train, y_train, x_test, 6, k=k, weighting=weighting)  # type: ignore[arg-type]
+    votes = np.clip(scores, 0.0, None)  # classes nobody voted for score below every vote
     np.testing.assert_allclose(
-        scores / scores.sum(axis=1, keepdims=True), theirs.predict_proba(x_test), atol=1e-5
+        votes / votes.sum(axis=1, keepdims=True), theirs.predict_proba(x_test), atol=1e-5
     )
+
+
+def test_similarity_votes_at_negative_cosine_still_beat_classes_nobody_voted_for() -> None:
+    train = np.array([[-0.5, 1.0], [-0.5, -1.0], [-1.0, 0.0]], np.float32)
+    query = np.array([[1.0, 0.0]], np.float32)  # its 2 neighbours (class 1) point away from it
+    labels = np.array([1, 1, 2])
+    scores = knn_scores(train, labels, query, 3, k=2, weighting="similarity")
+    assert scores[0, 0] == scores[0, 2] == scores[0, 1] - 1 and scores[0, 1] < 0
+    assert knn_predict(train, labels, query, 3, k=2, weighting="similarity").tolist() == [1]
 
 
 def test_leave_one_out_equals_refitting_without_the_item() -> None:

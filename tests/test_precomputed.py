@@ -104,6 +104,14 @@ def test_missing_and_unknown_files(tmp_path: Path) -> None:
     pq.write_table(ragged, tmp_path / "r.parquet")
     with pytest.raises(ModelLoadError, match=r"row 1 \(id '39386'\): embedding length"):
         load_scorable(f"embeddings:{tmp_path / 'r.parquet'}")
+    for name, table, message in [
+        ("s", pa.table({"id": IDS, "embedding": ["1,0", "0,1", "1,1", "0,1"]}), "row 0 .*str"),
+        ("f", pa.table({"id": IDS, "embedding": [1.0, 0.0, 1.0, 1.0]}), r"row 0 .*holds float"),
+        ("i", pa.table({"id": [1.0, 2.0, 3.0, 4.0], "embedding": [[1.0]] * 4}), r"holds floats"),
+    ]:
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+        with pytest.raises(ModelLoadError, match=rf"{name}\.parquet.*{message}"):
+            load_scorable(f"embeddings:{tmp_path / f'{name}.parquet'}")
     (tmp_path / "embeddings.yaml").write_text("nmae: x\n")
     with pytest.raises(ModelLoadError, match=r"nmae: unknown field \(did you mean 'name'"):
         load_scorable(str(tmp_path))

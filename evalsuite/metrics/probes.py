@@ -98,6 +98,12 @@ def knn_scores(
 ) -> np.ndarray:
     """(Q, C) summed neighbour votes per class; argmax is the kNN prediction.
 
+    A class that none of a query's neighbours belongs to scores below every vote of the row
+    (its lowest vote, or 0, minus 1), not 0: with ``similarity`` weights, neighbours at
+    negative cosine give their class a negative sum, which must still beat the classes nobody
+    voted for (scikit-learn, too, predicts only among the neighbours' labels). Finite, so
+    that ranks and result tables stay numeric.
+
     With ``exclude_self`` the queries are the training rows themselves (leave-one-out):
     ``queries`` must then have as many rows as ``train``.
     """
@@ -117,7 +123,10 @@ def knn_scores(
     scores = np.zeros((len(queries), n_classes), np.float64)
     rows = np.repeat(np.arange(len(queries)), indices.shape[1])
     np.add.at(scores, (rows, labels[indices].ravel()), weights.ravel())
-    return scores
+    voted = np.zeros_like(scores, dtype=bool)
+    voted[rows, labels[indices].ravel()] = True
+    lowest_vote = np.where(voted, scores, np.inf).min(axis=1, keepdims=True)
+    return np.where(voted, scores, np.minimum(lowest_vote, 0.0) - 1.0)
 
 
 def knn_predict(

@@ -194,6 +194,7 @@ def _read_npy(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]
 
 
 def _read_parquet(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     id_col = config.get("id_column", "id")
@@ -207,6 +208,11 @@ def _read_parquet(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[
             raise ModelLoadError(
                 f"{file}: no column {column!r}; columns: {', '.join(table.column_names)}"
             )
+    if pa.types.is_floating(table.column(id_col).type):  # 15970 would read as '15970.0'
+        raise ModelLoadError(
+            f"{file}: column {id_col!r} holds floats ({table.column(id_col).type}); store the "
+            "catalogue ids as integers or strings"
+        )
     ids = [None if v is None else str(v).strip() for v in table.column(id_col).to_pylist()]
     rows = table.column(emb_col).to_pylist()
     first: dict[str, int] = {}
@@ -216,6 +222,12 @@ def _read_parquet(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[
         if item_id in first:
             raise ModelLoadError(f"{file}, row {row}: id {item_id!r} repeats row {first[item_id]}")
         first[item_id] = row
+    for row, values in enumerate(rows):
+        if values is not None and not isinstance(values, (list, tuple)):
+            raise ModelLoadError(
+                f"{file}, row {row} (id {ids[row]!r}): column {emb_col!r} holds "
+                f"{type(values).__name__} {values!r:.40}, not a list of numbers"
+            )
     lengths = {len(r) if r is not None else -1 for r in rows}
     if len(lengths) > 1 or -1 in lengths:
         bad = next(i for i, r in enumerate(rows) if r is None or len(r) != len(rows[0] or []))
@@ -223,7 +235,19 @@ def _read_parquet(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[
             f"{file}, row {bad} (id {ids[bad]!r}): embedding length differs from row 0 "
             "(every row needs the same number of values)"
         )
-    return np.asarray(rows, dtype=np.float64), [str(i) for i in ids]
+    try:
+        matrix = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        bad = next(i for i, r in enumerate(rows) if not all(_is_number(v) for v in r))
+        raise ModelLoadError(
+            f"{file}, row {bad} (id {ids[bad]!r}): column {emb_col!r} holds a value that is "
+            f"not a number ({exc})"
+        ) from None
+    return matrix, [str(i) for i in ids]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _read_safetensors(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
@@ -287,7 +311,7 @@ def _checked(matrix: np.ndarray, ids: list[str], file: Path) -> tuple[np.ndarray
         raise ModelLoadError(f"{file}, row {zero[0]} (id {ids[zero[0]]!r}): all zeros")
     digest = hashlib.sha256(f"{matrix.shape}".encode())
     digest.update(np.ascontiguousarray(matrix).tobytes())
-    digest.update("\n".join(ids).encode())
+    digest.update(json.dumps(ids).encode())  # not "\n".join: an id may hold a newline
     return (matrix / norms[:, None]).astype(np.float32), digest.hexdigest()
 
 

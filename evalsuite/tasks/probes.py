@@ -112,10 +112,24 @@ def _extra(task: KnnTask | LinearProbeTask, sets: _Sets) -> dict[str, object]:
 def _output(
     task: KnnTask | LinearProbeTask, sets: _Sets, scores: np.ndarray, ctx: TaskContext
 ) -> TaskOutput:
-    y_true = sets.test.y
-    result = classification_metrics(y_true, scores, sets.classes)
+    # The classes are the training set's; one with no test item that is never predicted has
+    # no F1 (0 / 0) and would drag F1 macro down as a zero. Score the classes the test split
+    # has or the probe predicts; the others are listed in extra. Predictions are unchanged:
+    # a dropped class is never the argmax.
+    predicted = scores.argmax(axis=1)
+    keep = np.flatnonzero(
+        np.bincount(sets.test.y, minlength=len(sets.classes))
+        + np.bincount(predicted, minlength=len(sets.classes))
+    )
+    new_index = np.full(len(sets.classes), -1)
+    new_index[keep] = np.arange(len(keep))
+    y_true, scores = new_index[sets.test.y], scores[:, keep]
+    classes = [sets.classes[i] for i in keep]
+    result = classification_metrics(y_true, scores, classes)
     ranks = true_class_rank(y_true, scores)
     out = TaskOutput(extra=_extra(task, sets))
+    out.extra["n_classes_scored"] = len(classes)
+    out.extra["classes_not_in_test"] = sorted(set(sets.classes) - set(classes))
     out.metrics = _headline(task.name, y_true, result, ctx)
     add_classification_rows(out, task.name, sets.test.items, y_true, result, scores, ranks)
     return out
