@@ -166,6 +166,12 @@ def score_benchmark(
     forwarded_before = engine.images_forwarded
     embeddings = engine.embed_items(items, desc=spec.name, content_hashes=hashes)
     scored = [items[i] for i in embeddings.positions]
+    if not scored:  # else the tasks would report missing fields, hiding the real cause
+        first = embeddings.skipped[0]
+        raise DataError(
+            f"benchmark {spec.name}: none of the {len(items)} images in {dataset.path} could be "
+            f"read, e.g. {first.reason}"
+        )
     ctx = TaskContext(
         spec=spec,
         items=scored,
