@@ -52,9 +52,13 @@ def recover(out: Path) -> None:
     old = _old(out)
     if old.is_dir():
         if out.exists():
-            shutil.rmtree(old)  # crashed after the new folder was in place
+            shutil.rmtree(old, ignore_errors=True)  # crashed after the new folder was in place
         else:
-            old.rename(out)  # crashed between the two renames: the old folder is complete
+            try:
+                old.rename(out)  # crashed between the two renames: the old folder is complete
+            except OSError:
+                if not out.is_dir():  # not another process of the run that got there first
+                    raise
     for tmp in out.parent.glob(f".{out.name}.tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
 

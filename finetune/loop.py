@@ -309,8 +309,11 @@ def resume_path(cfg: TrainConfig, resume: str | Path | None) -> Path | None:
     if resume is None:
         return None
     path = Path(cfg.output.dir) / "state" if str(resume) == "auto" else Path(resume)
-    if path.parent.is_dir():
-        checkpoint.recover(path)
+    # A run killed while swapping in best/ or last/ left it as .best.old: put it back now,
+    # not only when that folder is next saved (which may never happen).
+    for folder in {path, Path(cfg.output.dir) / "best", Path(cfg.output.dir) / "last"}:
+        if folder.parent.is_dir():
+            checkpoint.recover(folder)
     if path.is_dir():
         return path
     if str(resume) == "auto":
