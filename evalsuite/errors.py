@@ -30,3 +30,7 @@ class SpecError(EvalSuiteError):
 
 class ConfigError(EvalSuiteError):
     """A fine-tuning config is invalid; the message names the key."""
+
+
+class TrainingError(EvalSuiteError):
+    """Training cannot go on (e.g. the loss became NaN); names the step and what was kept."""

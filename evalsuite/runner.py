@@ -231,6 +231,12 @@ def score_benchmark(
             len(items),
         )
         return None
+    if not scored:  # else the tasks would report missing fields, hiding the real cause
+        reason = embeddings.skipped[0].reason if embeddings.skipped else "no image was encoded"
+        raise DataError(
+            f"benchmark {spec.name}: none of the {len(items)} images in {dataset.path} could be "
+            f"read, e.g. {reason}"
+        )
     ctx = TaskContext(
         spec=spec,
         items=scored,

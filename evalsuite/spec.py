@@ -402,7 +402,8 @@ def validation_message(error: ValidationError, root: type[BaseModel], prefix: st
     return "\n".join(lines)
 
 
-def _shown(spec: BenchmarkSpec) -> str:
+def spec_location(spec: BenchmarkSpec) -> str:
+    """The YAML file a spec came from, as the user would type it (its name when built in code)."""
     return display_path(spec.source) if spec.source else spec.name
 
 
@@ -580,7 +581,7 @@ def resolve_dataset(
     try:
         reader = get_reader(spec.dataset.reader)
     except (LookupError, EvalSuiteError) as err:
-        shown = _shown(spec)
+        shown = spec_location(spec)
         message = err.args[0] if err.args else str(err)
         raise SpecError(f"{shown}: dataset.reader: {message}") from None
     path = resolve_dataset_path(spec, data_root, cli_override)
@@ -599,7 +600,7 @@ def task_skip_reason(spec: BenchmarkSpec, task: Task, items: Sequence[Item]) -> 
             if not any(item.fields.get(name) for item in items):
                 fields = sorted({f for item in items for f in item.fields})
                 raise SpecError(
-                    f"{_shown(spec)}: task {task.name!r}: no item has field {name!r}"
+                    f"{spec_location(spec)}: task {task.name!r}: no item has field {name!r}"
                     f"{suggest(name, fields)}; fields present: {', '.join(fields) or '(none)'}"
                 )
         return None
@@ -610,7 +611,7 @@ def task_skip_reason(spec: BenchmarkSpec, task: Task, items: Sequence[Item]) -> 
         if task.when_field_present:
             return f"{reason} (the task applies only to data annotated with it)"
         fields = sorted({name for item in items for name in item.fields})
-        shown = _shown(spec)
+        shown = spec_location(spec)
         raise SpecError(
             f"{shown}: task {task.name!r}: {reason}{suggest(task.field, fields)}; "
             f"fields present: {', '.join(fields) or '(none)'}"

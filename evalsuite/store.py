@@ -30,6 +30,8 @@ DEFAULT_DB = Path("reports/results.duckdb")
 SCHEMA_VERSION = 1
 WRITE_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 5.0
+# Readers poll a held lock often: with two writers taking turns the free gaps are short.
+MAX_READ_POLL_S = 0.05
 
 
 class StoreError(EvalSuiteError):
@@ -159,7 +161,7 @@ def connect(
                     f"{timeout_s:g} s; DuckDB allows one writer at a time): {exc}"
                 ) from exc
             time.sleep(min(delay * random.uniform(0.5, 1.5), max(deadline - time.monotonic(), 0)))
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, MAX_READ_POLL_S if read_only else 0.5)
     try:
         yield con
     finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import random
 import shutil
 import tempfile
@@ -51,9 +52,13 @@ def recover(out: Path) -> None:
     old = _old(out)
     if old.is_dir():
         if out.exists():
-            shutil.rmtree(old)  # crashed after the new folder was in place
+            shutil.rmtree(old, ignore_errors=True)  # crashed after the new folder was in place
         else:
-            old.rename(out)  # crashed between the two renames: the old folder is complete
+            try:
+                old.rename(out)  # crashed between the two renames: the old folder is complete
+            except OSError:
+                if not out.is_dir():  # not another process of the run that got there first
+                    raise
     for tmp in out.parent.glob(f".{out.name}.tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -245,11 +250,26 @@ def load_state(
     for name, obj in objects.items():
         file = path / f"{name}.pt"
         if obj is not None and file.is_file():
-            obj.load_state_dict(torch.load(file, weights_only=True, map_location="cpu"))
+            obj.load_state_dict(load_tensors(file))
     rng = load_file(str(path / "rng.safetensors"))
     processes = next(iter(rng.values())).shape[0]
     set_rng_state({k: v[rank % processes] for k, v in rng.items()})
     return json.loads((path / PROGRESS_FILE).read_text())
+
+
+def load_tensors(file: Path) -> Any:
+    """A ``.pt`` file of tensors and plain values; a pickle that holds anything else (which
+    could run code when unpickled) is refused with a ConfigError naming the file."""
+    try:
+        return torch.load(file, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        raise ConfigError(
+            f"--resume: refused {file}: it holds pickled Python objects besides tensors, and "
+            "unpickling them could run arbitrary code (state files written by finetune hold "
+            "tensors only); resume from a state folder you wrote, or start afresh"
+        ) from exc
+    except (OSError, RuntimeError, EOFError) as exc:  # truncated or not a torch file
+        raise ConfigError(f"--resume: cannot read {file} ({exc})") from exc
 
 
 def training_record(

@@ -12,6 +12,8 @@ big batch (open_clip counts the scale's gradient once per micro-batch).
 After each epoch: validation (loss and zero-shot accuracy of the target field), scheduler,
 early stopping, ``best/`` and ``last/`` model folders and the resumable ``state/``; the state
 is also saved every ``train.checkpoint_every_steps`` steps. Only the main process writes.
+A NaN or infinite loss (or weights) stops training with a TrainingError before the next save,
+so the last good checkpoint stays intact (:mod:`finetune.divergence`).
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm.auto import tqdm
 
-from evalsuite.errors import ConfigError
+from evalsuite.errors import ConfigError, TrainingError
 from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
 from finetune import checkpoint
 from finetune.config import TrainConfig
 from finetune.data import Loaders, build_loaders, set_epoch
+from finetune.divergence import LossWatch, check_weights
 from finetune.freeze import (
     GradualUnfreezer,
     apply_locking,
@@ -97,6 +100,7 @@ class Run:
     ema: Any = None
     steps: StepLog | None = None
     pending_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    watch: LossWatch = field(default_factory=LossWatch)  # NaN/inf losses stop training
 
 
 def train(cfg: TrainConfig, resume: str | Path | None = None) -> Progress:
@@ -140,7 +144,11 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Progress:
                 accelerator.clip_grad_norm_(run.encoder.parameters(), cfg.optim.grad_clip_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            after_step(run, optimizer, accelerator, progress, loss)
+            try:
+                after_step(run, optimizer, accelerator, progress, loss)
+            except TrainingError:
+                bar.close()  # so that the error message starts on a line of its own
+                raise
             bar.update()
             if cfg.train.max_steps and progress.global_step >= cfg.train.max_steps:
                 progress.stopped = f"max_steps ({cfg.train.max_steps}) reached"
@@ -290,6 +298,7 @@ def restore(run: Run, optimizer, accelerator: Accelerator, state: Path) -> Progr
             ", ".join(changed),
         )
     progress = Progress(**saved)
+    run.watch = LossWatch(progress.global_step)
     run.steps.truncate(progress.global_step)
     log.info("resumed from %s: epoch %d, step %d", state, progress.epoch + 1, progress.global_step)
     return progress
@@ -300,8 +309,11 @@ def resume_path(cfg: TrainConfig, resume: str | Path | None) -> Path | None:
     if resume is None:
         return None
     path = Path(cfg.output.dir) / "state" if str(resume) == "auto" else Path(resume)
-    if path.parent.is_dir():
-        checkpoint.recover(path)
+    # A run killed while swapping in best/ or last/ left it as .best.old: put it back now,
+    # not only when that folder is next saved (which may never happen).
+    for folder in {path, Path(cfg.output.dir) / "best", Path(cfg.output.dir) / "last"}:
+        if folder.parent.is_dir():
+            checkpoint.recover(folder)
     if path.is_dir():
         return path
     if str(resume) == "auto":
@@ -355,6 +367,7 @@ def after_step(run: Run, optimizer, accelerator: Accelerator, progress: Progress
     run.pending_loss = run.pending_loss + loss.detach()  # no GPU sync until it is needed
     progress.batches_done += 1
     progress.global_step += 1
+    run.watch.observe(loss, progress.global_step)
     every = cfg.train.checkpoint_every_steps
     save = bool(every) and progress.global_step % every == 0
     log_now = progress.global_step % cfg.train.log_every == 0
@@ -372,16 +385,20 @@ def after_step(run: Run, optimizer, accelerator: Accelerator, progress: Progress
         run.steps.write(record)
         accelerator.log({"train/loss": value, "train/lr": lr}, step=progress.global_step)
     if save and progress.batches_done < run.steps_per_epoch:
+        check_weights(run.model.module, progress.global_step, progress.epoch + 1, cfg.output.dir)
         save_state(run, optimizer, accelerator, progress)
 
 
 def flush_loss(run: Run, accelerator: Accelerator, progress: Progress, loss=None) -> float:
     """Add the losses since the last flush (mean over processes) to the epoch's sum; return
-    ``loss`` averaged over processes (one collective for both)."""
+    ``loss`` averaged over processes (one collective for both). A NaN or infinite loss among
+    them raises :class:`TrainingError` here, before anything is saved (finetune.divergence)."""
     device = accelerator.device
     last = loss.detach() if loss is not None else torch.zeros((), device=device)
     both = accelerator.reduce(torch.stack([run.pending_loss.to(device), last]).float(), "mean")
-    progress.loss_sum += both[0].item()
+    pending = both[0].item()
+    run.watch.check(pending, progress.global_step, progress.epoch + 1, run.cfg.output.dir)
+    progress.loss_sum += pending
     run.pending_loss = torch.zeros((), device=device)
     return both[1].item()
 
@@ -393,6 +410,7 @@ def end_epoch(run: Run, optimizer, accelerator, progress: Progress, unfrozen: li
     validate = run.data.val is not None and (cfg.train.eval_every_epoch or final)
     metrics = evaluate(run, accelerator) if validate else {}
     flush_loss(run, accelerator, progress)
+    check_weights(run.model.module, progress.global_step, progress.epoch + 1, cfg.output.dir)
     train_loss = progress.loss_sum / max(1, progress.batches_done)
     entry = {
         "epoch": progress.epoch + 1,

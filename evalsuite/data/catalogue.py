@@ -27,6 +27,7 @@ Decisions (also recorded in the manifest where they touch data):
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ import pandas as pd
 
 from evalsuite.data.items import Item
 from evalsuite.data.manifest import combine_hashes, content_hash, sha256_bytes, sha256_file
+from evalsuite.data.text import read_csv_rows, read_utf8
 from evalsuite.errors import DataError, SpecError
 
 CATALOGUE_FIELDS = (
@@ -84,26 +86,23 @@ def parse_styles_row(row: list[str], header: list[str], path: Path, line: int) -
 
 def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """styles.csv as stripped strings plus a ``line`` column, and the repaired rows."""
+    reader = csv.reader(io.StringIO(read_utf8(path, "styles CSV"), newline=""))
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = [name.strip() for name in next(reader, [])]
-            if header[: len(STYLES_COLUMNS)] != list(STYLES_COLUMNS):
-                raise DataError(
-                    f"{path}, line 1: header must start with {','.join(STYLES_COLUMNS)}"
-                )
-            rows, repaired = [], []
-            for row in reader:
-                if not row:
-                    continue  # blank line
-                fixed = [
-                    field.strip() for field in parse_styles_row(row, header, path, reader.line_num)
-                ]
-                if len(row) > len(header):
-                    repaired.append({"line": reader.line_num, "id": fixed[0]})
-                rows.append([*fixed, reader.line_num])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read styles CSV ({exc})") from exc
+        header = [name.strip() for name in next(reader, [])]
+        if header[: len(STYLES_COLUMNS)] != list(STYLES_COLUMNS):
+            raise DataError(f"{path}, line 1: header must start with {','.join(STYLES_COLUMNS)}")
+        rows, repaired = [], []
+        for row in reader:
+            if not row:
+                continue  # blank line
+            fixed = [
+                field.strip() for field in parse_styles_row(row, header, path, reader.line_num)
+            ]
+            if len(row) > len(header):
+                repaired.append({"line": reader.line_num, "id": fixed[0]})
+            rows.append([*fixed, reader.line_num])
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: cannot parse styles CSV ({exc})") from exc
     frame = pd.DataFrame(rows, columns=[*header, "line"])
     check_ids(frame, path)
     return frame, repaired
@@ -178,21 +177,16 @@ def id_key(item_id: str) -> tuple[int, int, str]:
 
 def read_annotations(path: Path, known_ids: set[str]) -> dict[str, str]:
     """id -> lace colour from a CSV with columns id,lace_colour (empty colours are skipped)."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read annotations CSV ({exc})") from exc
-    frame.columns = [str(column).strip() for column in frame.columns]
+    header, rows = read_csv_rows(path, "annotations CSV")
     for column in ("id", "lace_colour"):
-        if column not in frame.columns:
-            raise DataError(f"{path}: missing column {column!r}; found {list(frame.columns)}")
+        if column not in header:
+            raise DataError(f"{path}: missing column {column!r}; found {header}")
+    id_at, colour_at = header.index("id"), header.index("lace_colour")
     colours: dict[str, str] = {}
-    for line, (item_id, colour) in enumerate(
-        zip(frame["id"], frame["lace_colour"], strict=True), start=2
-    ):
-        check_known_id(path, line, item_id.strip(), known_ids, colours)
-        if colour.strip():
-            colours[item_id.strip()] = colour.strip()
+    for line, fields in rows:
+        check_known_id(path, line, fields[id_at], known_ids, colours)
+        if fields[colour_at]:
+            colours[fields[id_at]] = fields[colour_at]
     return colours
 
 
@@ -221,10 +215,7 @@ def read_captions(path: Path, known_ids: set[str]) -> dict[str, str]:
 
 def read_jsonl(path: Path) -> Iterable[tuple[int, Record]]:
     """(line number, object) for each non-blank line; bad JSON names the file and line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read JSONL file ({exc})") from exc
+    lines = read_utf8(path, "JSONL file").splitlines()
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue

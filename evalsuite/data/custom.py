@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from evalsuite.data.items import Item
+from evalsuite.data.text import read_csv_rows
 from evalsuite.errors import DataError, SpecError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
@@ -70,24 +69,20 @@ def find_csv(path: Path) -> Path:
     return found[0]
 
 
-def load_csv(csv_path: Path) -> pd.DataFrame:
-    """The CSV as stripped strings; empty cells stay "" (not NaN) so checks are simple."""
-    try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{csv_path}: cannot parse CSV ({exc})") from exc
-    frame.columns = [str(column).strip() for column in frame.columns]
-    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+def load_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of each CSV row as stripped strings; empty cells stay ""."""
+    header, rows = read_csv_rows(csv_path, "CSV")
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise DataError(
-            f"{csv_path}: missing column(s) {missing}; found {list(frame.columns)} "
+            f"{csv_path}: missing column(s) {missing}; found {header} "
             "(expected a header with path,label[,caption])"
         )
-    return frame.apply(lambda column: column.str.strip())
+    return [(line, dict(zip(header, fields, strict=True))) for line, fields in rows]
 
 
 def row_to_item(csv_path: Path, row_number: int, row: dict[str, str]) -> Item:
-    """One CSV row as an Item; ``row_number`` counts the header as row 1."""
+    """One CSV row as an Item; ``row_number`` is its line in the file (the header is 1)."""
     for column in REQUIRED_COLUMNS:
         if not row[column]:
             raise DataError(f"{csv_path}, row {row_number}, column {column!r}: empty {column}")
@@ -108,15 +103,12 @@ def read_labelled_csv(path: Path, split: str | None = None, **options: object) -
     """
     _reject_options("labelled_csv", options)
     csv_path = find_csv(Path(path))
-    frame = load_csv(csv_path)
-    rows = [(number, row) for number, row in enumerate(frame.to_dict("records"), start=2)]
-    if split is not None and "split" in frame.columns:
+    rows = load_csv(csv_path)
+    if split is not None and rows and "split" in rows[0][1]:
+        present = sorted({row["split"] for _, row in rows})
         rows = [(number, row) for number, row in rows if row["split"] == split]
         if not rows:
-            raise DataError(
-                f"{csv_path}: no row has split {split!r}; "
-                f"splits present: {sorted(set(frame['split']))}"
-            )
+            raise DataError(f"{csv_path}: no row has split {split!r}; splits present: {present}")
     items = [row_to_item(csv_path, number, row) for number, row in rows]
     seen: dict[str, int] = {}
     for (number, _), item in zip(rows, items, strict=True):

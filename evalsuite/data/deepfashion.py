@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalsuite.data.items import Item
+from evalsuite.data.text import read_utf8
 from evalsuite.errors import DataError, SpecError
 
 CATEGORY_TYPES = {"1": "upper", "2": "lower", "3": "full"}
@@ -47,10 +48,7 @@ def read_listing(path: Path, header: tuple[str, str]) -> list[Row]:
     The value is the last column, the name everything before it, so a name with a space
     still parses.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read listing file ({exc})") from exc
+    lines = read_utf8(path, "listing file").splitlines()
     if len(lines) < 2 or not lines[0].strip().isdigit():
         raise DataError(f"{path}: line 1 must be the row count; {LAYOUT}")
     if tuple(lines[1].split()) != header:

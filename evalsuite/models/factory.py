@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,8 @@ def _load_hf(
     except OSError:
         raise
     except Exception as exc:  # corrupt weights, wrong model type: name the source
+        if refused_pickle(exc):
+            raise ModelLoadError(pickle_message(f"Hugging Face CLIP {name!r}")) from exc
         raise ModelLoadError(f"cannot load Hugging Face CLIP {name!r}: {exc}") from exc
     tokenizer = load_hf_tokenizer(name, module, **kwargs)
     folder = source.path or _hub_snapshot_folder(name)
@@ -220,7 +223,29 @@ def _open_clip_or_error(
     try:
         return load_open_clip(model_name, source, pretrained)
     except Exception as exc:
+        if refused_pickle(exc):
+            raise ModelLoadError(pickle_message(f"open_clip model {spec!r}")) from exc
         raise ModelLoadError(f"cannot load open_clip model {spec!r}: {exc}") from exc
+
+
+def refused_pickle(exc: BaseException | None) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused a file somewhere behind ``exc``: it
+    holds pickled Python objects besides tensors (possibly a payload that runs code)."""
+    while exc is not None:
+        if isinstance(exc, pickle.UnpicklingError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def pickle_message(what: str) -> str:
+    # torch's own message suggests weights_only=False, i.e. running the payload: not ours.
+    return (
+        f"refused to load {what}: its weights file is a pickle holding Python objects besides "
+        "tensors, and unpickling it could run arbitrary code. Only safetensors files and plain "
+        "tensor files load (torch.load(weights_only=True)); convert the weights to safetensors "
+        "where you trust the file"
+    )
 
 
 def _read_training(path: Path) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from evalsuite.data.items import Item
+from evalsuite.errors import SpecError
 from evalsuite.metrics.bootstrap import bootstrap_ci, classification_bootstrap
 from evalsuite.metrics.zeroshot import (
     ClassificationResult,
@@ -21,7 +22,7 @@ from evalsuite.metrics.zeroshot import (
     true_class_rank,
 )
 from evalsuite.results import ClassMetric, ConfusionCell, Prediction
-from evalsuite.spec import ZeroShotTask
+from evalsuite.spec import ZeroShotTask, spec_location
 from evalsuite.tasks import TaskContext, TaskOutput, metric
 
 
@@ -36,10 +37,20 @@ def class_text_embeddings(
 
 def run_zeroshot(task: ZeroShotTask, ctx: TaskContext) -> TaskOutput:
     labels = [item.fields.get(task.field, "") for item in ctx.items]
-    names = task.class_names(labels)  # label value -> prompt name
+    try:
+        names = task.class_names(labels)  # label value -> prompt name
+    except SpecError as err:  # e.g. a listed class without items: name the YAML file
+        raise SpecError(f"{spec_location(ctx.spec)}: {err}") from None
     classes = list(names)
     index = {label: i for i, label in enumerate(classes)}
     rows = np.array([i for i, label in enumerate(labels) if label in index], dtype=np.int64)
+    if len(rows) == 0:  # else the metrics would fail on an empty array, naming nothing
+        wanted = ", ".join(classes) or "none left after min_class_count"
+        present = ", ".join(sorted(set(labels) - {""})) or "(none)"
+        raise SpecError(
+            f"{spec_location(ctx.spec)}: task {task.name!r}: no scored item has a {task.field} "
+            f"among the classes ({wanted}); values present: {present}"
+        )
     y_true = np.array([index[labels[i]] for i in rows], dtype=np.int64)
     scores = similarity_logits(
         ctx.embeddings.vectors[rows], class_text_embeddings(task, list(names.values()), ctx)

@@ -1,0 +1,61 @@
+"""Reading users' text files (CSV, JSONL, listings) so that a bad byte names its line.
+
+Python's UnicodeDecodeError gives a byte offset in the whole file, which nobody can find in
+a 40,000-line styles.csv; :func:`read_utf8` turns it into a line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from evalsuite.errors import DataError
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """The text of ``path`` (UTF-8, a leading BOM dropped), or DataError naming the line of
+    the first byte that is not UTF-8; ``what`` says what the file is ("styles CSV")."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"{path}, line {line}: {what} is not UTF-8 (byte 0x{data[exc.start]:02x} at "
+            f"column {column}); save the file as UTF-8"
+        ) from None
+
+
+def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, fields)]) of a CSV file, every field stripped, blank lines
+    skipped. A row whose field count differs from the header's is a DataError naming its
+    line: pandas would instead shift the columns silently when the first data row has one
+    field too many (it takes the first column as the index), e.g. an unquoted comma."""
+    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""))
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for record in reader:
+            if not any(field.strip() for field in record):
+                continue  # blank line
+            fields = [field.strip() for field in record]
+            if header is None:
+                header = fields
+            elif len(fields) != len(header):
+                raise DataError(
+                    f"{path}, line {reader.line_num}: {len(fields)} fields, expected "
+                    f"{len(header)} ({','.join(header)}); quote values that contain commas"
+                )
+            else:
+                rows.append((reader.line_num, fields))
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: cannot parse {what} ({exc})") from exc
+    if header is None:
+        raise DataError(f"{path}: cannot parse {what}: the file is empty (no header row)")
+    return header, rows
