@@ -132,11 +132,27 @@ def test_classification_scores_from_confusions_match_sklearn() -> None:
         t, p = y_true[rows[r]], y_pred[rows[r]]
         assert scores["accuracy"][r] == pytest.approx(accuracy_score(t, p))
         assert scores["balanced_accuracy"][r] == pytest.approx(balanced_accuracy_score(t, p))
-        for average in ("macro", "weighted"):
-            expected = f1_score(t, p, labels=labels, average=average, zero_division=0)
+        for average in ("macro", "weighted"):  # scikit-learn's default labels: seen ones
+            expected = f1_score(t, p, average=average, zero_division=0)
             assert scores[f"f1_{average}"][r] == pytest.approx(expected)
     intervals = classification_bootstrap(y_true, y_pred, n_classes, n_resamples=300, seed=1)
     point = f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
     low, high = intervals["f1_macro"]
     assert low < point < high
     assert intervals == classification_bootstrap(y_true, y_pred, n_classes, 300, seed=1)
+
+
+def test_macro_f1_interval_is_not_dragged_down_by_resamples_missing_a_rare_class() -> None:
+    from evalsuite.metrics.bootstrap import classification_bootstrap
+
+    # 200 items of 4 common classes (80% right) and one item of a rare class, predicted right.
+    # 37% of resamples draw no item of the rare class; scoring its F1 as 0 there (instead of
+    # leaving it out, as scikit-learn's default labels do) put the lower end at 0.60.
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 4, 200)
+    y_pred = np.where(rng.random(200) < 0.8, y_true, rng.integers(0, 4, 200))
+    y_true, y_pred = np.append(y_true, 4), np.append(y_pred, 4)
+    point = f1_score(y_true, y_pred, average="macro")
+    low, high = classification_bootstrap(y_true, y_pred, 5, n_resamples=1000)["f1_macro"]
+    assert low < point < high
+    assert point - low < 0.1  # was 0.24

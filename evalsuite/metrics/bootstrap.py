@@ -122,9 +122,14 @@ def classification_scores_from_confusions(confusions: np.ndarray) -> dict[str, n
     """Accuracy, balanced accuracy, macro and weighted F1 of each (C, C) confusion matrix.
 
     The same definitions as scikit-learn's ``accuracy_score``, ``balanced_accuracy_score``
-    (mean recall over classes present in y_true) and ``f1_score(labels=range(C),
-    zero_division=0)``; computed from counts so that a thousand resamples cost one bincount
-    instead of a thousand scikit-learn calls (hand-written for that reason).
+    (mean recall over classes present in y_true) and ``f1_score(average=..., zero_division=0)``
+    with its default labels: the macro mean runs over the classes that are true or predicted
+    in the sample. A resample that happens to draw no item of a rare class (and never predicts
+    it) has no F1 for that class; counting it as 0 pulled every macro-F1 interval below its
+    point estimate (kNN on the catalogue: 64.9% in [54.1, 66.0]). The point estimates
+    (``classification_metrics``) score only classes with items or predictions, so on the full
+    sample both definitions agree. Computed from counts so that a thousand resamples cost one
+    bincount instead of a thousand scikit-learn calls (hand-written for that reason).
     """
     tp = np.diagonal(confusions, axis1=1, axis2=2).astype(np.float64)
     support = confusions.sum(axis=2).astype(np.float64)  # true items per class
@@ -134,11 +139,12 @@ def classification_scores_from_confusions(confusions: np.ndarray) -> dict[str, n
         recall = np.where(support > 0, tp / support, 0.0)
         f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
         present = support > 0
+        seen = present | (predicted > 0)
         balanced = (recall * present).sum(axis=1) / present.sum(axis=1)
         return {
             "accuracy": tp.sum(axis=1) / n,
             "balanced_accuracy": balanced,
-            "f1_macro": f1.mean(axis=1),
+            "f1_macro": (f1 * seen).sum(axis=1) / seen.sum(axis=1),
             "f1_weighted": (f1 * support).sum(axis=1) / n,
         }
 
