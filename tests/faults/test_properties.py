@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from test_data_readers import idx_bytes, write_idx
@@ -28,7 +28,8 @@ from evalsuite.metrics.bootstrap import bootstrap_ci
 from evalsuite.metrics.retrieval import retrieval_metrics, top_k
 from evalsuite.metrics.zeroshot import classification_metrics, pretest_points, true_class_rank
 
-FAST = settings(max_examples=40, deadline=None, database=None)
+# derandomize: the same examples on every run, so CI fails only when the code changes
+FAST = settings(max_examples=40, deadline=None, database=None, derandomize=True)
 # scikit-learn's confusion_matrix warns about a 1x1 matrix even when given the labels.
 pytestmark = pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")
 UNIT = 1e-12  # float tolerance on [0, 1] bounds
@@ -189,6 +190,7 @@ def test_chunked_top_k_equals_brute_force(
 
 @FAST
 @given(hnp.arrays(np.float64, st.integers(2, 30), elements=st.floats(-1e3, 1e3)))
+@example(np.full(12, 857.7467205071305))  # quantiles came out one ulp the wrong way round
 def test_bootstrap_interval_lies_within_the_values(values: np.ndarray) -> None:
     low, high = bootstrap_ci(values, n_resamples=50)
     assert values.min() - 1e-9 <= low <= high <= values.max() + 1e-9
