@@ -194,7 +194,7 @@ def _gate(comparisons: list[Comparison], fail: bool, as_json: bool) -> int:
             table.add_row(
                 c.benchmark,
                 c.task,
-                metric_label(c.metric),
+                metric_label(c.metric, c.task_type),
                 format_value(c.metric, c.baseline),
                 format_value(c.metric, c.candidate),
                 format_delta(c.metric, c.delta),

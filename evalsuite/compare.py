@@ -29,6 +29,7 @@ class Comparison:
     tolerance: float
     higher_is_better: bool
     same_data: bool  # both runs scored the same data and benchmark version
+    task_type: str | None = None  # the task's YAML type: a kNN's acc@1 is not zero-shot
 
     @property
     def delta(self) -> float:
@@ -80,6 +81,11 @@ def select_model(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
     return rows
 
 
+def _task_type(row: pd.Series) -> str | None:
+    value = row.get("task_type")
+    return str(value) if isinstance(value, str) and value else None
+
+
 def compare(
     metrics: pd.DataFrame,
     baseline: str,
@@ -111,6 +117,7 @@ def compare(
                 tolerance=_tolerance(row_b, row_c, tolerances or {}),
                 higher_is_better=bool(row_b.get("higher_is_better", True)),
                 same_data=bool(same),
+                task_type=_task_type(row_b),
             )
         )
     if not out:

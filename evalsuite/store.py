@@ -449,7 +449,7 @@ def metrics_table(
     sql = f"""SELECT coalesce(mo.name, r.model_name) AS model_name, r.model_fingerprint AS
         fingerprint, r.benchmark, m.task, m.name AS metric, m.value, m.maximum, m.ci_low,
         m.ci_high, m.higher_is_better, r.run_id, r.started_at, r.data_manifest_hash,
-        r.benchmark_hash, r.code_version
+        r.benchmark_hash, r.code_version, ((r.extra -> 'tasks') -> m.task) ->> 'type' AS task_type
         FROM metrics m JOIN runs r USING (run_id)
         LEFT JOIN models mo ON mo.fingerprint = r.model_fingerprint
         WHERE {where} ORDER BY model_name, r.benchmark, m.task, metric, r.started_at DESC"""

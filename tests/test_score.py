@@ -166,6 +166,14 @@ def test_cli_score_json_and_regression_gate(
         for a, b in (("base", "cand"), ("cand", "base"))
     }
     assert codes == {0, 1}  # exactly one direction is a regression at zero tolerance
+    capsys.readouterr()
+    pair = ["--db", db, "compare", "--baseline", "base", "--candidate", "cand", *gate]
+    main([*pair, "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["task"]: r["task_type"] for r in rows} == {"label": "zeroshot", "knn_label": "knn"}
+    main(pair)  # a probe's acc@1 is named as such, not as zero-shot accuracy
+    table = capsys.readouterr().out
+    assert "kNN accuracy" in table and "Zero-shot accuracy" in table
     assert main(["--db", db, "compare", "--baseline", "base", "--candidate", "base"]) == 0
     assert main(["--db", db, "compare", "--baseline", "base", "--candidate", "nope"]) == 2
     assert (
