@@ -17,16 +17,9 @@ from finetune.data import HardNegatives, swap_attribute, write_synthetic_catalog
 from finetune.loop import train
 from finetune.loss import ContrastiveLoss, ZeroShotCELoss, same_label_mask
 
-TINY = dict(  # a ~0.4M-parameter CLIP: fast enough for several training steps per test
-    vision_cfg__layers=1,
-    vision_cfg__image_size=32,
-    vision_cfg__width=64,
-    text_cfg__width=64,
-    text_cfg__heads=2,
-    text_cfg__layers=1,
-    text_cfg__context_length=32,
-    embed_dim=64,
-)
+# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
+# steps per test stay fast
+TINY = {"name": "tiny-train"}
 
 
 def features(n: int, dim: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
