@@ -6,6 +6,7 @@ a 40,000-line styles.csv; :func:`read_utf8` turns it into a line and column.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from pathlib import Path
@@ -21,23 +22,27 @@ def read_utf8(path: Path, what: str) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data.decode("utf-8-sig")
+        return data[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        start = skip + exc.start  # the offset in the file, BOM included
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
         raise DataError(
-            f"{path}, line {line}: {what} is not UTF-8 (byte 0x{data[exc.start]:02x} at "
+            f"{path}, line {line}: {what} is not UTF-8 (byte 0x{data[start]:02x} at "
             f"column {column}); save the file as UTF-8"
         ) from None
 
 
 def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(line number, fields)]) of a CSV file, every field stripped, blank lines
-    skipped. A row whose field count differs from the header's is a DataError naming its
-    line: pandas would instead shift the columns silently when the first data row has one
-    field too many (it takes the first column as the index), e.g. an unquoted comma."""
-    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""))
+    skipped. A row with more fields than the header is a DataError naming its line: pandas
+    would instead shift the columns silently when the first data row has one field too many
+    (it takes the first column as the index), e.g. an unquoted comma. A row with fewer fields
+    gets empty ones at the end, as pandas read it (a caption left off). ``strict``: an
+    unclosed quote is an error, not a field that swallows the rest of the file."""
+    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""), strict=True)
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
     try:
@@ -47,13 +52,19 @@ def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, lis
             fields = [field.strip() for field in record]
             if header is None:
                 header = fields
-            elif len(fields) != len(header):
+                repeated = sorted({name for name in header if header.count(name) > 1})
+                if repeated:
+                    raise DataError(
+                        f"{path}, line {reader.line_num}: column {repeated[0]!r} appears more "
+                        "than once in the header"
+                    )
+            elif len(fields) > len(header):
                 raise DataError(
                     f"{path}, line {reader.line_num}: {len(fields)} fields, expected "
                     f"{len(header)} ({','.join(header)}); quote values that contain commas"
                 )
             else:
-                rows.append((reader.line_num, fields))
+                rows.append((reader.line_num, fields + [""] * (len(header) - len(fields))))
     except csv.Error as exc:
         raise DataError(f"{path}, line {reader.line_num}: cannot parse {what} ({exc})") from exc
     if header is None:

@@ -72,8 +72,17 @@ CORPUS: list[tuple[str, Callable[[Path], object], bytes, str]] = [
     # the silent bug: path 'Heels', label 'extra' for the first row, a wrong score downstream
     ("labels.csv", read_labelled_csv, b"path,label\n1.jpg,Heels,extra\n2.jpg,Flats\n",
      r", line 2: 3 fields, expected 2 \(path,label\)"),
+    # a short row gets empty fields at the end, as pandas read it: here the label is missing
     ("labels.csv", read_labelled_csv, b"path,label\n1.jpg,Heels\n2.jpg\n",
-     r", line 3: 1 fields, expected 2"),
+     r", row 3, column 'label': empty label"),
+    # an unclosed quote: in csv's lenient mode it swallowed every later row, silently
+    ("labels.csv", read_labelled_csv, b'path,label\n1.jpg,"Heels\n2.jpg,Flats\n3.jpg,Flats\n',
+     r", line 4: cannot parse CSV \(unexpected end of data\)"),
+    ("labels.csv", read_labelled_csv, b"path,label,label\n1.jpg,Heels,Flats\n",
+     r", line 1: column 'label' appears more than once in the header"),
+    # the position of a bad byte counts the BOM
+    ("labels.csv", read_labelled_csv, b"\xef\xbb\xbfpath,label\n1.jpg,Fl\xffts\n",
+     r", line 2: CSV is not UTF-8 \(byte 0xff at column 9\)"),
     ("labels.csv", read_labelled_csv, b"path,label\n", r": no rows"),
     ("list_category_img.txt", _listing, b"1\nimage_name category_label\nimg/caf" + LATIN1_E
      + b".jpg 1\n", r", line 3: listing file is not UTF-8"),
@@ -94,6 +103,16 @@ def test_bad_text_files_name_file_and_line(
         reader(path)
     assert str(caught.value).startswith(str(path)), caught.value
     assert caught.match(message)
+
+
+def test_rows_without_their_last_empty_fields_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b'path,label,caption\r\n1.jpg,Heels,"red, with a bow"\r\n2.jpg,Flats\r\n\r\n')
+    items = read_labelled_csv(path)
+    assert [(i.id, i.fields["label"], i.caption) for i in items] == [
+        ("1.jpg", "Heels", "red, with a bow"),
+        ("2.jpg", "Flats", None),
+    ]
 
 
 def test_styles_csv_with_missing_columns_names_the_header(tmp_path: Path) -> None:
