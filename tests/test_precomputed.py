@@ -4,6 +4,7 @@ types' validation, and `evalsuite score` on the real CLIP ViT-B/32 embeddings.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,17 @@ def test_the_three_layouts_give_the_same_vectors_and_fingerprint(tmp_path: Path)
         load_scorable(f"embeddings:{tmp_path / 'vectors.parquet'}"),
         load_scorable(f"embeddings:{tmp_path / 'st.safetensors'}"),
     ]
+    # one id check serves the three layouts, each naming its own place
+    repeated = [IDS[0], IDS[1], IDS[0], IDS[3]]
+    pq.write_table(table.set_column(0, "id", pa.array(repeated)), tmp_path / "rep.parquet")
+    metadata = {"ids": json.dumps(repeated)}
+    save_file({"embeddings": matrix}, tmp_path / "rep.safetensors", metadata=metadata)
+    for name, message in [
+        ("rep.parquet", "rep.parquet, row 2: id '15970' repeats row 0"),
+        ("rep.safetensors", "rep.safetensors, metadata ids[2]: id '15970' repeats metadata ids[0]"),
+    ]:
+        with pytest.raises(ModelLoadError, match=re.escape(message)):
+            load_scorable(f"embeddings:{tmp_path / name}")
     for model in loaded:
         assert isinstance(model, PrecomputedEmbeddings)
         assert model.ids == IDS and model.embed_dim == 3 and model.backend == "precomputed"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
+from evalsuite.data.text import read_utf8
 from evalsuite.errors import ModelLoadError
 from evalsuite.models.base import ModelSource
 
@@ -167,22 +168,28 @@ def read_ids(file: Path) -> list[str]:
     """One id per line; a blank or repeated id is an error naming the line."""
     if not file.is_file():
         raise ModelLoadError(f"{file}: ids file not found (one catalogue id per matrix row)")
-    ids: list[str] = []
-    first: dict[str, int] = {}
-    lines = file.read_text(encoding="utf-8").splitlines()
+    lines = read_utf8(file, "ids file").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()  # trailing newlines are not ids
-    for number, line in enumerate(lines, start=1):
-        item_id = line.strip()
+    return checked_ids(lines, file, lambda row: f"line {row + 1}")
+
+
+def checked_ids(ids: Sequence[object], file: Path, place: Callable[[int], str]) -> list[str]:
+    """``ids`` as stripped strings; an empty or repeated id is an error naming the file and
+    ``place(row)`` (row 0-based): "line 3", "row 2", "metadata ids[2]"."""
+    out: list[str] = []
+    first: dict[str, int] = {}
+    for row, value in enumerate(ids):
+        item_id = "" if value is None else str(value).strip()
         if not item_id:
-            raise ModelLoadError(f"{file}, line {number}: empty id")
+            raise ModelLoadError(f"{file}, {place(row)}: empty id")
         if item_id in first:
             raise ModelLoadError(
-                f"{file}, line {number}: id {item_id!r} repeats line {first[item_id]}"
+                f"{file}, {place(row)}: id {item_id!r} repeats {place(first[item_id])}"
             )
-        first[item_id] = number
-        ids.append(item_id)
-    return ids
+        first[item_id] = row
+        out.append(item_id)
+    return out
 
 
 def _read_npy(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
@@ -213,15 +220,8 @@ def _read_parquet(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[
             f"{file}: column {id_col!r} holds floats ({table.column(id_col).type}); store the "
             "catalogue ids as integers or strings"
         )
-    ids = [None if v is None else str(v).strip() for v in table.column(id_col).to_pylist()]
+    ids = checked_ids(table.column(id_col).to_pylist(), file, lambda row: f"row {row}")
     rows = table.column(emb_col).to_pylist()
-    first: dict[str, int] = {}
-    for row, item_id in enumerate(ids):
-        if not item_id:
-            raise ModelLoadError(f"{file}, row {row}: empty id")
-        if item_id in first:
-            raise ModelLoadError(f"{file}, row {row}: id {item_id!r} repeats row {first[item_id]}")
-        first[item_id] = row
     for row, values in enumerate(rows):
         if values is not None and not isinstance(values, (list, tuple)):
             raise ModelLoadError(
@@ -243,7 +243,7 @@ def _read_parquet(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[
             f"{file}, row {bad} (id {ids[bad]!r}): column {emb_col!r} holds a value that is "
             f"not a number ({exc})"
         ) from None
-    return matrix, [str(i) for i in ids]
+    return matrix, ids
 
 
 def _is_number(value: object) -> bool:
@@ -274,15 +274,7 @@ def _read_safetensors(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, l
         raise ModelLoadError(f"{file}: metadata 'ids' is not a JSON list ({exc})") from None
     if not isinstance(ids, list):
         raise ModelLoadError(f"{file}: metadata 'ids' must be a JSON list of ids")
-    text = [str(i).strip() for i in ids]
-    first: dict[str, int] = {}
-    for row, item_id in enumerate(text):
-        if not item_id:
-            raise ModelLoadError(f"{file}, metadata ids[{row}]: empty id")
-        if item_id in first:
-            raise ModelLoadError(f"{file}, metadata ids[{row}]: id {item_id!r} repeats")
-        first[item_id] = row
-    return matrix, text
+    return matrix, checked_ids(ids, file, lambda row: f"metadata ids[{row}]")
 
 
 _READERS = {".npy": _read_npy, ".parquet": _read_parquet, ".safetensors": _read_safetensors}
