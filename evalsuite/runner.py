@@ -279,6 +279,11 @@ def score_benchmark(
         run.extra["distinct_images"] = len(scored)
     if splits:
         run.extra["probe_splits"] = {name: len(data.items) for name, data in ctx.splits.items()}
+        # items of a split the probes read without a vector (unreadable, or no precomputed
+        # embedding): counted here, since only the scored split's ones are in `skipped`
+        run.extra["probe_splits_not_embedded"] = {
+            name: len(splits[name]) - len(data.items) for name, data in ctx.splits.items()
+        }
     _run_tasks(spec, ctx, run)
     run.seconds = time.perf_counter() - clock
     return run

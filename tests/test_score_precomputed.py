@@ -63,6 +63,10 @@ def test_score_real_embeddings_into_duckdb(scored: dict, capsys: pytest.CaptureF
         extra = json.loads(con.execute("SELECT extra FROM runs").fetchone()[0])
         assert extra["skipped_tasks"] == skipped
         assert extra["probe_splits"]["train"] > extra["probe_splits"]["test"] > 300
+        # the three splits partition the catalogue; the items without a vector are counted
+        missing = extra["probe_splits_not_embedded"]
+        assert sum(extra["probe_splits"].values()) == 2000
+        assert sum(missing.values()) == 6231 and min(missing.values()) > 0
         backend = con.execute("SELECT backend FROM models").fetchone()[0]
         assert backend == "precomputed"
 
