@@ -75,28 +75,42 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--seed", type=int, default=0)
     score.add_argument("--json", action="store_true", help="print results as JSON")
     score.add_argument("--trust-remote-code", action="store_true")
+    score.add_argument(
+        "--mark-baseline",
+        action="store_true",
+        help="mark this model as the baseline comparisons and the leaderboard default to",
+    )
     score.add_argument("--baseline", help="model name to compare against after scoring")
     score.add_argument(
         "--fail-on-regression",
         action="store_true",
-        help="exit 1 when a metric falls below the baseline's (needs --baseline)",
+        help="exit 1 when a gated metric is significantly worse than the baseline's "
+        "(needs --baseline)",
     )
-    score.add_argument("--tolerance", action="append", default=[], metavar="METRIC=VALUE")
-    score.add_argument("--metric", action="append", help="metrics to gate (default: headline)")
+    _add_gate_options(score)
 
 
-def _add_compare(sub: argparse._SubParsersAction) -> None:
-    compare = sub.add_parser("compare", help="gate a candidate against a baseline")
-    compare.add_argument("--baseline", required=True)
-    compare.add_argument("--candidate", required=True)
-    compare.add_argument(
+def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--tolerance",
         action="append",
         default=[],
         metavar="METRIC=VALUE",
-        help="allowed drop, e.g. acc@1=0.01 or footwear/article_type/pretest=20",
+        help="practical margin: fail only when significantly worse AND the drop is larger, "
+        "e.g. acc@1=0.01 or footwear/article_type/pretest=20",
     )
-    compare.add_argument("--metric", action="append", help="metrics to gate (default: headline)")
+    parser.add_argument("--metric", action="append", help="metrics to gate (default: headline)")
+    parser.add_argument(
+        "--resamples", type=int, default=10_000, help="paired bootstrap resamples (10000)"
+    )
+    parser.add_argument("--compare-seed", type=int, default=0, help="seed of the resamples")
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    compare = sub.add_parser("compare", help="gate a candidate against a baseline")
+    compare.add_argument("--baseline", help="default: the model marked as the baseline")
+    compare.add_argument("--candidate", required=True)
+    _add_gate_options(compare)
     compare.add_argument("--json", action="store_true")
 
 
@@ -115,8 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "what", nargs="?", choices=("models", "runs", "benchmarks"), default="runs"
     )
+    mark = sub.add_parser("baseline", help="mark the model comparisons default to")
+    mark.add_argument("model", help="name or fingerprint of a scored model")
     board = sub.add_parser("leaderboard", help="serve the Streamlit leaderboard")
     board.add_argument("--port", type=int, default=8501)
+    board.add_argument("--baseline", help="model the differences are against")
+    board.add_argument("--target", help="target metric as BENCHMARK/TASK/METRIC")
     return parser
 
 

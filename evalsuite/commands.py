@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
-from evalsuite.compare import GATED_METRICS, Comparison, compare, parse_tolerances
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import format_delta, format_interval, format_value, metric_label
+from evalsuite.formatting import format_interval, format_value, metric_label
 from evalsuite.results import RunResult
 from evalsuite.store import DEFAULT_DB
+from evalsuite.verdicts import NOT_COMPARABLE, ModelComparison
 
 # Logs and CI captures are not terminals: give tables room instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -100,11 +100,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         for run in runs:
             print_run(run)
+    if args.mark_baseline and runs and opts.db_path:
+        from evalsuite.store import mark_baseline
+
+        mark_baseline(opts.db_path, runs[0].model.fingerprint)
+        console.print(f"{runs[0].model.name} is now the baseline of comparisons in {_db(args)}")
     if args.baseline and runs:
-        comparisons = _compare_db(
-            _db(args), args.baseline, runs[0].model.fingerprint, args.tolerance, args.metric
-        )
-        return _gate(comparisons, args.fail_on_regression, as_json=False)
+        comparison = _compare_db(args, args.baseline, runs[0].model.fingerprint)
+        return _gate(comparison, args.fail_on_regression, as_json=False)
     return EXIT_OK
 
 
@@ -155,65 +158,74 @@ def print_run(run: RunResult) -> None:
         )
 
 
-def _compare_db(
-    db: Path, baseline: str, candidate: str, tolerance: list[str], metrics: list[str] | None
-) -> list[Comparison]:
-    from evalsuite.store import latest_metrics
+def _compare_db(args: argparse.Namespace, baseline: str | None, candidate: str) -> ModelComparison:
+    from evalsuite import store
+    from evalsuite.verdicts import GATED_METRICS, choose_baseline, compare_models, parse_margins
 
-    table = latest_metrics(db)
-    if table.empty:
-        raise EvalSuiteError(f"{db} holds no results; run `evalsuite score MODEL --db {db}`")
-    return compare(
-        table, baseline, candidate, parse_tolerances(tolerance), gated=metrics or GATED_METRICS
-    )
+    db = _db(args)
+    if baseline is None:
+        baseline = choose_baseline(store.list_models(db))
+        if baseline is None:
+            raise EvalSuiteError(
+                f"no baseline marked in {db}: pass --baseline NAME, or mark one with "
+                "`evalsuite baseline NAME`"
+            )
+    return compare_models(
+        db, baseline, candidate, gated=args.metric or GATED_METRICS,
+        margins=parse_margins(args.tolerance), n_resamples=args.resamples, seed=args.compare_seed,
+    )  # fmt: skip
 
 
-def _gate(comparisons: list[Comparison], fail: bool, as_json: bool) -> int:
-    regressions = [c for c in comparisons if c.regression]
+def _gate(comparison: ModelComparison, fail: bool, as_json: bool) -> int:
+    """Print the comparison (a table, or JSON); exit 1 on a regression when ``fail``."""
     if as_json:
-        print_json(
-            [{**asdict(c), "delta": c.delta, "regression": c.regression} for c in comparisons]
-        )
+        print_json(comparison.as_dict())
     else:
-        table = Table(title="candidate vs baseline")
-        for column in (
-            "benchmark",
-            "task",
-            "metric",
-            "baseline",
-            "candidate",
-            "delta",
-            "tolerance",
-            "",
-        ):
-            table.add_column(column)
-        for c in comparisons:
-            verdict = "[red]REGRESSION[/red]" if c.regression else "ok"
-            if not c.same_data:
-                verdict += " (different data or benchmark version)"
-            table.add_row(
-                c.benchmark,
-                c.task,
-                metric_label(c.metric, c.task_type),
-                format_value(c.metric, c.baseline),
-                format_value(c.metric, c.candidate),
-                format_delta(c.metric, c.delta),
-                format_delta(c.metric, c.tolerance).lstrip("+"),
-                verdict,
-            )
-        console.print(table)
-        for c in regressions:
-            console.print(
-                f"regression: {c.benchmark}/{c.task}/{c.metric} changed by "
-                f"{format_delta(c.metric, c.delta)}, more than the tolerance "
-                f"{format_delta(c.metric, c.tolerance).lstrip('+')}"
-            )
-    return EXIT_REGRESSION if regressions and fail else EXIT_OK
+        _print_comparison(comparison)
+    return EXIT_REGRESSION if comparison.regressions and fail else EXIT_OK
+
+
+def _print_comparison(comparison: ModelComparison) -> None:
+    table = Table(title=f"{comparison.candidate} against {comparison.baseline}")
+    for column in ("task", "metric", "baseline", "candidate", "change", "95% CI", "p (adj.)",
+                   "detectable", "verdict"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for v in comparison.verdicts:
+        if not v.gated:
+            continue
+        verdict = f"[{v.colour}]{v.marker} {v.verdict}[/{v.colour}]"
+        if v.regression:
+            verdict += " [red]REGRESSION[/red]"
+        elif v.verdict == NOT_COMPARABLE:
+            verdict += f" ({v.reason})"
+        table.add_row(
+            f"{v.benchmark}/{v.task}", metric_label(v.metric, v.task_type),
+            v.value_text("baseline"), v.value_text("candidate"), v.delta_text, v.interval_text,
+            "" if v.p_text == "" else f"{v.p_text.removeprefix('p ').lstrip('= ')} "
+            f"({v.p_adjusted:.3g})", v.mdd_text, verdict,
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"[dim]{comparison.method_note()}; detectable: the smallest change the "
+                  "benchmark detects with 80% power[/dim]")  # fmt: skip
+    console.print(f"{comparison.candidate}: {comparison.summary_line()}")
+    for v in comparison.regressions:
+        console.print(f"[red]regression:[/red] {v.sentence()}")
+    console.print(comparison.gate_line())
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    comparisons = _compare_db(_db(args), args.baseline, args.candidate, args.tolerance, args.metric)
-    return _gate(comparisons, fail=True, as_json=args.json)
+    return _gate(_compare_db(args, args.baseline, args.candidate), fail=True, as_json=args.json)
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from evalsuite.store import mark_baseline
+
+    db = _db(args)
+    if not db.exists():
+        raise EvalSuiteError(f"{db} does not exist; run `evalsuite score MODEL --db {db}`")
+    mark_baseline(db, args.model)
+    console.print(f"{args.model} is now the baseline of comparisons in {db}")
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -272,4 +284,4 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     except ImportError as exc:
         console.print(f"the leaderboard is not available: {exc}")
         return EXIT_USAGE
-    return serve(_db(args), port=args.port)
+    return serve(_db(args), port=args.port, baseline=args.baseline, target=args.target)

@@ -100,6 +100,17 @@ class RetrievedItem:
     image_path: str | None = None
 
 
+@dataclass(frozen=True)
+class QueryValue:
+    """One retrieval metric's value for one query (e.g. ``ir_hits`` = 3 of query ``q07``): the
+    unit a paired comparison resamples (``evalsuite.verdicts``)."""
+
+    task: str
+    query_id: str
+    metric: str
+    value: float
+
+
 class SkippedImage(NamedTuple):
     """An item left out of scoring because its image could not be read."""
 
@@ -147,6 +158,7 @@ class RunResult:
     confusion: list[ConfusionCell] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
     retrieved: list[RetrievedItem] = field(default_factory=list)
+    query_values: list[QueryValue] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, name: str, task: str | None = None) -> MetricValue | None:

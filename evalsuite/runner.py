@@ -305,4 +305,5 @@ def _run_tasks(spec: BenchmarkSpec, ctx: TaskContext, run: RunResult) -> None:
         run.confusion += out.confusion
         run.predictions += out.predictions
         run.retrieved += out.retrieved
+        run.query_values += out.query_values
         run.extra["tasks"][task.name] = {"type": task.type, **out.extra}

@@ -27,7 +27,9 @@ from evalsuite.errors import EvalSuiteError
 from evalsuite.results import ModelInfo, RunResult
 
 DEFAULT_DB = Path("reports/results.duckdb")
-SCHEMA_VERSION = 1
+# 2: per-query retrieval values (query_values) and the baseline mark (models.is_baseline),
+# what paired comparisons need; a version-1 file gains both on its next write.
+SCHEMA_VERSION = 2
 WRITE_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 5.0
 # Readers poll a held lock often: with two writers taking turns the free gaps are short.
@@ -51,7 +53,7 @@ TABLES: dict[str, str] = {
     "schema_version": "version INTEGER, created_at TIMESTAMP",
     "models": "fingerprint VARCHAR PRIMARY KEY, name VARCHAR, spec VARCHAR, backend VARCHAR, "
     "base_model VARCHAR, base_fingerprint VARCHAR, parameter_count BIGINT, training JSON, "
-    "created_at TIMESTAMP, updated_at TIMESTAMP",
+    "created_at TIMESTAMP, updated_at TIMESTAMP, is_baseline BOOLEAN",
     "runs": "run_id VARCHAR PRIMARY KEY, model_fingerprint VARCHAR, model_name VARCHAR, "
     "benchmark VARCHAR, benchmark_version VARCHAR, benchmark_hash VARCHAR, "
     "data_manifest_hash VARCHAR, data_root VARCHAR, code_version VARCHAR, device VARCHAR, "
@@ -68,6 +70,7 @@ TABLES: dict[str, str] = {
     "image_path VARCHAR",
     "retrievals": "run_id VARCHAR, task VARCHAR, query_id VARCHAR, query_text VARCHAR, "
     "rank INTEGER, item_id VARCHAR, score DOUBLE, relevant BOOLEAN, image_path VARCHAR",
+    "query_values": "run_id VARCHAR, task VARCHAR, query_id VARCHAR, metric VARCHAR, value DOUBLE",
     "skipped_images": "run_id VARCHAR, item_id VARCHAR, path VARCHAR, reason VARCHAR",
     "history": "model_fingerprint VARCHAR, epoch INTEGER, train_loss DOUBLE, val_loss DOUBLE, "
     "val_accuracy DOUBLE, lr DOUBLE, seconds DOUBLE, extra JSON",
@@ -76,10 +79,11 @@ KEYS = {  # composite keys catch duplicate rows from a runner bug
     "metrics": "run_id, task, name",
     "class_metrics": "run_id, task, class_name",
     "confusion": "run_id, task, true_label, predicted_label",
+    "query_values": "run_id, task, query_id, metric",
     "history": "model_fingerprint, epoch",
 }
 RUN_CHILDREN = ("metrics", "class_metrics", "confusion", "predictions", "retrievals",
-                "skipped_images")  # fmt: skip
+                "query_values", "skipped_images")  # fmt: skip
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds")
 JSON_COLUMNS = ("training", "extra")
 _ARROW = {"VARCHAR": pa.string(), "JSON": pa.string(), "DOUBLE": pa.float64(),
@@ -250,6 +254,7 @@ def _run_rows(run: RunResult) -> dict[str, list[tuple[Any, ...]]]:
                          p.score, p.true_rank, p.image_path) for p in run.predictions],
         "retrievals": [(rid, r.task, r.query_id, r.query_text, r.rank, r.item_id, r.score,
                         r.relevant, r.image_path) for r in run.retrieved],
+        "query_values": [(rid, v.task, v.query_id, v.metric, v.value) for v in run.query_values],
         "skipped_images": [(rid, *skip) for skip in run.skipped],
     }  # fmt: skip
 
@@ -270,12 +275,14 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for statement in _ddl():
         con.execute(statement)
     found = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-    if found is None:
-        con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, _now()])
-    elif found > SCHEMA_VERSION:
+    if found is not None and found > SCHEMA_VERSION:
         raise StoreError(
             f"results schema v{found} is newer than this evalsuite (v{SCHEMA_VERSION})"
         )
+    # v1 -> v2: CREATE TABLE IF NOT EXISTS above added query_values; models gains a column.
+    con.execute("ALTER TABLE models ADD COLUMN IF NOT EXISTS is_baseline BOOLEAN")
+    if found is None or found < SCHEMA_VERSION:
+        con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, _now()])
 
 
 def _now() -> datetime:
@@ -284,7 +291,9 @@ def _now() -> datetime:
 
 def _upsert_model(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> None:
     con.execute(
-        "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO "
+        "INSERT INTO models (fingerprint, name, spec, backend, base_model, base_fingerprint, "
+        "parameter_count, training, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO "
         "UPDATE SET name = excluded.name, spec = excluded.spec, backend = excluded.backend, "
         "base_model = excluded.base_model, base_fingerprint = excluded.base_fingerprint, "
         "parameter_count = excluded.parameter_count, "
@@ -332,6 +341,26 @@ def _write(
         _insert_table(con, table, data)
 
 
+def mark_baseline(db_path: str | Path, model: str, *, timeout_s: float | None = None) -> str:
+    """Mark the model named ``model`` (or with that fingerprint) as the baseline every
+    comparison defaults to, unmarking any other; returns its fingerprint."""
+    with connect(db_path, timeout_s=timeout_s) as con, _transaction(con):
+        _ensure_schema(con)
+        rows = con.execute(
+            "SELECT fingerprint FROM models WHERE name = ? OR fingerprint = ?", [model, model]
+        ).fetchall()
+        if len(rows) != 1:
+            known = [r[0] for r in con.execute("SELECT name FROM models ORDER BY name").fetchall()]
+            why = "several models are" if rows else "no model is"
+            raise StoreError(
+                f"cannot mark {model!r} as the baseline: {why} called that in {db_path}; "
+                f"known: {', '.join(known) or '(none)'}"
+            )
+        fingerprint = rows[0][0]
+        con.execute("UPDATE models SET is_baseline = (fingerprint = ?)", [fingerprint])
+    return fingerprint
+
+
 def write_run(
     db_path: str | Path, run: RunResult, replace: bool = True, *, timeout_s: float | None = None
 ) -> None:
@@ -357,17 +386,19 @@ def write_run(
 # ---------------------------------------------------------------- reading
 
 
-def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
-    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'runs' AND NOT temporary"
-    return con.execute(query).fetchone()[0] > 0
+def _has_tables(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> bool:
+    query = "SELECT count(*) FROM duckdb_tables() WHERE list_contains(?, table_name)"
+    return con.execute(query, [list(tables)]).fetchone()[0] == len(set(tables))
 
 
 def _read(
-    db_path: str | Path, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None
-) -> pd.DataFrame:
-    """Run one parameterised query read-only; a database without tables gives empty frames."""
+    db_path: str | Path, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None,
+    tables: Sequence[str] = ("runs",),
+) -> pd.DataFrame:  # fmt: skip
+    """Run one parameterised query read-only; a database without ``tables`` (empty, or of an
+    older schema: readers never migrate) gives empty frames with the current columns."""
     with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
-        if _has_schema(con):
+        if _has_tables(con, tables):
             frame = con.execute(sql, list(params)).fetchdf()
         else:  # same query on an empty in-memory schema: the right (empty) columns
             with duckdb.connect(":memory:") as empty:
@@ -522,6 +553,25 @@ def queries(
         min(rank) FILTER (WHERE relevant) AS first_relevant_rank
         FROM retrievals WHERE run_id = ? AND task = ? GROUP BY query_id ORDER BY query_id"""
     return _read(db_path, sql, [run_id, task], timeout_s)
+
+
+def query_values(
+    db_path: str | Path, run_ids: Sequence[str], *, timeout_s: float | None = None
+) -> pd.DataFrame:
+    """Per-query retrieval values of the given runs: run_id, task, query_id, metric, value."""
+    sql = """SELECT run_id, task, query_id, metric, value FROM query_values
+        WHERE list_contains(?::VARCHAR[], run_id) ORDER BY run_id, task, metric, query_id"""
+    return _read(db_path, sql, [list(run_ids)], timeout_s, tables=("query_values",))
+
+
+def item_predictions(
+    db_path: str | Path, run_ids: Sequence[str], *, timeout_s: float | None = None
+) -> pd.DataFrame:
+    """Every stored prediction of the given runs (all items, in item order): run_id, task,
+    item_id, true_label, predicted_label, true_rank."""
+    sql = """SELECT run_id, task, item_id, true_label, predicted_label, true_rank FROM predictions
+        WHERE list_contains(?::VARCHAR[], run_id) ORDER BY run_id, task, item_id"""
+    return _read(db_path, sql, [list(run_ids)], timeout_s)
 
 
 def skipped_images(

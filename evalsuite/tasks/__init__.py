@@ -16,7 +16,14 @@ import numpy as np
 from evalsuite.data.items import Item
 from evalsuite.embedding import EmbeddingEngine, ImageEmbeddings
 from evalsuite.registry import Registry
-from evalsuite.results import ClassMetric, ConfusionCell, MetricValue, Prediction, RetrievedItem
+from evalsuite.results import (
+    ClassMetric,
+    ConfusionCell,
+    MetricValue,
+    Prediction,
+    QueryValue,
+    RetrievedItem,
+)
 from evalsuite.spec import BenchmarkSpec
 
 
@@ -50,6 +57,7 @@ class TaskOutput:
     confusion: list[ConfusionCell] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
     retrieved: list[RetrievedItem] = field(default_factory=list)
+    query_values: list[QueryValue] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -16,7 +16,7 @@ from evalsuite.metrics.retrieval import (
     top_k,
 )
 from evalsuite.queries import relevance_matrix, resolve_image_queries
-from evalsuite.results import MetricValue, RetrievedItem
+from evalsuite.results import MetricValue, QueryValue, RetrievedItem
 from evalsuite.spec import ImageToImageTask, TextToImageTask
 from evalsuite.tasks import TaskContext, TaskOutput, metric
 
@@ -73,6 +73,7 @@ def _score(
         }
     )
     out.metrics = _headline(task.name, result, ctx)
+    out.query_values = _query_values(task.name, query_ids, result.per_query)
     for q, query_id in enumerate(query_ids):
         for rank, (row, score) in enumerate(zip(indices[q], scores[q], strict=True), start=1):
             item = ctx.items[row]
@@ -89,6 +90,21 @@ def _score(
                 )
             )
     return out
+
+
+# per_query keys whose stored metric name differs (the totals are stored as IR scores)
+_STORED_NAMES = {"hits": "ir_hits", "by_position": "ir_by_position"}
+
+
+def _query_values(
+    name: str, query_ids: list[str], per_query: dict[str, np.ndarray]
+) -> list[QueryValue]:
+    """Each query's value of every metric: what a paired comparison of two models resamples."""
+    return [
+        QueryValue(name, query_id, _STORED_NAMES.get(key, key), float(values[q]))
+        for key, values in per_query.items()
+        for q, query_id in enumerate(query_ids)
+    ]
 
 
 def _headline(name: str, result, ctx: TaskContext) -> list[MetricValue]:

@@ -1,0 +1,191 @@
+"""Pair two runs' per-unit results of one task and test every shared metric.
+
+Units are the task's items (classification and probes: their stored predictions) or queries
+(retrieval: their stored per-query values). Verdicts come back uncorrected (``tied`` or
+``not comparable``); ``core.apply_correction`` turns adjusted p-values into verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from evalsuite.metrics import paired
+from evalsuite.verdicts.core import (
+    _CONFUSION_METRICS,
+    ALPHA,
+    NOT_COMPARABLE,
+    POWER,
+    SUMS,
+    TIED,
+    MetricVerdict,
+    frame_value,
+    margin_for,
+)
+
+_ACC_AT_K = "acc@"
+
+
+@dataclass(frozen=True)
+class TaskUnits:
+    """One run's per-unit results of one task, in unit-id order."""
+
+    unit: str  # "items" or "queries"
+    ids: tuple[str, ...]
+    true_labels: np.ndarray | None = None  # items
+    predicted_labels: np.ndarray | None = None
+    true_rank: np.ndarray | None = None
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # queries: metric -> (Q,)
+
+
+def units_by_run_task(
+    predictions: pd.DataFrame, query_values: pd.DataFrame
+) -> dict[tuple[str, str], TaskUnits]:
+    """{(run_id, task): TaskUnits} from ``store.item_predictions`` and ``store.query_values``."""
+    out: dict[tuple[str, str], TaskUnits] = {}
+    for (run_id, task), rows in predictions.groupby(["run_id", "task"], sort=False):
+        rows = rows.sort_values("item_id", kind="stable")
+        out[(run_id, task)] = TaskUnits(
+            "items",
+            tuple(rows["item_id"].astype(str)),
+            rows["true_label"].astype(str).to_numpy(),
+            rows["predicted_label"].astype(str).to_numpy(),
+            rows["true_rank"].to_numpy(np.int64),
+        )
+    for (run_id, task), rows in query_values.groupby(["run_id", "task"], sort=False):
+        wide = rows.pivot(index="query_id", columns="metric", values="value").sort_index()
+        out[(run_id, task)] = TaskUnits(
+            "queries",
+            tuple(wide.index.astype(str)),
+            values={str(m): wide[m].to_numpy(np.float64) for m in wide.columns},
+        )
+    return out
+
+
+def _deltas(
+    metric: str, a: TaskUnits, b: TaskUnits, maximum: float | None, n: int, seed: int
+) -> np.ndarray | None:
+    """(R,) resampled changes of ``metric``, or None when the units cannot give it."""
+    if a.unit == "queries":
+        if metric not in a.values or metric not in b.values:
+            return None
+        statistic = "sum" if metric in SUMS else "mean"
+        return paired.value_deltas(a.values[metric], b.values[metric], statistic, n, seed)
+    if metric in _CONFUSION_METRICS:
+        labels = sorted({*a.true_labels, *a.predicted_labels, *b.predicted_labels})
+        index = {label: i for i, label in enumerate(labels)}
+        codes = [np.array([index[x] for x in arr]) for arr in (a.true_labels, a.predicted_labels,
+                                                                 b.predicted_labels)]  # fmt: skip
+        return paired.classification_deltas(*codes, len(labels), n, seed)[
+            _CONFUSION_METRICS[metric]
+        ]
+    if metric.startswith(_ACC_AT_K) and metric[len(_ACC_AT_K) :].isdigit():
+        k = int(metric[len(_ACC_AT_K) :])
+        return paired.value_deltas(a.true_rank <= k, b.true_rank <= k, "mean", n, seed)
+    if metric == "pretest" and maximum:
+        k = round(maximum / len(a.ids))
+        points = [np.maximum(k - u.true_rank + 1, 0) for u in (a, b)]
+        return paired.value_deltas(*points, "sum", n, seed)
+    return None
+
+
+def _unit_mismatch(a: TaskUnits | None, b: TaskUnits | None) -> str | None:
+    if a is None or b is None:
+        return (
+            "no per-item or per-query results stored for "
+            + ("either run" if a is None and b is None else "one run")
+            + " (scored by an older evalsuite): re-score to compare"
+        )
+    if a.unit != b.unit or a.ids != b.ids:
+        return f"the runs scored different {a.unit} ({len(a.ids)} and {len(b.ids)})"
+    if a.true_labels is not None and not np.array_equal(a.true_labels, b.true_labels):
+        return "the runs give some items different true labels"
+    return None
+
+
+def judge_metric(
+    row_a: pd.Series,
+    row_b: pd.Series,
+    units: tuple[TaskUnits | None, TaskUnits | None],
+    *,
+    gated: bool,
+    margins: Mapping[str, float],
+    n_resamples: int,
+    seed: int,
+    why_not: str | None = None,
+) -> MetricVerdict:
+    """The uncorrected verdict of one metric shared by two runs of one task."""
+    benchmark, task, metric = str(row_a["benchmark"]), str(row_a["task"]), str(row_a["metric"])
+    maximum = frame_value(row_a, "maximum")
+    task_type = row_a.get("task_type")
+    base = MetricVerdict(
+        benchmark, task, metric, float(row_a["value"]), float(row_b["value"]), NOT_COMPARABLE,
+        gated, bool(row_a.get("higher_is_better", True)), maximum,
+        task_type if isinstance(task_type, str) and task_type else None,
+        margin=margin_for(margins, benchmark, task, metric),
+    )  # fmt: skip
+    a, b = units
+    reason = why_not or _unit_mismatch(a, b)
+    deltas = None if reason else _deltas(metric, a, b, maximum, n_resamples, seed)
+    if deltas is None:
+        reason = reason or "no paired test for this metric (a statistic of the whole set)"
+        return replace(base, reason=reason)
+    result = paired.summarise(deltas, len(a.ids))
+    p_value, test = result.p_value, "paired bootstrap"
+    if metric == "acc@1":
+        p_value, only_a, only_b = paired.mcnemar_exact(
+            a.true_labels == a.predicted_labels, b.true_labels == b.predicted_labels
+        )
+        test = f"exact McNemar, {only_b} items gained / {only_a} lost"
+    identical = result.std_error == 0 and base.delta == 0
+    return replace(
+        base, verdict=TIED, ci_low=result.ci_low, ci_high=result.ci_high,
+        p_value=1.0 if identical else p_value, test=test, n_units=result.n_units, unit=a.unit,
+        reason=f"identical on every {a.unit[:-1]}" if identical else "",
+        mdd=paired.minimal_detectable_difference(result.std_error, ALPHA, POWER)
+        if result.std_error > 0 else float("nan"),
+    )  # fmt: skip
+
+
+def same_data_reason(run_a: pd.Series, run_b: pd.Series) -> str | None:
+    """Why two runs of one benchmark cannot be paired, or None."""
+    if run_a["benchmark_hash"] != run_b["benchmark_hash"]:
+        return "scored with different versions of the benchmark (benchmark hashes differ)"
+    if run_a["data_manifest_hash"] != run_b["data_manifest_hash"]:
+        return "scored on different data (data manifest hashes differ)"
+    return None
+
+
+def judge_runs(
+    metrics_a: pd.DataFrame,
+    metrics_b: pd.DataFrame,
+    units: Mapping[tuple[str, str], TaskUnits],
+    *,
+    gated: Iterable[str],
+    margins: Mapping[str, float],
+    n_resamples: int,
+    seed: int,
+) -> list[MetricVerdict]:
+    """Uncorrected verdicts of every (benchmark, task, metric) both metric tables hold (one
+    latest run per benchmark each)."""
+    gated = set(gated)
+    key = ["benchmark", "task", "metric"]
+    a_rows = metrics_a.set_index(key)
+    b_rows = metrics_b.set_index(key)
+    out = []
+    for index in a_rows.index.intersection(b_rows.index, sort=False):
+        row_a = a_rows.loc[index].copy()
+        row_b = b_rows.loc[index].copy()
+        row_a["benchmark"], row_a["task"], row_a["metric"] = index
+        task = index[1]
+        pair = (units.get((row_a["run_id"], task)), units.get((row_b["run_id"], task)))
+        out.append(
+            judge_metric(
+                row_a, row_b, pair, gated=index[2] in gated, margins=margins,
+                n_resamples=n_resamples, seed=seed, why_not=same_data_reason(row_a, row_b),
+            )
+        )  # fmt: skip
+    return out
