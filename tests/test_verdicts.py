@@ -1,0 +1,220 @@
+"""Paired verdicts (evalsuite.verdicts): the statistics against an independent computation
+written here (numpy resampling, scikit-learn metrics, scipy's binomtest), the verdict rules,
+the baseline rule, rank bands, the gate's exit codes and the schema migration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import accuracy_score, f1_score
+from verdict_db import write_verdict_db
+
+from evalsuite import store
+from evalsuite.cli import main
+from evalsuite.errors import EvalSuiteError
+from evalsuite.metrics import paired
+from evalsuite.verdicts import choose_baseline, compare_models, load_units, rank_bands
+
+R = 400  # resamples: enough for the checks, cheap for scikit-learn per resample
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_verdict_db(tmp_path_factory.mktemp("verdicts") / "results.duckdb")
+
+
+def _units(db: Path, model: str, benchmark: str, task: str) -> pd.DataFrame:
+    run = store.list_runs(db, model=model, benchmark=benchmark)["run_id"].iloc[0]
+    return store.item_predictions(db, [run]).query("task == @task").sort_values("item_id")
+
+
+def _percentile_p(deltas: np.ndarray) -> tuple[float, float, float]:
+    low, high = np.quantile(deltas, [0.025, 0.975])
+    tail = min((deltas <= 0).sum(), (deltas >= 0).sum()) + 1
+    return float(low), float(high), min(1.0, 2 * tail / (len(deltas) + 1))
+
+
+def test_classification_intervals_and_p_equal_an_independent_computation(db: Path) -> None:
+    got = {v.metric: v for v in compare_models(db, "base", "tuned", n_resamples=R).verdicts
+           if v.task == "kind"}  # fmt: skip
+    a, b = _units(db, "base", "shoes", "kind"), _units(db, "tuned", "shoes", "kind")
+    y, pa, pb = (np.asarray(x) for x in (a["true_label"], a["predicted_label"],
+                                          b["predicted_label"]))  # fmt: skip
+    rows = np.random.default_rng(0).integers(0, len(y), size=(R, len(y)))  # seed 0, as scored
+    for metric, score in (
+        ("acc@1", accuracy_score),
+        ("f1_macro", lambda t, p: f1_score(t, p, average="macro", zero_division=0)),
+        ("f1_weighted", lambda t, p: f1_score(t, p, average="weighted", zero_division=0)),
+    ):
+        deltas = np.array([score(y[r], pb[r]) - score(y[r], pa[r]) for r in rows])
+        low, high, p = _percentile_p(deltas)
+        v = got[metric]
+        assert (v.ci_low, v.ci_high) == pytest.approx((low, high), abs=1e-12), metric
+        if metric != "acc@1":
+            assert v.p_value == pytest.approx(p), metric
+    # accuracy's p is the exact McNemar test on the discordant items
+    only_a = int(((pa == y) & (pb != y)).sum())
+    only_b = int(((pb == y) & (pa != y)).sum())
+    assert got["acc@1"].p_value == pytest.approx(binomtest(only_b, only_a + only_b).pvalue)
+    assert got["acc@1"].delta == pytest.approx(np.mean(pb == y) - np.mean(pa == y))
+    # pretest: per-item points K - rank + 1 summed, K = maximum / items
+    points = [np.maximum(5 - u["true_rank"].to_numpy() + 1, 0) for u in (a, b)]
+    deltas = np.array([points[1][r].sum() - points[0][r].sum() for r in rows])
+    assert (got["pretest"].ci_low, got["pretest"].ci_high, got["pretest"].p_value) == (
+        pytest.approx(_percentile_p(deltas))
+    )
+
+
+def test_retrieval_intervals_resample_queries(db: Path) -> None:
+    got = {v.metric: v for v in compare_models(db, "base", "tuned", n_resamples=R).verdicts
+           if v.task == "search"}  # fmt: skip
+    runs = [store.list_runs(db, model=m, benchmark="shoes")["run_id"].iloc[0]
+            for m in ("base", "tuned")]  # fmt: skip
+    values = store.query_values(db, runs).query("task == 'search'")
+    for metric, reduce in (("ir_hits", np.sum), ("MRR", np.mean)):
+        per = [
+            values[(values["run_id"] == r) & (values["metric"] == metric)].sort_values("query_id")
+            for r in runs
+        ]
+        a, b = (p["value"].to_numpy() for p in per)
+        rows = np.random.default_rng(0).integers(0, len(a), size=(R, len(a)))
+        deltas = np.array([reduce(b[r]) - reduce(a[r]) for r in rows])
+        v = got[metric]
+        assert (v.ci_low, v.ci_high, v.p_value) == pytest.approx(_percentile_p(deltas))
+        assert v.unit == "queries" and v.n_units == 40
+
+
+def test_verdicts_of_a_regression_a_gain_a_tie_and_a_not_comparable_pair(db: Path) -> None:
+    tuned = {(v.task, v.metric): v for v in compare_models(db, "base", "tuned").verdicts}
+    kind, lace = tuned[("kind", "acc@1")], tuned[("lace", "acc@1")]
+    assert kind.verdict == "worse" and kind.regression and kind.ci_high < 0
+    assert lace.verdict == "better" and not lace.regression and lace.ci_low > 0
+    assert tuned[("search", "ir_hits")].verdict == "tied"
+    assert tuned[("search", "ir_hits")].ci_low < 0 < tuned[("search", "ir_hits")].ci_high
+    assert "kind" in kind.sentence() and "95% CI [" in kind.sentence()
+    other = {(v.task, v.metric): v for v in compare_models(db, "base", "other").verdicts}
+    general = other[("type", "acc@1")]
+    assert general.verdict == "not comparable" and "different data" in general.reason
+    # same predictions as the base: a tie that is certain, not merely insignificant
+    assert other[("lace", "acc@1")].verdict == "tied"
+    assert other[("lace", "acc@1")].reason == "identical on every item"
+
+
+def test_holm_correction_over_the_gated_family(db: Path) -> None:
+    comparison = compare_models(db, "base", "tuned", n_resamples=2000)
+    gated = [v for v in comparison.verdicts if v.gated and v.verdict != "not comparable"]
+    p = np.array([v.p_value for v in gated])
+    # Holm by its definition: the i-th smallest p times (m - i + 1), running maximum
+    order = np.argsort(p, kind="stable")
+    expected = np.empty_like(p)
+    running = 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, p[j] * (len(p) - i)))
+        expected[j] = running
+    assert [v.p_adjusted for v in gated] == pytest.approx(expected)
+    assert comparison.n_tests(gated=True) == len(gated)
+    assert all((v.verdict != "tied") == (v.p_adjusted <= 0.05) for v in gated)
+
+
+def test_holm_keeps_nan_and_caps_at_one() -> None:
+    adjusted = paired.holm(np.array([0.01, np.nan, 0.04, 0.03, 0.5]))
+    assert np.isnan(adjusted[1])
+    assert adjusted[[0, 3, 2, 4]] == pytest.approx([0.04, 0.09, 0.09, 0.5])
+
+
+def test_margin_turns_a_significant_drop_into_a_pass(db: Path) -> None:
+    margins = {"shoes/kind/" + m: 1e6 for m in ("acc@1", "f1_macro", "f1_weighted", "pretest")}
+    comparison = compare_models(db, "base", "tuned", margins=margins, n_resamples=500)
+    kind = next(v for v in comparison.verdicts if (v.task, v.metric) == ("kind", "acc@1"))
+    assert kind.verdict == "worse" and not kind.regression  # significant, inside the margin
+    assert not comparison.regressions and comparison.gate_line().startswith("PASS")
+
+
+def test_minimal_detectable_difference_shrinks_with_more_units() -> None:
+    rng = np.random.default_rng(1)
+    small, large = (rng.random(n) < 0.5 for n in (100, 10_000))
+    ses = [paired.summarise(paired.value_deltas(x, np.roll(x, 1), "mean", 300, 0), len(x))
+           .std_error for x in (small, large)]  # fmt: skip
+    mdd = [paired.minimal_detectable_difference(se) for se in ses]
+    assert mdd[0] > 5 * mdd[1] > 0  # about sqrt(100) times smaller with 100 times the units
+
+
+def test_baseline_rule_never_guesses_from_names(db: Path) -> None:
+    models = store.list_models(db)
+    base = models.set_index("name")["fingerprint"]
+    assert choose_baseline(models) == base["base"]  # marked
+    assert choose_baseline(models, "tuned") == base["tuned"]  # explicit wins
+    unmarked = models.assign(is_baseline=False)
+    assert choose_baseline(unmarked) == base["base"]  # the base the fine-tune names
+    renamed = unmarked.assign(base_fingerprint=None, name=["fashion-clip", "x", "fashionclip"])
+    assert choose_baseline(renamed) is None  # no mark, no lineage: ask, never guess by name
+    with pytest.raises(EvalSuiteError, match="no scored model named"):
+        choose_baseline(models, "nope")
+
+
+def test_rank_bands_share_a_band_when_tied(db: Path) -> None:
+    metrics = store.latest_metrics(db)
+    units = load_units(db, list(metrics["run_id"].unique()))
+    bands = rank_bands(metrics, units, ("shoes", "lace", "acc@1"), n_resamples=500)
+    band = dict(zip(bands["model_name"], bands["band"], strict=True))
+    assert band == {"tuned": 1, "base": 2, "other": 2}  # base and other: identical predictions
+    general = rank_bands(metrics, units, ("general", "type", "acc@1"), n_resamples=500)
+    assert general.set_index("model_name").loc["other", "note"].startswith("scored on different")
+
+
+def test_gate_exit_codes_json_and_sentences(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--db", str(db), "compare", "--candidate", "tuned", "--resamples", "1000"]
+    assert main(args) == 1  # baseline from the mark
+    out = capsys.readouterr().out
+    assert "regression: shoes kind: zero-shot accuracy" in out and "95% CI [" in out
+    assert "FAIL: 4 significant regressions" in out and "Holm" in out
+    assert main([*args, "--json"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert not payload["passed"] and payload["correction"] == "Holm"
+    assert payload["n_gated_comparisons"] == 14
+    assert main([*args[:3], "--baseline", "base", "--candidate", "other"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert main([*args, "--tolerance", "acc@1"]) == 2  # malformed margin: usage error
+
+
+def test_compare_without_a_baseline_asks_for_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = write_verdict_db(tmp_path / "results.duckdb")
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE models SET is_baseline = false, base_fingerprint = NULL")
+    assert main(["--db", str(db), "compare", "--candidate", "tuned"]) == 2
+    assert "evalsuite baseline NAME" in capsys.readouterr().err
+    assert main(["--db", str(db), "baseline", "other"]) == 0
+    assert (
+        choose_baseline(store.list_models(db))
+        == store.list_models(db).set_index("name").loc["other", "fingerprint"]
+    )
+    assert main(["--db", str(db), "baseline", "nope"]) == 2
+
+
+def test_a_version_1_database_is_read_and_migrated(tmp_path: Path) -> None:
+    db = write_verdict_db(tmp_path / "results.duckdb")
+    with duckdb.connect(str(db)) as con:  # what evalsuite wrote before schema 2
+        con.execute("DROP TABLE query_values")
+        con.execute("ALTER TABLE models DROP COLUMN is_baseline")
+        con.execute("DELETE FROM schema_version")
+        con.execute("INSERT INTO schema_version VALUES (1, now())")
+    old = {(v.task, v.metric): v for v in compare_models(db, "base", "tuned", n_resamples=200)
+           .verdicts}  # fmt: skip
+    hits = old[("search", "ir_hits")]
+    assert hits.verdict == "not comparable" and "older evalsuite" in hits.reason
+    assert old[("kind", "acc@1")].verdict == "worse"  # predictions were always stored
+    store.mark_baseline(db, "base")  # a write migrates
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM query_values").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 6
