@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.images import item_content_hash
 from evalsuite.models.tiny import build_tiny_hf
@@ -95,6 +96,12 @@ def test_score_real_data_once_per_distinct_image(
     counts = _counts(db)
     assert counts["runs"] == 2
     assert counts["retrievals"] == 39 * 10 + 13 * 10
+    # each query's value of every retrieval metric, for paired verdicts; they add up to the
+    # stored metric (IR hits: a sum over queries)
+    per_query = store.query_values(db, [footwear.run_id])
+    hits = per_query[(per_query["task"] == "text_search") & (per_query["metric"] == "ir_hits")]
+    assert len(hits) == 39 and hits["value"].sum() == values[("text_search", "ir_hits")].value
+    assert set(per_query["metric"]) >= {"ir_hits", "ir_by_position", "MRR", "P@5", "Recall@10"}
     scored = [t["n_scored"] for r in runs for t in r.extra["tasks"].values() if "n_scored" in t]
     assert counts["predictions"] == sum(scored)
     assert scored[0] == 884 and 0.9 * 884 < scored[1] < 884  # base_colour: its 14 classes

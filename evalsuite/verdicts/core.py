@@ -234,6 +234,9 @@ class ModelComparison:
                 groups.append(f"{task} ({text}{f' and {more} more' if more else ''})")
             parts.append(f"{word} on " + "; ".join(groups))
         parts.append("no other significant change" if parts else "no significant change")
+        untested = len([v for v in self.significant(NOT_COMPARABLE) if v.gated])
+        if untested:
+            parts.append(f"{untested} gated metric{'s' if untested != 1 else ''} not comparable")
         return "; ".join(parts)
 
     def as_dict(self) -> dict:
