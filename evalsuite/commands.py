@@ -187,8 +187,8 @@ def _gate(comparison: ModelComparison, fail: bool, as_json: bool) -> int:
 
 def _print_comparison(comparison: ModelComparison) -> None:
     table = Table(title=f"{comparison.candidate} against {comparison.baseline}")
-    for column in ("task", "metric", "baseline", "candidate", "change", "95% CI", "p (adj.)",
-                   "detectable", "verdict"):  # fmt: skip
+    for column in ("task", "metric", "baseline", "candidate", "change", "95% CI of change",
+                   "p (adjusted)", "detectable", "verdict"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
     for v in comparison.verdicts:
         if not v.gated:
@@ -198,11 +198,11 @@ def _print_comparison(comparison: ModelComparison) -> None:
             verdict += " [red]REGRESSION[/red]"
         elif v.verdict == NOT_COMPARABLE:
             verdict += f" ({v.reason})"
+        p_values = f"{v.p_text[2:].lstrip('= ')} ({v.p_adjusted_text})" if v.p_text else ""
         table.add_row(
-            f"{v.benchmark}/{v.task}", metric_label(v.metric, v.task_type),
+            f"{v.benchmark}\n{v.task}", metric_label(v.metric, v.task_type),
             v.value_text("baseline"), v.value_text("candidate"), v.delta_text, v.interval_text,
-            "" if v.p_text == "" else f"{v.p_text.removeprefix('p ').lstrip('= ')} "
-            f"({v.p_adjusted:.3g})", v.mdd_text, verdict,
+            p_values, v.mdd_text, verdict,
         )  # fmt: skip
     console.print(table)
     console.print(f"[dim]{comparison.method_note()}; detectable: the smallest change the "

@@ -1,5 +1,6 @@
 """Paired verdicts (evalsuite.verdicts): the statistics against an independent computation
-written here (numpy resampling, scikit-learn metrics, scipy's binomtest), the verdict rules,
+written here (numpy resampling, scikit-learn metrics, scipy's binomtest, Benjamini-Hochberg
+by its definition), the verdict rules,
 the baseline rule, rank bands, the gate's exit codes and the schema migration."""
 
 from __future__ import annotations
@@ -106,26 +107,34 @@ def test_verdicts_of_a_regression_a_gain_a_tie_and_a_not_comparable_pair(db: Pat
     assert other[("lace", "acc@1")].reason == "identical on every item"
 
 
-def test_holm_correction_over_the_gated_family(db: Path) -> None:
+def _bh_by_definition(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p: min over j >= i of m p_(j) / j, in sorted order."""
+    order = np.argsort(p, kind="stable")
+    m, out, running = len(p), np.empty_like(p), 1.0
+    for rank in range(m, 0, -1):
+        j = order[rank - 1]
+        running = min(running, p[j] * m / rank)
+        out[j] = running
+    return out
+
+
+def test_correction_over_the_gated_family(db: Path) -> None:
     comparison = compare_models(db, "base", "tuned", n_resamples=2000)
     gated = [v for v in comparison.verdicts if v.gated and v.verdict != "not comparable"]
     p = np.array([v.p_value for v in gated])
-    # Holm by its definition: the i-th smallest p times (m - i + 1), running maximum
-    order = np.argsort(p, kind="stable")
-    expected = np.empty_like(p)
-    running = 0.0
-    for i, j in enumerate(order):
-        running = max(running, min(1.0, p[j] * (len(p) - i)))
-        expected[j] = running
-    assert [v.p_adjusted for v in gated] == pytest.approx(expected)
-    assert comparison.n_tests(gated=True) == len(gated)
+    assert [v.p_adjusted for v in gated] == pytest.approx(_bh_by_definition(p))
+    assert comparison.n_tests(gated=True) == len(gated) == 14
     assert all((v.verdict != "tied") == (v.p_adjusted <= 0.05) for v in gated)
+    others = [v for v in comparison.verdicts if not v.gated and v.verdict != "not comparable"]
+    p_other = np.array([v.p_value for v in others])  # a family of their own
+    assert [v.p_adjusted for v in others] == pytest.approx(_bh_by_definition(p_other))
 
 
-def test_holm_keeps_nan_and_caps_at_one() -> None:
-    adjusted = paired.holm(np.array([0.01, np.nan, 0.04, 0.03, 0.5]))
+def test_correction_keeps_nan_out_of_the_family() -> None:
+    p = np.array([0.01, np.nan, 0.04, 0.03, 0.5])
+    adjusted = paired.benjamini_hochberg(p)
     assert np.isnan(adjusted[1])
-    assert adjusted[[0, 3, 2, 4]] == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert adjusted[[0, 2, 3, 4]] == pytest.approx([0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
 
 
 def test_margin_turns_a_significant_drop_into_a_pass(db: Path) -> None:
@@ -175,10 +184,10 @@ def test_gate_exit_codes_json_and_sentences(
     assert main(args) == 1  # baseline from the mark
     out = capsys.readouterr().out
     assert "regression: shoes kind: zero-shot accuracy" in out and "95% CI [" in out
-    assert "FAIL: 4 significant regressions" in out and "Holm" in out
+    assert "FAIL: 4 significant regressions" in out and "Benjamini-Hochberg" in out
     assert main([*args, "--json"]) == 1
     payload = json.loads(capsys.readouterr().out)
-    assert not payload["passed"] and payload["correction"] == "Holm"
+    assert not payload["passed"] and payload["correction"] == "Benjamini-Hochberg"
     assert payload["n_gated_comparisons"] == 14
     assert main([*args[:3], "--baseline", "base", "--candidate", "other"]) == 0
     assert "PASS" in capsys.readouterr().out

@@ -14,8 +14,8 @@ Pure functions of numpy arrays; ``evalsuite.verdicts`` turns them into verdicts.
 - **Exact McNemar test** for accuracy: under "no difference" each item that one model gets
   right and the other wrong is equally likely to go either way, so the count going the
   candidate's way is Binomial(discordant, 1/2) (``scipy.stats.binomtest``).
-- **Holm's step-down correction** across a family of tests (hand-written: five lines, and
-  scipy has only Benjamini-Hochberg; tested against its definition).
+- **Benjamini-Hochberg's correction** across a family of tests (scipy's
+  ``false_discovery_control``).
 - **Minimal detectable difference**: (z_{1-alpha/2} + z_{power}) x the bootstrap standard
   error of the change, the smallest true change the benchmark detects with that power.
 
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest, norm
+from scipy.stats import binomtest, false_discovery_control, norm
 
 from evalsuite.metrics.bootstrap import (
     _MAX_RESAMPLED_VALUES,
@@ -139,18 +139,16 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, 
     return float(binomtest(only_b, only_a + only_b, 0.5).pvalue), only_a, only_b
 
 
-def holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values: the i-th smallest p times (m - i + 1), made non-decreasing in
-    that order and capped at 1. A hypothesis is rejected at level alpha when its adjusted
-    p <= alpha; that keeps the chance of any false rejection in the family at most alpha.
-    NaN p-values (untested metrics) stay NaN and do not count in m."""
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``): a
+    metric is significant at level alpha when its adjusted p <= alpha, which keeps the
+    expected share of false findings among those reported at most alpha. NaN p-values
+    (untested metrics) stay NaN and do not count in the family."""
     p = np.asarray(p_values, np.float64)
     out = np.full(p.shape, np.nan)
-    tested = np.flatnonzero(~np.isnan(p))
-    order = tested[np.argsort(p[tested], kind="stable")]
-    m = len(order)
-    adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
-    out[order] = np.minimum(adjusted, 1.0)
+    tested = ~np.isnan(p)
+    if tested.any():
+        out[tested] = false_discovery_control(p[tested], method="bh")
     return out
 
 

@@ -1,8 +1,9 @@
 """Every verdict of the suite, computed here and only displayed elsewhere.
 
 ``compare_models(db, baseline, candidate)`` gives a :class:`ModelComparison`: per metric both
-values, the change, its paired 95% interval, p-values (raw and Holm-adjusted), the minimal
-detectable difference and a verdict (better / worse / tied / not comparable, with the reason).
+values, the change, its paired 95% interval, p-values (raw and Benjamini-Hochberg-adjusted),
+the minimal detectable difference and a verdict (better / worse / tied / not comparable, with
+the reason).
 ``choose_baseline`` is the one baseline rule; ``rank_bands`` the leaderboard's tied ranks.
 How the statistics work: ``evalsuite.verdicts.core`` and ``evalsuite.metrics.paired``.
 """

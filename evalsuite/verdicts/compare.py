@@ -116,8 +116,8 @@ def rank_bands(
     alpha: float = ALPHA,
 ) -> pd.DataFrame:
     """Rank bands on one (benchmark, task, metric): the best model and every model not
-    significantly different from it (paired test, Holm over the comparisons with the best)
-    share band 1; the same rule ranks the rest. Models on other data get no band.
+    significantly different from it (paired test, Benjamini-Hochberg over the comparisons
+    with the best) share band 1; the same rule ranks the rest. Models on other data get no band.
 
     Columns: fingerprint, model_name, value, band, tied_with_best, p_adjusted, note.
     """
