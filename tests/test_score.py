@@ -168,9 +168,10 @@ def test_cli_score_json_and_regression_gate(
     for a, b in (("base", "cand"), ("cand", "base")):
         code = main(["--db", db, "compare", "--baseline", a, "--candidate", b, *gate, "--json"])
         verdicts = json.loads(capsys.readouterr().out)
-        worse = [m for m in verdicts["metrics"] if m["verdict"] == "worse"]
+        worse = [m for m in verdicts["metrics"] if m["verdict"] == "worse" and m["gated"]]
         assert code == (1 if worse else 0) and verdicts["passed"] == (not worse)
         assert all(m["regression"] for m in worse)  # no margin: worse is a regression
+        assert {m["metric"] for m in verdicts["metrics"] if m["gated"]} == {"acc@1"}
     pair = ["--db", db, "compare", "--baseline", "base", "--candidate", "cand", *gate]
     main([*pair, "--json"])
     rows = json.loads(capsys.readouterr().out)["metrics"]
