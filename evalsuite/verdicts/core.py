@@ -141,6 +141,11 @@ class MetricVerdict:
         return "" if is_missing(self.p_value) else _p(self.p_value)
 
     @property
+    def p_adjusted_text(self) -> str:
+        """``0.004``, ``< 0.001``: the Holm-adjusted p-value as the report prints it."""
+        return "" if is_missing(self.p_adjusted) else _p(self.p_adjusted, bare=True)
+
+    @property
     def mdd_text(self) -> str:
         if is_missing(self.mdd):
             return ""
