@@ -208,34 +208,3 @@ def format_delta(metric_name: str, delta: float | None, maximum: float | None = 
     if float(text) == 0:
         return f"{text}{suffix}"  # no sign on a change that rounds to nothing
     return f"{'+' if delta > 0 else '-'}{text}{suffix}"
-
-
-def half_width(low: float | None, high: float | None) -> float | None:
-    """Half the width of an interval, or None when it is missing."""
-    if is_missing(low) or is_missing(high):
-        return None
-    return (high - low) / 2
-
-
-def noise_band(*intervals: tuple[float | None, float | None]) -> float | None:
-    """Sum of the half-widths of the intervals (bootstrap CIs of the two values compared):
-    a change no larger than this is inside the noise (the intervals overlap). None when any
-    interval is missing."""
-    widths = [half_width(low, high) for low, high in intervals]
-    if not widths or any(w is None for w in widths):
-        return None
-    return float(sum(widths))  # type: ignore[arg-type]
-
-
-def delta_marker(
-    delta: float | None, noise: float | None = None, higher_is_better: bool = True
-) -> str:
-    """``▲`` better, ``▼`` worse, ``≈`` within ``noise`` (see :func:`noise_band`), ``=`` no
-    change, empty when missing."""
-    if is_missing(delta):
-        return ""
-    if delta == 0:
-        return "="
-    if noise is not None and abs(delta) <= noise:
-        return "≈"
-    return "▲" if (delta > 0) == higher_is_better else "▼"

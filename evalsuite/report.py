@@ -3,15 +3,22 @@
 Reads the latest ``ok`` run of every model on every benchmark through :mod:`evalsuite.store`
 and writes ``out_dir/report.md`` with the charts in ``out_dir/figures/``:
 
-1. a headline table, models as columns (baseline first), each other model followed by its
-   change against the baseline: ``▲``/``▼``, or ``≈`` when the change is no larger than the
-   sum of the two bootstrap half-widths (the intervals overlap);
-2. a plain-language paragraph per model: what it gained on the target benchmark (footwear)
-   and what fine-tuning cost elsewhere;
-3. charts: the primary score of each task per benchmark, per-class F1 of each zero-shot task,
+1. a plain-language paragraph per model: what it gained on the target benchmark (footwear),
+   what fine-tuning cost elsewhere, every significant change and whether the gate passes;
+2. a headline table, models as columns (baseline first), each other model followed by its
+   change against the baseline and the verdict's marker (``▲`` better, ``▼`` worse, ``≈``
+   tied, ``n/a`` not comparable, with the reason in a note);
+3. per model, "Is the change real?": each gated metric's change with its paired 95%
+   interval, adjusted p-value (Benjamini-Hochberg), minimal detectable difference and verdict;
+4. charts: the primary score of each task per benchmark, per-class F1 of each zero-shot task,
    the gain/forgetting trade-off (WiSE-FT checkpoints joined by alpha) and training curves;
-4. every metric per benchmark, the models, and provenance: data hash, benchmark hash, code
+5. every metric per benchmark, the models, and provenance: data hash, benchmark hash, code
    version and time of each run, with a warning when compared runs scored different data.
+
+Every verdict, count and marker comes from :mod:`evalsuite.verdicts` (one
+:class:`~evalsuite.verdicts.ModelComparison` per model against the baseline, with the same
+defaults as ``evalsuite compare``), so the report, the gate and the leaderboard agree; the
+baseline is chosen by :func:`evalsuite.verdicts.choose_baseline`.
 
 Each task has a **primary score** on a 0..1 scale: ``acc@1`` for zero-shot tasks, IR hits
 over their maximum for retrieval tasks. Charts and the averages of the summary use it.
@@ -22,6 +29,7 @@ every file is written to a temporary name first and renamed into place.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -43,23 +51,29 @@ from evalsuite.formatting import (
     MISSING,
     PRIMARY_METRICS,
     benchmark_label,
-    delta_marker,
-    format_delta,
     format_interval,
     format_value,
     headline_metrics,
     is_missing,
     metric_label,
-    noise_band,
     task_kind,
     task_label,
+)
+from evalsuite.verdicts import (
+    CORRECTION,
+    N_RESAMPLES,
+    NOT_COMPARABLE,
+    MetricVerdict,
+    ModelComparison,
+    choose_baseline,
+    compare_frames,
+    load_units,
 )
 
 REPORT_NAME = "report.md"
 FIGURES_DIR = "figures"
 DEFAULT_TARGET = "footwear"
 GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom", "demo_general")  # may be forgotten
-BASELINE_HINTS = ("fashion-clip", "fashionclip", "fashion_clip")
 MAX_CLASSES = 50  # per-class F1 chart: the classes with most items beyond this are dropped
 DPI = 150
 MAX_HEIGHT_IN = 18.0  # per-class F1 chart: bars get thinner beyond this
@@ -131,32 +145,6 @@ class ModelEntry:
 
 
 @dataclass
-class Comparison:
-    """A model's cell against the baseline's cell of the same metric."""
-
-    base: Cell | None
-    other: Cell | None
-    same_data: bool = True
-
-    @property
-    def delta(self) -> float | None:
-        if self.base is None or self.other is None:
-            return None
-        return self.other.value - self.base.value
-
-    @property
-    def noise(self) -> float | None:
-        if self.base is None or self.other is None:
-            return None
-        return noise_band((self.base.low, self.base.high), (self.other.low, self.other.high))
-
-    @property
-    def marker(self) -> str:
-        hib = self.other.higher_is_better if self.other else True
-        return delta_marker(self.delta, self.noise, hib)
-
-
-@dataclass
 class ReportData:
     db_path: Path
     models: list[ModelEntry]  # baseline first
@@ -167,6 +155,9 @@ class ReportData:
     runs: pd.DataFrame  # the runs shown, with their provenance
     class_f1: pd.DataFrame
     skipped_tasks: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # fingerprint -> every verdict of that model against the baseline (none for the baseline,
+    # nor for a model sharing no metric with it)
+    comparisons: dict[str, ModelComparison] = field(default_factory=dict)
 
     @property
     def baseline(self) -> ModelEntry:
@@ -179,23 +170,22 @@ class ReportData:
         self._runs = {
             (row["model_fingerprint"], row["benchmark"]): row for _, row in self.runs.iterrows()
         }
+        self._verdicts = {
+            (fingerprint, v.benchmark, v.task, v.metric): v
+            for fingerprint, comparison in self.comparisons.items()
+            for v in comparison.verdicts
+        }
 
     def run_of(self, model: ModelEntry, benchmark: str) -> pd.Series | None:
         """The run shown for ``model`` on ``benchmark`` (its latest ``ok`` one), or None."""
         return self._runs.get((model.fingerprint, benchmark))
 
-    def same_data(self, a: ModelEntry, b: ModelEntry, benchmark: str) -> bool:
-        run_a, run_b = self.run_of(a, benchmark), self.run_of(b, benchmark)
-        if run_a is None or run_b is None:
-            return True
-        return all(run_a[k] == run_b[k] for k in ("data_manifest_hash", "benchmark_hash"))
-
-    def compare(self, model: ModelEntry, benchmark: str, task: str, metric: str) -> Comparison:
-        return Comparison(
-            self.cell(self.baseline, benchmark, task, metric),
-            self.cell(model, benchmark, task, metric),
-            self.same_data(self.baseline, model, benchmark),
-        )
+    def verdict(
+        self, model: ModelEntry, benchmark: str, task: str, metric: str
+    ) -> MetricVerdict | None:
+        """The verdict on ``model``'s change against the baseline; None when either lacks
+        the metric."""
+        return self._verdicts.get((model.fingerprint, benchmark, task, metric))
 
     def metrics_of(self, benchmark: str, task: str) -> list[str]:
         """Every metric of the task, headline ones first in headline order."""
@@ -290,37 +280,37 @@ def _find(entries: Sequence[ModelEntry], key: str, what: str) -> ModelEntry:
     return found[0]
 
 
-def _looks_like_baseline(entry: ModelEntry) -> bool:
-    text = f"{entry.name} {entry.spec}".lower()
-    return any(hint in text for hint in BASELINE_HINTS)
-
-
-def choose_baseline(entries: Sequence[ModelEntry], baseline: str | None = None) -> ModelEntry:
-    """The ``baseline`` asked for; else a FashionCLIP that is not a fine-tune; else any
-    FashionCLIP; else the first model without training info; else the first."""
+def _baseline(
+    entries: Sequence[ModelEntry], models_df: pd.DataFrame, baseline: str | None
+) -> ModelEntry:
+    """The baseline by :func:`evalsuite.verdicts.choose_baseline` (``baseline`` asked for,
+    else the model marked in the database, else the one model the fine-tunes name as their
+    base); the only model when there is one; else an error asking which."""
     if baseline:
         return _find(entries, baseline, "baseline model")
-    for rule in (
-        lambda e: _looks_like_baseline(e) and not e.fine_tuned,
-        _looks_like_baseline,
-        lambda e: not e.fine_tuned,
-    ):
-        for entry in entries:
-            if rule(entry):
-                return entry
-    return entries[0]
+    if len(entries) == 1:
+        return entries[0]
+    # only models with results here: a marked model without any cannot be compared with
+    shown = models_df[models_df["fingerprint"].isin([e.fingerprint for e in entries])]
+    fingerprint = choose_baseline(shown)
+    if fingerprint is None:
+        names = ", ".join(e.name for e in entries)
+        raise ReportError(
+            f"no baseline marked among the models with results ({names}): pass "
+            "--baseline NAME, or mark one with `evalsuite baseline NAME`"
+        )
+    return next(e for e in entries if e.fingerprint == fingerprint)
 
 
 def _order_models(
-    entries: list[ModelEntry], baseline: str | None, models: Sequence[str] | None
+    entries: list[ModelEntry],
+    models_df: pd.DataFrame,
+    baseline: str | None,
+    models: Sequence[str] | None,
 ) -> list[ModelEntry]:
+    base = _baseline(entries, models_df, baseline)
     if models:
-        chosen = list(dict.fromkeys(_find(entries, key, "model") for key in models).keys())
-        if baseline:
-            base = _find(entries, baseline, "baseline model")
-            if base not in chosen:
-                chosen.insert(0, base)
-        entries = chosen
+        entries = list(dict.fromkeys(_find(entries, key, "model") for key in models).keys())
     else:  # plain models first, then fine-tunes, WiSE checkpoints by alpha
         entries = sorted(
             entries,
@@ -331,7 +321,6 @@ def _order_models(
                 e.name,
             ),
         )
-    base = choose_baseline(entries, baseline)
     return [base, *(e for e in entries if e is not base)]
 
 
@@ -360,16 +349,40 @@ def _task_order(
     return [(task, kinds[task]) for task in order + rest]
 
 
+def _comparisons(
+    db_path: Path, metrics: pd.DataFrame, models: Sequence[ModelEntry], n_resamples: int
+) -> dict[str, ModelComparison]:
+    """Every model's verdicts against the baseline (``models[0]``), with the defaults of
+    ``evalsuite compare`` (gated metrics, no margins, seed 0): the report shows what the
+    gate decides."""
+    if len(models) < 2:
+        return {}
+    units = load_units(db_path, list(dict.fromkeys(metrics["run_id"])))
+    out = {}
+    for model in models[1:]:
+        try:
+            out[model.fingerprint] = compare_frames(
+                metrics, units, models[0].fingerprint, model.fingerprint, n_resamples=n_resamples
+            )
+        except EvalSuiteError:  # no metric in common: its columns show only dashes
+            continue
+    return out
+
+
 def load_report_data(
     db_path: str | Path,
     baseline: str | None = None,
     models: Sequence[str] | None = None,
     target: str | None = None,
+    *,
+    n_resamples: int = N_RESAMPLES,
 ) -> ReportData:
-    """Everything the report shows, read once from the database."""
+    """Everything the report shows, read once from the database, and every model's verdicts
+    against the baseline, computed once."""
     db_path = Path(db_path)
     metrics = _check_db(db_path)
-    entries = _order_models(_model_entries(metrics, store.list_models(db_path)), baseline, models)
+    models_df = store.list_models(db_path)
+    entries = _order_models(_model_entries(metrics, models_df), models_df, baseline, models)
     fingerprints = [e.fingerprint for e in entries]
     metrics = metrics[metrics["fingerprint"].isin(fingerprints)]
     run_ids = list(dict.fromkeys(metrics["run_id"]))
@@ -414,6 +427,7 @@ def load_report_data(
         runs=runs,
         class_f1=store.class_metrics(db_path, run_ids),
         skipped_tasks=skipped,
+        comparisons=_comparisons(db_path, metrics, entries, n_resamples),
     )
 
 
@@ -922,17 +936,37 @@ def _value_cell(cell: Cell | None) -> str:
     return f"{text}<br><sub>{interval}</sub>" if interval else text
 
 
-def _delta_cell(comparison: Comparison) -> str:
-    if comparison.delta is None:
+@dataclass
+class Notes:
+    """Why changes are not comparable, numbered in order of first use under one table."""
+
+    reasons: list[str] = field(default_factory=list)
+
+    def mark(self, reason: str) -> str:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        return f"<sup>{self.reasons.index(reason) + 1}</sup>"
+
+    def lines(self) -> list[str]:
+        if not self.reasons:
+            return []
+        notes = "; ".join(
+            f"<sup>{i}</sup> {_escape(reason)}" for i, reason in enumerate(self.reasons, 1)
+        )
+        return ["", f"n/a: not comparable, because {notes}."]
+
+
+def _delta_cell(verdict: MetricVerdict | None, notes: Notes) -> str:
+    """``▼ -6.20 pts``: the change and its verdict's marker; a numbered note says why a
+    change is not comparable."""
+    if verdict is None:
         return MISSING
-    cell = comparison.other or comparison.base
-    assert cell is not None
-    text = f"{comparison.marker} {format_delta(cell.metric, comparison.delta, cell.maximum)}"
-    return text if comparison.same_data else f"{text} †"
+    text = f"{verdict.marker} {verdict.delta_text}"
+    return text + notes.mark(verdict.reason) if verdict.verdict == NOT_COMPARABLE else text
 
 
 def _metric_rows(
-    data: ReportData, rows: Iterable[tuple[str, str, str]], label_task: bool
+    data: ReportData, rows: Iterable[tuple[str, str, str]], label_task: bool, notes: Notes
 ) -> list[list[str]]:
     out, previous = [], None
     for benchmark, task, metric in rows:
@@ -949,7 +983,7 @@ def _metric_rows(
         for i, model in enumerate(data.models):
             cells.append(_value_cell(data.cell(model, benchmark, task, metric)))
             if i:
-                cells.append(_delta_cell(data.compare(model, benchmark, task, metric)))
+                cells.append(_delta_cell(data.verdict(model, benchmark, task, metric), notes))
         out.append(cells)
     return out
 
@@ -998,45 +1032,51 @@ def headline_rows(data: ReportData) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _change_words(verdict: MetricVerdict) -> str:
+    """``▲ +10.10 pts, significantly better``: the change and its verdict in words."""
+    words = {
+        "better": "significantly better",
+        "worse": "significantly worse",
+        "tied": "no significant change",
+        NOT_COMPARABLE: "not comparable",
+    }[verdict.verdict]
+    return f"{verdict.marker} {verdict.delta_text}, {words}"
+
+
 def _phrase(
     data: ReportData, model: ModelEntry, benchmark: str, task: str, named: bool = True
 ) -> str | None:
-    """``article type accuracy 59.66% → 69.76% (▲ +10.10 pts)``, the benchmark named first
-    when ``named``; None when model or baseline lacks the task."""
-    metric, other = data.primary(model, benchmark, task)
-    _, base = data.primary(data.baseline, benchmark, task)
-    if metric is None or other is None or base is None or base.metric != metric:
+    """``article type accuracy 59.66% → 69.76% (▲ +10.10 pts, significantly better)``, the
+    benchmark named first when ``named``; None when model or baseline lacks the task."""
+    metric = data.primary_metric(benchmark, task)
+    verdict = data.verdict(model, benchmark, task, metric) if metric else None
+    if verdict is None:
         return None
-    comparison = data.compare(model, benchmark, task, metric)
     what = _task_title(data, benchmark, task) if named else task_label(task)
-    short = "accuracy" if metric == "acc@1" else metric_label(metric)
-    delta = format_delta(metric, comparison.delta, other.maximum)
-    noise = ", within noise" if comparison.marker == "≈" else ""
-    mismatch = ", different data" if not comparison.same_data else ""
-    before = format_value(metric, base.value, base.maximum)
-    after = format_value(metric, other.value, other.maximum)
-    return f"{what} {short} {before} → {after} ({comparison.marker} {delta}{noise}{mismatch})"
+    short = "accuracy" if verdict.metric == "acc@1" else metric_label(verdict.metric)
+    before, after = verdict.value_text("baseline"), verdict.value_text("candidate")
+    return f"{what} {short} {before} → {after} ({_change_words(verdict)})"
 
 
-def _verdict_counts(
-    data: ReportData, model: ModelEntry, benchmarks: Sequence[str]
-) -> tuple[int, int, int]:
-    """(better, worse, within noise) beyond the noise band, over primary scores."""
-    better = worse = same = 0
-    for benchmark in benchmarks:
-        for task, _ in data.tasks[benchmark]:
-            metric = data.primary_metric(benchmark, task)
-            if metric is None:
-                continue
-            marker = data.compare(model, benchmark, task, metric).marker
-            better += marker == "▲"
-            worse += marker == "▼"
-            same += marker in ("≈", "=")
-    return better, worse, same
+def _not_comparable_sentence(comparison: ModelComparison) -> str | None:
+    """``3 gated metrics are not comparable: Fashion-MNIST (scored on different data ...)``."""
+    reasons: dict[str, list[str]] = {}
+    for v in comparison.verdicts:
+        if v.gated and v.verdict == NOT_COMPARABLE:
+            tasks = reasons.setdefault(v.reason, [])
+            if v.task_text not in tasks:
+                tasks.append(v.task_text)
+    if not reasons:
+        return None
+    n = sum(1 for v in comparison.verdicts if v.gated and v.verdict == NOT_COMPARABLE)
+    groups = "; ".join(f"{', '.join(tasks)}: {reason}" for reason, tasks in reasons.items())
+    are = "metric is" if n == 1 else "metrics are"
+    return f"{n} gated {are} not comparable ({groups})."
 
 
 def summary_paragraph(data: ReportData, model: ModelEntry) -> str:
-    """What ``model`` gained on the target and what it cost elsewhere, in plain words."""
+    """What ``model`` gained on the target and what it cost elsewhere, every significant
+    change (all losses named) and the gate's decision, in plain words."""
     base = data.baseline
     target = data.target if data.target in data.benchmarks else None
     others = [b for b in data.benchmarks if b != target]
@@ -1080,14 +1120,115 @@ def summary_paragraph(data: ReportData, model: ModelEntry) -> str:
         sentences.append(f"Not scored on {', '.join(missing)}.")
     point = tradeoff_point(data, model)
     if point is not None:
-        up, down, _ = _verdict_counts(data, model, [target] if target else [])
-        up_o, down_o, _ = _verdict_counts(data, model, others)
         sentences.append(
-            f"In short: {point[1]:+.2f} pts on average on {benchmark_label(target or '')} "
-            f"({up} task{'s' if up != 1 else ''} better, {down} worse beyond noise) and "
-            f"{point[0]:+.2f} pts on average elsewhere ({up_o} better, {down_o} worse)."
+            f"On average over the tasks' primary scores: {point[1]:+.2f} pts on "
+            f"{benchmark_label(target or '')} and {point[0]:+.2f} pts elsewhere."
         )
+    comparison = data.comparisons.get(model.fingerprint)
+    if comparison is not None:
+        sentences.append(
+            f"Significant changes (paired tests, {CORRECTION}-corrected): "
+            f"{comparison.summary_line()}."
+        )
+        not_comparable = _not_comparable_sentence(comparison)
+        if not_comparable:
+            sentences.append(not_comparable)
+        gate = comparison.gate_line()
+        verdict, _, why = gate.partition(": ")
+        sentences.append(f"CI gate (`evalsuite compare`): **{verdict}**, {why}.")
+        sentences += [f"Regression: {v.sentence()}." for v in comparison.regressions]
     return f"{intro}: " + " ".join(sentences)
+
+
+def _verdict_text(verdict: MetricVerdict) -> str:
+    """``▼ worse, regression``; ``n/a not comparable: scored on different data``."""
+    text = f"{verdict.marker} {verdict.verdict}"
+    if verdict.regression:
+        return f"{text}, **regression**"
+    return f"{text}: {verdict.reason}" if verdict.reason else text
+
+
+def _report_order(data: ReportData, verdict: MetricVerdict) -> tuple[int, int, int]:
+    """Benchmarks, tasks and metrics in the order of the report's tables."""
+    benchmark, task, metric = verdict.benchmark, verdict.task, verdict.metric
+    tasks = [t for t, _ in data.tasks.get(benchmark, [])]
+    metrics = data.metrics_of(benchmark, task) if task in tasks else []
+    return (
+        data.benchmarks.index(benchmark) if benchmark in data.benchmarks else len(data.benchmarks),
+        tasks.index(task) if task in tasks else len(tasks),
+        metrics.index(metric) if metric in metrics else len(metrics),
+    )
+
+
+VERDICT_TABLE_TAG = "evalsuite-verdicts"  # an HTML comment naming the models of the table
+
+
+def verdict_table(data: ReportData, model: ModelEntry, comparison: ModelComparison) -> list[str]:
+    """The "Is the change real?" table of one model: each gated metric's values, change, paired 95%
+    interval of the change, adjusted p-value (Benjamini-Hochberg), minimal detectable difference and
+    verdict; the ``Key`` column is the metric as ``--tolerance`` names it."""
+    header = [
+        "Task", "Metric", f"{data.baseline.name} (baseline)", model.name, "Change",
+        "95% CI of the change", "p (adjusted)", "Detectable", "Verdict", "Key",
+    ]  # fmt: skip
+    rows = []
+    gated = [v for v in comparison.verdicts if v.gated]
+    for v in sorted(gated, key=lambda v: _report_order(data, v)):
+        rows.append(
+            [
+                _escape(_task_title(data, v.benchmark, v.task)),
+                _escape(metric_label(v.metric, v.task_type)),
+                v.value_text("baseline"),
+                v.value_text("candidate"),
+                v.delta_text,
+                v.interval_text,
+                v.p_adjusted_text,
+                v.mdd_text,
+                _escape(_verdict_text(v)),
+                f"`{_escape(f'{v.benchmark}/{v.task}/{v.metric}')}`",
+            ]
+        )
+    # machine-readable names (display names may be shortened or made unique)
+    tag = json.dumps({"baseline": comparison.baseline, "candidate": comparison.candidate})
+    tag = tag.replace("--", "-\\u002d")  # "--" may not appear inside an HTML comment
+    return [
+        f"### {_escape(model.name)} against {_escape(data.baseline.name)}",
+        "",
+        f"<!-- {VERDICT_TABLE_TAG} {tag} -->",
+        "",
+        _table(header, rows, "llrrrrrrll"),
+        "",
+        f"{comparison.method_note()}.",
+    ]
+
+
+def _verdict_section(data: ReportData) -> list[str]:
+    tables = [
+        verdict_table(data, model, data.comparisons[model.fingerprint])
+        for model in data.models[1:]
+        if model.fingerprint in data.comparisons
+    ]
+    if not tables:
+        return []
+    lines = ["## Is the change real?", ""]
+    for table in tables:
+        lines += [*table, ""]
+    lines += [
+        "How to read these tables: the change is the model's score minus the baseline's on "
+        "the same items (or search queries). Both models are re-scored together on thousands "
+        "of random re-draws of those items (a paired bootstrap): the 95% CI is the range the "
+        "true change most likely lies in. p is the chance of a change at least this large if "
+        "the two models were really equally good (for accuracy, from the exact McNemar test "
+        "on the items only one of the two models gets right). Because many metrics are tested "
+        f"at once, p is corrected ({CORRECTION}'s method), so a model that changed nothing "
+        "fails the gate at most 5% of the time. A change is better (▲) or worse (▼) when its "
+        "corrected p is at most 0.05, otherwise tied (≈); a worse gated metric is a "
+        "regression and fails `evalsuite compare`. Detectable: the smallest change the "
+        "benchmark catches 4 times out of 5; a tie with a large detectable change means the "
+        "benchmark is too small to tell, not that nothing changed.",
+        "",
+    ]
+    return lines
 
 
 def _models_section(data: ReportData) -> list[str]:
@@ -1153,8 +1294,8 @@ def provenance_warnings(data: ReportData) -> list[str]:
                 warnings.append(
                     f"⚠️ **{benchmark_label(benchmark)}**: the runs compared scored different "
                     f"{what} ({groups}); their differences may come from the {what}, not the "
-                    "models. Changes marked † compare such runs; score them again on the same "
-                    "data to compare like with like."
+                    "models, so their changes are not comparable (n/a); score them again on "
+                    "the same data to compare like with like."
                 )
     return warnings
 
@@ -1253,22 +1394,25 @@ def render_markdown(data: ReportData, figs: Figures, generated: datetime | None 
         for model in data.models[1:]:
             lines += [summary_paragraph(data, model), ""]
         lines.append(
-            "▲ better, ▼ worse than the baseline; ≈ a change no larger than the two 95% "
-            "bootstrap intervals' half-widths added together (within noise). Fractions change "
-            "in percentage points (pts), scores in points."
+            "▲ significantly better, ▼ significantly worse than the baseline, ≈ no "
+            "significant change (paired tests on the same items or queries, "
+            f"{CORRECTION}-corrected, at the 5% level); n/a not comparable (a note says why). "
+            "Fractions change in percentage points (pts), scores in points."
         )
     lines += ["", "## Headline results", ""]
     header, align = _header(data, "Benchmark")
-    lines.append(_table(header, _metric_rows(data, headline_rows(data), True), align))
+    notes = Notes()
+    lines.append(_table(header, _metric_rows(data, headline_rows(data), True, notes), align))
+    lines += notes.lines()
     lines += [
         "",
         f"Small print under a value: its 95% bootstrap interval. {MISSING}: not "
         "scored. “x / y”: points scored out of the maximum.",
+        "",
+        *_verdict_section(data),
     ]
     if figs.tradeoff or figs.benchmarks or figs.class_f1 or figs.training:
-        lines += ["", "## Charts", ""]
-    else:
-        lines.append("")
+        lines += ["## Charts", ""]
     if figs.tradeoff:
         lines += [
             "### Gain vs forgetting",
@@ -1278,7 +1422,8 @@ def render_markdown(data: ReportData, figs: Figures, generated: datetime | None 
             "Each point is a model, placed by its mean change against the baseline "
             "(at the origin) in primary scores: up = better on the target, left = worse "
             "on the other benchmarks. A dashed line joins WiSE-FT checkpoints in order "
-            "of α, from the zero-shot model (α = 0) to the fine-tune (α = 1).",
+            "of α, from the zero-shot model (α = 0) to the fine-tune (α = 1). Positions are "
+            "plain means of changes; which changes are real is in the tables above.",
             "",
         ]
     if figs.benchmarks:
@@ -1304,10 +1449,12 @@ def render_markdown(data: ReportData, figs: Figures, generated: datetime | None 
             for metric in data.metrics_of(benchmark, task)
         ]
         header, align = _header(data, "Task")
+        notes = Notes()
         lines += [
             f"<details><summary>{benchmark_label(benchmark)}</summary>",
             "",
-            _table(header, _metric_rows(data, rows, False), align),
+            _table(header, _metric_rows(data, rows, False, notes), align),
+            *notes.lines(),
             "",
             "</details>",
             "",
@@ -1323,13 +1470,15 @@ def write_report(
     models: list[str] | None = None,
     *,
     target: str | None = None,
+    n_resamples: int = N_RESAMPLES,
 ) -> Path:
     """Write ``out_dir/report.md`` and its charts in ``out_dir/figures/``; return the report's
     path. ``baseline`` and ``models`` take model names or fingerprints (``models`` also
     chooses the column order); ``target`` is the benchmark fine-tuning aimed at (default
-    ``footwear`` when scored). Raises :class:`ReportError` (or
-    :class:`evalsuite.store.StoreMissingError`) with a message for the user."""
-    data = load_report_data(db_path, baseline, models, target)
+    ``footwear`` when scored); ``n_resamples`` of the paired bootstrap (the default is
+    ``evalsuite compare``'s, so both give the same verdicts). Raises :class:`ReportError`
+    (or :class:`evalsuite.store.StoreMissingError`) with a message for the user."""
+    data = load_report_data(db_path, baseline, models, target, n_resamples=n_resamples)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = draw_figures(data, out_dir)

@@ -7,9 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from report_tables import report_verdicts
+from verdict_db import write_verdict_db
 
-from evalsuite.demo.__main__ import BASE_NAME, TUNED_NAME, DemoSettings, run_demo
+from evalsuite.demo.__main__ import BASE_NAME, TUNED_NAME, DemoSettings, compare, run_demo
 from evalsuite.store import latest_metrics
+from evalsuite.verdicts import compare_models
 
 # Half the demo's shoes and base epochs; measured at about 3.5 min on 2 busy cores.
 SHORT_N_FOOTWEAR = 1000
@@ -38,4 +41,27 @@ def test_shortened_demo_fine_tune_beats_base_on_lace_colour(tmp_path: Path) -> N
     # the general benchmark was scored too, so the cost of fine-tuning is visible
     general = metrics[metrics["benchmark"] == "demo_general"]
     assert set(general["model_name"]) == {BASE_NAME, TUNED_NAME}
-    assert (tmp_path / "reports" / "report.md").is_file()
+    # the report shows the verdicts `evalsuite compare` gives (the marked baseline, defaults)
+    verdicts = report_verdicts((tmp_path / "reports" / "report.md").read_text(encoding="utf-8"))
+    compared = compare_models(db, BASE_NAME, TUNED_NAME).as_dict()["metrics"]
+    expected = {
+        (TUNED_NAME, m["benchmark"], m["task"], m["metric"]): m["verdict"]
+        for m in compared
+        if m["gated"]
+    }
+    assert (TUNED_NAME, "demo_footwear", "lace_colour", "acc@1") in expected
+    assert verdicts == expected
+
+
+def test_demo_compare_goes_on_after_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Step 5 on a candidate with a significant regression: `compare` prints it and the gate's
+    failure, exits 1, and the demo says CI would fail instead of stopping."""
+    db = write_verdict_db(tmp_path / "v.duckdb")
+    assert compare(db, "tuned") == 1
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "tuned: better on shoes lace" in out and "worse on shoes kind" in out
+    assert out.count("worse on shoes kind") == 1  # the summary line printed once
+    assert "FAIL: 4 significant regressions" in out
+    assert "the gate would fail CI" in out

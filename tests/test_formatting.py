@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from evalsuite.formatting import (
     METRIC_LABELS,
     benchmark_label,
-    delta_marker,
     format_delta,
     format_interval,
     format_value,
     headline_metrics,
     is_fraction,
     metric_label,
-    noise_band,
     task_kind,
 )
 
@@ -88,21 +84,6 @@ def test_format_interval(
 )
 def test_format_delta(metric: str, delta: float, maximum: float | None, expected: str) -> None:
     assert format_delta(metric, delta, maximum) == expected
-
-
-def test_noise_band_and_markers() -> None:
-    band = noise_band((0.56, 0.62), (0.67, 0.73))
-    assert band == pytest.approx(0.06)
-    assert delta_marker(0.101, band) == "▲"
-    assert delta_marker(-0.101, band) == "▼"
-    assert delta_marker(0.05, band) == "≈"  # inside the intervals' combined half-widths
-    assert delta_marker(-0.055, band) == "≈"
-    assert delta_marker(0.05) == "▲"  # no intervals: the sign decides
-    assert delta_marker(0.0, band) == "="
-    assert delta_marker(0.1, None, higher_is_better=False) == "▼"
-    assert delta_marker(None) == "" and delta_marker(math.nan) == ""
-    assert noise_band((0.5, 0.6), (None, None)) is None
-    assert noise_band((0.5, 0.6), (math.nan, 0.7)) is None
 
 
 def test_labels() -> None:

@@ -149,6 +149,7 @@ class MetricVerdict:
 
     @property
     def p_adjusted_text(self) -> str:
+        """``0.004``, ``< 0.001``: the adjusted p-value as printed."""
         return "" if is_missing(self.p_adjusted) else _p(self.p_adjusted, bare=True)
 
     @property

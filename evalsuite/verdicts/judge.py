@@ -27,6 +27,7 @@ from evalsuite.verdicts.core import (
 )
 
 _ACC_AT_K = "acc@"
+_SINGULAR = {"items": "item", "queries": "query"}
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def judge_metric(
     return replace(
         base, verdict=TIED, ci_low=result.ci_low, ci_high=result.ci_high,
         p_value=1.0 if identical else p_value, test=test, n_units=result.n_units, unit=a.unit,
-        reason=f"identical on every {a.unit[:-1]}" if identical else "",
+        reason=f"identical on every {_SINGULAR[a.unit]}" if identical else "",
         mdd=paired.minimal_detectable_difference(result.std_error, ALPHA, POWER)
         if result.std_error > 0 else float("nan"),
     )  # fmt: skip
