@@ -28,9 +28,14 @@ from evalsuite.verdicts.judge import (
 
 
 def model_rows(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Metric rows of the model called ``name`` (or whose fingerprint starts with it), of its
-    latest ``ok`` run on each benchmark."""
-    rows = metrics[(metrics["model_name"] == name) | metrics["fingerprint"].str.startswith(name)]
+    """Metric rows of the model called ``name`` (else the one whose fingerprint starts with
+    it), of its latest ``ok`` run on each benchmark. A name wins over a fingerprint prefix:
+    a model called "fa" must not pick up another whose fingerprint starts with "fa"."""
+    rows = metrics[metrics["model_name"] == name]
+    if rows.empty:
+        rows = metrics[metrics["fingerprint"].str.startswith(name)]
+        if rows["fingerprint"].nunique() > 1:
+            raise EvalSuiteError(f"{name!r} is the start of several models' fingerprints")
     if rows.empty:
         known = ", ".join(sorted(metrics["model_name"].unique())) or "(none)"
         raise EvalSuiteError(f"no scored model named {name!r} in the database; known: {known}")
@@ -93,7 +98,8 @@ def choose_baseline(models: pd.DataFrame, explicit: str | None = None) -> str | 
     if models.empty:
         return None
     if explicit:
-        hit = models[(models["name"] == explicit) | models["fingerprint"].str.startswith(explicit)]
+        hit = models[models["name"] == explicit]
+        hit = hit if len(hit) else models[models["fingerprint"].str.startswith(explicit)]
         if hit.empty:
             known = ", ".join(sorted(models["name"].astype(str))) or "(none)"
             raise EvalSuiteError(f"no scored model named {explicit!r}; known: {known}")
