@@ -18,7 +18,13 @@ from evalsuite.verdicts.core import (
     ModelComparison,
     apply_correction,
 )
-from evalsuite.verdicts.judge import TaskUnits, judge_metric, judge_runs, units_by_run_task
+from evalsuite.verdicts.judge import (
+    TaskUnits,
+    judge_metric,
+    judge_runs,
+    same_data_reason,
+    units_by_run_task,
+)
 
 
 def model_rows(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -134,6 +140,7 @@ def rank_bands(
                 best, rows.loc[i], (units.get((best["run_id"], task)),
                                     units.get((rows.loc[i, "run_id"], task))),
                 gated=True, margins={}, n_resamples=n_resamples, seed=seed,
+                why_not=same_data_reason(best, rows.loc[i]),
             )
             for i in others
         ]  # fmt: skip
