@@ -254,7 +254,7 @@ def show_summary(ctx: dict[str, Any], baseline_label: str) -> None:
     if lines:
         st.markdown(f"**Compared with {baseline_label}:**")
         st.markdown("\n".join(f"- {line}" for line in lines))
-        st.caption(" ".join(overview.method_notes(ctx["verdicts"], LABELS)))
+        st.caption("  \n".join(overview.method_notes(ctx["verdicts"], LABELS)))
     elif len(ctx["models"]) == 1:
         st.info("Only one model is scored so far: score another to compare.")
     against = f"the change against **{baseline_label}**" if baseline_label else "no change"

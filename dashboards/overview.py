@@ -346,7 +346,7 @@ def tradeoff_points(
     rows = []
     for model in models.to_dict("records"):
         mine = usable[usable["fingerprint"] == model["fingerprint"]]
-        tgt = mine[mine["key"] == tuple(target)]
+        tgt = mine[mine["key"].isin([tuple(target)])]
         gen = mine[mine["key"].isin([tuple(g) for g in general])]
         if tgt.empty or gen.empty:
             continue
