@@ -1,11 +1,14 @@
 """Fashion CLIP leaderboard: is the fine-tuned model better, where, and at what cost?
 
-    streamlit run dashboards/leaderboard.py -- --db reports/results.duckdb
+    streamlit run dashboards/leaderboard.py -- --db reports/results.duckdb [--baseline NAME]
+        [--target BENCHMARK/TASK/METRIC]
     evalsuite leaderboard --db reports/results.duckdb
 
 Layout and widgets only: every number comes from ``evalsuite.store`` (read-only, short-lived
-connections, retried while a scorer writes) and is shaped by ``dashboards.views``. The
-database path comes from ``--db``, else ``$EVALSUITE_DB``, else reports/results.duckdb.
+connections, retried while a scorer writes), every verdict from ``evalsuite.verdicts``, and
+``dashboards.views`` / ``dashboards.overview`` shape them. The database path comes from
+``--db``, else ``$EVALSUITE_DB``, else reports/results.duckdb. The baseline and the target
+come from the URL (``?baseline=NAME&target=B/T/M``), else ``--baseline`` / ``--target``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +28,15 @@ import pandas as pd
 import streamlit as st
 
 try:
-    from dashboards import views
+    from dashboards import overview, views
 except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dashboards import views
+    from dashboards import overview, views
 
 from evalsuite import store
+from evalsuite.errors import EvalSuiteError
+from evalsuite.verdicts import ModelComparison, choose_baseline, compare_frames, load_units
+from evalsuite.verdicts import rank_bands as compute_rank_bands
 
 DB_ENV = "EVALSUITE_DB"
 READ_TIMEOUT_S = 3.0  # per read; the store retries while a scorer holds the lock
@@ -39,14 +46,31 @@ PAGES = ("Overview", "Benchmark", "Retrieval", "Training")
 N_EXAMPLES = 12
 LAST_GOOD_MAX = 64  # reads kept per session to show while the database is locked
 PLACEHOLDER = np.full((96, 96, 3), 228, dtype=np.uint8)
+NO_BASELINE = (
+    "No baseline is marked in this database, so no change is judged yet: choose one in the "
+    "sidebar, or mark one with `evalsuite baseline NAME`."
+)
+
+
+def script_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """``--db``, ``--baseline`` and ``--target`` after ``--`` on the streamlit command line."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in ("--db", "--baseline", "--target"):
+        parser.add_argument(flag)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def db_path(argv: list[str] | None = None) -> Path:
     """``--db`` after ``--`` on the streamlit command line, else $EVALSUITE_DB, else default."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--db")
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return Path(args.db or os.environ.get(DB_ENV) or store.DEFAULT_DB).expanduser()
+    db = script_args(argv).db
+    return Path(db or os.environ.get(DB_ENV) or store.DEFAULT_DB).expanduser()
+
+
+def requested(name: str) -> str | None:
+    """A page setting asked for in the URL (``?baseline=...``), else on the command line: a
+    shared link shows what its sender saw."""
+    return st.query_params.get(name) or getattr(script_args(), name, None) or None
 
 
 # ---------------------------------------------------------------- reading
@@ -61,12 +85,11 @@ def _cached(function: str, db: str, args: tuple[Any, ...], kwargs: tuple[Any, ..
     return getattr(store, function)(db, *args, timeout_s=READ_TIMEOUT_S, **dict(kwargs))
 
 
-def read(function: str, *args: Any, **kwargs: Any) -> Any:
-    """A store read (cached a few seconds); while a scorer writes, the last data read."""
-    key = (function, str(DB), args, tuple(sorted(kwargs.items())))
+def _last_good(key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """``compute()``; while a scorer holds the lock, what it gave last time for ``key``."""
     last_good = st.session_state.setdefault("_last_good", {})
     try:
-        value = _cached(*key)
+        value = compute()
     except store.StoreBusyError:
         st.session_state["_busy"] = True
         if key in last_good:
@@ -77,6 +100,57 @@ def read(function: str, *args: Any, **kwargs: Any) -> Any:
     while len(last_good) > LAST_GOOD_MAX:
         del last_good[next(iter(last_good))]
     return value
+
+
+def read(function: str, *args: Any, **kwargs: Any) -> Any:
+    """A store read (cached a few seconds); while a scorer writes, the last data read."""
+    key = (function, str(DB), args, tuple(sorted(kwargs.items())))
+    return _last_good(key, lambda: _cached(*key))
+
+
+def db_stamp(db: Path) -> tuple[int, ...]:
+    """Modification times of the database (and its write-ahead log): the verdicts' cache key,
+    so they are computed again only when a scorer wrote."""
+    files = (db, db.with_name(db.name + ".wal"))
+    return tuple(f.stat().st_mtime_ns for f in files if f.exists())
+
+
+@st.cache_data(show_spinner="Comparing every model with the baseline…", max_entries=32)
+def _comparisons(
+    db: str, stamp: tuple[int, ...], baseline: str, candidates: tuple[str, ...]
+) -> dict[str, ModelComparison | str]:
+    """Fingerprint -> its :class:`ModelComparison` against ``baseline``, or why none."""
+    metrics = store.latest_metrics(db, timeout_s=READ_TIMEOUT_S)
+    runs = metrics.loc[metrics["fingerprint"].isin([baseline, *candidates]), "run_id"]
+    units = load_units(db, sorted(set(runs)))
+    out: dict[str, ModelComparison | str] = {}
+    for fp in candidates:
+        try:
+            out[fp] = compare_frames(metrics, units, baseline, fp)
+        except EvalSuiteError as exc:
+            out[fp] = str(exc)
+    return out
+
+
+@st.cache_data(show_spinner="Ranking the models…", max_entries=32)
+def _rank_bands(db: str, stamp: tuple[int, ...], target: tuple[str, str, str]) -> pd.DataFrame:
+    metrics = store.latest_metrics(db, timeout_s=READ_TIMEOUT_S)
+    runs = metrics.loc[(metrics["benchmark"] == target[0]) & (metrics["task"] == target[1]),
+                       "run_id"]  # fmt: skip
+    return compute_rank_bands(metrics, load_units(db, sorted(set(runs))), target)
+
+
+def comparisons(baseline: str | None, candidates: list[str]) -> dict[str, ModelComparison | str]:
+    """Every candidate judged against the baseline, once per change of the database."""
+    if baseline is None or not candidates:
+        return {}
+    key = ("_comparisons", str(DB), baseline, tuple(candidates))
+    return _last_good(key, lambda: _comparisons(str(DB), db_stamp(DB), *key[2:]))
+
+
+def rank_bands(target: tuple[str, str, str]) -> pd.DataFrame:
+    key = ("_rank_bands", str(DB), tuple(target))
+    return _last_good(key, lambda: _rank_bands(str(DB), db_stamp(DB), tuple(target)))
 
 
 def show_busy_notice(slot: Any) -> None:
@@ -154,58 +228,99 @@ def missing_images_note(image_paths: list[Any], shown: list[Path | None]) -> Non
 def overview_page(ctx: dict[str, Any]) -> None:
     comp, models, columns = ctx["comparison"], ctx["models"], ctx["columns"]
     baseline_label = LABELS.get(ctx["baseline"], "")
-    lines = views.verdicts(comp, models, ctx["baseline"], ctx["target"])
-    if lines:
-        st.markdown(f"**Compared with {baseline_label}:**")
-        st.markdown("\n".join(f"- {line}" for line in lines))
-    elif len(models) == 1:
-        st.info("Only one model is scored so far: score another to compare.")
-    st.caption(
-        f"Each cell: score ± half-width of its 95% bootstrap interval, then (difference to "
-        f"**{baseline_label}**). Green: better, red: worse, grey ≈: the difference is within "
-        "the measurement noise. Accuracy-like scores are in %, differences in points; hits "
-        "and pretest scores are counts out of the maximum in the column title. ⚠: scored on "
-        "different data than the baseline. Click a column title to sort."
-    )
-    _, styler = views.styled_overview(comp, models, columns)
-    hidden: dict[str, Any] = {views.delta_name(c): None for c in columns}
+    show_summary(ctx, baseline_label)
+    _, styler = overview.styled_overview(comp, models, columns)
+    hidden: dict[str, Any] = {overview.delta_name(c): None for c in columns}
     hidden["Model"] = st.column_config.TextColumn("Model", pinned=True)
-    notes = views.not_applicable_notes(comp)
-    for label, note in notes.items():  # the reason of an n/a cell, as its column's tooltip
+    notes = overview.column_notes(comp)
+    for label, note in notes.items():  # why a cell has no verdict, as its column's tooltip
         hidden[label] = st.column_config.Column(label, help=note)
     st.dataframe(styler, hide_index=True, column_config=hidden, key="overview_table")
-    if notes:
-        st.caption(
-            "n/a: the task does not apply to that run (hover the column title for why), "
-            "e.g. text tasks on precomputed image embeddings without a text encoder; it is "
-            "not a score of zero."
-        )
-    csv = views.csv_table(comp, baseline_label).to_csv(index=False).encode()
+    show_cell_notes(comp)
+    csv = overview.csv_table(comp, baseline_label).to_csv(index=False).encode()
     st.download_button(
         "Download as CSV", csv, file_name="leaderboard.csv", mime="text/csv", key="download_csv"
     )
+    show_ranks(ctx)
+    show_tradeoff(ctx, models, baseline_label)
+    provenance(ctx["runs"], models, ctx["baseline"])
 
+
+def show_summary(ctx: dict[str, Any], baseline_label: str) -> None:
+    """Above the table: what changed significantly for each model, every loss included."""
+    if ctx["baseline"] is None:
+        st.warning(NO_BASELINE, icon="⚖️")
+    lines = overview.summary_lines(ctx["verdicts"], LABELS)
+    if lines:
+        st.markdown(f"**Compared with {baseline_label}:**")
+        st.markdown("\n".join(f"- {line}" for line in lines))
+        st.caption("  \n".join(overview.method_notes(ctx["verdicts"], LABELS)))
+    elif len(ctx["models"]) == 1:
+        st.info("Only one model is scored so far: score another to compare.")
+    against = f"the change against **{baseline_label}**" if baseline_label else "no change"
+    st.caption(
+        f"Each cell: the score, then {against}: {overview.LEGEND}. Accuracy-like scores "
+        "are in %, changes in points; hits and pretest scores are counts out of the maximum "
+        "in the column title. Click a column title to sort."
+    )
+
+
+def show_cell_notes(comp: pd.DataFrame) -> None:
+    """Why some cells carry no verdict, in words under the table."""
+    reasons = comp[comp["status"] == overview.NOT_COMPARABLE]
+    if not reasons.empty:
+        lines = sorted({f"{r.model} on {r.column}: {r.reason}" for r in reasons.itertuples()})
+        st.caption("Not comparable (n/a), so neither better nor worse: " + "; ".join(lines))
+    if (comp["status"] == overview.NOT_APPLICABLE).any():
+        st.caption(
+            "n/a without a score: the task does not apply to that run (hover the column "
+            "title for why), e.g. text tasks on precomputed image embeddings without a text "
+            "encoder; it is not a score of zero."
+        )
+
+
+def show_ranks(ctx: dict[str, Any]) -> None:
+    target = ctx["target"]
+    column = views.find_column(ctx["all_columns"], target) if target else None
+    if column is None:
+        return
+    title = views.short_label(*target)
+    st.subheader(f"Ranks on {title}")
+    table = overview.rank_table(rank_bands(target), LABELS, target, ctx["verdicts"], column.count)
+    st.caption(
+        "Models not significantly different from the best of a rank (paired test, "
+        "Holm-corrected) share that rank: statistically tied. Detectable difference: the "
+        "smallest change the comparison with the baseline would find four times in five; "
+        "a smaller real change reads as a tie, because the benchmark is too small to tell."
+    )
+    st.dataframe(
+        table, hide_index=True, key="rank_table",
+        column_config={"Score": st.column_config.NumberColumn(format="%.1f")},
+    )  # fmt: skip
+
+
+def show_tradeoff(ctx: dict[str, Any], models: pd.DataFrame, baseline_label: str) -> None:
     st.subheader("Trade-off: gain on the target against change elsewhere")
     target, general = ctx["target"], ctx["general"]
     target_col = views.find_column(ctx["all_columns"], target) if target else None
-    pts = views.tradeoff_points(ctx["all_comparison"], models, target, general)
+    pts = overview.tradeoff_points(ctx["all_comparison"], models, target, general)
     if target_col is None or not general or pts.empty:
         st.info(
-            "The trade-off needs a target metric and at least one other benchmark "
-            "scored for the baseline and another model (choose them in the sidebar)."
+            "The trade-off needs a baseline, a target metric and at least one other "
+            "benchmark scored for the baseline and another model (choose them in the sidebar)."
         )
-    else:
-        general_title = ctx["general_title"]
-        target_title = views.short_label(*target)
-        st.caption(
-            f"One point per model, relative to {baseline_label} (at 0, 0). Up: better on "
-            f"{target_title}; right: better on {general_title}. Top right is better "
-            "everywhere; top left is a specialist that forgot some general knowledge. "
-            "WiSE-FT interpolations of one fine-tune are joined by a line (α = 0: base "
-            "model, α = 1: fine-tuned). Differences in % points of the maximum score."
-        )
-        st.altair_chart(views.tradeoff_chart(pts, target_title, general_title), width="stretch")
-    provenance(ctx["runs"], models, ctx["baseline"])
+        return
+    general_title = ctx["general_title"]
+    target_title = views.short_label(*target)
+    st.caption(
+        f"One point per model, relative to {baseline_label} (at 0, 0). Up: better on "
+        f"{target_title}; right: better on {general_title}. Top right is better "
+        "everywhere; top left is a specialist that forgot some general knowledge. "
+        "WiSE-FT interpolations of one fine-tune are joined by a line (α = 0: base "
+        "model, α = 1: fine-tuned). Differences in % points of the maximum score; whether "
+        "each is significant is in the table above."
+    )
+    st.altair_chart(views.tradeoff_chart(pts, target_title, general_title), width="stretch")
 
 
 def benchmark_page(ctx: dict[str, Any]) -> None:
@@ -414,35 +529,17 @@ def training_page(ctx: dict[str, Any]) -> None:
 
 
 def sidebar(
-    metrics: pd.DataFrame, models: pd.DataFrame, types: dict[tuple[str, str], str]
+    metrics: pd.DataFrame,
+    models: pd.DataFrame,
+    models_raw: pd.DataFrame,
+    types: dict[tuple[str, str], str],
 ) -> dict[str, Any]:
     bar = st.sidebar
     bar.header("Compare")
-    labels = list(models["label"])
-    default = views.choose_baseline(models)
-    baseline_label = select(
-        bar, "Baseline (differences are against it)", "baseline", labels, LABELS.get(default)
-    )
-    baseline = models.loc[models["label"] == baseline_label, "fingerprint"].iloc[0]
-
+    baseline = choose_baseline_widget(bar, models, models_raw)
     all_columns = views.metric_columns(metrics, all_metrics=True, task_types=types)
-    bar.subheader("Trade-off chart")
-    target_default = views.default_target(metrics)
-    benchmarks = list(dict.fromkeys(c.benchmark for c in all_columns))
-    default = target_default or (None, None, None)
-    b = select(
-        bar, "Target benchmark", "target_benchmark", benchmarks, default[0], views.benchmark_label
-    )
-    tasks = list(dict.fromkeys(c.task for c in all_columns if c.benchmark == b))
-    t = select(
-        bar, "Target task", "target_task", tasks, default[1], lambda task: views.task_label(b, task)
-    )
-    metric_names = [c.metric for c in all_columns if c.benchmark == b and c.task == t]
-    preferred = default[2] if default[:2] == (b, t) else None
-    if preferred is None:
-        preferred = "acc@1" if "acc@1" in metric_names else "ir_hits"
-    m = select(bar, "Target metric", "target_metric", metric_names, preferred, views.metric_words)
-    target = (b, t, m)
+    bar.subheader("Target metric")
+    target = choose_target_widget(bar, metrics, all_columns)
     general_cols = views.general_columns(all_columns, target)
     options: dict[str, list[tuple[str, str, str]]] = {}
     if general_cols:
@@ -453,6 +550,7 @@ def sidebar(
     for col in views.metric_columns(metrics, task_types=types):
         if col.key != target and col.label not in options:
             options[col.label] = [col.key]
+    bar.subheader("Trade-off chart")
     general_label = (
         select(bar, "Compared with", "general", list(options), next(iter(options)))
         if options
@@ -488,6 +586,70 @@ def select(
     return container.selectbox(label, options, index=index, key=key, format_func=format_func)
 
 
+def choose_baseline_widget(bar: Any, models: pd.DataFrame, models_raw: pd.DataFrame) -> str | None:
+    """The baseline picker: by default the model asked for in the URL or on the command line,
+    else the one ``evalsuite.verdicts.choose_baseline`` names (marked in the database, or the
+    one base of the fine-tunes); else none, and the user chooses. Never guessed from names."""
+    scored = models_raw[models_raw["fingerprint"].isin(set(models["fingerprint"]))]
+    try:
+        default = choose_baseline(scored, requested("baseline"))
+    except EvalSuiteError as exc:
+        bar.warning(f"Baseline {requested('baseline')!r} not found: {exc}", icon="⚠️")
+        default = choose_baseline(scored)
+    labels = list(models["label"])
+    if "baseline" in st.session_state and st.session_state["baseline"] not in labels:
+        del st.session_state["baseline"]
+    label = bar.selectbox(
+        "Baseline (changes are judged against it)", labels,
+        index=labels.index(LABELS[default]) if default in LABELS else None,
+        key="baseline", placeholder="Choose a baseline",
+    )  # fmt: skip
+    if label is None:
+        return None
+    row = models[models["label"] == label].iloc[0]
+    share(
+        "baseline",
+        row["name"] if (models["name"] == row["name"]).sum() == 1 else row["fingerprint"],
+    )
+    return str(row["fingerprint"])
+
+
+def choose_target_widget(
+    bar: Any, metrics: pd.DataFrame, all_columns: list[views.Column]
+) -> tuple[str, str, str]:
+    """Benchmark, task and metric of the target (the URL's or command line's ``B/T/M`` by
+    default): ranked in bands, and the trade-off chart's vertical axis."""
+    default = views.default_target(metrics) or (None, None, None)
+    asked = requested("target")
+    if asked:
+        key = tuple(asked.split("/", 2))
+        if views.find_column(all_columns, key) is not None:
+            default = key
+        else:
+            bar.warning(f"Target {asked!r} is not a scored BENCHMARK/TASK/METRIC.", icon="⚠️")
+    benchmarks = list(dict.fromkeys(c.benchmark for c in all_columns))
+    b = select(
+        bar, "Target benchmark", "target_benchmark", benchmarks, default[0], views.benchmark_label
+    )
+    tasks = list(dict.fromkeys(c.task for c in all_columns if c.benchmark == b))
+    t = select(
+        bar, "Target task", "target_task", tasks, default[1], lambda task: views.task_label(b, task)
+    )
+    metric_names = [c.metric for c in all_columns if c.benchmark == b and c.task == t]
+    preferred = default[2] if tuple(default[:2]) == (b, t) else None
+    if preferred is None:
+        preferred = "acc@1" if "acc@1" in metric_names else "ir_hits"
+    m = select(bar, "Target metric", "target_metric", metric_names, preferred, views.metric_words)
+    share("target", f"{b}/{t}/{m}")
+    return (b, t, m)
+
+
+def share(name: str, value: str) -> None:
+    """Put a choice in the URL, so that a copied link shows the same comparison."""
+    if st.query_params.get(name) != value:
+        st.query_params[name] = value
+
+
 def main() -> None:
     st.set_page_config(page_title="Fashion CLIP leaderboard", page_icon="👟", layout="wide")
     st.session_state["_busy"] = False
@@ -519,12 +681,22 @@ def main() -> None:
     LABELS.update(zip(models["fingerprint"], models["label"], strict=True))
     runs_shown = views.latest_runs(runs, metrics)
     types = views.task_types(runs_shown)
-    ctx = sidebar(metrics, models, types)
-    baseline = ctx["baseline"]
-    order = [baseline, *[fp for fp in models["fingerprint"] if fp != baseline]]
-    models = models.set_index("fingerprint").loc[order].reset_index()
+    try:
+        ctx = sidebar(metrics, models, models_raw, types)
+        baseline = ctx["baseline"]
+        order = [fp for fp in [baseline, *models["fingerprint"]] if fp is not None]
+        order = list(dict.fromkeys(order))
+        models = models.set_index("fingerprint").loc[order].reset_index()
+        verdicts = comparisons(baseline, order[1:] if baseline else [])
+    except Busy:
+        show_busy_notice(notice)
+        return
     columns = views.metric_columns(metrics, all_metrics=ctx["show_all"], task_types=types)
     skipped = views.skipped_tasks(runs_shown)
+
+    def table(cols: list[views.Column]) -> pd.DataFrame:
+        return overview.comparison(metrics, models, baseline, cols, verdicts, skipped)
+
     ctx.update(
         metrics=metrics,
         models=models,
@@ -532,8 +704,9 @@ def main() -> None:
         runs=runs_shown,
         roots=views.allowed_roots(runs),
         columns=columns,
-        comparison=views.comparison(metrics, models, baseline, columns, skipped),
-        all_comparison=views.comparison(metrics, models, baseline, ctx["all_columns"], skipped),
+        verdicts=verdicts,
+        comparison=table(columns),
+        all_comparison=table(ctx["all_columns"]),
     )
     tabs = st.tabs(list(PAGES), key="page", on_change="rerun", bind="query-params")
     pages = (overview_page, benchmark_page, retrieval_page, training_page)

@@ -1,7 +1,8 @@
 """Serve the leaderboard: ``streamlit run dashboards/leaderboard.py -- --db PATH``.
 
 ``evalsuite leaderboard`` calls :func:`main`; ``python -m dashboards.serve --db PATH`` does
-the same from a shell.
+the same from a shell. ``--baseline NAME`` and ``--target BENCHMARK/TASK/METRIC`` set the
+page's defaults (a URL's ``?baseline=...&target=...`` still wins).
 """
 
 from __future__ import annotations
@@ -18,10 +19,22 @@ DB_ENV = "EVALSUITE_DB"
 
 
 def command(
-    db_path: str | Path, port: int = 8501, headless: bool = True, options: Sequence[str] = ()
+    db_path: str | Path,
+    port: int = 8501,
+    headless: bool = True,
+    options: Sequence[str] = (),
+    baseline: str | None = None,
+    target: str | None = None,
 ) -> list[str]:
     """The ``streamlit run`` command line serving the leaderboard on ``db_path``; ``options``
-    are more streamlit flags (``--server.address 127.0.0.1``...)."""
+    are more streamlit flags (``--server.address 127.0.0.1``...); ``baseline`` and ``target``
+    go to the app after ``--``, like the database."""
+    app_args = [
+        part
+        for flag, value in (("--baseline", baseline), ("--target", target))
+        if value
+        for part in (flag, value)
+    ]
     return [
         sys.executable,
         "-m",
@@ -42,18 +55,27 @@ def command(
         "--",
         "--db",
         str(Path(db_path).expanduser().absolute()),
+        *app_args,
     ]
 
 
-def main(db_path: str | Path, port: int = 8501, headless: bool = True) -> int:
+def main(
+    db_path: str | Path,
+    port: int = 8501,
+    headless: bool = True,
+    baseline: str | None = None,
+    target: str | None = None,
+) -> int:
     """Run the leaderboard until interrupted; returns streamlit's exit status (0 on Ctrl-C).
 
-    A missing database is not an error: the page explains how to fill it.
+    A missing database is not an error: the page explains how to fill it. ``baseline`` (a
+    model name) and ``target`` (``BENCHMARK/TASK/METRIC``) are the page's defaults.
     """
     db = Path(db_path).expanduser().absolute()
     env = {**os.environ, DB_ENV: str(db)}
     print(f"Leaderboard on {db}: http://localhost:{port}  (Ctrl-C stops it)", flush=True)
-    process = subprocess.Popen(command(db, port, headless), env=env)
+    args = command(db, port, headless, baseline=baseline, target=target)
+    process = subprocess.Popen(args, env=env)
     try:
         return process.wait()
     except KeyboardInterrupt:
@@ -71,8 +93,13 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default="reports/results.duckdb", help="results database")
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--no-headless", action="store_true", help="open a browser tab")
+    parser.add_argument("--baseline", help="model the changes are judged against")
+    parser.add_argument("--target", help="target metric as BENCHMARK/TASK/METRIC")
     args = parser.parse_args(argv)
-    return main(args.db, port=args.port, headless=not args.no_headless)
+    return main(
+        args.db, port=args.port, headless=not args.no_headless, baseline=args.baseline,
+        target=args.target,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,9 +5,8 @@ No Streamlit and no database here: ``dashboards/leaderboard.py`` reads through
 
 Units: rates (accuracy, F1, recall...) are stored as fractions and shown as percentages, so
 their differences are percentage points ("pts"); counts (pretest, IR hits) carry a
-``maximum`` and are shown as counts out of it. A bootstrap interval is shown as "± half its
-width"; a difference smaller than the combined half-widths of the two intervals is "≈"
-(within noise), so small differences are not over-read.
+``maximum`` and are shown as counts out of it. Whether a difference is real is never decided
+here: ``dashboards.overview`` shows the verdicts of ``evalsuite.verdicts``.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ TASK_ORDER = (
     "image_search",
     "lace_search",
 )
-BASELINE_MARKERS = ("fashion-clip", "fashionclip", "fashion_clip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 
 BENCHMARK_LABELS = {
@@ -88,16 +86,6 @@ METRIC_ORDER = (
     "ir_hits",
     "ir_by_position",
 )
-
-COLOURS = {  # cell styles of the overview table
-    "better": "background-color: #d9f2df; color: #0f5132",
-    "worse": "background-color: #f8d7da; color: #842029",
-    "same": "color: #8a8f98",
-    "baseline": "background-color: #eef1f5",
-    "not_applicable": "color: #8a8f98; font-style: italic",
-}
-NOT_APPLICABLE = "n/a"
-
 
 # ---------------------------------------------------------------- names and units
 
@@ -188,33 +176,12 @@ def points(value: Any, maximum: Any) -> float:
     return 100.0 * float(value) / float(maximum) if is_count(maximum) else 100.0 * float(value)
 
 
-def half_width(ci_low: Any, ci_high: Any, maximum: Any) -> float:
-    """Half the width of a bootstrap interval, in displayed units (NaN when none)."""
-    if ci_low is None or ci_high is None or pd.isna(ci_low) or pd.isna(ci_high):
-        return math.nan
-    return abs(shown(ci_high, maximum) - shown(ci_low, maximum)) / 2.0
-
-
-def noise_level(hw_a: float, hw_b: float) -> float:
-    """Combined half-width of two intervals: differences below it are "within noise"."""
-    present = [h for h in (hw_a, hw_b) if not pd.isna(h)]
-    return math.sqrt(sum(h * h for h in present)) if present else math.nan
-
-
 def fmt_number(value: float, count: bool) -> str:
     if pd.isna(value):
         return "–"
     if count:
         return f"{value:,.0f}" if abs(value) >= 1 or value == 0 else f"{value:.1f}"
     return f"{value:.1f}"
-
-
-def fmt_interval(value: float, hw: float, count: bool) -> str:
-    """ "69.8 ±2.9"; the half-width alone when there is no interval."""
-    text = fmt_number(value, count)
-    if pd.isna(hw) or pd.isna(value):
-        return text
-    return f"{text} ±{hw:.0f}" if count and hw >= 1 else f"{text} ±{hw:.1f}"
 
 
 def fmt_delta(delta: float, count: bool) -> str:
@@ -246,7 +213,7 @@ def short_hash(value: Any, n: int = 10) -> str:
     return "" if value is None or pd.isna(value) else str(value)[:n]
 
 
-# ---------------------------------------------------------------- models and baseline
+# ---------------------------------------------------------------- models
 
 
 def _training(value: Any) -> dict[str, Any] | None:
@@ -336,29 +303,6 @@ def model_table(models: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd
         ],
     )
     return out
-
-
-def is_fashion_clip(name: Any, spec: Any) -> bool:
-    text = f"{name or ''} {spec or ''}".lower()
-    return any(marker in text for marker in BASELINE_MARKERS)
-
-
-def choose_baseline(models: pd.DataFrame) -> str | None:
-    """Default baseline: FashionCLIP (a base model first), else the first base model (no
-    training info), else the first model. Returns a fingerprint; None without models."""
-    if models.empty:
-        return None
-    rows = models.to_dict("records")
-    base = [  # a model, not vectors someone computed elsewhere
-        r
-        for r in rows
-        if not _training(r.get("training")) and r.get("backend") != PRECOMPUTED_BACKEND
-    ]
-    fashion = [r for r in rows if is_fashion_clip(r.get("name"), r.get("spec"))]
-    for group in ([r for r in fashion if r in base], fashion, base, rows):
-        if group:
-            return str(group[0]["fingerprint"])
-    return None  # pragma: no cover
 
 
 # ---------------------------------------------------------------- headline columns
@@ -461,157 +405,7 @@ def general_columns(columns: Iterable[Column], target: tuple[str, str, str] | No
     ]
 
 
-# ---------------------------------------------------------------- overview table
-
-
-def _lookup(metrics: pd.DataFrame) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    return {
-        (r["fingerprint"], r["benchmark"], r["task"], r["metric"]): r
-        for r in metrics.to_dict("records")
-    }
-
-
-def comparison(
-    metrics: pd.DataFrame,
-    models: pd.DataFrame,
-    baseline: str | None,
-    columns: Sequence[Column],
-    not_applicable: dict[tuple[str, str, str], str] | None = None,
-) -> pd.DataFrame:
-    """Tidy comparison: one row per (model, column) with the value, its interval, the
-    difference to the baseline and whether that difference is beyond the noise.
-
-    ``status`` is "baseline", "better", "worse", "same" (within noise), "missing" (no value),
-    "not_applicable" (the run recorded why the task does not apply to it, in ``reason``: see
-    :func:`skipped_tasks`) or "n/a" (no baseline value). ``comparable`` is False when the two
-    runs scored different data or a different benchmark definition (hashes differ).
-    """
-    look = _lookup(metrics)
-    rows = []
-    for model in models.to_dict("records"):
-        fp = model["fingerprint"]
-        for col in columns:
-            cand = look.get((fp, *col.key))
-            base = look.get((baseline, *col.key)) if baseline else None
-            row = {
-                "model": model["label"],
-                "fingerprint": fp,
-                "kind": model["kind"],
-                "column": col.label,
-                "benchmark": col.benchmark,
-                "task": col.task,
-                "metric": col.metric,
-                "count": col.count,
-            }
-            reason = (not_applicable or {}).get((fp, col.benchmark, col.task))
-            if cand is None and reason:
-                rows.append({**row, "status": "not_applicable", "reason": reason})
-                continue
-            if cand is None:
-                rows.append({**row, "status": "missing"})
-                continue
-            maximum = cand.get("maximum")
-            value = shown(cand["value"], maximum)
-            hw = half_width(cand.get("ci_low"), cand.get("ci_high"), maximum)
-            row.update(
-                value=value,
-                raw_value=cand["value"],
-                maximum=maximum,
-                ci_low=cand.get("ci_low"),
-                ci_high=cand.get("ci_high"),
-                half_width=hw,
-                points=points(cand["value"], maximum),
-                run_id=cand.get("run_id"),
-                higher_is_better=bool(cand.get("higher_is_better", True)),
-            )
-            if fp == baseline:
-                rows.append(
-                    {
-                        **row,
-                        "status": "baseline",
-                        "delta": 0.0,
-                        "delta_points": 0.0,
-                        "comparable": True,
-                    }
-                )
-                continue
-            if base is None:
-                rows.append({**row, "status": "n/a"})
-                continue
-            base_value = shown(base["value"], base.get("maximum"))
-            base_hw = half_width(base.get("ci_low"), base.get("ci_high"), base.get("maximum"))
-            delta = value - base_value
-            noise = noise_level(hw, base_hw)
-            good = delta if row["higher_is_better"] else -delta
-            status = (
-                "same"
-                if not pd.isna(noise) and abs(delta) <= noise
-                else "better"
-                if good > 0
-                else "worse"
-                if good < 0
-                else "same"
-            )
-            comparable = all(
-                cand.get(k) == base.get(k) for k in ("data_manifest_hash", "benchmark_hash")
-            ) and (is_count(maximum) == is_count(base.get("maximum")))
-            rows.append(
-                {
-                    **row,
-                    "baseline_value": base_value,
-                    "delta": delta,
-                    "noise": noise,
-                    "delta_points": points(cand["value"], maximum)
-                    - points(base["value"], base.get("maximum")),
-                    "status": status,
-                    "comparable": comparable,
-                }
-            )
-    columns_out = [
-        "model",
-        "fingerprint",
-        "kind",
-        "column",
-        "benchmark",
-        "task",
-        "metric",
-        "count",
-        "value",
-        "raw_value",
-        "maximum",
-        "ci_low",
-        "ci_high",
-        "half_width",
-        "points",
-        "baseline_value",
-        "delta",
-        "delta_points",
-        "noise",
-        "status",
-        "comparable",
-        "higher_is_better",
-        "run_id",
-        "reason",
-    ]
-    return pd.DataFrame(rows).reindex(columns=columns_out)
-
-
-def cell_text(row: dict[str, Any], column: Column) -> str:
-    """ "79.9 ±2.7  (+10.1)", "70.2 ±2.9  (≈ +0.4)", "69.8 ±2.9" for the baseline."""
-    status = row.get("status")
-    if status == "not_applicable":
-        return NOT_APPLICABLE
-    if status == "missing" or pd.isna(row.get("value")):
-        return "–"
-    text = fmt_interval(row["value"], row.get("half_width", math.nan), column.count)
-    if column.count and column.maximum is None and is_count(row.get("maximum")):
-        text = f"{text} / {_fmt_max(row['maximum'])}"
-    if status in ("better", "worse", "same"):
-        delta = fmt_delta(row["delta"], column.count)
-        mark = "≈ " if status == "same" else ""
-        warn = " ⚠" if not row.get("comparable", True) else ""
-        text = f"{text}  ({mark}{delta}){warn}"
-    return text
+# ---------------------------------------------------------------- task records
 
 
 def task_types(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
@@ -635,168 +429,7 @@ def skipped_tasks(runs: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     return out
 
 
-def not_applicable_notes(comp: pd.DataFrame) -> dict[str, str]:
-    """Column label -> "model: reason" lines of its n/a cells (the column's help tooltip)."""
-    rows = comp[comp["status"] == "not_applicable"]
-    notes: dict[str, list[str]] = {}
-    for row in rows.to_dict("records"):
-        line = f"{NOT_APPLICABLE} for {row['model']}: {row['reason']}"
-        if line not in notes.setdefault(row["column"], []):
-            notes[row["column"]].append(line)
-    return {column: "\n\n".join(lines) for column, lines in notes.items()}
-
-
-COST_COLUMNS = ("Fine-tuning time", "Parameters")
-
-
-def overview_frame(
-    comp: pd.DataFrame, models: pd.DataFrame, columns: Sequence[Column]
-) -> pd.DataFrame:
-    """Wide numeric frame behind the overview: Model, Type, one column per metric (displayed
-    units), one hidden "Δ <metric>" column per metric, then the cost columns."""
-    table = pd.DataFrame({"Model": models["label"], "Type": models["kind"]})
-    for col in columns:
-        part = comp[comp["column"] == col.label].set_index("model")
-        table[col.label] = table["Model"].map(part["value"]).astype(float)
-    for col in columns:
-        part = comp[comp["column"] == col.label].set_index("model")
-        table[delta_name(col)] = table["Model"].map(part["delta"]).astype(float)
-    table[COST_COLUMNS[0]] = [fmt_duration(s) for s in models["train_seconds"]]
-    table[COST_COLUMNS[1]] = [fmt_params(p) for p in models["parameter_count"]]
-    return table.reset_index(drop=True)
-
-
-def delta_name(column: Column) -> str:
-    return f"Δ {column.label}"
-
-
-def styled_overview(
-    comp: pd.DataFrame, models: pd.DataFrame, columns: Sequence[Column]
-) -> tuple[pd.DataFrame, Any]:
-    """(numeric frame, pandas Styler showing "value ±ci (delta)" coloured by verdict).
-
-    Sorting the table sorts by the numbers; the Styler only changes what the cells show.
-    """
-    table = overview_frame(comp, models, columns)
-    styler = table.style
-    records = {(r["model"], r["column"]): r for r in comp.to_dict("records")}
-    for i, model in enumerate(table["Model"]):
-        for col in columns:
-            row = records.get((model, col.label), {"status": "missing"})
-            text = cell_text(row, col)
-            styler = styler.format(lambda _v, text=text: text, subset=([i], [col.label]))
-    for col in columns:
-        styler = styler.format(
-            lambda v, count=col.count: fmt_delta(v, count), subset=[delta_name(col)]
-        )
-    status = {
-        (i, col.label): records.get((m, col.label), {}).get("status")
-        for i, m in enumerate(table["Model"])
-        for col in columns
-    }
-
-    def colour(frame: pd.DataFrame) -> pd.DataFrame:
-        css = pd.DataFrame("", index=frame.index, columns=frame.columns)
-        for (i, label), state in status.items():
-            css.loc[i, label] = COLOURS.get(state or "", "")
-        return css
-
-    styler = styler.apply(colour, axis=None)
-    return table, styler
-
-
-def csv_table(comp: pd.DataFrame, baseline_label: str | None) -> pd.DataFrame:
-    """Plain table for the CSV download: one row per model and metric, raw numbers."""
-    out = comp[~comp["status"].isin(["missing", "not_applicable"])].copy()
-    out = out.rename(columns={"column": "metric_label"})
-    out["baseline"] = baseline_label
-    keep = [
-        "model",
-        "kind",
-        "benchmark",
-        "task",
-        "metric",
-        "metric_label",
-        "raw_value",
-        "maximum",
-        "ci_low",
-        "ci_high",
-        "value",
-        "half_width",
-        "baseline",
-        "baseline_value",
-        "delta",
-        "noise",
-        "status",
-        "comparable",
-        "run_id",
-    ]
-    return out[keep].rename(columns={"raw_value": "stored_value", "value": "shown_value"})
-
-
-# ---------------------------------------------------------------- verdict
-
-
-def _phrase(row: dict[str, Any]) -> str:
-    what = short_label(row["benchmark"], row["task"], row["metric"])
-    count, status = bool(row["count"]), row["status"]
-    delta = fmt_delta(row["delta"], count)
-    unit = "" if count else " pts"
-    of = f" (of {_fmt_max(row['maximum'])})" if count and is_count(row.get("maximum")) else ""
-    if status == "same":
-        text = f"≈ same {what} ({delta}{unit}, within noise)"
-    elif count:
-        text = f"{delta} {what}{of}"
-    else:
-        text = f"{delta} pts on {what}"
-    return text + (" ⚠ different data" if not row.get("comparable", True) else "")
-
-
-def verdicts(
-    comp: pd.DataFrame,
-    models: pd.DataFrame,
-    baseline: str | None,
-    target: tuple[str, str, str] | None,
-    limit: int = 4,
-) -> list[str]:
-    """One sentence per compared model: "ft-x: +10.1 pts on footwear type accuracy; −5.0 pts
-    on Fashion-MNIST accuracy". Fine-tuned models first, best target gain first."""
-    if comp.empty or baseline is None:
-        return []
-    others = models[models["fingerprint"] != baseline]
-    tuned = others[others["kind"] != "base"]
-    chosen = tuned if not tuned.empty else others
-    rows = comp[comp["fingerprint"].isin(set(chosen["fingerprint"]))]
-    rows = rows[rows["status"].isin(["better", "worse", "same"])]
-    wanted = [target] if target else []
-    wanted += sorted(
-        {
-            (b, t, m)
-            for b, t, m in zip(rows["benchmark"], rows["task"], rows["metric"], strict=True)
-            if b in GENERAL_BENCHMARKS and m == "acc@1"
-        }
-    )
-    wanted += [("footwear", "text_search", "ir_hits")]
-    wanted = list(dict.fromkeys(k for k in wanted if k))
-    lines = []
-    for model in chosen.to_dict("records"):
-        mine = rows[rows["fingerprint"] == model["fingerprint"]]
-        by_key = {(r["benchmark"], r["task"], r["metric"]): r for r in mine.to_dict("records")}
-        parts = [_phrase(by_key[k]) for k in wanted if k in by_key]
-        if not parts:
-            continue
-        gain = by_key[target]["delta_points"] if target in by_key else -math.inf
-        lines.append(
-            (
-                -(gain if not pd.isna(gain) else -math.inf),
-                model["label"],
-                f"**{model['label']}**: " + "; ".join(parts),
-            )
-        )
-    return [text for *_, text in sorted(lines)[:limit]]
-
-
-# ---------------------------------------------------------------- trade-off
+# ---------------------------------------------------------------- WiSE-FT curves
 
 
 def _same_spec(a: Any, b: Any) -> bool:
@@ -865,61 +498,6 @@ def wise_curves(models: pd.DataFrame) -> pd.DataFrame:
             for a, fp in sorted(members)
         ]
     return pd.DataFrame(rows, columns=["curve", "alpha", "fingerprint"])
-
-
-def tradeoff_points(
-    comp: pd.DataFrame,
-    models: pd.DataFrame,
-    target: tuple[str, str, str] | None,
-    general: Sequence[tuple[str, str, str]],
-) -> pd.DataFrame:
-    """One point per model: gain on the target metric (pts of the maximum, vs the baseline)
-    against the change on the general benchmarks (mean of those both runs have).
-
-    Columns: model, fingerprint, kind, target_gain, general_change, n_general, curve, alpha.
-    Models without the target or any general benchmark are left out.
-    """
-    columns = [
-        "model",
-        "fingerprint",
-        "kind",
-        "target_gain",
-        "general_change",
-        "n_general",
-        "curve",
-        "alpha",
-        "comparable",
-    ]
-    if comp.empty or target is None or not general:
-        return pd.DataFrame(columns=columns)
-    usable = comp[comp["status"].isin(["baseline", "better", "worse", "same"])]
-    key = list(zip(usable["benchmark"], usable["task"], usable["metric"], strict=True))
-    usable = usable.assign(key=key)
-    rows = []
-    for model in models.to_dict("records"):
-        mine = usable[usable["fingerprint"] == model["fingerprint"]]
-        tgt = mine[mine["key"] == tuple(target)]
-        gen = mine[mine["key"].isin([tuple(g) for g in general])]
-        if tgt.empty or gen.empty:
-            continue
-        rows.append(
-            {
-                "model": model["label"],
-                "fingerprint": model["fingerprint"],
-                "kind": model["kind"],
-                "target_gain": float(tgt["delta_points"].iloc[0]),
-                "general_change": float(gen["delta_points"].mean()),
-                "n_general": len(gen),
-                "curve": None,
-                "alpha": math.nan,
-                "comparable": bool(pd.concat([tgt, gen])["comparable"].all()),
-            }
-        )
-    out = pd.DataFrame(rows, columns=columns)
-    curves = wise_curves(models)
-    lines = curves.merge(out.drop(columns=["curve", "alpha"]), on="fingerprint")
-    out = pd.concat([out, lines[columns]], ignore_index=True) if not lines.empty else out
-    return out
 
 
 # ---------------------------------------------------------------- provenance

@@ -1,8 +1,10 @@
 """The Streamlit leaderboard rendered with AppTest on real results databases.
 
-Two databases: ``sample`` is written through ``evalsuite.store.write_run`` with hand-made but
-realistic RunResults (a FashionCLIP base model, a fine-tune with a training history and two
-WiSE-FT interpolations; thumbnails in a data root); ``real`` is filled by real
+Three databases: ``sample`` (``tests/leaderboard_sample.py``) is written through
+``evalsuite.store.write_run`` with hand-made but consistent RunResults (a FashionCLIP base
+model, a fine-tune with a training history and two WiSE-FT interpolations; per-item and
+per-query results behind every metric; thumbnails in a data root); ``verdict``
+(``tests/verdict_db.py``) is built for the verdicts; ``real`` is filled by real
 ``evalsuite.runner.score_model`` runs of two tiny CLIPs on the footwear catalogue and
 Fashion-MNIST (skipped without the runner or the shared data). Other leaderboard tests import
 ``write_sample_results`` and ``sample_db`` from here.
@@ -18,269 +20,19 @@ import os
 import re
 import shutil
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from leaderboard_sample import FT_SPEC, FT_TRAINING, write_sample_results
+from verdict_db import write_verdict_db
 
 from evalsuite import store
-from evalsuite.data.fmnist import CLASS_NAMES
-from evalsuite.results import (
-    ClassMetric,
-    ConfusionCell,
-    MetricValue,
-    ModelInfo,
-    Prediction,
-    RetrievedItem,
-    RunResult,
-)
+from evalsuite.results import MetricValue, ModelInfo, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboards" / "leaderboard.py"
 TIMEOUT = 60
-
-BASE_SPEC = "patrickjohncyh/fashion-clip"
-FT_SPEC = "/checkpoints/footwear-ft"
-ARTICLE_TYPES = [
-    "Casual Shoes",
-    "Sports Shoes",
-    "Formal Shoes",
-    "Heels",
-    "Flats",
-    "Flip Flops",
-    "Sandals",
-    "Sports Sandals",
-]
-FMNIST = list(CLASS_NAMES)
-# name -> (fingerprint, footwear type acc@1, FMNIST acc@1, text hits, image hits, training)
-HISTORY = [
-    {
-        "epoch": e,
-        "train_loss": 2.1 - 0.35 * e,
-        "val_loss": 1.9 - 0.2 * e + 0.04 * e * e,
-        "val_accuracy": 0.70 + 0.04 * e,
-        "lr": 1e-5 * (1 - e / 4),
-        "seconds": 310.0 + e,
-    }
-    for e in range(1, 4)
-]
-FT_TRAINING = {
-    "run_name": "footwear-ft",
-    "config": {"epochs": 3, "lr": 1e-5, "batch_size": 64, "data": "footwear train split"},
-    "base_model": {"spec": BASE_SPEC, "fingerprint": "fp-fashionclip"},
-    "seed": 0,
-    "history": HISTORY,
-}
-
-
-def _wise(alpha: float) -> dict[str, Any]:
-    return {
-        "run_name": f"footwear-ft-wise{alpha:g}",
-        "wise": {
-            "alpha": alpha,
-            "base_spec": BASE_SPEC,
-            "finetuned_spec": FT_SPEC,
-            "base_fingerprint": "fp-fashionclip",
-        },
-    }
-
-
-SAMPLE_MODELS = {
-    "FashionCLIP-tiny": ("fp-fashionclip", BASE_SPEC, 0.698, 0.702, 212, 71, None),
-    "footwear-ft": ("fp-footwear-ft", FT_SPEC, 0.799, 0.652, 251, 80, FT_TRAINING),
-    "footwear-ft-wise0.3": (
-        "fp-wise-03",
-        "/checkpoints/footwear-ft-wise0.3",
-        0.752,
-        0.699,
-        230,
-        75,
-        _wise(0.3),
-    ),
-    "footwear-ft-wise0.6": (
-        "fp-wise-06",
-        "/checkpoints/footwear-ft-wise0.6",
-        0.781,
-        0.688,
-        240,
-        77,
-        _wise(0.6),
-    ),
-}
-
-
-def _png(path: Path, colour: tuple[int, int, int]) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (60, 80), colour).save(path)
-
-
-def _rate(name: str, task: str, value: float, n: int) -> MetricValue:
-    hw = 1.96 * math.sqrt(max(value * (1 - value), 1e-4) / n)
-    return MetricValue(name, value, None, value - hw, value + hw, True, task)
-
-
-def _count(name: str, task: str, value: float, maximum: float) -> MetricValue:
-    return MetricValue(name, value, maximum, value - 9.0, value + 9.0, True, task)
-
-
-def write_sample_results(db: Path, data_root: Path, started: datetime | None = None) -> dict:
-    """Write the sample runs (2 benchmarks x 4 models) into ``db``; returns what was written:
-    {"names": {name: fingerprint}, "data_root": ..., "runs": [RunResult]}."""
-    images = data_root / "images"
-    for i in range(2 * len(ARTICLE_TYPES)):
-        _png(images / f"{1000 + i}.png", (40 + 12 * i, 90, 160 - 5 * i))
-    started = started or datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
-    runs = []
-    for index, (name, (fp, spec, acc, fm, text_hits, image_hits, training)) in enumerate(
-        SAMPLE_MODELS.items()
-    ):
-        info = ModelInfo(
-            fingerprint=fp,
-            name=name,
-            spec=spec,
-            backend="hf",
-            base_model=(training or {}).get("base_model", {}).get("spec"),
-            base_fingerprint=(training or {}).get("base_model", {}).get("fingerprint"),
-            parameter_count=151_277_313,
-            training=training,
-            history=list((training or {}).get("history", [])),
-        )
-        when = started + timedelta(minutes=10 * index)
-        footwear = RunResult(
-            model=info,
-            benchmark="footwear",
-            benchmark_version="1",
-            benchmark_hash="bh-foot-1",
-            data_manifest_hash="dm-foot-1",
-            data_root=str(data_root),
-            code_version="0.1.0+g1234",
-            device="cpu",
-            precision="fp32",
-            seconds=12.5,
-            n_items=884,
-            started_at=when,
-        )
-        footwear.metrics += [
-            _rate("acc@1", "article_type", acc, 884),
-            _rate("acc@5", "article_type", min(acc + 0.15, 0.99), 884),
-            _rate("f1_macro", "article_type", acc - 0.05, 884),
-            _rate("f1_weighted", "article_type", acc - 0.02, 884),
-            MetricValue(
-                "pretest",
-                round(acc * 4420),
-                4420,
-                acc * 4420 - 60,
-                acc * 4420 + 60,
-                True,
-                "article_type",
-            ),
-            _rate("acc@1", "base_colour", 0.55 + (acc - 0.7) / 3, 852),
-            _count("ir_hits", "text_search", text_hits, 390),
-            _count("ir_by_position", "text_search", text_hits * 0.93, 390),
-            _rate("MRR", "text_search", 0.6 + (acc - 0.7), 39),
-            _count("ir_hits", "image_search", image_hits, 130),
-            _count("ir_by_position", "image_search", image_hits * 0.95, 130),
-        ]
-        for c, label in enumerate(ARTICLE_TYPES):
-            f1 = max(0.05, min(0.98, acc + 0.03 * (c - 3.5) - 0.02 * index * (c % 2)))
-            footwear.class_metrics.append(ClassMetric("article_type", label, f1, f1, f1, 40 + c))
-            for d, other in enumerate(ARTICLE_TYPES):
-                count = round(f1 * 40) if c == d else (3 if abs(c - d) == 1 else 0)
-                if count:
-                    footwear.confusion.append(ConfusionCell("article_type", label, other, count))
-        for i in range(16):
-            true = ARTICLE_TYPES[i % 8]
-            wrong = (i + index) % 3 == 0
-            predicted = ARTICLE_TYPES[(i + 1) % 8] if wrong else true
-            footwear.predictions.append(
-                Prediction(
-                    "article_type",
-                    str(1000 + i),
-                    true,
-                    predicted,
-                    not wrong,
-                    0.9 - 0.01 * i,
-                    2 if wrong else 1,
-                    f"images/{1000 + i}.png",
-                )
-            )
-        footwear.predictions.append(
-            Prediction(  # a path escaping the data root
-                "article_type", "9999", "Heels", "Flats", False, 0.99, 2, "../outside.png"
-            )
-        )
-        for q, (qid, text) in enumerate(
-            (
-                ("t01", "black formal shoes for men"),
-                ("t02", "brown formal shoes"),
-                ("t03", "white sports shoes for women"),
-            )
-        ):
-            for rank in range(1, 11):
-                item = 1000 + (rank + q + index) % 16
-                relevant = (rank + index + q) % 3 != 0
-                footwear.retrieved.append(
-                    RetrievedItem(
-                        "text_search",
-                        qid,
-                        text,
-                        rank,
-                        str(item),
-                        0.5 - 0.01 * rank,
-                        relevant,
-                        f"images/{item}.png",
-                    )
-                )
-        for rank in range(1, 11):
-            item = 1000 + (rank * 3 + index) % 16
-            footwear.retrieved.append(
-                RetrievedItem(
-                    "image_search",
-                    "i01",
-                    "1000",
-                    rank,
-                    str(item),
-                    0.9 - 0.01 * rank,
-                    rank % 2 == 1,
-                    f"images/{item}.png",
-                )
-            )
-        fmnist = RunResult(
-            model=info,
-            benchmark="fmnist",
-            benchmark_version="1",
-            benchmark_hash="bh-fmnist-1",
-            data_manifest_hash="dm-fmnist-1",
-            data_root=None,
-            code_version="0.1.0+g1234",
-            device="cpu",
-            precision="fp32",
-            seconds=30.0,
-            n_items=10000,
-            started_at=when + timedelta(minutes=1),
-        )
-        fmnist.metrics += [
-            MetricValue("acc@1", fm, None, fm - 0.009, fm + 0.009, True, "label"),
-            MetricValue("f1_macro", fm - 0.03, None, fm - 0.04, fm - 0.02, True, "label"),
-        ]
-        fmnist.class_metrics += [
-            ClassMetric("label", c, fm, fm, fm - 0.01 * i, 1000) for i, c in enumerate(FMNIST)
-        ]
-        fmnist.confusion += [ConfusionCell("label", c, c, int(fm * 1000)) for c in FMNIST]
-        fmnist.predictions += [
-            Prediction("label", str(i), "Shirt", "T-shirt/top", False, 0.8, 2, None)
-            for i in range(3)
-        ]
-        for run in (footwear, fmnist):
-            store.write_run(db, run)
-            runs.append(run)
-    _png(data_root.parent / "outside.png", (255, 0, 0))
-    names = {name: values[0] for name, values in SAMPLE_MODELS.items()}
-    return {"names": names, "data_root": data_root, "runs": runs}
-
 
 # ---------------------------------------------------------------- real runs
 
@@ -360,7 +112,13 @@ def real_db(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path, fmnis
     work = tmp_path_factory.mktemp("leaderboard-real")
     db = work / "results.duckdb"
     names = score_real(db, work, catalogue_dir, fmnist_dir)
+    store.mark_baseline(db, "FashionCLIP-tiny")  # the leaderboard never guesses it from names
     return db, {"names": names}
+
+
+@pytest.fixture(scope="module")
+def verdict_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_verdict_db(tmp_path_factory.mktemp("leaderboard-verdicts") / "v.duckdb")
 
 
 @pytest.fixture(params=["sample", pytest.param("real", marks=pytest.mark.slow)])
@@ -423,12 +181,85 @@ def chart_data(chart) -> list:
     return [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets]
 
 
-def overview_frame(at):
+def _overview_element(at):
     return next(
-        df.value
-        for df in at.dataframe
-        if "Model" in df.value.columns and "Type" in df.value.columns
+        df for df in at.dataframe if "Model" in df.value.columns and "Type" in df.value.columns
     )
+
+
+def overview_frame(at):
+    return _overview_element(at).value
+
+
+def overview_cells(at):
+    """The overview's cells as the page shows them ("79.9  (▲ +10.1)"), indexed by model."""
+    import pyarrow as pa
+
+    styler = _overview_element(at).proto.arrow_data.styler
+    shown = pa.ipc.open_stream(styler.display_values).read_all().to_pandas()
+    return shown.set_index("Model")
+
+
+def rank_frame(at):
+    return next(df.value for df in at.dataframe if "Rank" in df.value.columns)
+
+
+MARKER_VERDICTS = {"▲": "better", "▼": "worse", "≈": "tied"}
+
+
+def cell_verdict(text: str) -> str | None:
+    """The verdict a cell shows: its marker, or "not comparable"; None for a cell without a
+    verdict (the baseline's own, a missing value, a task the run skipped)."""
+    if "not comparable" in text:
+        return "not comparable"
+    marker = text.partition("(")[2][:1]
+    return MARKER_VERDICTS.get(marker)
+
+
+def leaderboard_verdicts(
+    db: Path, baseline: str | None = None, all_metrics: bool = True
+) -> dict[tuple[str, str, str, str], str]:
+    """Run the leaderboard on ``db`` (AppTest) and read the verdict every displayed cell of
+    every candidate shows.
+
+    Returns {(model label, benchmark, task, metric): verdict}, the verdict being "better",
+    "worse", "tied" or "not comparable" as the cell's marker (▲ ▼ ≈) or text says. The model
+    label is the model's name (with the first 8 characters of its fingerprint when two
+    models share a name). Cells of the baseline itself, cells without a value and tasks a run
+    skipped are left out. ``baseline`` is passed as ``?baseline=``; else the page's default
+    (the marked model). ``all_metrics`` ticks "Show every metric", so every stored metric of
+    every task is read, as ``evalsuite compare --json`` lists them.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    from dashboards import views
+
+    before = os.environ.get("EVALSUITE_DB")
+    os.environ["EVALSUITE_DB"] = str(db)
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        if baseline:
+            at.query_params["baseline"] = baseline
+        at.run()
+        if all_metrics:
+            at.sidebar.checkbox(key="all_metrics").check().run()
+    finally:
+        if before is None:
+            os.environ.pop("EVALSUITE_DB", None)
+        else:
+            os.environ["EVALSUITE_DB"] = before
+    no_errors(at)
+    metrics = store.latest_metrics(db)
+    runs = views.latest_runs(store.list_runs(db), metrics)
+    columns = views.metric_columns(metrics, all_metrics, views.task_types(runs))
+    keys = {c.label: c.key for c in columns}
+    out = {}
+    for model, row in overview_cells(at).iterrows():
+        for label, key in keys.items():
+            verdict = cell_verdict(str(row[label]))
+            if verdict is not None:
+                out[(str(model), *key)] = verdict
+    return out
 
 
 # ---------------------------------------------------------------- tests
@@ -466,35 +297,69 @@ def test_overview_shows_models_metrics_and_deltas(results_db, monkeypatch):
         assert math.isclose(row.loc["FashionCLIP-tiny", f"Δ {column}"], 0.0)
     text = texts(at)
     assert "Compared with FashionCLIP-tiny" in text
-    assert re.search(rf"\*\*{re.escape(other)}\*\*: [+−]\d+\.\d pts on footwear", text)
+    line = next(t for t in text.splitlines() if t.startswith(f"- **{other}**: "))
+    assert re.search(r"(better on|worse on|no significant change)", line)
+    assert "comparisons, Holm-corrected" in text  # how the verdicts were reached
     assert at.get("download_button"), "the table can be downloaded as CSV"
     assert at.get("vega_lite_chart"), "the trade-off chart is drawn"
     assert any("Provenance" in e.label for e in at.expander)
 
 
-def test_sample_overview_values_verdict_and_noise(sample_db, monkeypatch):
+def test_sample_overview_values_and_verdicts(sample_db, monkeypatch):
     db, _ = sample_db
     at = app(db, monkeypatch)
     no_errors(at)
     row = overview_frame(at).set_index("Model")
     accuracy = "Zero-shot accuracy (footwear type)"
+    fmnist = "Zero-shot accuracy (Fashion-MNIST)"
     assert row.loc["footwear-ft", accuracy] == pytest.approx(79.9)
     assert row.loc["footwear-ft", f"Δ {accuracy}"] == pytest.approx(10.1)
-    assert row.loc["footwear-ft", "Δ Zero-shot accuracy (Fashion-MNIST)"] == pytest.approx(-5.0)
+    assert row.loc["footwear-ft", f"Δ {fmnist}"] == pytest.approx(-5.0)
     assert row.loc["footwear-ft", "Δ Text search hits / 390"] == pytest.approx(39)
     assert row.loc["footwear-ft", "Fine-tuning time"] == "16 min"
     assert row.loc["footwear-ft-wise0.3", "Type"] == "WiSE-FT α=0.30"
+    # the cells show the verdicts of evalsuite.verdicts: 101 items gained and none lost is
+    # significant, 50 Fashion-MNIST items lost too; 3 lost (wise0.3) is not
+    cells = overview_cells(at)
+    assert cells.loc["footwear-ft", accuracy] == "79.9  (▲ +10.1)"
+    assert cells.loc["footwear-ft", fmnist] == "65.2  (▼ −5.0)"
+    assert cells.loc["footwear-ft-wise0.3", fmnist] == "69.9  (≈ −0.3)"
+    assert cells.loc["FashionCLIP-tiny", accuracy] == "69.8"  # the baseline: no verdict
     text = texts(at)
+    assert "within noise" not in text and "within the measurement noise" not in text
+    assert "▲ significantly better, ▼ significantly worse (paired test, Holm-corrected)" in text
     line = next(t for t in text.splitlines() if t.startswith("- **footwear-ft**"))
-    assert "+10.1 pts on footwear type accuracy" in line
-    assert "−5.0 pts on Fashion-MNIST accuracy" in line
-    assert "≈ same Fashion-MNIST accuracy" in text  # wise0.3: -0.3 pts, inside the noise
+    assert "better on footwear article type (zero-shot accuracy +10.10 pts" in line
+    assert "worse on fashion-mnist label (zero-shot accuracy -5.00 pts" in line
+    wise = next(t for t in text.splitlines() if t.startswith("- **footwear-ft-wise0.3**"))
+    assert "fashion-mnist" not in wise  # a tie is no significant change
     # the trade-off chart joins the WiSE-FT alphas of the fine-tune as one curve
     frames = [f for chart in at.get("vega_lite_chart") for f in chart_data(chart)]
     curve = next(f for f in frames if "curve" in f.columns and f["curve"].notna().any())
     assert list(curve["alpha"]) == [0.0, 0.3, 0.6, 1.0]
     assert set(curve["curve"]) == {"WiSE-FT of footwear-ft"}
     assert curve["model"].iloc[-1] == "footwear-ft"
+
+
+def test_sample_csv_carries_the_verdicts(sample_db):
+    from dashboards import overview, views
+    from evalsuite.verdicts import compare_models
+
+    db, info = sample_db
+    metrics = store.latest_metrics(db)
+    models = views.model_table(store.list_models(db), metrics)
+    base = info["names"]["FashionCLIP-tiny"]
+    verdicts = {fp: compare_models(db, base, fp) for fp in models["fingerprint"] if fp != base}
+    columns = views.metric_columns(metrics)
+    comp = overview.comparison(metrics, models, base, columns, verdicts)
+    csv = overview.csv_table(comp, "FashionCLIP-tiny")
+    rows = csv.set_index(["model", "task", "metric"])
+    assert rows.loc[("footwear-ft", "article_type", "acc@1"), "verdict"] == "better"
+    assert rows.loc[("footwear-ft", "label", "acc@1"), "verdict"] == "worse"
+    assert rows.loc[("footwear-ft-wise0.3", "label", "acc@1"), "verdict"] == "tied"
+    assert rows.loc[("FashionCLIP-tiny", "label", "acc@1"), "verdict"] == "baseline"
+    assert {"change_ci_low", "change_ci_high", "p_adjusted", "mdd"} <= set(csv.columns)
+    assert "noise" not in csv.columns and "half_width" not in csv.columns
 
 
 def test_switching_the_baseline_changes_the_deltas(sample_db, monkeypatch):
@@ -605,6 +470,8 @@ def test_provenance_mismatch_warns(tmp_path, monkeypatch):
         name="footwear-ft",
         spec=FT_SPEC,
         backend="hf",
+        base_model=models.loc["footwear-ft", "base_model"],
+        base_fingerprint=models.loc["footwear-ft", "base_fingerprint"],  # keeps the baseline
         training=models.loc["footwear-ft", "training"],
     )
     newer = RunResult(
@@ -628,6 +495,12 @@ def test_provenance_mismatch_warns(tmp_path, monkeypatch):
     warnings = [w.value for w in at.warning]
     assert any("footwear-ft vs FashionCLIP-tiny on fmnist: different data" in w for w in warnings)
     assert any("different benchmark definition" in w for w in warnings)
+    # the verdict module will not compare runs on other data: "not comparable", never a colour
+    cell = overview_cells(at).loc["footwear-ft", "Zero-shot accuracy (Fashion-MNIST)"]
+    assert cell.endswith("(n/a: not comparable)"), cell
+    assert any("Not comparable" in c.value and "different" in c.value for c in at.caption), [
+        c.value for c in at.caption
+    ]
 
 
 def test_missing_and_empty_database_explain_how_to_fill_it(tmp_path, monkeypatch):
@@ -715,3 +588,144 @@ def test_unreadable_database_is_an_error_message_not_a_traceback(tmp_path, monke
     at = app(bad, monkeypatch)
     assert not at.exception
     assert any("Cannot read the results database" in e.value for e in at.error)
+
+
+def test_serve_passes_baseline_and_target_to_the_app(tmp_path, monkeypatch):
+    from dashboards import serve
+
+    command = serve.command(tmp_path / "r.duckdb", baseline="base", target="shoes/kind/acc@1")
+    tail = ["--", "--db", str(tmp_path / "r.duckdb"), "--baseline", "base"]
+    assert command[-7:] == [*tail, "--target", "shoes/kind/acc@1"]
+    seen = {}
+    monkeypatch.setattr(serve, "main", lambda db, **kwargs: seen.update(db=db, **kwargs) or 0)
+    assert serve.cli(["--db", "x.duckdb", "--baseline", "tuned", "--target", "a/b/c"]) == 0
+    assert seen == {"db": "x.duckdb", "port": 8501, "headless": True, "baseline": "tuned",
+                    "target": "a/b/c"}  # fmt: skip
+
+
+# ---------------------------------------------------------------- verdicts (issue 14)
+
+
+def test_summary_lines_name_every_significant_change(verdict_db, monkeypatch):
+    at = app(verdict_db, monkeypatch)
+    no_errors(at)
+    assert at.sidebar.selectbox(key="baseline").value == "base"  # marked in the database
+    text = texts(at)
+    tuned = next(t for t in text.splitlines() if t.startswith("- **tuned**: "))
+    assert "worse on shoes kind (zero-shot accuracy -9.25 pts" in tuned  # the regression
+    assert "better on shoes lace (zero-shot accuracy +26.50 pts" in tuned
+    assert "search" not in tuned  # a tie
+    assert "14 gated and 9 other comparisons, Holm-corrected" in text
+    cells = overview_cells(at)
+    assert cells.loc["tuned", "Zero-shot accuracy (shoes kind)"].startswith("59.5  (▼ −9.2")
+    assert "(▲ +26.5)" in cells.loc["tuned", "Zero-shot accuracy (shoes lace)"]
+    assert "(≈ " in cells.loc["tuned", "shoes search hits / 400"]
+
+
+def test_regression_is_summarised_even_when_its_column_is_hidden(verdict_db, monkeypatch):
+    """The summary line lists every significant loss, whatever the table shows."""
+    at = app(verdict_db, monkeypatch)
+    labels = list(overview_frame(at).columns)
+    assert "F1 macro (shoes kind)" not in labels  # not a headline column of this benchmark
+    tuned = next(t for t in texts(at).splitlines() if t.startswith("- **tuned**: "))
+    assert "F1 (macro) -9.31 pts" in tuned
+
+
+def test_runs_on_other_data_are_not_comparable(verdict_db, monkeypatch):
+    at = app(verdict_db, monkeypatch)
+    cell = overview_cells(at).loc["other", "Zero-shot accuracy (general type)"]
+    assert cell == "79.0  (n/a: not comparable)"
+    notes = " ".join(c.value for c in at.caption)
+    assert "other on Zero-shot accuracy (general type): scored on different data" in notes
+    other = next(t for t in texts(at).splitlines() if t.startswith("- **other**: "))
+    assert "not comparable on general type (scored on different data" in other
+
+
+def test_baseline_is_the_marked_model_never_a_name(verdict_db, tmp_path, monkeypatch):
+    import numpy as np
+    from verdict_db import BASE, T0, classification, run
+
+    db = tmp_path / "v.duckdb"
+    shutil.copy(verdict_db, db)
+    named = ModelInfo("fp-fashion".ljust(20, "0"), "fashion-clip-footwear", "hf:fc", "hf")
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 50)
+    store.write_run(db, run(named, "shoes", "data-A", 3, [
+        ("zeroshot", "kind", classification("kind", labels, labels, 4, rng))]))  # fmt: skip
+    at = app(db, monkeypatch)
+    no_errors(at)
+    assert at.sidebar.selectbox(key="baseline").value == BASE.name
+    assert overview_frame(at)["Model"].iloc[0] == "base"
+    assert T0 is not None
+
+
+def test_without_a_marked_baseline_the_page_asks(verdict_db, tmp_path, monkeypatch):
+    db = tmp_path / "v.duckdb"
+    shutil.copy(verdict_db, db)
+    with store.connect(db) as con:
+        con.execute("UPDATE models SET is_baseline = NULL, base_fingerprint = NULL")
+    at = app(db, monkeypatch)
+    no_errors(at)
+    assert at.sidebar.selectbox(key="baseline").value is None
+    assert any("mark one with `evalsuite baseline NAME`" in w.value for w in at.warning)
+    cells = overview_cells(at)
+    assert not any(cell_verdict(str(c)) for c in cells.drop(columns="Type").to_numpy().ravel())
+    at.sidebar.selectbox(key="baseline").set_value("base").run()
+    no_errors(at)
+    assert "(▼" in overview_cells(at).loc["tuned", "Zero-shot accuracy (shoes kind)"]
+
+
+def test_url_and_command_line_choose_baseline_and_target(verdict_db, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EVALSUITE_DB", str(verdict_db))
+    argv = ["leaderboard.py", "--baseline", "other", "--target", "shoes/search/ir_hits"]
+    monkeypatch.setattr("sys.argv", argv)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    no_errors(at)
+    assert at.sidebar.selectbox(key="baseline").value == "other"
+    assert at.sidebar.selectbox(key="target_task").value == "search"
+    assert "Ranks on shoes search hits" in texts(at)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["baseline"] = "tuned"  # the URL wins over the command line
+    at.run()
+    no_errors(at)
+    assert at.sidebar.selectbox(key="baseline").value == "tuned"
+    assert overview_frame(at)["Model"].iloc[0] == "tuned"
+    base = next(t for t in texts(at).splitlines() if t.startswith("- **base**: "))
+    assert "better on shoes kind" in base and "worse on shoes lace" in base
+
+
+def test_rank_bands_put_tied_models_in_one_band(verdict_db, monkeypatch):
+    at = app(verdict_db, monkeypatch)
+    for target, bands in (
+        (("shoes", "search", "ir_hits"), {"tuned": 1, "base": 1, "other": 1}),
+        (("shoes", "kind", "acc@1"), {"base": 1, "other": 1, "tuned": 2}),
+    ):
+        at.sidebar.selectbox(key="target_benchmark").set_value(target[0]).run()
+        at.sidebar.selectbox(key="target_task").set_value(target[1]).run()
+        at.sidebar.selectbox(key="target_metric").set_value(target[2]).run()
+        no_errors(at)
+        ranks = rank_frame(at).set_index("Model")
+        assert ranks["Rank"].to_dict() == bands, target
+        tied = [m for m, band in bands.items() if list(bands.values()).count(band) > 1]
+        assert set(ranks.loc[tied, "Band"]) == {"statistically tied"}
+        assert ranks.loc["tuned", "Detectable difference"]  # from the verdict's mdd_text
+        assert ranks.loc["base", "Detectable difference"] == ""  # the baseline itself
+    at.sidebar.selectbox(key="target_benchmark").set_value("general").run()
+    ranks = rank_frame(at).set_index("Model")
+    assert ranks.loc["other", "Band"].startswith("not comparable (scored on different data")
+
+
+def test_leaderboard_verdicts_agree_with_the_verdict_module(verdict_db):
+    from evalsuite.verdicts import compare_models
+
+    shown = leaderboard_verdicts(verdict_db)
+    expected = {
+        (name, v.benchmark, v.task, v.metric): v.verdict
+        for name in ("tuned", "other")
+        for v in compare_models(verdict_db, "base", name).verdicts
+    }
+    assert shown == expected
+    assert shown[("tuned", "shoes", "kind", "acc@1")] == "worse"
+    assert shown[("other", "general", "type", "acc@1")] == "not comparable"

@@ -1,9 +1,11 @@
 """A scorer writing while the leaderboard reads: neither crashes nor blocks the other.
 
-A subprocess writes runs in a loop (``store.write_run``, ~5 s) into a copy of the sample
-database while AppTest renders the app again and again with its cache cleared, so that every
-render opens the database. Each render shows either the leaderboard or the "being written"
-notice, never an exception; the writer finishes every write.
+A subprocess writes runs in a loop (``store.write_run``) into a copy of the sample database
+while AppTest renders the app a few times with its cache cleared, so that every render opens
+the database (and computes the paired verdicts again, which takes seconds: the writer keeps
+writing until the renders are done, at most ``WRITE_SECONDS``). Each render shows either the
+leaderboard or the "being written" notice, never an exception; the writer finishes every
+write.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 from test_leaderboard_app import APP, sample_db  # noqa: F401 - the fixture is used below
 
-WRITE_SECONDS = 5.0
+WRITE_SECONDS = 120.0  # at most; the test stops the writer after RENDERS renders
+RENDERS = 2
 
 WRITER = r"""
 import json, sys, time
@@ -26,12 +29,12 @@ sys.path.insert(0, sys.argv[3])
 from test_leaderboard_app import write_sample_results
 from evalsuite import store
 from pathlib import Path
-db, seconds = Path(sys.argv[1]), float(sys.argv[2])
+db, seconds, stop = Path(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[4])
 scratch = db.with_name("writer-scratch.duckdb")
 runs = write_sample_results(scratch, db.parent / "writer-data")["runs"]
 print(json.dumps({"ready": True}), flush=True)
 n, slowest, deadline = 0, 0.0, time.monotonic() + seconds
-while time.monotonic() < deadline:
+while time.monotonic() < deadline and not stop.exists():
     run = runs[n % len(runs)]
     run.started_at = run.started_at + timedelta(seconds=1)  # a newer run of the same model
     started = time.monotonic()
@@ -48,8 +51,9 @@ def test_app_renders_while_a_scorer_writes(sample_db, tmp_path, monkeypatch):  #
     db.write_bytes(source.read_bytes())
     monkeypatch.setenv("EVALSUITE_DB", str(db))
     tests_dir = str(Path(__file__).resolve().parent)
+    stop = tmp_path / "stop-writing"
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), str(WRITE_SECONDS), tests_dir],
+        [sys.executable, "-c", WRITER, str(db), str(WRITE_SECONDS), tests_dir, str(stop)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -57,7 +61,7 @@ def test_app_renders_while_a_scorer_writes(sample_db, tmp_path, monkeypatch):  #
     try:
         assert json.loads(writer.stdout.readline()) == {"ready": True}, writer.stderr.read()
         renders, shown, busy = 0, 0, 0
-        while writer.poll() is None:
+        while writer.poll() is None and renders < RENDERS:
             st.cache_data.clear()  # every render reads the database again
             at = AppTest.from_file(str(APP), default_timeout=60).run()
             assert not at.exception, [e.value for e in at.exception]
@@ -69,6 +73,7 @@ def test_app_renders_while_a_scorer_writes(sample_db, tmp_path, monkeypatch):  #
                 busy += 1
             else:
                 raise AssertionError(f"neither the leaderboard nor the notice: {at.markdown}")
+        stop.touch()
         out, err = writer.communicate(timeout=60)
     finally:
         if writer.poll() is None:

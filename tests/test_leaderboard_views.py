@@ -1,4 +1,6 @@
-"""dashboards.views on hand-made store frames: no Streamlit, no database."""
+"""dashboards.views and dashboards.overview on hand-made store frames: no Streamlit, no
+database. Verdicts are hand-made ``MetricVerdict``s: the overview must show whatever verdict
+``evalsuite.verdicts`` gives, never judge a difference itself."""
 
 from __future__ import annotations
 
@@ -9,7 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboards import views
+from dashboards import overview, views
+from evalsuite.verdicts import (
+    BETTER,
+    NOT_COMPARABLE,
+    TIED,
+    WORSE,
+    MetricVerdict,
+    ModelComparison,
+    choose_baseline,
+)
 
 METRIC_COLUMNS = [
     "model_name",
@@ -136,42 +147,51 @@ def sample():
 # ---------------------------------------------------------------- baseline
 
 
-def test_baseline_prefers_fashion_clip_then_a_base_model_then_the_first():
-    models, _ = sample()
-    assert views.choose_baseline(models) == "base"
-    no_fashion = models[models["fingerprint"] != "base"]
-    assert views.choose_baseline(no_fashion) == "clip"  # the only base model left
-    tuned_only = models[models["fingerprint"].isin(["ft", "w5"])]
-    assert views.choose_baseline(tuned_only) == tuned_only["fingerprint"].iloc[0]
-    assert views.choose_baseline(models.iloc[0:0]) is None
+def judged(
+    metrics: pd.DataFrame,
+    baseline: str,
+    verdicts: dict[tuple[str, str, str], str] | None = None,
+    reason: str = "",
+) -> dict[str, ModelComparison]:
+    """A ModelComparison per other model whose verdicts are ``verdicts[(fp, task, metric)]``
+    (else tied), as ``evalsuite.verdicts`` would return them."""
+    look = metrics.set_index(["fingerprint", "benchmark", "task", "metric"])["value"]
+    out = {}
+    for fp in sorted(set(metrics["fingerprint"]) - {baseline}):
+        rows = []
+        for (model, benchmark, task, metric), value in look.items():
+            if model != fp or (baseline, benchmark, task, metric) not in look.index:
+                continue
+            verdict = (verdicts or {}).get((fp, task, metric), TIED)
+            rows.append(MetricVerdict(
+                benchmark, task, metric, float(look[(baseline, benchmark, task, metric)]),
+                float(value), verdict, metric == "acc@1", p_value=0.01, p_adjusted=0.02,
+                ci_low=-0.01, ci_high=0.02, mdd=0.031,
+                reason=reason if verdict == NOT_COMPARABLE else "",
+            ))  # fmt: skip
+        out[fp] = ModelComparison(baseline, fp, tuple(rows))
+    return out
 
 
-def test_baseline_matches_fashion_clip_in_name_or_spec_case_insensitively():
-    frame = views.model_table(
-        models_frame(
-            {"fingerprint": "a", "name": "aaa", "spec": "openai/clip"},
-            {"fingerprint": "b", "name": "My-FashionCLIP", "spec": "x"},
-            {
-                "fingerprint": "c",
-                "name": "fashion-clip-ft",
-                "spec": "/ckpt",
-                "training": {"run_name": "c"},
-            },
-        )
+SAMPLE_VERDICTS = {
+    ("ft", "article_type", "acc@1"): BETTER,
+    ("ft", "article_type", "f1_macro"): BETTER,
+    ("ft", "text_search", "ir_hits"): BETTER,
+    ("ft", "label", "acc@1"): WORSE,
+}
+
+
+def test_the_baseline_is_never_guessed_from_names():
+    """The leaderboard uses evalsuite.verdicts.choose_baseline: a marked model, else the one
+    base of the fine-tunes; a model called FashionCLIP is no baseline for its name."""
+    assert not hasattr(views, "choose_baseline") and not hasattr(views, "is_fashion_clip")
+    frame = models_frame(
+        {"fingerprint": "base", "name": "FashionCLIP", "spec": "patrickjohncyh/fashion-clip"},
+        {"fingerprint": "clip", "name": "openai-clip"},
     )
-    assert views.choose_baseline(frame) == "b"  # a base model among the FashionCLIP ones
-    only_tuned = views.model_table(
-        models_frame(
-            {"fingerprint": "a", "name": "aaa", "spec": "openai/clip", "training": {"x": 1}},
-            {
-                "fingerprint": "c",
-                "name": "zzz",
-                "spec": "/ckpt/Fashion_CLIP-ft",
-                "training": {"x": 1},
-            },
-        )
-    )
-    assert views.choose_baseline(only_tuned) == "c"
+    assert choose_baseline(frame) is None  # the page asks the user to choose
+    frame["is_baseline"] = [False, True]
+    assert choose_baseline(frame) == "clip"
 
 
 def test_model_table_kinds_labels_and_cost():
@@ -239,90 +259,151 @@ def test_default_target_prefers_lace_colour_then_footwear_type():
 # ---------------------------------------------------------------- deltas and noise
 
 
-def test_deltas_against_the_baseline_with_noise_and_units():
+def test_deltas_against_the_baseline_with_verdicts_and_units():
     models, metrics = sample()
     columns = views.metric_columns(metrics)
-    comp = views.comparison(metrics, models, "base", columns).set_index(["model", "column"])
+    verdicts = judged(metrics, "base", SAMPLE_VERDICTS)
+    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    comp = comp.set_index(["model", "column"])
     ft = comp.loc[("ft", "Zero-shot accuracy (footwear type)")]
     assert ft["value"] == pytest.approx(80.0) and ft["delta"] == pytest.approx(10.0)
-    assert ft["half_width"] == pytest.approx(3.0)
-    assert ft["noise"] == pytest.approx(math.hypot(3.0, 3.0))
-    assert ft["status"] == "better"
+    assert (ft["status"], ft["marker"], ft["colour"]) == ("better", "▲", "green")
+    assert ft["change_ci_low"] == pytest.approx(-1.0)  # the verdict's interval, in points
+    assert ft["mdd_text"] == "3.10 pts" and "p = 0.010" in ft["sentence"]
     w2 = comp.loc[("ft-wise0.2", "Zero-shot accuracy (footwear type)")]
-    assert w2["delta"] == pytest.approx(1.0) and w2["status"] == "same"  # inside ±4.2
+    assert w2["delta"] == pytest.approx(1.0) and w2["status"] == "tied"
     fm = comp.loc[("ft", "Zero-shot accuracy (Fashion-MNIST)")]
     assert fm["delta"] == pytest.approx(-5.0) and fm["status"] == "worse"
     hits = comp.loc[("ft", "Text search hits / 390")]
     assert hits["value"] == 240 and hits["delta"] == 40  # counts stay counts
     assert hits["delta_points"] == pytest.approx(100 * 40 / 390)
-    f1 = comp.loc[("ft", "F1 macro (footwear type)")]
-    assert f1["status"] == "better" and pd.isna(f1["noise"])  # no interval: never "≈"
     assert comp.loc[("FashionCLIP", "Zero-shot accuracy (footwear type)"), "status"] == ("baseline")
 
 
-def test_cell_texts_show_interval_delta_and_noise_flag():
+def test_cells_show_value_change_and_the_verdicts_marker_and_colour():
     models, metrics = sample()
     columns = views.metric_columns(metrics)
-    comp = views.comparison(metrics, models, "base", columns)
-    table, styler = views.styled_overview(comp, models, columns)
+    verdicts = judged(metrics, "base", SAMPLE_VERDICTS)
+    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    table, styler = overview.styled_overview(comp, models, columns)
     html = styler.to_html()
-    assert "80.0 ±3.0  (+10.0)" in html
-    assert "71.0 ±3.0  (≈ +1.0)" in html
-    assert "75.0 ±1.0  (−5.0)" in html
-    assert "240 ±10  (+40)" in html
-    assert "70.0 ±3.0" in html
-    assert views.COLOURS["better"].split(";")[0] in html
-    assert views.COLOURS["worse"].split(";")[0] in html
+    assert "80.0  (▲ +10.0)" in html
+    assert "71.0  (≈ +1.0)" in html
+    assert "75.0  (▼ −5.0)" in html
+    assert "240  (▲ +40)" in html
+    assert ">70.0<" in html  # the baseline: its value alone
+    assert "±" not in html  # no per-model intervals to compare by eye
+    assert overview.CELL_CSS["green"].split(";")[0] in html
+    assert overview.CELL_CSS["red"].split(";")[0] in html
     row = table.set_index("Model")
     assert row.loc["ft", "Δ Zero-shot accuracy (footwear type)"] == pytest.approx(10.0)
     assert row.loc["ft", "Fine-tuning time"] == "2 min"
     assert row.loc["ft", "Parameters"] == "1.0 M"
 
 
+def test_a_large_change_the_verdict_calls_tied_is_not_coloured():
+    """The view does not judge: +10 points judged tied (say, a tiny benchmark) is ≈, grey."""
+    models, metrics = sample()
+    columns = views.metric_columns(metrics)
+    comp = overview.comparison(metrics, models, "base", columns, judged(metrics, "base"))
+    cell = comp.set_index(["model", "column"]).loc[("ft", "Zero-shot accuracy (footwear type)")]
+    assert cell["delta"] == pytest.approx(10.0) and cell["status"] == "tied"
+    assert overview.cell_text(cell, columns[0]) == "80.0  (≈ +10.0)"
+    html = overview.styled_overview(comp, models, columns)[1].to_html()
+    assert overview.CELL_CSS["green"].split(";")[0] not in html
+
+
 def test_switching_baseline_changes_deltas():
     models, metrics = sample()
     columns = views.metric_columns(metrics)
-    comp = views.comparison(metrics, models, "ft", columns).set_index(["model", "column"])
+    comp = overview.comparison(metrics, models, "ft", columns, judged(metrics, "ft"))
+    comp = comp.set_index(["model", "column"])
     assert comp.loc[("FashionCLIP", "Zero-shot accuracy (footwear type)"), "delta"] == (
         pytest.approx(-10.0)
     )
     assert comp.loc[("ft", "Zero-shot accuracy (footwear type)"), "status"] == "baseline"
 
 
-def test_missing_values_and_missing_baseline_values():
+def test_missing_values_missing_baseline_values_and_no_baseline():
     models, metrics = sample()
     metrics = metrics[~((metrics["fingerprint"] == "base") & (metrics["benchmark"] == "fmnist"))]
     metrics = metrics[~((metrics["fingerprint"] == "clip") & (metrics["metric"] == "pretest"))]
     columns = views.metric_columns(metrics)
-    comp = views.comparison(metrics, models, "base", columns).set_index(["model", "column"])
-    assert comp.loc[("ft", "Zero-shot accuracy (Fashion-MNIST)"), "status"] == "n/a"
+    comp = overview.comparison(metrics, models, "base", columns, judged(metrics, "base"))
+    comp = comp.set_index(["model", "column"])
+    assert comp.loc[("ft", "Zero-shot accuracy (Fashion-MNIST)"), "status"] == "none"
     assert comp.loc[("openai-clip", "Pretest score (footwear type) / 1,000"), "status"] == (
         "missing"
     )
-    _, styler = views.styled_overview(comp.reset_index(), models, columns)
+    _, styler = overview.styled_overview(comp.reset_index(), models, columns)
     assert "–" in styler.to_html()
+    nobody = overview.comparison(metrics, models, None, columns, {})
+    assert set(nobody["status"]) <= {"none", "missing"}  # no baseline: values, no verdicts
+    assert (
+        "("
+        not in overview.styled_overview(nobody, models, columns)[1]
+        .to_html()
+        .split("<tbody>")[1]
+        .split("Δ")[0]
+    )
 
 
-def test_csv_table_has_raw_numbers():
+def test_a_model_without_a_comparison_is_not_comparable_with_why():
     models, metrics = sample()
-    comp = views.comparison(metrics, models, "base", views.metric_columns(metrics))
-    csv = views.csv_table(comp, "FashionCLIP")
+    columns = views.metric_columns(metrics)
+    verdicts = {"ft": "models 'base' and 'ft' share no scored metric"}
+    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    cell = comp.set_index(["model", "column"]).loc[("ft", "Zero-shot accuracy (footwear type)")]
+    assert cell["status"] == NOT_COMPARABLE and "share no scored metric" in cell["reason"]
+    assert overview.summary_lines(verdicts, {"ft": "ft"}) == [
+        "**ft**: not comparable (models 'base' and 'ft' share no scored metric)"
+    ]
+
+
+def test_csv_table_has_raw_numbers_and_the_verdicts():
+    models, metrics = sample()
+    columns = views.metric_columns(metrics)
+    verdicts = judged(metrics, "base", SAMPLE_VERDICTS)
+    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    csv = overview.csv_table(comp, "FashionCLIP")
     row = csv[(csv["model"] == "ft") & (csv["metric"] == "acc@1") & (csv["task"] == "article_type")]
     assert row["stored_value"].iloc[0] == 0.8 and row["delta"].iloc[0] == pytest.approx(10.0)
+    assert row["verdict"].iloc[0] == "better" and row["p_adjusted"].iloc[0] == 0.02
     assert set(csv["baseline"]) == {"FashionCLIP"}
+    assert "noise" not in csv.columns and "status" not in csv.columns
 
 
-def test_verdict_sentences():
+def test_summary_lines_and_method_notes_come_from_the_comparisons():
     models, metrics = sample()
-    columns = views.metric_columns(metrics, all_metrics=True)
-    comp = views.comparison(metrics, models, "base", columns)
-    lines = views.verdicts(comp, models, "base", ("footwear", "article_type", "acc@1"))
-    assert lines[0] == (
-        "**ft**: +10.0 pts on footwear type accuracy; −5.0 pts on "
-        "Fashion-MNIST accuracy; +40 text search hits (of 390)"
-    )
-    assert any(line.startswith("**ft-wise0.2**: ≈ same footwear type accuracy") for line in lines)
-    assert not any("openai-clip" in line for line in lines)  # fine-tuned models are compared
+    verdicts = judged(metrics, "base", SAMPLE_VERDICTS)
+    labels = dict(zip(models["fingerprint"], models["label"], strict=True))
+    lines = overview.summary_lines(verdicts, labels)
+    ft = next(line for line in lines if line.startswith("**ft**: "))
+    assert ft == "**ft**: " + verdicts["ft"].summary_line()
+    assert "worse on fashion-mnist label" in ft and "footwear article type (zero-shot" in ft
+    assert any(line.startswith("**openai-clip**: no significant change") for line in lines)
+    notes = overview.method_notes(verdicts, labels)
+    assert all("Holm-corrected" in note for note in notes)
+
+
+def test_rank_table_labels_ties_and_shows_the_detectable_difference():
+    models, metrics = sample()
+    labels = dict(zip(models["fingerprint"], models["label"], strict=True))
+    bands = pd.DataFrame({
+        "fingerprint": ["ft", "w5", "base", "clip"], "model_name": ["FT", "W5", "B", "C"],
+        "value": [0.80, 0.77, 0.70, 0.60], "band": [1, 1, 2, None],
+        "p_adjusted": [math.nan, 0.3, math.nan, math.nan],
+        "note": ["", "statistically tied", "", "scored on different data"],
+    })  # fmt: skip
+    target = ("footwear", "article_type", "acc@1")
+    table = overview.rank_table(bands, labels, target, judged(metrics, "base"), False)
+    rows = table.set_index("Model")
+    assert rows.loc["ft", "Band"] == rows.loc["ft-wise0.5", "Band"] == "statistically tied"
+    assert rows.loc["FashionCLIP", "Band"] == "" and rows.loc["FashionCLIP", "Rank"] == 2
+    assert rows.loc["openai-clip", "Band"] == "not comparable (scored on different data)"
+    assert rows.loc["ft", "Score"] == pytest.approx(80.0)
+    assert rows.loc["ft", "Detectable difference"] == "3.10 pts"
+    assert rows.loc["FashionCLIP", "Detectable difference"] == ""
 
 
 # ---------------------------------------------------------------- trade-off and WiSE-FT
@@ -366,9 +447,9 @@ def test_wise_curves_of_two_finetunes_stay_apart():
 def test_tradeoff_points_and_chart():
     models, metrics = sample()
     columns = views.metric_columns(metrics, all_metrics=True)
-    comp = views.comparison(metrics, models, "base", columns)
+    comp = overview.comparison(metrics, models, "base", columns, judged(metrics, "base"))
     target = ("footwear", "article_type", "acc@1")
-    pts = views.tradeoff_points(comp, models, target, [("fmnist", "label", "acc@1")])
+    pts = overview.tradeoff_points(comp, models, target, [("fmnist", "label", "acc@1")])
     singles = pts[pts["curve"].isna()].set_index("model")
     assert singles.loc["ft", "target_gain"] == pytest.approx(10.0)
     assert singles.loc["ft", "general_change"] == pytest.approx(-5.0)
@@ -377,7 +458,7 @@ def test_tradeoff_points_and_chart():
     assert curve["model"].tolist() == ["FashionCLIP", "ft-wise0.2", "ft-wise0.5", "ft"]
     spec = views.tradeoff_chart(pts, "footwear type accuracy", "Fashion-MNIST").to_dict()
     assert len(spec["layer"]) == 6
-    assert views.tradeoff_points(comp, models, None, []).empty
+    assert overview.tradeoff_points(comp, models, None, []).empty
 
 
 # ---------------------------------------------------------------- provenance
@@ -467,15 +548,20 @@ def test_provenance_mismatch_detects_different_data_and_benchmark():
     ]
 
 
-def test_comparison_flags_runs_on_different_data():
+def test_runs_the_verdicts_call_not_comparable_are_never_coloured():
     models, metrics = sample()
     metrics.loc[metrics["fingerprint"] == "ft", "data_manifest_hash"] = "other"
     columns = views.metric_columns(metrics)
-    comp = views.comparison(metrics, models, "base", columns).set_index(["model", "column"])
-    assert not comp.loc[("ft", "Zero-shot accuracy (footwear type)"), "comparable"]
-    assert comp.loc[("ft-wise0.5", "Zero-shot accuracy (footwear type)"), "comparable"]
-    _, styler = views.styled_overview(comp.reset_index(), models, columns)
-    assert "(+10.0) ⚠" in styler.to_html()
+    reason = "scored on different data (data manifest hashes differ)"
+    verdicts = judged(metrics, "base", {("ft", "article_type", "acc@1"): NOT_COMPARABLE}, reason)
+    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    cell = comp.set_index(["model", "column"]).loc[("ft", "Zero-shot accuracy (footwear type)")]
+    assert cell["status"] == "not comparable" and cell["reason"] == reason
+    assert cell["colour"] == "grey" and cell["marker"] == "n/a"
+    _, styler = overview.styled_overview(comp, models, columns)
+    assert "80.0  (n/a: not comparable)" in styler.to_html()
+    notes = overview.column_notes(comp)
+    assert notes["Zero-shot accuracy (footwear type)"] == f"not comparable for ft: {reason}"
 
 
 # ---------------------------------------------------------------- image path guard
@@ -597,8 +683,6 @@ def test_history_long_and_training_summary():
 def test_formatting_helpers():
     assert views.fmt_delta(-5.04, False) == "−5.0"
     assert views.fmt_delta(12.0, True) == "+12"
-    assert views.fmt_interval(69.83, 2.94, False) == "69.8 ±2.9"
-    assert views.fmt_interval(312, float("nan"), True) == "312"
     assert views.fmt_duration(4000) == "67 min" and views.fmt_duration(None) == ""
     assert views.fmt_params(151_277_313) == "151.3 M"
     assert os.sep not in views.short_hash("abcdef0123456789")
@@ -649,22 +733,21 @@ def test_not_applicable_cells_of_precomputed_embeddings():
     labels = [c.label for c in columns]
     assert "kNN accuracy (footwear knn article type)" in labels
     assert "Zero-shot accuracy (footwear type)" in labels
-    comp = views.comparison(metrics, models, "base", columns, views.skipped_tasks(runs))
+    skipped = views.skipped_tasks(runs)
+    comp = overview.comparison(metrics, models, "base", columns, judged(metrics, "base"), skipped)
     cell = comp.set_index(["model", "column"]).loc[
         ("prod-vectors", "Zero-shot accuracy (footwear type)")
     ]
     assert cell["status"] == "not_applicable" and "no text encoder" in cell["reason"]
-    table, styler = views.styled_overview(comp, models, columns)
+    table, styler = overview.styled_overview(comp, models, columns)
     assert ">n/a<" in styler.to_html()
     assert pd.isna(
         table.set_index("Model").loc["prod-vectors", "Zero-shot accuracy (footwear type)"]
     )
-    notes = views.not_applicable_notes(comp)
+    notes = overview.column_notes(comp)
     assert notes["Zero-shot accuracy (footwear type)"] == (
         "n/a for prod-vectors: not applicable: no text encoder"
     )
-    assert "not_applicable" not in set(views.csv_table(comp, "FashionCLIP")["status"])
+    assert "not_applicable" not in set(overview.csv_table(comp, "FashionCLIP")["verdict"])
     kinds = models.set_index("name")["kind"]
     assert kinds["prod-vectors"] == "precomputed embeddings"
-    only_vectors_and_tuned = models[models["name"].isin(["prod-vectors", "ft"])]
-    assert views.choose_baseline(only_vectors_and_tuned) == "ft"  # a model before vectors
