@@ -289,8 +289,8 @@ def show_ranks(ctx: dict[str, Any]) -> None:
     table = overview.rank_table(rank_bands(target), LABELS, target, ctx["verdicts"], column.count)
     st.caption(
         "Models not significantly different from the best of a rank (paired test, "
-        "Holm-corrected) share that rank: statistically tied. Detectable difference: the "
-        "smallest change the comparison with the baseline would find four times in five; "
+        "Benjamini-Hochberg-corrected) share that rank: statistically tied. Detectable "
+        "difference: the smallest change the comparison with the baseline would find four times in five; "
         "a smaller real change reads as a tie, because the benchmark is too small to tell."
     )
     st.dataframe(

@@ -44,7 +44,7 @@ CELL_CSS = {  # by the verdict's colour, or by a state that is not a verdict
     NOT_APPLICABLE: "color: #8a8f98; font-style: italic",
 }
 LEGEND = (
-    "▲ significantly better, ▼ significantly worse (paired test, Holm-corrected), "
+    "▲ significantly better, ▼ significantly worse (paired test, Benjamini-Hochberg-corrected), "
     "≈ no significant difference; n/a not comparable"
 )
 NO_VERDICT = "no paired verdict was computed for this metric"
@@ -275,7 +275,7 @@ def summary_lines(comparisons: Comparisons, labels: Mapping[str, str]) -> list[s
 
 
 def method_notes(comparisons: Comparisons, labels: Mapping[str, str]) -> list[str]:
-    """How the verdicts were reached (number of comparisons, Holm): one note when every
+    """How the verdicts were reached (number of comparisons, the correction): one note when every
     comparison has the same, else one per model."""
     notes = {fp: c.method_note() for fp, c in comparisons.items() if isinstance(c, ModelComparison)}
     if len(set(notes.values())) <= 1:

@@ -299,7 +299,7 @@ def test_overview_shows_models_metrics_and_deltas(results_db, monkeypatch):
     assert "Compared with FashionCLIP-tiny" in text
     line = next(t for t in text.splitlines() if t.startswith(f"- **{other}**: "))
     assert re.search(r"(better on|worse on|no significant change)", line)
-    assert "comparisons, Holm-corrected" in text  # how the verdicts were reached
+    assert "comparisons, Benjamini-Hochberg-corrected" in text  # how the verdicts were reached
     assert at.get("download_button"), "the table can be downloaded as CSV"
     assert at.get("vega_lite_chart"), "the trade-off chart is drawn"
     assert any("Provenance" in e.label for e in at.expander)
@@ -327,7 +327,8 @@ def test_sample_overview_values_and_verdicts(sample_db, monkeypatch):
     assert cells.loc["FashionCLIP-tiny", accuracy] == "69.8"  # the baseline: no verdict
     text = texts(at)
     assert "within noise" not in text and "within the measurement noise" not in text
-    assert "▲ significantly better, ▼ significantly worse (paired test, Holm-corrected)" in text
+    legend = "▲ significantly better, ▼ significantly worse (paired test, Benjamini-Hochberg"
+    assert legend in text
     line = next(t for t in text.splitlines() if t.startswith("- **footwear-ft**"))
     assert "better on footwear article type (zero-shot accuracy +10.10 pts" in line
     assert "worse on fashion-mnist label (zero-shot accuracy -5.00 pts" in line
@@ -615,7 +616,7 @@ def test_summary_lines_name_every_significant_change(verdict_db, monkeypatch):
     assert "worse on shoes kind (zero-shot accuracy -9.25 pts" in tuned  # the regression
     assert "better on shoes lace (zero-shot accuracy +26.50 pts" in tuned
     assert "search" not in tuned  # a tie
-    assert "14 gated and 9 other comparisons, Holm-corrected" in text
+    assert "14 gated and 9 other comparisons, Benjamini-Hochberg-corrected" in text
     cells = overview_cells(at)
     assert cells.loc["tuned", "Zero-shot accuracy (shoes kind)"].startswith("59.5  (▼ −9.2")
     assert "(▲ +26.5)" in cells.loc["tuned", "Zero-shot accuracy (shoes lace)"]

@@ -383,7 +383,7 @@ def test_summary_lines_and_method_notes_come_from_the_comparisons():
     assert "worse on fashion-mnist label" in ft and "footwear article type (zero-shot" in ft
     assert any(line.startswith("**openai-clip**: no significant change") for line in lines)
     notes = overview.method_notes(verdicts, labels)
-    assert all("Holm-corrected" in note for note in notes)
+    assert all("Benjamini-Hochberg-corrected" in note for note in notes)
 
 
 def test_rank_table_labels_ties_and_shows_the_detectable_difference():
