@@ -291,7 +291,8 @@ def show_ranks(ctx: dict[str, Any]) -> None:
         "Models not significantly different from the best of a rank (paired test, "
         "Benjamini-Hochberg-corrected) share that rank: statistically tied. Detectable "
         "difference: the smallest change the comparison with the baseline would find four "
-        "times in five; a smaller real change reads as a tie, because the benchmark is too small to tell."
+        "times in five; a smaller real change reads as a tie, because the benchmark is too "
+        "small to tell."
     )
     st.dataframe(
         table, hide_index=True, key="rank_table",
