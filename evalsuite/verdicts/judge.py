@@ -66,23 +66,31 @@ def units_by_run_task(
     return out
 
 
+def _classification_deltas(a: TaskUnits, b: TaskUnits, n: int, seed: int) -> dict:
+    labels = sorted({*a.true_labels, *a.predicted_labels, *b.predicted_labels})
+    index = {label: i for i, label in enumerate(labels)}
+    codes = [np.array([index[x] for x in arr]) for arr in (a.true_labels, a.predicted_labels,
+                                                             b.predicted_labels)]  # fmt: skip
+    return paired.classification_deltas(*codes, len(labels), n, seed)
+
+
 def _deltas(
-    metric: str, a: TaskUnits, b: TaskUnits, maximum: float | None, n: int, seed: int
-) -> np.ndarray | None:
-    """(R,) resampled changes of ``metric``, or None when the units cannot give it."""
+    metric: str, a: TaskUnits, b: TaskUnits, maximum: float | None, n: int, seed: int,
+    cache: dict,
+) -> np.ndarray | None:  # fmt: skip
+    """(R,) resampled changes of ``metric``, or None when the units cannot give it.
+    ``cache`` keeps a task's four confusion-matrix metrics, computed together, for the
+    calls of the same pair of units."""
     if a.unit == "queries":
         if metric not in a.values or metric not in b.values:
             return None
         statistic = "sum" if metric in SUMS else "mean"
         return paired.value_deltas(a.values[metric], b.values[metric], statistic, n, seed)
     if metric in _CONFUSION_METRICS:
-        labels = sorted({*a.true_labels, *a.predicted_labels, *b.predicted_labels})
-        index = {label: i for i, label in enumerate(labels)}
-        codes = [np.array([index[x] for x in arr]) for arr in (a.true_labels, a.predicted_labels,
-                                                                 b.predicted_labels)]  # fmt: skip
-        return paired.classification_deltas(*codes, len(labels), n, seed)[
-            _CONFUSION_METRICS[metric]
-        ]
+        key = (id(a), id(b), n, seed)
+        if key not in cache:
+            cache[key] = _classification_deltas(a, b, n, seed)
+        return cache[key][_CONFUSION_METRICS[metric]]
     if metric.startswith(_ACC_AT_K) and metric[len(_ACC_AT_K) :].isdigit():
         k = int(metric[len(_ACC_AT_K) :])
         return paired.value_deltas(a.true_rank <= k, b.true_rank <= k, "mean", n, seed)
@@ -117,6 +125,7 @@ def judge_metric(
     n_resamples: int,
     seed: int,
     why_not: str | None = None,
+    cache: dict | None = None,
 ) -> MetricVerdict:
     """The uncorrected verdict of one metric shared by two runs of one task."""
     benchmark, task, metric = str(row_a["benchmark"]), str(row_a["task"]), str(row_a["metric"])
@@ -130,7 +139,11 @@ def judge_metric(
     )  # fmt: skip
     a, b = units
     reason = why_not or _unit_mismatch(a, b)
-    deltas = None if reason else _deltas(metric, a, b, maximum, n_resamples, seed)
+    deltas = (
+        None
+        if reason
+        else _deltas(metric, a, b, maximum, n_resamples, seed, {} if cache is None else cache)
+    )
     if deltas is None:
         reason = reason or "no paired test for this metric (a statistic of the whole set)"
         return replace(base, reason=reason)
@@ -176,7 +189,7 @@ def judge_runs(
     key = ["benchmark", "task", "metric"]
     a_rows = metrics_a.set_index(key)
     b_rows = metrics_b.set_index(key)
-    out = []
+    out, cache = [], {}
     for index in a_rows.index.intersection(b_rows.index, sort=False):
         row_a = a_rows.loc[index].copy()
         row_b = b_rows.loc[index].copy()
@@ -187,6 +200,7 @@ def judge_runs(
             judge_metric(
                 row_a, row_b, pair, gated=index[2] in gated, margins=margins,
                 n_resamples=n_resamples, seed=seed, why_not=same_data_reason(row_a, row_b),
+                cache=cache,
             )
         )  # fmt: skip
     return out
