@@ -133,11 +133,14 @@ def _comparisons(
 
 
 @st.cache_data(show_spinner="Ranking the models…", max_entries=32)
-def _rank_bands(db: str, stamp: tuple[int, ...], target: tuple[str, str, str]) -> pd.DataFrame:
+def _rank_bands(
+    db: str, stamp: tuple[int, ...], target: tuple[str, str, str], baseline: str | None
+) -> pd.DataFrame:
     metrics = store.latest_metrics(db, timeout_s=READ_TIMEOUT_S)
     runs = metrics.loc[(metrics["benchmark"] == target[0]) & (metrics["task"] == target[1]),
                        "run_id"]  # fmt: skip
-    return compute_rank_bands(metrics, load_units(db, sorted(set(runs))), target)
+    units = load_units(db, sorted(set(runs)))
+    return compute_rank_bands(metrics, units, target, reference=baseline)
 
 
 def comparisons(baseline: str | None, candidates: list[str]) -> dict[str, ModelComparison | str]:
@@ -148,9 +151,9 @@ def comparisons(baseline: str | None, candidates: list[str]) -> dict[str, ModelC
     return _last_good(key, lambda: _comparisons(str(DB), db_stamp(DB), *key[2:]))
 
 
-def rank_bands(target: tuple[str, str, str]) -> pd.DataFrame:
-    key = ("_rank_bands", str(DB), tuple(target))
-    return _last_good(key, lambda: _rank_bands(str(DB), db_stamp(DB), tuple(target)))
+def rank_bands(target: tuple[str, str, str], baseline: str | None) -> pd.DataFrame:
+    key = ("_rank_bands", str(DB), tuple(target), baseline)
+    return _last_good(key, lambda: _rank_bands(str(DB), db_stamp(DB), tuple(target), baseline))
 
 
 def show_busy_notice(slot: Any) -> None:
@@ -286,13 +289,16 @@ def show_ranks(ctx: dict[str, Any]) -> None:
         return
     title = views.short_label(*target)
     st.subheader(f"Ranks on {title}")
-    table = overview.rank_table(rank_bands(target), LABELS, target, ctx["verdicts"], column.count)
+    bands = rank_bands(target, ctx["baseline"])
+    table = overview.rank_table(bands, LABELS, target, ctx["verdicts"], column.count)
     st.caption(
         "Models not significantly different from the best of a rank (paired test, "
-        "Benjamini-Hochberg-corrected) share that rank: statistically tied. Detectable "
-        "difference: the smallest change the comparison with the baseline would find four "
-        "times in five; a smaller real change reads as a tie, because the benchmark is too "
-        "small to tell."
+        "Benjamini-Hochberg-corrected over the comparisons with that best model alone, so a "
+        "rank can differ from the baseline comparison's verdict above) share that rank: "
+        "statistically tied. Models scored on other data than the baseline are not ranked. "
+        "Detectable difference: the smallest change the comparison with the baseline would "
+        "find four times in five; a smaller real change reads as a tie, because the "
+        "benchmark is too small to tell."
     )
     st.dataframe(
         table, hide_index=True, key="rank_table",

@@ -1,6 +1,6 @@
 """Paired verdicts (evalsuite.verdicts): the statistics against an independent computation
-written here (numpy resampling, scikit-learn metrics, scipy's binomtest, Benjamini-Hochberg
-by its definition), the verdict rules,
+written here (numpy resampling and relabelling, scikit-learn metrics, scipy's binomtest and
+exact permutation test, Benjamini-Hochberg by its definition), the verdict rules,
 the baseline rule, rank bands, the gate's exit codes and the schema migration."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest, permutation_test
 from sklearn.metrics import accuracy_score, f1_score
 from verdict_db import write_verdict_db
 
@@ -35,10 +35,14 @@ def _units(db: Path, model: str, benchmark: str, task: str) -> pd.DataFrame:
     return store.item_predictions(db, [run]).query("task == @task").sort_values("item_id")
 
 
-def _percentile_p(deltas: np.ndarray) -> tuple[float, float, float]:
+def _percentile(deltas: np.ndarray) -> tuple[float, float]:
     low, high = np.quantile(deltas, [0.025, 0.975])
-    tail = min((deltas <= 0).sum(), (deltas >= 0).sum()) + 1
-    return float(low), float(high), min(1.0, 2 * tail / (len(deltas) + 1))
+    return float(low), float(high)
+
+
+def _monte_carlo_p(changes: np.ndarray, observed: float) -> float:
+    """(1 + relabellings at least as extreme) / (R + 1)."""
+    return (1 + int((np.abs(changes) >= abs(observed) - 1e-12).sum())) / (len(changes) + 1)
 
 
 def test_classification_intervals_and_p_equal_an_independent_computation(db: Path) -> None:
@@ -47,32 +51,37 @@ def test_classification_intervals_and_p_equal_an_independent_computation(db: Pat
     a, b = _units(db, "base", "shoes", "kind"), _units(db, "tuned", "shoes", "kind")
     y, pa, pb = (np.asarray(x) for x in (a["true_label"], a["predicted_label"],
                                           b["predicted_label"]))  # fmt: skip
-    rows = np.random.default_rng(0).integers(0, len(y), size=(R, len(y)))  # seed 0, as scored
+    n = len(y)
+    rows = np.random.default_rng(0).integers(0, n, size=(R, n))  # bootstrap, seed 0
+    swaps = np.random.default_rng(0).integers(0, 2, size=(R, n)) == 1  # randomization, seed 0
+    assert (pa != pb).sum() > 8  # more than 2^8 > R swap patterns: Monte Carlo, not exact
     for metric, score in (
         ("acc@1", accuracy_score),
         ("f1_macro", lambda t, p: f1_score(t, p, average="macro", zero_division=0)),
         ("f1_weighted", lambda t, p: f1_score(t, p, average="weighted", zero_division=0)),
     ):
         deltas = np.array([score(y[r], pb[r]) - score(y[r], pa[r]) for r in rows])
-        low, high, p = _percentile_p(deltas)
         v = got[metric]
-        assert (v.ci_low, v.ci_high) == pytest.approx((low, high), abs=1e-12), metric
+        assert (v.ci_low, v.ci_high) == pytest.approx(_percentile(deltas), abs=1e-12), metric
         if metric != "acc@1":
-            assert v.p_value == pytest.approx(p), metric
+            swapped = np.array([score(y, np.where(s, pa, pb)) - score(y, np.where(s, pb, pa))
+                                for s in swaps])  # fmt: skip
+            assert v.p_value == pytest.approx(_monte_carlo_p(swapped, v.delta)), metric
     # accuracy's p is the exact McNemar test on the discordant items
     only_a = int(((pa == y) & (pb != y)).sum())
     only_b = int(((pb == y) & (pa != y)).sum())
     assert got["acc@1"].p_value == pytest.approx(binomtest(only_b, only_a + only_b).pvalue)
     assert got["acc@1"].delta == pytest.approx(np.mean(pb == y) - np.mean(pa == y))
-    # pretest: per-item points K - rank + 1 summed, K = maximum / items
+    # pretest: per-item points K - rank + 1 summed, K = maximum / items; sign-flip test
     points = [np.maximum(5 - u["true_rank"].to_numpy() + 1, 0) for u in (a, b)]
-    deltas = np.array([points[1][r].sum() - points[0][r].sum() for r in rows])
-    assert (got["pretest"].ci_low, got["pretest"].ci_high, got["pretest"].p_value) == (
-        pytest.approx(_percentile_p(deltas))
-    )
+    diff = points[1] - points[0]
+    deltas = np.array([diff[r].sum() for r in rows])
+    flipped = ((1 - 2 * swaps) * diff).sum(axis=1)
+    assert (got["pretest"].ci_low, got["pretest"].ci_high) == pytest.approx(_percentile(deltas))
+    assert got["pretest"].p_value == pytest.approx(_monte_carlo_p(flipped, diff.sum()))
 
 
-def test_retrieval_intervals_resample_queries(db: Path) -> None:
+def test_retrieval_intervals_resample_queries_and_p_is_exact_for_few_changes(db: Path) -> None:
     got = {v.metric: v for v in compare_models(db, "base", "tuned", n_resamples=R).verdicts
            if v.task == "search"}  # fmt: skip
     runs = [store.list_runs(db, model=m, benchmark="shoes")["run_id"].iloc[0]
@@ -87,8 +96,24 @@ def test_retrieval_intervals_resample_queries(db: Path) -> None:
         rows = np.random.default_rng(0).integers(0, len(a), size=(R, len(a)))
         deltas = np.array([reduce(b[r]) - reduce(a[r]) for r in rows])
         v = got[metric]
-        assert (v.ci_low, v.ci_high, v.p_value) == pytest.approx(_percentile_p(deltas))
+        assert (v.ci_low, v.ci_high) == pytest.approx(_percentile(deltas))
         assert v.unit == "queries" and v.n_units == 40
+        # 4 queries changed: all 2^4 sign patterns, as scipy's exact permutation test
+        changed = (b - a)[b != a]
+        exact = permutation_test(
+            (changed,), np.sum, permutation_type="samples", n_resamples=np.inf
+        ).pvalue
+        assert len(changed) <= 4 and v.p_value == pytest.approx(exact)
+
+
+def test_few_units_are_never_significant_by_construction() -> None:
+    """One query gaining one hit: the bootstrap would put every resample above 0 (a
+    bootstrap p of 2 / (R + 1)); the exact randomization test says p = 1."""
+    assert paired.sign_flip_p(np.zeros(1), np.ones(1), 10_000, 0) == 1.0
+    assert paired.sign_flip_p(np.zeros(5), np.ones(5), 10_000, 0) == pytest.approx(2 / 32)
+    y = np.zeros(5, np.int64)
+    p = paired.prediction_swap_p(y, y, np.array([1, 1, 1, 0, 0]), 2, 10_000, 0)
+    assert p["accuracy"] == pytest.approx(binomtest(0, 3).pvalue)  # the exact McNemar test
 
 
 def test_verdicts_of_a_regression_a_gain_a_tie_and_a_not_comparable_pair(db: Path) -> None:
@@ -148,7 +173,7 @@ def test_margin_turns_a_significant_drop_into_a_pass(db: Path) -> None:
 def test_minimal_detectable_difference_shrinks_with_more_units() -> None:
     rng = np.random.default_rng(1)
     small, large = (rng.random(n) < 0.5 for n in (100, 10_000))
-    ses = [paired.summarise(paired.value_deltas(x, np.roll(x, 1), "mean", 300, 0), len(x))
+    ses = [paired.interval(paired.value_deltas(x, np.roll(x, 1), "mean", 300, 0), len(x))
            .std_error for x in (small, large)]  # fmt: skip
     mdd = [paired.minimal_detectable_difference(se) for se in ses]
     assert mdd[0] > 5 * mdd[1] > 0  # about sqrt(100) times smaller with 100 times the units
@@ -174,7 +199,13 @@ def test_rank_bands_share_a_band_when_tied(db: Path) -> None:
     band = dict(zip(bands["model_name"], bands["band"], strict=True))
     assert band == {"tuned": 1, "base": 2, "other": 2}  # base and other: identical predictions
     general = rank_bands(metrics, units, ("general", "type", "acc@1"), n_resamples=500)
-    assert general.set_index("model_name").loc["other", "note"].startswith("scored on different")
+    notes = general.set_index("model_name")["note"]
+    assert notes["other"].startswith("scored on other data")  # the larger group is ranked
+    other_fp = metrics.loc[metrics["model_name"] == "other", "fingerprint"].iloc[0]
+    around_other = rank_bands(
+        metrics, units, ("general", "type", "acc@1"), n_resamples=500, reference=other_fp
+    ).set_index("model_name")
+    assert around_other.loc["other", "band"] == 1 and around_other["band"].isna().sum() == 2
 
 
 def test_gate_exit_codes_json_and_sentences(
@@ -227,3 +258,54 @@ def test_a_version_1_database_is_read_and_migrated(tmp_path: Path) -> None:
         assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
         assert con.execute("SELECT count(*) FROM query_values").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 6
+
+
+def test_a_benchmark_the_candidate_skipped_is_named_not_passed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deleting the candidate's run where it regresses must not turn the gate green unseen."""
+    db = write_verdict_db(tmp_path / "results.duckdb")
+    tuned_shoes = store.list_runs(db, model="tuned", benchmark="shoes")["run_id"].iloc[0]
+    with duckdb.connect(str(db)) as con:
+        for table in ("metrics", "predictions", "query_values", "runs"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [tuned_shoes])
+    comparison = compare_models(db, "base", "tuned", n_resamples=200)
+    skipped = [v for v in comparison.verdicts if v.benchmark == "shoes" and v.gated]
+    assert len(skipped) == 10 and {v.verdict for v in skipped} == {"not comparable"}
+    assert "candidate has no result" in skipped[0].reason
+    assert not comparison.regressions
+    assert "10 gated metrics not comparable" in comparison.gate_line()
+    assert main(["--db", str(db), "compare", "--candidate", "tuned", "--resamples", "200"]) == 0
+    assert "10 gated metrics not comparable" in " ".join(capsys.readouterr().out.split())
+
+
+def test_ambiguous_names_and_unknown_metrics_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = write_verdict_db(tmp_path / "results.duckdb")
+    with duckdb.connect(str(db)) as con:  # two models called "base"
+        con.execute("UPDATE models SET name = 'base' WHERE name = 'other'")
+        con.execute("UPDATE runs SET model_name = 'base' WHERE model_name = 'other'")
+    with pytest.raises(EvalSuiteError, match="names several scored models"):
+        compare_models(db, "base", "tuned", n_resamples=100)
+    with pytest.raises(EvalSuiteError, match="names several models"):
+        choose_baseline(store.list_models(db), "base")
+    args = ["--db", str(db), "compare", "--baseline", "tuned", "--candidate", "fp-base"]
+    assert main([*args, "--metric", "acc1"]) == 2  # a typo must not gate nothing and pass
+    assert "no scored metric called acc1" in capsys.readouterr().err
+
+
+def test_a_unit_without_a_value_makes_the_metric_not_comparable(tmp_path: Path) -> None:
+    db = write_verdict_db(tmp_path / "results.duckdb")
+    tuned_shoes = store.list_runs(db, model="tuned", benchmark="shoes")["run_id"].iloc[0]
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "UPDATE query_values SET value = 'NaN' WHERE run_id = ? AND query_id = 'q07' "
+            "AND metric = 'MRR'",
+            [tuned_shoes],
+        )
+    verdicts = {(v.task, v.metric): v for v in compare_models(db, "base", "tuned", n_resamples=200)
+                .verdicts}  # fmt: skip
+    assert verdicts[("search", "MRR")].verdict == "not comparable"
+    assert "no value" in verdicts[("search", "MRR")].reason
+    assert verdicts[("search", "ir_hits")].verdict == "tied"  # the other metrics still pair

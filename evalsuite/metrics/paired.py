@@ -2,26 +2,33 @@
 
 Pure functions of numpy arrays; ``evalsuite.verdicts`` turns them into verdicts.
 
-- **Paired bootstrap**: draw N of the N shared units with replacement, score *both* models on
-  that same draw and keep the difference (candidate - baseline); repeat R times. The 95%
-  percentile interval of those differences is the interval of the change, and
-  ``p = min(1, 2 * min(#{d <= 0} + 1, #{d >= 0} + 1) / (R + 1))`` its two-sided p-value (the
-  smallest level at which the percentile interval excludes 0, with the +1 of Davison & Hinkley
-  so that p is never 0). Resample draws come from ``numpy.random.default_rng(seed)
+- **Interval: paired bootstrap.** Draw N of the N shared units with replacement, score *both*
+  models on that same draw and keep the difference (candidate - baseline); repeat R times.
+  The 95% percentile interval of those differences is the interval of the change, their
+  standard deviation its standard error. Draws come from ``numpy.random.default_rng(seed)
   .integers(0, N, size=(R, N))``, drawn in row blocks to bound memory (the same numbers as
-  one draw): the same seed and N give the same resamples for every metric of a task, so all
-  of its metrics are judged on one set of resamples.
-- **Exact McNemar test** for accuracy: under "no difference" each item that one model gets
-  right and the other wrong is equally likely to go either way, so the count going the
-  candidate's way is Binomial(discordant, 1/2) (``scipy.stats.binomtest``).
-- **Benjamini-Hochberg's correction** across a family of tests (scipy's
-  ``false_discovery_control``).
+  one draw), so the same seed and N give the same resamples for every metric of a task.
+- **p-value: paired randomization test.** Under "the two models are equally good", which
+  model produced which of a unit's two results is a coin flip. Sign-flip test for metrics
+  that are means or sums of per-unit values (each unit's difference keeps or flips its
+  sign); prediction-swap test for F1 and balanced accuracy (each item's two predictions are
+  swapped or not, both metrics recomputed). p = share of the 2^m relabellings whose change is
+  at least as large as the one seen, enumerated exactly when 2^m <= R (m units differ), else
+  estimated from R random relabellings (``default_rng(seed).integers(0, 2, size=(R, N))``,
+  one coin per unit) as (1 + count) / (R + 1). A bootstrap p-value was used first; it cannot
+  go above 2 / (R + 1) when every resample moves one way, so one query gaining one hit was
+  "p = 0.0002" (the randomization test gives 1).
+- **Exact McNemar test** for accuracy: the same test for a 0/1 outcome, exact from the
+  binomial: under "no difference" each item that one model gets right and the other wrong
+  goes either way with probability 1/2 (``scipy.stats.binomtest``).
+- **Benjamini-Hochberg's correction** across a family of tests (``scipy.stats.
+  false_discovery_control``).
 - **Minimal detectable difference**: (z_{1-alpha/2} + z_{power}) x the bootstrap standard
   error of the change, the smallest true change the benchmark detects with that power.
 
-scipy.stats.bootstrap is not used for the paired statistics: it resamples one statistic at a
-time, and the paired classification metrics need one confusion matrix per model per resample
-(computed for all resamples with one bincount, as in ``metrics.bootstrap``).
+scipy.stats.bootstrap / permutation_test are not used: they call the statistic per
+resample, and the classification metrics need per-class counts for each model in each
+resample, computed for all resamples with three bincounts (hand-written for that reason).
 """
 
 from __future__ import annotations
@@ -32,102 +39,200 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
-from evalsuite.metrics.bootstrap import (
-    _MAX_RESAMPLED_VALUES,
-    _resampled_confusions,
-    classification_scores_from_confusions,
-)
+from evalsuite.metrics.bootstrap import _MAX_RESAMPLED_VALUES
 
 CLASSIFICATION_SCORES = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
 
 
 @dataclass(frozen=True)
-class PairedResult:
-    """Change ``candidate - baseline`` of one metric with its paired interval and p-value."""
+class Interval:
+    """Percentile interval and standard error of the resampled changes of one metric."""
 
     ci_low: float
     ci_high: float
-    p_value: float
-    std_error: float  # standard deviation of the resampled changes
+    std_error: float
     n_units: int
 
 
-def resample_rows(n_units: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
-    """(block, N) row indices of the R resamples, in blocks of at most ~4M values."""
-    if n_units < 1 or n_resamples < 1:
-        raise ValueError(f"need n_units >= 1 and n_resamples >= 1, got {n_units}, {n_resamples}")
+def _blocks(n_units: int, n_draws: int, seed: int, high: int) -> Iterator[np.ndarray]:
+    """(block, N) integers in [0, high) of ``default_rng(seed)``, in blocks of ~4M values."""
+    if n_units < 1 or n_draws < 1:
+        raise ValueError(f"need n_units >= 1 and n_draws >= 1, got {n_units}, {n_draws}")
     rng = np.random.default_rng(seed)
-    block = max(1, min(n_resamples, _MAX_RESAMPLED_VALUES // n_units))
-    for start in range(0, n_resamples, block):
-        yield rng.integers(0, n_units, size=(min(block, n_resamples - start), n_units))
+    block = max(1, min(n_draws, _MAX_RESAMPLED_VALUES // n_units))
+    for start in range(0, n_draws, block):
+        yield rng.integers(0, high, size=(min(block, n_draws - start), n_units))
 
 
-def _collect(
-    n_units: int, n_resamples: int, seed: int, score: Callable[[np.ndarray], dict[str, np.ndarray]]
+def resample_rows(n_units: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """(block, N) row indices of the R bootstrap resamples."""
+    return _blocks(n_units, n_resamples, seed, n_units)
+
+
+def _concat(parts: Iterator[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    out: dict[str, list[np.ndarray]] = {}
+    for part in parts:
+        for name, values in part.items():
+            out.setdefault(name, []).append(values)
+    return {name: np.concatenate(values) for name, values in out.items()}
+
+
+def _class_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
+    """(R, C) true positives, true items and predictions per class of R label rows (R, N)."""
+    offsets = np.arange(len(y_true))[:, None] * n_classes
+
+    def count(labels: np.ndarray) -> np.ndarray:
+        flat = np.bincount((labels + offsets).ravel(), minlength=len(y_true) * n_classes)
+        return flat.reshape(len(y_true), n_classes).astype(np.float64)
+
+    hit = np.where(y_true == y_pred, y_true, n_classes)  # class n_classes: "not a hit"
+    hits = np.bincount(
+        (hit + np.arange(len(y_true))[:, None] * (n_classes + 1)).ravel(),
+        minlength=len(y_true) * (n_classes + 1),
+    ).reshape(len(y_true), n_classes + 1)[:, :n_classes]
+    return hits.astype(np.float64), count(y_true), count(y_pred)
+
+
+def classification_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
 ) -> dict[str, np.ndarray]:
-    parts: dict[str, list[np.ndarray]] = {}
-    for rows in resample_rows(n_units, n_resamples, seed):
-        for name, values in score(rows).items():
-            parts.setdefault(name, []).append(values)
-    return {name: np.concatenate(values) for name, values in parts.items()}
+    """Accuracy, balanced accuracy and F1 macro / weighted of each row of (R, N) labels, with
+    scikit-learn's definitions and default labels (as ``metrics.bootstrap``): the macro mean
+    runs over the classes true or predicted in that row, balanced accuracy over the classes
+    present in y_true. From per-class counts: (R, C) memory, not (R, C, C)."""
+    tp, support, predicted = _class_counts(y_true, y_pred, n_classes)
+    n = support.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
+        present = support > 0
+        seen = present | (predicted > 0)
+        return {
+            "accuracy": tp.sum(axis=1) / n,
+            "balanced_accuracy": (recall * present).sum(axis=1) / present.sum(axis=1),
+            "f1_macro": (f1 * seen).sum(axis=1) / seen.sum(axis=1),
+            "f1_weighted": (f1 * support).sum(axis=1) / n,
+        }
+
+
+def _labels(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    out = tuple(np.asarray(a, np.int64) for a in arrays)
+    if len({a.shape for a in out}) != 1 or out[0].ndim != 1:
+        raise ValueError("y_true, pred_a and pred_b must be (N,) arrays of the same items")
+    return out
+
+
+def classification_deltas(
+    y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_classes: int,
+    n_resamples: int, seed: int,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """(R,) bootstrap changes (b minus a) of the four ``CLASSIFICATION_SCORES``, both
+    models scored on the same resampled items."""
+    y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b)
+
+    def score(rows: np.ndarray) -> dict[str, np.ndarray]:
+        a = classification_scores(y_true[rows], pred_a[rows], n_classes)
+        b = classification_scores(y_true[rows], pred_b[rows], n_classes)
+        return {name: b[name] - a[name] for name in CLASSIFICATION_SCORES}
+
+    return _concat(score(rows) for rows in resample_rows(len(y_true), n_resamples, seed))
 
 
 def value_deltas(
     values_a: np.ndarray, values_b: np.ndarray, statistic: str, n_resamples: int, seed: int
 ) -> np.ndarray:
-    """(R,) resampled changes of a mean or sum of per-unit values (b minus a)."""
+    """(R,) bootstrap changes of a mean or sum of per-unit values (b minus a)."""
+    diff = _differences(values_a, values_b)
+    if statistic not in ("mean", "sum"):
+        raise ValueError(f"statistic must be 'mean' or 'sum', got {statistic!r}")
+    reduce = np.mean if statistic == "mean" else np.sum
+    return np.concatenate(
+        [reduce(diff[rows], axis=1) for rows in resample_rows(len(diff), n_resamples, seed)]
+    )
+
+
+def _differences(values_a: np.ndarray, values_b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(values_a, np.float64), np.asarray(values_b, np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"need two (N,) arrays of the same units, got {a.shape} and {b.shape}")
-    if statistic not in ("mean", "sum"):
-        raise ValueError(f"statistic must be 'mean' or 'sum', got {statistic!r}")
-    diff = b - a
-    reduce = np.mean if statistic == "mean" else np.sum
-    return _collect(len(diff), n_resamples, seed, lambda rows: {"d": reduce(diff[rows], axis=1)})[
-        "d"
-    ]
+    return b - a
 
 
-def classification_deltas(
-    y_true: np.ndarray,
-    pred_a: np.ndarray,
-    pred_b: np.ndarray,
-    n_classes: int,
-    n_resamples: int,
-    seed: int,
-) -> dict[str, np.ndarray]:
-    """(R,) resampled changes (b minus a) of accuracy, balanced accuracy and F1 macro /
-    weighted, both models' confusion matrices built from the same resampled items."""
-    y_true, pred_a, pred_b = (np.asarray(x, np.int64) for x in (y_true, pred_a, pred_b))
-    if not (y_true.shape == pred_a.shape == pred_b.shape) or y_true.ndim != 1:
-        raise ValueError("y_true, pred_a and pred_b must be (N,) arrays of the same items")
-
-    def score(rows: np.ndarray) -> dict[str, np.ndarray]:
-        a = classification_scores_from_confusions(
-            _resampled_confusions(y_true, pred_a, n_classes, rows)
-        )
-        b = classification_scores_from_confusions(
-            _resampled_confusions(y_true, pred_b, n_classes, rows)
-        )
-        return {name: b[name] - a[name] for name in CLASSIFICATION_SCORES}
-
-    return _collect(len(y_true), n_resamples, seed, score)
-
-
-def summarise(deltas: np.ndarray, n_units: int, confidence: float = 0.95) -> PairedResult:
-    """Percentile interval, two-sided bootstrap p-value and standard error of the changes.
-
-    Resamples whose metric is undefined (NaN, e.g. macro F1 of no class) are left out."""
+def interval(deltas: np.ndarray, n_units: int, confidence: float = 0.95) -> Interval:
+    """Percentile interval and standard error of resampled changes; NaN when any resample's
+    change is undefined (the caller says why rather than dropping resamples)."""
     d = np.asarray(deltas, np.float64)
-    d = d[~np.isnan(d)]
-    if d.size == 0:
-        nan = float("nan")
-        return PairedResult(nan, nan, nan, nan, n_units)
+    if d.size == 0 or np.isnan(d).any():
+        return Interval(float("nan"), float("nan"), float("nan"), n_units)
     alpha = (1 - confidence) / 2
     low, high = (float(q) for q in np.quantile(d, [alpha, 1 - alpha]))
-    tail = min(int((d <= 0).sum()), int((d >= 0).sum())) + 1
-    p_value = min(1.0, 2 * tail / (d.size + 1))
-    return PairedResult(min(low, high), max(low, high), p_value, float(d.std()), n_units)
+    return Interval(min(low, high), max(low, high), float(d.std()), n_units)
+
+
+def _as_large(changes: np.ndarray, observed: float) -> np.ndarray:
+    """Relabelled changes at least as far from 0 as the observed one (up to rounding)."""
+    return np.abs(changes) >= abs(observed) * (1 - 1e-9) - 1e-12
+
+
+def _exact_flips(differing: np.ndarray) -> Iterator[np.ndarray]:
+    """(block, N) 0/1 flips: every pattern over the ``differing`` units, in blocks."""
+    columns = np.flatnonzero(differing)
+    m, n_units = len(columns), len(differing)
+    block = max(1, _MAX_RESAMPLED_VALUES // n_units)
+    for start in range(0, 2**m, block):
+        index = np.arange(start, min(start + block, 2**m))
+        flips = np.zeros((len(index), n_units), np.int64)
+        flips[:, columns] = (index[:, None] >> np.arange(m)) & 1
+        yield flips
+
+
+def _randomization_p(
+    differing: np.ndarray, n_draws: int, seed: int,
+    change: Callable[[np.ndarray], dict[str, np.ndarray]],
+) -> dict[str, float]:  # fmt: skip
+    """Two-sided p of a paired randomization test, per statistic. ``change(flips)`` maps
+    (P, N) 0/1 flips (1: relabel that unit) to each statistic's P relabelled changes;
+    ``differing`` marks the units whose relabelling can matter. Exact (every pattern over
+    those units) when there are no more patterns than ``n_draws``, else ``n_draws`` random
+    coins per unit and (1 + count) / (n_draws + 1)."""
+    n_units, m = len(differing), int(differing.sum())
+    observed = change(np.zeros((1, n_units), np.int64))
+    if m == 0:
+        return dict.fromkeys(observed, 1.0)
+    exact = 2**m <= n_draws
+    flips = _exact_flips(differing) if exact else _blocks(n_units, n_draws, seed, 2)
+    counts = dict.fromkeys(observed, 0)
+    for block in flips:
+        for name, values in change(block).items():
+            counts[name] += int(_as_large(values, float(observed[name][0])).sum())
+    if exact:
+        return {name: count / 2**m for name, count in counts.items()}
+    return {name: (1 + count) / (n_draws + 1) for name, count in counts.items()}
+
+
+def sign_flip_p(values_a: np.ndarray, values_b: np.ndarray, n_draws: int, seed: int) -> float:
+    """Two-sided paired randomization p of a change in the mean (or sum) of per-unit values."""
+    diff = _differences(values_a, values_b)
+    return _randomization_p(
+        diff != 0, n_draws, seed, lambda flips: {"d": ((1 - 2 * flips) * diff).sum(axis=1)}
+    )["d"]
+
+
+def prediction_swap_p(
+    y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_classes: int,
+    n_draws: int, seed: int,
+) -> dict[str, float]:  # fmt: skip
+    """Two-sided paired randomization p of the change of each ``CLASSIFICATION_SCORES``
+    metric: each item's two predictions swapped or not, both models rescored."""
+    y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b)
+
+    def changes(flips: np.ndarray) -> dict[str, np.ndarray]:
+        truth = np.broadcast_to(y_true, flips.shape)
+        a = classification_scores(truth, np.where(flips == 1, pred_b, pred_a), n_classes)
+        b = classification_scores(truth, np.where(flips == 1, pred_a, pred_b), n_classes)
+        return {name: b[name] - a[name] for name in CLASSIFICATION_SCORES}
+
+    return _randomization_p(pred_a != pred_b, n_draws, seed, changes)
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:

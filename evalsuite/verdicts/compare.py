@@ -34,8 +34,11 @@ def model_rows(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
     rows = metrics[metrics["model_name"] == name]
     if rows.empty:
         rows = metrics[metrics["fingerprint"].str.startswith(name)]
-        if rows["fingerprint"].nunique() > 1:
-            raise EvalSuiteError(f"{name!r} is the start of several models' fingerprints")
+    if rows["fingerprint"].nunique() > 1:  # never mix two models' runs under one name
+        found = ", ".join(sorted(fp[:12] for fp in rows["fingerprint"].unique()))
+        raise EvalSuiteError(
+            f"{name!r} names several scored models (fingerprints {found}): pass a fingerprint"
+        )
     if rows.empty:
         known = ", ".join(sorted(metrics["model_name"].unique())) or "(none)"
         raise EvalSuiteError(f"no scored model named {name!r} in the database; known: {known}")
@@ -63,6 +66,11 @@ def compare_frames(
 ) -> ModelComparison:
     """Every verdict of ``candidate`` against ``baseline`` (names or fingerprints)."""
     rows_a, rows_b = model_rows(metrics, baseline), model_rows(metrics, candidate)
+    gated = tuple(gated)
+    unknown = sorted(set(gated) - set(rows_a["metric"]) - set(rows_b["metric"]))
+    if unknown:  # a typo must not pass the gate with nothing gated
+        known = ", ".join(sorted(set(rows_a["metric"]) | set(rows_b["metric"])))
+        raise EvalSuiteError(f"no scored metric called {', '.join(unknown)}; known: {known}")
     verdicts = judge_runs(
         rows_a, rows_b, units, gated=gated, margins=margins or {},
         n_resamples=n_resamples, seed=seed,
@@ -100,6 +108,11 @@ def choose_baseline(models: pd.DataFrame, explicit: str | None = None) -> str | 
     if explicit:
         hit = models[models["name"] == explicit]
         hit = hit if len(hit) else models[models["fingerprint"].str.startswith(explicit)]
+        if len(hit) > 1:
+            found = ", ".join(sorted(fp[:12] for fp in hit["fingerprint"]))
+            raise EvalSuiteError(
+                f"{explicit!r} names several models (fingerprints {found}): pass a fingerprint"
+            )
         if hit.empty:
             known = ", ".join(sorted(models["name"].astype(str))) or "(none)"
             raise EvalSuiteError(f"no scored model named {explicit!r}; known: {known}")
@@ -120,12 +133,16 @@ def rank_bands(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     alpha: float = ALPHA,
+    reference: str | None = None,
 ) -> pd.DataFrame:
     """Rank bands on one (benchmark, task, metric): the best model and every model not
     significantly different from it (paired test, Benjamini-Hochberg over the comparisons
-    with the best) share band 1; the same rule ranks the rest. Models on other data get no band.
+    with the best: a family of its own, so a band can differ from a baseline comparison's
+    verdict) share band 1; the same rule ranks the rest. Only models scored on the same
+    data and benchmark version as ``reference`` (a fingerprint, e.g. the baseline; else the
+    largest such group) are ranked; the others get no band and a note.
 
-    Columns: fingerprint, model_name, value, band, tied_with_best, p_adjusted, note.
+    Columns: fingerprint, model_name, value, band, p_adjusted, note.
     """
     benchmark, task, metric = key
     rows = metrics[(metrics["benchmark"] == benchmark) & (metrics["task"] == task)
@@ -135,8 +152,14 @@ def rank_bands(
         return pd.DataFrame(columns=["fingerprint", "model_name", "value", "band"])
     higher = bool(rows["higher_is_better"].iloc[0])
     rows = rows.sort_values("value", ascending=not higher).reset_index(drop=True)
-    bands: dict[str, tuple[int, float, str]] = {}
-    remaining, band = list(rows.index), 0
+    group = rows["benchmark_hash"].astype(str) + "/" + rows["data_manifest_hash"].astype(str)
+    chosen = group[rows["fingerprint"] == reference]
+    ranked = group == (chosen.iloc[0] if len(chosen) else group.value_counts().index[0])
+    bands: dict[str, tuple[int, float, str]] = {
+        fp: (0, float("nan"), "scored on other data or benchmark version: not ranked")
+        for fp in rows.loc[~ranked, "fingerprint"]
+    }
+    remaining, band = list(rows.index[ranked]), 0
     while remaining:
         band += 1
         best = rows.loc[remaining[0]]

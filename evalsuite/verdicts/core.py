@@ -216,15 +216,24 @@ class ModelComparison:
         )
 
     def gate_line(self) -> str:
+        untested = [v for v in self.verdicts if v.gated and v.verdict == NOT_COMPARABLE]
+        unseen = (
+            f"; {len(untested)} gated metric{'s' if len(untested) != 1 else ''} not "
+            "comparable, so not gated (listed above)"
+            if untested
+            else ""
+        )
         if self.regressions:
             n = len(self.regressions)
-            return f"FAIL: {n} significant regression{'s' if n != 1 else ''} of a gated metric"
+            return (
+                f"FAIL: {n} significant regression{'s' if n != 1 else ''} of a gated metric{unseen}"
+            )
         worse = len(self.significant(WORSE, gated_only=True))
         within = f" ({worse} significantly worse within the margin)" if worse else ""
         return (
             f"PASS: no gated metric of {self.candidate} is significantly worse than "
             f"{self.baseline}{within} ({self.n_tests(True)} gated comparisons, "
-            f"{CORRECTION}-corrected)"
+            f"{CORRECTION}-corrected){unseen}"
         )
 
     def summary_line(self, limit: int | None = 3) -> str:

@@ -66,47 +66,78 @@ def units_by_run_task(
     return out
 
 
-def _classification_deltas(a: TaskUnits, b: TaskUnits, n: int, seed: int) -> dict:
+@dataclass(frozen=True)
+class PairedTest:
+    """What a metric's verdict rests on: the bootstrap changes and the p-value's test."""
+
+    deltas: np.ndarray
+    p_value: float
+    test: str
+
+
+def _classification_tests(a: TaskUnits, b: TaskUnits, n: int, seed: int) -> dict:
+    """The four confusion-matrix metrics of a task, resampled and relabelled together."""
     labels = sorted({*a.true_labels, *a.predicted_labels, *b.predicted_labels})
     index = {label: i for i, label in enumerate(labels)}
     codes = [np.array([index[x] for x in arr]) for arr in (a.true_labels, a.predicted_labels,
                                                              b.predicted_labels)]  # fmt: skip
-    return paired.classification_deltas(*codes, len(labels), n, seed)
+    deltas = paired.classification_deltas(*codes, len(labels), n, seed)
+    p_values = paired.prediction_swap_p(*codes, len(labels), n, seed)
+    return {
+        metric: PairedTest(deltas[name], p_values[name], "randomization test, swapped predictions")
+        for metric, name in _CONFUSION_METRICS.items()
+    }
 
 
-def _deltas(
+def _per_unit_values(metric: str, u: TaskUnits, maximum: float | None) -> np.ndarray | None:
+    """The per-unit values whose mean (or sum) is ``metric``, or None if there are none."""
+    if u.unit == "queries":
+        return u.values.get(metric)
+    if metric.startswith(_ACC_AT_K) and metric[len(_ACC_AT_K) :].isdigit():
+        return (u.true_rank <= int(metric[len(_ACC_AT_K) :])).astype(np.float64)
+    if metric == "pretest" and maximum:
+        k = round(maximum / len(u.ids))  # the maximum is K points per item
+        return np.maximum(k - u.true_rank + 1, 0).astype(np.float64)
+    return None
+
+
+def _paired_test(
     metric: str, a: TaskUnits, b: TaskUnits, maximum: float | None, n: int, seed: int,
     cache: dict,
-) -> np.ndarray | None:  # fmt: skip
-    """(R,) resampled changes of ``metric``, or None when the units cannot give it.
-    ``cache`` keeps a task's four confusion-matrix metrics, computed together, for the
-    calls of the same pair of units."""
-    if a.unit == "queries":
-        if metric not in a.values or metric not in b.values:
-            return None
-        statistic = "sum" if metric in SUMS else "mean"
-        return paired.value_deltas(a.values[metric], b.values[metric], statistic, n, seed)
-    if metric in _CONFUSION_METRICS:
+) -> PairedTest | str:  # fmt: skip
+    """The paired test of ``metric``, or why there is none. ``cache`` keeps a task's
+    confusion-matrix tests for the other metrics of the same pair of units."""
+    if a.unit == "items" and metric in _CONFUSION_METRICS:
         key = (id(a), id(b), n, seed)
         if key not in cache:
-            cache[key] = _classification_deltas(a, b, n, seed)
-        return cache[key][_CONFUSION_METRICS[metric]]
-    if metric.startswith(_ACC_AT_K) and metric[len(_ACC_AT_K) :].isdigit():
-        k = int(metric[len(_ACC_AT_K) :])
-        return paired.value_deltas(a.true_rank <= k, b.true_rank <= k, "mean", n, seed)
-    if metric == "pretest" and maximum:
-        k = round(maximum / len(a.ids))
-        points = [np.maximum(k - u.true_rank + 1, 0) for u in (a, b)]
-        return paired.value_deltas(*points, "sum", n, seed)
-    return None
+            cache[key] = _classification_tests(a, b, n, seed)
+        found = cache[key][metric]
+        if metric != "acc@1":
+            return found
+        p_value, only_a, only_b = paired.mcnemar_exact(
+            a.true_labels == a.predicted_labels, b.true_labels == b.predicted_labels
+        )
+        return PairedTest(found.deltas, p_value, f"exact McNemar, {only_b} items gained / "
+                          f"{only_a} lost")  # fmt: skip
+    values = [_per_unit_values(metric, u, maximum) for u in (a, b)]
+    if values[0] is None or values[1] is None:
+        return "no paired test for this metric (a statistic of the whole set)"
+    if not (np.isfinite(values[0]).all() and np.isfinite(values[1]).all()):
+        return f"some {a.unit} have no value for this metric"
+    statistic = "sum" if metric in SUMS else "mean"
+    return PairedTest(
+        paired.value_deltas(*values, statistic, n, seed),
+        paired.sign_flip_p(*values, n, seed),
+        "randomization test, sign flips",
+    )
 
 
 def _unit_mismatch(a: TaskUnits | None, b: TaskUnits | None) -> str | None:
     if a is None or b is None:
+        which = "either run" if a is None and b is None else "one run"
         return (
-            "no per-item or per-query results stored for "
-            + ("either run" if a is None and b is None else "one run")
-            + " (scored by an older evalsuite): re-score to compare"
+            f"no per-item or per-query results stored for {which} (an empty task, or a run "
+            "stored by an older evalsuite): re-score to compare"
         )
     if a.unit != b.unit or a.ids != b.ids:
         return f"the runs scored different {a.unit} ({len(a.ids)} and {len(b.ids)})"
@@ -139,28 +170,23 @@ def judge_metric(
     )  # fmt: skip
     a, b = units
     reason = why_not or _unit_mismatch(a, b)
-    deltas = (
-        None
-        if reason
-        else _deltas(metric, a, b, maximum, n_resamples, seed, {} if cache is None else cache)
+    if not reason and not np.isfinite(base.delta):
+        reason = "a run stored no value for this metric"
+    found = reason or _paired_test(
+        metric, a, b, maximum, n_resamples, seed, {} if cache is None else cache
     )
-    if deltas is None:
-        reason = reason or "no paired test for this metric (a statistic of the whole set)"
-        return replace(base, reason=reason)
-    result = paired.summarise(deltas, len(a.ids))
-    p_value, test = result.p_value, "paired bootstrap"
-    if metric == "acc@1":
-        p_value, only_a, only_b = paired.mcnemar_exact(
-            a.true_labels == a.predicted_labels, b.true_labels == b.predicted_labels
-        )
-        test = f"exact McNemar, {only_b} items gained / {only_a} lost"
-    identical = result.std_error == 0 and base.delta == 0
+    if isinstance(found, str):
+        return replace(base, reason=found)
+    spread = paired.interval(found.deltas, len(a.ids))
+    if np.isnan(spread.std_error):
+        return replace(base, reason="undefined on some resamples of the units")
+    identical = spread.std_error == 0 and base.delta == 0
     return replace(
-        base, verdict=TIED, ci_low=result.ci_low, ci_high=result.ci_high,
-        p_value=1.0 if identical else p_value, test=test, n_units=result.n_units, unit=a.unit,
-        reason=f"identical on every {_SINGULAR[a.unit]}" if identical else "",
-        mdd=paired.minimal_detectable_difference(result.std_error, ALPHA, POWER)
-        if result.std_error > 0 else float("nan"),
+        base, verdict=TIED, ci_low=spread.ci_low, ci_high=spread.ci_high,
+        p_value=1.0 if identical else found.p_value, test=found.test, n_units=spread.n_units,
+        unit=a.unit, reason=f"identical on every {_SINGULAR[a.unit]}" if identical else "",
+        mdd=paired.minimal_detectable_difference(spread.std_error, ALPHA, POWER)
+        if spread.std_error > 0 else float("nan"),
     )  # fmt: skip
 
 
@@ -183,24 +209,37 @@ def judge_runs(
     n_resamples: int,
     seed: int,
 ) -> list[MetricVerdict]:
-    """Uncorrected verdicts of every (benchmark, task, metric) both metric tables hold (one
-    latest run per benchmark each)."""
+    """Uncorrected verdicts of every (benchmark, task, metric) either metric table holds (one
+    latest run per benchmark each): a metric only one model has is *not comparable*, never
+    left out, so a candidate that skipped a benchmark cannot pass the gate unseen."""
     gated = set(gated)
     key = ["benchmark", "task", "metric"]
     a_rows = metrics_a.set_index(key)
     b_rows = metrics_b.set_index(key)
     out, cache = [], {}
-    for index in a_rows.index.intersection(b_rows.index, sort=False):
-        row_a = a_rows.loc[index].copy()
-        row_b = b_rows.loc[index].copy()
+    for index in a_rows.index.union(b_rows.index, sort=False):
+        has_a, has_b = index in a_rows.index, index in b_rows.index
+        row_a = a_rows.loc[index].copy() if has_a else _no_value(b_rows.loc[index])
+        row_b = b_rows.loc[index].copy() if has_b else _no_value(a_rows.loc[index])
         row_a["benchmark"], row_a["task"], row_a["metric"] = index
         task = index[1]
+        if has_a and has_b:
+            why_not = same_data_reason(row_a, row_b)
+        else:
+            why_not = (f"the {'candidate' if has_a else 'baseline'} has no result for it "
+                       "(not scored on this benchmark, or the task was skipped)")  # fmt: skip
         pair = (units.get((row_a["run_id"], task)), units.get((row_b["run_id"], task)))
         out.append(
             judge_metric(
                 row_a, row_b, pair, gated=index[2] in gated, margins=margins,
-                n_resamples=n_resamples, seed=seed, why_not=same_data_reason(row_a, row_b),
-                cache=cache,
+                n_resamples=n_resamples, seed=seed, why_not=why_not, cache=cache,
             )
         )  # fmt: skip
+    return out
+
+
+def _no_value(row: pd.Series) -> pd.Series:
+    """The row of a run that lacks a metric, built from the other run's: no value, no run."""
+    out = row.copy()
+    out["value"], out["run_id"] = float("nan"), None
     return out
