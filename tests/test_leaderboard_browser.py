@@ -269,8 +269,9 @@ def test_leaderboard_in_a_real_browser(served, page, tmp_path):
     text = open_app(page, url, [*info["names"], "Compared with", "Trade-off"])
     # the verdict line is plain text
     assert "Compared with FashionCLIP-tiny" in text
-    assert "footwear-ft: +10.1 pts on footwear type accuracy" in text
-    assert "−5.0 pts on Fashion-MNIST accuracy" in text
+    # every candidate's significant changes, from evalsuite.verdicts
+    assert "footwear-ft: better on footwear article type (zero-shot accuracy +10.10 pts" in text
+    assert "worse on fashion-mnist label (zero-shot accuracy -5.00 pts" in text
     assert "Trade-off" in text
     # the table is drawn on a canvas; its accessible twin (a hidden <table>) holds the column
     # titles and the numbers behind the cells

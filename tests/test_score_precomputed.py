@@ -106,6 +106,7 @@ def test_leaderboard_marks_not_applicable_cells(
     if not db.is_file():
         assert main(scored["argv"]) == 0
     store.write_run(db, _model_run("fp-fashionclip"))
+    store.mark_baseline(db, "FashionCLIP")  # the baseline is marked, never guessed by name
     monkeypatch.setenv("EVALSUITE_DB", str(db))
     app = Path(__file__).resolve().parents[1] / "dashboards" / "leaderboard.py"
     at = AppTest.from_file(str(app), default_timeout=60).run()
@@ -115,7 +116,7 @@ def test_leaderboard_marks_not_applicable_cells(
     assert set(rows.index) == {"FashionCLIP", EMBEDDINGS}
     assert rows.loc[EMBEDDINGS, "Type"] == "precomputed embeddings"
     assert rows.loc["FashionCLIP", "Type"] == "base"
-    assert table["Model"].iloc[0] == "FashionCLIP"  # the model, not the vectors, is baseline
+    assert table["Model"].iloc[0] == "FashionCLIP"  # the marked baseline comes first
     zero_shot = "Zero-shot accuracy (catalogue article type)"
     knn = "kNN accuracy (catalogue knn article type)"
     assert rows.loc["FashionCLIP", zero_shot] == pytest.approx(62.0)
@@ -124,7 +125,7 @@ def test_leaderboard_marks_not_applicable_cells(
     shown = _display_values(frame)
     cell = shown.loc[list(table["Model"]).index(EMBEDDINGS), zero_shot]
     assert cell == "n/a"  # marked, not blank and not zero
-    helps = [c for c in at.caption if c.value.startswith("n/a: the task does not apply")]
+    helps = [c for c in at.caption if "n/a without a score: the task does not apply" in c.value]
     assert helps, "the n/a cells are explained"
     config = json.loads(frame.proto.columns)
     assert "not applicable: precomputed image embeddings" in config[zero_shot]["help"]
