@@ -10,10 +10,14 @@ How a metric is judged (statistics in ``evalsuite.metrics.paired``):
   ``data_manifest_hash``) on the same units are compared; anything else is *not comparable*,
   with the reason.
 - **Paired**: both models were scored on the same items (classification, probes) or queries
-  (retrieval). Each resample draws the shared units once and scores both models on it, so the
-  interval is of the change itself, not of two independent values.
-- p-value: the exact McNemar test for accuracy (``acc@1``), the paired bootstrap for every
-  other metric.
+  (retrieval). Each bootstrap resample draws the shared units once and scores both models on
+  it, so the interval is of the change itself, not of two independent values. The interval
+  is the usual 95% one, not widened for the number of comparisons.
+- p-value: the exact McNemar test for accuracy (``acc@1``); a paired randomization test for
+  every other metric (exact when few units differ), so a task of a few queries is never
+  "significant" by construction.
+- A metric that only one of the two models has (a benchmark or task the other skipped) is
+  *not comparable*, listed, and counted in the gate's line rather than left out.
 - **Benjamini-Hochberg's correction** within each family of a comparison: the gated metrics
   (what the gate fails on) and, separately, the other metrics shown. The gate compares ~30
   strongly dependent metrics (accuracy, F1 and pretest of one task move together). When
@@ -23,12 +27,15 @@ How a metric is judged (statistics in ``evalsuite.metrics.paired``):
   reported at most alpha, where Holm keeps the chance of any false finding at alpha and
   pays for it in power: on the demo, Holm over 29 gated metrics called a 6.25-point drop in
   accuracy on 400 items (exact McNemar p = 0.004, 47 items lost, 22 gained) "tied". BH
-  assumes the tests are positively dependent (PRDS), as metrics scored on the same items
-  are; ``scipy.stats.false_discovery_control(method="by")`` would drop that assumption at a
-  cost of about a factor ln(m) in power.
+  assumes the tests are positively dependent (PRDS), which metrics scored on the same items
+  come close to but two-sided p-values do not guarantee; method="by" of
+  ``scipy.stats.false_discovery_control`` would drop it at a cost of a factor ~ln(m). The
+  minimal detectable difference beside each verdict uses alpha before the correction, so it
+  is a lower bound.
 - Verdict: ``better`` / ``worse`` when the adjusted p <= alpha, else ``tied``; a gated
   metric is a *regression* when it is significantly worse and, if a practical margin was set
-  (``--tolerance METRIC=VALUE``), the drop is larger than the margin.
+  (``--tolerance METRIC=VALUE``), the observed drop is larger than the margin (the issue's
+  rule; a non-inferiority test would ask the interval's bound to clear the margin instead).
 """
 
 from __future__ import annotations
@@ -211,8 +218,9 @@ class ModelComparison:
         return (
             f"{self.n_tests(True)} gated and {self.n_tests(False)} other comparisons, "
             f"{CORRECTION}-corrected at alpha = {self.alpha:g} within each group; paired "
-            f"bootstrap over the shared items or queries ({self.n_resamples} resamples, "
-            "95% intervals of the change), exact McNemar test for accuracy"
+            "on the shared items or queries: exact McNemar test for accuracy, randomization "
+            f"tests for the other metrics, 95% bootstrap intervals of the change "
+            f"({self.n_resamples} resamples, not adjusted for the number of comparisons)"
         )
 
     def gate_line(self) -> str:
