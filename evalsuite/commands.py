@@ -170,10 +170,17 @@ def _compare_db(args: argparse.Namespace, baseline: str | None, candidate: str) 
                 f"no baseline marked in {db}: pass --baseline NAME, or mark one with "
                 "`evalsuite baseline NAME`"
             )
-    return compare_models(
+    comparison = compare_models(
         db, baseline, candidate, gated=args.metric or GATED_METRICS,
         margins=parse_margins(args.tolerance), n_resamples=args.resamples, seed=args.compare_seed,
     )  # fmt: skip
+    known = {v.metric for v in comparison.verdicts}
+    unknown = sorted(set(args.metric or ()) - known)
+    if unknown:  # a misspelt --metric must not gate nothing and pass
+        raise EvalSuiteError(
+            f"no scored metric called {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return comparison
 
 
 def _gate(comparison: ModelComparison, fail: bool, as_json: bool) -> int:

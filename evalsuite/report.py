@@ -959,8 +959,8 @@ class Notes:
 def _delta_cell(verdict: MetricVerdict | None, notes: Notes) -> str:
     """``▼ -6.20 pts``: the change and its verdict's marker; a numbered note says why a
     change is not comparable."""
-    if verdict is None:
-        return MISSING
+    if verdict is None or is_missing(verdict.baseline) or is_missing(verdict.candidate):
+        return MISSING  # a model without the value: the "—" beside it says so already
     text = f"{verdict.marker} {verdict.delta_text}"
     return text + notes.mark(verdict.reason) if verdict.verdict == NOT_COMPARABLE else text
 

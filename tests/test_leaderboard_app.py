@@ -715,7 +715,7 @@ def test_rank_bands_put_tied_models_in_one_band(verdict_db, monkeypatch):
         assert ranks.loc["base", "Detectable difference"] == ""  # the baseline itself
     at.sidebar.selectbox(key="target_benchmark").set_value("general").run()
     ranks = rank_frame(at).set_index("Model")
-    assert ranks.loc["other", "Band"].startswith("not comparable (scored on different data")
+    assert ranks.loc["other", "Band"].startswith("not comparable (scored on other data")
 
 
 def test_leaderboard_verdicts_agree_with_the_verdict_module(verdict_db):

@@ -371,7 +371,10 @@ def test_report_tables_deltas_and_summary(report: tuple[Path, str]) -> None:
     assert "≈ -0.30 pts" in text  # deepfashion: 24 items gained, 30 lost: a tie
     assert "▼ -6.20 pts" in text  # fmnist forgetting: 26 gained, 150 lost
     # every compared run scored the same data and stored its per-item or per-query results
-    assert "n/a " not in text.split("## Headline results")[1]
+    headline = text.split("## Headline results")[1].split("## Is the change real?")[0]
+    assert "n/a " not in headline
+    # a gated metric the fine-tune lacks is listed as not comparable, never left out
+    assert "n/a not comparable: the candidate has no result for it" in text
     row = next(line for line in text.splitlines() if line.startswith("| **Custom**"))
     assert row.count("—") == 6  # fine-tunes not scored on custom: value and change
     # plain-language summary: target gains, cost elsewhere, averages, every regression, gate
@@ -406,9 +409,12 @@ def test_report_verdict_tables(report: tuple[Path, str]) -> None:
     interval, adjusted p, detectable change and verdict, the method stated once."""
     _, text = report
     verdicts = report_verdicts(text)
-    gated_per_model = 4 * 4 + 2 * 2  # 4 zero-shot tasks x 4 metrics, 2 retrieval x 2
+    # 5 zero-shot tasks x 4 metrics, 2 retrieval x 2; custom's 4 are listed as not
+    # comparable (only the baseline scored it), never left out of the gate's view
+    gated_per_model = 5 * 4 + 2 * 2
     assert len(verdicts) == 3 * gated_per_model
     fine_tune = {k[1:]: v for k, v in verdicts.items() if k[0] == "fclip-footwear"}
+    assert fine_tune[("custom", "label", "acc@1")] == "not comparable"
     assert fine_tune[("footwear", "article_type", "acc@1")] == "better"
     assert fine_tune[("footwear", "text_search", "ir_hits")] == "better"
     assert fine_tune[("fmnist", "label", "acc@1")] == "worse"
@@ -484,7 +490,8 @@ def test_baseline_models_and_data_mismatch(tmp_path: Path) -> None:
         "n/a: not comparable, because <sup>1</sup> scored on different data (data manifest "
         "hashes differ)." in text
     )
-    assert "4 gated metrics are not comparable (fashion-mnist label: scored on different" in text
+    assert "8 gated metrics are not comparable (fashion-mnist label: scored on different" in text
+    assert "custom label: the baseline has no result for it" in text  # only one model has it
     assert report_verdicts(text)[("fashion-clip", "fmnist", "label", "acc@1")] == "not comparable"
     assert "![" not in text  # no charts drawn, none linked
     with pytest.raises(ReportError, match=r"no-such-model.*fashion-clip"):

@@ -227,7 +227,7 @@ class ModelComparison:
         untested = [v for v in self.verdicts if v.gated and v.verdict == NOT_COMPARABLE]
         unseen = (
             f"; {len(untested)} gated metric{'s' if len(untested) != 1 else ''} not "
-            "comparable, so not gated (listed above)"
+            "comparable, so not gated"
             if untested
             else ""
         )
