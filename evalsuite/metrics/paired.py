@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
-from evalsuite.metrics.bootstrap import _MAX_RESAMPLED_VALUES
+from evalsuite.metrics.bootstrap import _MAX_RESAMPLED_VALUES, classification_scores
 
 CLASSIFICATION_SCORES = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
 
@@ -75,44 +75,6 @@ def _concat(parts: Iterator[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         for name, values in part.items():
             out.setdefault(name, []).append(values)
     return {name: np.concatenate(values) for name, values in out.items()}
-
-
-def _class_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
-    """(R, C) true positives, true items and predictions per class of R label rows (R, N)."""
-    offsets = np.arange(len(y_true))[:, None] * n_classes
-
-    def count(labels: np.ndarray) -> np.ndarray:
-        flat = np.bincount((labels + offsets).ravel(), minlength=len(y_true) * n_classes)
-        return flat.reshape(len(y_true), n_classes).astype(np.float64)
-
-    hit = np.where(y_true == y_pred, y_true, n_classes)  # class n_classes: "not a hit"
-    hits = np.bincount(
-        (hit + np.arange(len(y_true))[:, None] * (n_classes + 1)).ravel(),
-        minlength=len(y_true) * (n_classes + 1),
-    ).reshape(len(y_true), n_classes + 1)[:, :n_classes]
-    return hits.astype(np.float64), count(y_true), count(y_pred)
-
-
-def classification_scores(
-    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
-) -> dict[str, np.ndarray]:
-    """Accuracy, balanced accuracy and F1 macro / weighted of each row of (R, N) labels, with
-    scikit-learn's definitions and default labels (as ``metrics.bootstrap``): the macro mean
-    runs over the classes true or predicted in that row, balanced accuracy over the classes
-    present in y_true. From per-class counts: (R, C) memory, not (R, C, C)."""
-    tp, support, predicted = _class_counts(y_true, y_pred, n_classes)
-    n = support.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.where(support > 0, tp / support, 0.0)
-        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
-        present = support > 0
-        seen = present | (predicted > 0)
-        return {
-            "accuracy": tp.sum(axis=1) / n,
-            "balanced_accuracy": (recall * present).sum(axis=1) / present.sum(axis=1),
-            "f1_macro": (f1 * seen).sum(axis=1) / seen.sum(axis=1),
-            "f1_weighted": (f1 * support).sum(axis=1) / n,
-        }
 
 
 def _labels(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
