@@ -1050,8 +1050,8 @@ def _phrase(
     benchmark named first when ``named``; None when model or baseline lacks the task."""
     metric = data.primary_metric(benchmark, task)
     verdict = data.verdict(model, benchmark, task, metric) if metric else None
-    if verdict is None:
-        return None
+    if verdict is None or is_missing(verdict.baseline) or is_missing(verdict.candidate):
+        return None  # one of the two was not scored on it: "Not scored on ..." says so
     what = _task_title(data, benchmark, task) if named else task_label(task)
     short = "accuracy" if verdict.metric == "acc@1" else metric_label(verdict.metric)
     before, after = verdict.value_text("baseline"), verdict.value_text("candidate")
@@ -1076,7 +1076,8 @@ def _not_comparable_sentence(comparison: ModelComparison) -> str | None:
 
 def summary_paragraph(data: ReportData, model: ModelEntry) -> str:
     """What ``model`` gained on the target and what it cost elsewhere, every significant
-    change (all losses named) and the gate's decision, in plain words."""
+    change (all losses named) and the gate's decision, in plain words: a heading line and
+    one bullet each, so that a reader finds the gate's decision without reading it all."""
     base = data.baseline
     target = data.target if data.target in data.benchmarks else None
     others = [b for b in data.benchmarks if b != target]
@@ -1136,8 +1137,10 @@ def summary_paragraph(data: ReportData, model: ModelEntry) -> str:
         gate = comparison.gate_line()
         verdict, _, why = gate.partition(": ")
         sentences.append(f"CI gate (`evalsuite compare`): **{verdict}**, {why}.")
-        sentences += [f"Regression: {v.sentence()}." for v in comparison.regressions]
-    return f"{intro}: " + " ".join(sentences)
+    lines = [f"{intro}:", "", *(f"- {sentence}" for sentence in sentences)]
+    if comparison is not None:
+        lines += [f"  - Regression: {v.sentence()}." for v in comparison.regressions]
+    return "\n".join(lines)
 
 
 def _verdict_text(verdict: MetricVerdict) -> str:

@@ -347,6 +347,12 @@ def _is_png(path: Path, min_side: int = 150) -> None:
         assert min(image.size) >= min_side, (path, image.size)
 
 
+def _summary_of(text: str, model: str) -> str:
+    """The summary of ``model``: its heading line and the bullets under it."""
+    start = text.index(f"**{model}** against ")
+    return text[start : text.index("\n\n", text.index("\n- ", start))]
+
+
 def test_report_tables_deltas_and_summary(report: tuple[Path, str]) -> None:
     path, text = report
     assert path.name == "report.md"
@@ -389,7 +395,7 @@ def test_report_tables_deltas_and_summary(report: tuple[Path, str]) -> None:
     )
     assert "Not scored on Custom" in text
     assert re.search(r"primary scores: \+\d+\.\d\d pts on Footwear and -\d+\.\d\d pts", text)
-    fine_tune = next(line for line in text.splitlines() if line.startswith("**fclip-footwear**"))
+    fine_tune = _summary_of(text, "fclip-footwear")
     assert "worse on fashion-mnist label (zero-shot accuracy -6.20 pts" in fine_tune
     assert "CI gate (`evalsuite compare`): **FAIL**, 4 significant regressions" in fine_tune
     assert (
@@ -527,7 +533,7 @@ def test_report_of_the_verdict_db(tmp_path: Path, low_dpi: None) -> None:
     comparable; and it agrees with `compare` (same defaults) on every gated metric."""
     db = write_verdict_db(tmp_path / "v.duckdb")
     text = write_report(db, tmp_path / "out", target="shoes").read_text()
-    tuned = next(line for line in text.splitlines() if line.startswith("**tuned**"))
+    tuned = _summary_of(text, "tuned")
     assert "kind accuracy 68.75% → 59.50% (▼ -9.25 pts, significantly worse)" in tuned
     assert "lace accuracy 42.50% → 69.00% (▲ +26.50 pts, significantly better)" in tuned
     assert "search IR score (hits) 127 / 400 → 129 / 400 (≈ +2, no significant change)" in tuned
@@ -540,7 +546,7 @@ def test_report_of_the_verdict_db(tmp_path: Path, low_dpi: None) -> None:
     kind = next(line for line in text.splitlines() if "`shoes/kind/acc@1`" in line
                 and "59.50%" in line)  # fmt: skip
     assert "| -9.25 pts | [-12.5, -6.2] | < 0.001 | 4.45 pts | ▼ worse, **regression** |" in kind
-    other = next(line for line in text.splitlines() if line.startswith("**other**"))
+    other = _summary_of(text, "other")
     assert "Elsewhere: general accuracy 79.33% → 79.00% (n/a -0.33 pts, not comparable)" in other
     assert "4 gated metrics are not comparable (general type: scored on different data" in other
     assert "CI gate (`evalsuite compare`): **PASS**" in other
