@@ -35,7 +35,7 @@ except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the rep
 
 from evalsuite import store
 from evalsuite.errors import EvalSuiteError
-from evalsuite.verdicts import ModelComparison, choose_baseline, compare_frames, load_units
+from evalsuite.verdicts import ModelComparison, choose_baseline, compare_many, load_units
 from evalsuite.verdicts import rank_bands as compute_rank_bands
 
 DB_ENV = "EVALSUITE_DB"
@@ -121,15 +121,7 @@ def _comparisons(
 ) -> dict[str, ModelComparison | str]:
     """Fingerprint -> its :class:`ModelComparison` against ``baseline``, or why none."""
     metrics = store.latest_metrics(db, timeout_s=READ_TIMEOUT_S)
-    runs = metrics.loc[metrics["fingerprint"].isin([baseline, *candidates]), "run_id"]
-    units = load_units(db, sorted(set(runs)))
-    out: dict[str, ModelComparison | str] = {}
-    for fp in candidates:
-        try:
-            out[fp] = compare_frames(metrics, units, baseline, fp)
-        except EvalSuiteError as exc:
-            out[fp] = str(exc)
-    return out
+    return compare_many(db, metrics, baseline, candidates)
 
 
 @st.cache_data(show_spinner="Ranking the models…", max_entries=32)

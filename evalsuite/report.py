@@ -66,8 +66,7 @@ from evalsuite.verdicts import (
     MetricVerdict,
     ModelComparison,
     choose_baseline,
-    compare_frames,
-    load_units,
+    compare_many,
 )
 
 REPORT_NAME = "report.md"
@@ -354,19 +353,14 @@ def _comparisons(
 ) -> dict[str, ModelComparison]:
     """Every model's verdicts against the baseline (``models[0]``), with the defaults of
     ``evalsuite compare`` (gated metrics, no margins, seed 0): the report shows what the
-    gate decides."""
+    gate decides. A model sharing no metric with the baseline gets none (dashes only)."""
     if len(models) < 2:
         return {}
-    units = load_units(db_path, list(dict.fromkeys(metrics["run_id"])))
-    out = {}
-    for model in models[1:]:
-        try:
-            out[model.fingerprint] = compare_frames(
-                metrics, units, models[0].fingerprint, model.fingerprint, n_resamples=n_resamples
-            )
-        except EvalSuiteError:  # no metric in common: its columns show only dashes
-            continue
-    return out
+    found = compare_many(
+        db_path, metrics, models[0].fingerprint, [m.fingerprint for m in models[1:]],
+        n_resamples=n_resamples,
+    )  # fmt: skip
+    return {fp: c for fp, c in found.items() if isinstance(c, ModelComparison)}
 
 
 def load_report_data(

@@ -11,6 +11,7 @@ How the statistics work: ``evalsuite.verdicts.core`` and ``evalsuite.metrics.pai
 from evalsuite.verdicts.compare import (
     choose_baseline,
     compare_frames,
+    compare_many,
     compare_models,
     load_units,
     model_rows,
@@ -43,6 +44,7 @@ __all__ = [
     "ModelComparison",
     "choose_baseline",
     "compare_frames",
+    "compare_many",
     "compare_models",
     "load_units",
     "model_rows",

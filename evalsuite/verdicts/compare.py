@@ -94,6 +94,24 @@ def compare_models(
     return compare_frames(metrics, units, baseline, candidate, **options)
 
 
+def compare_many(
+    db_path: str | Path, metrics: pd.DataFrame, baseline: str, candidates: Sequence[str],
+    **options,
+) -> dict[str, ModelComparison | str]:  # fmt: skip
+    """Each candidate (fingerprint or name) against ``baseline``, the units of all their runs
+    read once; a candidate that cannot be compared maps to the reason."""
+    keys = [baseline, *candidates]
+    runs = metrics.loc[metrics["fingerprint"].isin(keys) | metrics["model_name"].isin(keys)]
+    units = load_units(db_path, sorted(set(runs["run_id"])))
+    out: dict[str, ModelComparison | str] = {}
+    for candidate in candidates:
+        try:
+            out[candidate] = compare_frames(metrics, units, baseline, candidate, **options)
+        except EvalSuiteError as exc:
+            out[candidate] = str(exc)
+    return out
+
+
 def choose_baseline(models: pd.DataFrame, explicit: str | None = None) -> str | None:
     """The baseline's fingerprint, by one rule: ``explicit`` (a name or fingerprint); else the
     model marked with ``evalsuite baseline NAME`` (or ``score --mark-baseline``); else the one
