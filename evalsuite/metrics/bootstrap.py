@@ -116,20 +116,18 @@ def bootstrap_metric(
     return _ordered(result.confidence_interval)
 
 
-def _class_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
-    """(R, C) true positives, true items and predictions per class of R label rows (R, N)."""
-    offsets = np.arange(len(y_true))[:, None] * n_classes
+def class_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(R, C) float counts of each class in each row of (R, N) class indices (one bincount;
+    index ``n_classes`` may be used for "none" and is dropped)."""
+    rows = len(labels)
+    flat = labels + np.arange(rows)[:, None] * (n_classes + 1)
+    counts = np.bincount(flat.ravel(), minlength=rows * (n_classes + 1))
+    return counts.reshape(rows, n_classes + 1)[:, :n_classes].astype(np.float64)
 
-    def count(labels: np.ndarray) -> np.ndarray:
-        flat = np.bincount((labels + offsets).ravel(), minlength=len(y_true) * n_classes)
-        return flat.reshape(len(y_true), n_classes).astype(np.float64)
 
-    hit = np.where(y_true == y_pred, y_true, n_classes)  # class n_classes: "not a hit"
-    hits = np.bincount(
-        (hit + np.arange(len(y_true))[:, None] * (n_classes + 1)).ravel(),
-        minlength=len(y_true) * (n_classes + 1),
-    ).reshape(len(y_true), n_classes + 1)[:, :n_classes]
-    return hits.astype(np.float64), count(y_true), count(y_pred)
+def hit_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(R, C) true positives per class of (R, N) labels."""
+    return class_counts(np.where(y_true == y_pred, y_true, n_classes), n_classes)
 
 
 def classification_scores(
@@ -148,7 +146,18 @@ def classification_scores(
     (R, C, C) of confusion matrices) so that thousands of resamples cost three bincounts
     instead of thousands of scikit-learn calls (hand-written for that reason).
     """
-    tp, support, predicted = _class_counts(y_true, y_pred, n_classes)
+    return scores_from_counts(
+        hit_counts(y_true, y_pred, n_classes),
+        class_counts(y_true, n_classes),
+        class_counts(y_pred, n_classes),
+    )
+
+
+def scores_from_counts(
+    tp: np.ndarray, support: np.ndarray, predicted: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The four scores of :func:`classification_scores` from (R, C) per-class counts of true
+    positives, true items and predictions."""
     n = support.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.where(support > 0, tp / support, 0.0)

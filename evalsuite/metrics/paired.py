@@ -14,10 +14,10 @@ Pure functions of numpy arrays; ``evalsuite.verdicts`` turns them into verdicts.
   sign); prediction-swap test for F1 and balanced accuracy (each item's two predictions are
   swapped or not, both metrics recomputed). p = share of the 2^m relabellings whose change is
   at least as large as the one seen, enumerated exactly when 2^m <= R (m units differ), else
-  estimated from R random relabellings (``default_rng(seed).integers(0, 2, size=(R, N))``,
-  one coin per unit) as (1 + count) / (R + 1). A bootstrap p-value was used first; it cannot
-  go above 2 / (R + 1) when every resample moves one way, so one query gaining one hit was
-  "p = 0.0002" (the randomization test gives 1).
+  estimated from R random relabellings (``default_rng(seed).integers(0, 2, size=(R, m))``,
+  one coin per differing unit, in their order) as (1 + count) / (R + 1). A bootstrap
+  p-value was used first; it cannot go above 2 / (R + 1) when every resample moves one way,
+  so one query gaining one hit was "p = 0.0002" (the randomization test gives 1).
 - **Exact McNemar test** for accuracy: the same test for a 0/1 outcome, exact from the
   binomial: under "no difference" each item that one model gets right and the other wrong
   goes either way with probability 1/2 (``scipy.stats.binomtest``).
@@ -39,7 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
-from evalsuite.metrics.bootstrap import _MAX_RESAMPLED_VALUES, classification_scores
+from evalsuite.metrics.bootstrap import (
+    _MAX_RESAMPLED_VALUES,
+    class_counts,
+    hit_counts,
+    scores_from_counts,
+)
 
 CLASSIFICATION_SCORES = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
 
@@ -93,8 +98,13 @@ def classification_deltas(
     y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b)
 
     def score(rows: np.ndarray) -> dict[str, np.ndarray]:
-        a = classification_scores(y_true[rows], pred_a[rows], n_classes)
-        b = classification_scores(y_true[rows], pred_b[rows], n_classes)
+        truth, drawn_a, drawn_b = y_true[rows], pred_a[rows], pred_b[rows]
+        support = class_counts(truth, n_classes)  # the same items for both models
+        a = scores_from_counts(
+            hit_counts(truth, drawn_a, n_classes), support, class_counts(drawn_a, n_classes)
+        )
+        b = scores_from_counts(hit_counts(truth, drawn_b, n_classes), support,
+                               class_counts(drawn_b, n_classes))  # fmt: skip
         return {name: b[name] - a[name] for name in CLASSIFICATION_SCORES}
 
     return _concat(score(rows) for rows in resample_rows(len(y_true), n_resamples, seed))
@@ -136,33 +146,28 @@ def _as_large(changes: np.ndarray, observed: float) -> np.ndarray:
     return np.abs(changes) >= abs(observed) * (1 - 1e-9) - 1e-12
 
 
-def _exact_flips(differing: np.ndarray) -> Iterator[np.ndarray]:
-    """(block, N) 0/1 flips: every pattern over the ``differing`` units, in blocks."""
-    columns = np.flatnonzero(differing)
-    m, n_units = len(columns), len(differing)
-    block = max(1, _MAX_RESAMPLED_VALUES // n_units)
+def _exact_flips(m: int) -> Iterator[np.ndarray]:
+    """(block, m) 0/1 flips: every one of the 2^m patterns, in blocks."""
+    block = max(1, _MAX_RESAMPLED_VALUES // m)
     for start in range(0, 2**m, block):
         index = np.arange(start, min(start + block, 2**m))
-        flips = np.zeros((len(index), n_units), np.int64)
-        flips[:, columns] = (index[:, None] >> np.arange(m)) & 1
-        yield flips
+        yield (index[:, None] >> np.arange(m)) & 1
 
 
 def _randomization_p(
-    differing: np.ndarray, n_draws: int, seed: int,
-    change: Callable[[np.ndarray], dict[str, np.ndarray]],
-) -> dict[str, float]:  # fmt: skip
+    m: int, n_draws: int, seed: int, change: Callable[[np.ndarray], dict[str, np.ndarray]]
+) -> dict[str, float]:
     """Two-sided p of a paired randomization test, per statistic. ``change(flips)`` maps
-    (P, N) 0/1 flips (1: relabel that unit) to each statistic's P relabelled changes;
-    ``differing`` marks the units whose relabelling can matter. Exact (every pattern over
-    those units) when there are no more patterns than ``n_draws``, else ``n_draws`` random
-    coins per unit and (1 + count) / (n_draws + 1)."""
-    n_units, m = len(differing), int(differing.sum())
-    observed = change(np.zeros((1, n_units), np.int64))
+    (P, m) 0/1 flips of the m units whose relabelling can matter (1: swap that unit's two
+    results) to each statistic's P relabelled changes. Exact (every pattern) when there are
+    no more patterns than ``n_draws``, else ``n_draws`` random coins per unit
+    (``default_rng(seed).integers(0, 2, size=(n_draws, m))``) and (1 + count) / (n_draws + 1).
+    """
+    observed = change(np.zeros((1, m), np.int64))
     if m == 0:
         return dict.fromkeys(observed, 1.0)
     exact = 2**m <= n_draws
-    flips = _exact_flips(differing) if exact else _blocks(n_units, n_draws, seed, 2)
+    flips = _exact_flips(m) if exact else _blocks(m, n_draws, seed, 2)
     counts = dict.fromkeys(observed, 0)
     for block in flips:
         for name, values in change(block).items():
@@ -173,11 +178,14 @@ def _randomization_p(
 
 
 def sign_flip_p(values_a: np.ndarray, values_b: np.ndarray, n_draws: int, seed: int) -> float:
-    """Two-sided paired randomization p of a change in the mean (or sum) of per-unit values."""
+    """Two-sided paired randomization p of a change in the mean (or sum) of per-unit values;
+    only the units whose two values differ are flipped (the others add nothing)."""
     diff = _differences(values_a, values_b)
+    differing = diff[diff != 0]
     return _randomization_p(
-        diff != 0, n_draws, seed, lambda flips: {"d": ((1 - 2 * flips) * diff).sum(axis=1)}
-    )["d"]
+        len(differing), n_draws, seed,
+        lambda flips: {"d": ((1 - 2 * flips) * differing).sum(axis=1)},
+    )["d"]  # fmt: skip
 
 
 def prediction_swap_p(
@@ -185,16 +193,27 @@ def prediction_swap_p(
     n_draws: int, seed: int,
 ) -> dict[str, float]:  # fmt: skip
     """Two-sided paired randomization p of the change of each ``CLASSIFICATION_SCORES``
-    metric: each item's two predictions swapped or not, both models rescored."""
+    metric: each item's two predictions swapped or not, both models rescored. Only the items
+    the models predict differently are relabelled; the others' counts are added once."""
     y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b)
+    same = pred_a == pred_b
+    kept_hits = hit_counts(y_true[None, same], pred_a[None, same], n_classes)
+    kept_predicted = class_counts(pred_a[None, same], n_classes)
+    support = class_counts(y_true[None, :], n_classes)  # swaps never change the true labels
+    truth, a_diff, b_diff = y_true[~same], pred_a[~same], pred_b[~same]
 
     def changes(flips: np.ndarray) -> dict[str, np.ndarray]:
-        truth = np.broadcast_to(y_true, flips.shape)
-        a = classification_scores(truth, np.where(flips == 1, pred_b, pred_a), n_classes)
-        b = classification_scores(truth, np.where(flips == 1, pred_a, pred_b), n_classes)
-        return {name: b[name] - a[name] for name in CLASSIFICATION_SCORES}
+        rows = np.broadcast_to(truth, flips.shape)
+        scores = []
+        for mine, theirs in ((a_diff, b_diff), (b_diff, a_diff)):
+            drawn = np.where(flips == 1, theirs, mine)
+            scores.append(scores_from_counts(
+                hit_counts(rows, drawn, n_classes) + kept_hits, support,
+                class_counts(drawn, n_classes) + kept_predicted,
+            ))  # fmt: skip
+        return {name: scores[1][name] - scores[0][name] for name in CLASSIFICATION_SCORES}
 
-    return _randomization_p(pred_a != pred_b, n_draws, seed, changes)
+    return _randomization_p(int((~same).sum()), n_draws, seed, changes)
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:
