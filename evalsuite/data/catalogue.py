@@ -26,8 +26,6 @@ Decisions (also recorded in the manifest where they touch data):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 import tempfile
@@ -40,7 +38,7 @@ import pandas as pd
 
 from evalsuite.data.items import Item
 from evalsuite.data.manifest import combine_hashes, content_hash, sha256_bytes, sha256_file
-from evalsuite.data.text import read_csv_rows, read_utf8
+from evalsuite.data.text import csv_records, read_csv_rows, read_utf8
 from evalsuite.errors import DataError, SpecError
 
 CATALOGUE_FIELDS = (
@@ -86,23 +84,19 @@ def parse_styles_row(row: list[str], header: list[str], path: Path, line: int) -
 
 def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """styles.csv as stripped strings plus a ``line`` column, and the repaired rows."""
-    reader = csv.reader(io.StringIO(read_utf8(path, "styles CSV"), newline=""))
-    try:
-        header = [name.strip() for name in next(reader, [])]
-        if header[: len(STYLES_COLUMNS)] != list(STYLES_COLUMNS):
-            raise DataError(f"{path}, line 1: header must start with {','.join(STYLES_COLUMNS)}")
-        rows, repaired = [], []
-        for row in reader:
-            if not row:
-                continue  # blank line
-            fixed = [
-                field.strip() for field in parse_styles_row(row, header, path, reader.line_num)
-            ]
-            if len(row) > len(header):
-                repaired.append({"line": reader.line_num, "id": fixed[0]})
-            rows.append([*fixed, reader.line_num])
-    except csv.Error as exc:
-        raise DataError(f"{path}, line {reader.line_num}: cannot parse styles CSV ({exc})") from exc
+    records = csv_records(path, "styles CSV")
+    _, first = next(records, (1, []))
+    header = [name.strip() for name in first]
+    if header[: len(STYLES_COLUMNS)] != list(STYLES_COLUMNS):
+        raise DataError(f"{path}, line 1: header must start with {','.join(STYLES_COLUMNS)}")
+    rows, repaired = [], []
+    for line, row in records:
+        if not row:
+            continue  # blank line
+        fixed = [field.strip() for field in parse_styles_row(row, header, path, line)]
+        if len(row) > len(header):
+            repaired.append({"line": line, "id": fixed[0]})
+        rows.append([*fixed, line])
     frame = pd.DataFrame(rows, columns=[*header, "line"])
     check_ids(frame, path)
     return frame, repaired

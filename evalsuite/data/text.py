@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from evalsuite.errors import DataError
@@ -35,38 +36,59 @@ def read_utf8(path: Path, what: str) -> str:
         ) from None
 
 
+def csv_records(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
+    """(line where the record starts, fields) of each CSV record, blank lines included (as []).
+
+    ``strict``: an unclosed quote is an error, not a field that swallows the rest of the file.
+    The error names the line where the failing record starts, which is where a quote that is
+    never closed was opened; the parser itself only knows where it gave up.
+    """
+    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""), strict=True)
+    start = 1
+    try:
+        for record in reader:
+            yield start, record
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):  # strict mode's word for an unclosed quote
+            runs_to = "the end of the file"
+        elif reader.line_num > start:  # a record spans lines only inside a quoted value
+            runs_to = f"line {reader.line_num}: {exc}"
+        else:
+            raise DataError(f"{path}, line {start}: cannot parse {what} ({exc})") from exc
+        raise DataError(
+            f"{path}, line {start}: cannot parse {what}: a quote opened in this row is not "
+            f"closed (the value runs on to {runs_to})"
+        ) from exc
+
+
 def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(line number, fields)]) of a CSV file, every field stripped, blank lines
     skipped. A row with more fields than the header is a DataError naming its line: pandas
     would instead shift the columns silently when the first data row has one field too many
     (it takes the first column as the index), e.g. an unquoted comma. A row with fewer fields
-    gets empty ones at the end, as pandas read it (a caption left off). ``strict``: an
-    unclosed quote is an error, not a field that swallows the rest of the file."""
-    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""), strict=True)
+    gets empty ones at the end, as pandas read it (a caption left off)."""
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
-    try:
-        for record in reader:
-            if not any(field.strip() for field in record):
-                continue  # blank line
-            fields = [field.strip() for field in record]
-            if header is None:
-                header = fields
-                repeated = sorted({name for name in header if header.count(name) > 1})
-                if repeated:
-                    raise DataError(
-                        f"{path}, line {reader.line_num}: column {repeated[0]!r} appears more "
-                        "than once in the header"
-                    )
-            elif len(fields) > len(header):
+    for line, record in csv_records(path, what):
+        if not any(field.strip() for field in record):
+            continue  # blank line
+        fields = [field.strip() for field in record]
+        if header is None:
+            header = fields
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
                 raise DataError(
-                    f"{path}, line {reader.line_num}: {len(fields)} fields, expected "
-                    f"{len(header)} ({','.join(header)}); quote values that contain commas"
+                    f"{path}, line {line}: column {repeated[0]!r} appears more than once in "
+                    "the header"
                 )
-            else:
-                rows.append((reader.line_num, fields + [""] * (len(header) - len(fields))))
-    except csv.Error as exc:
-        raise DataError(f"{path}, line {reader.line_num}: cannot parse {what} ({exc})") from exc
+        elif len(fields) > len(header):
+            raise DataError(
+                f"{path}, line {line}: {len(fields)} fields, expected {len(header)} "
+                f"({','.join(header)}); quote values that contain commas"
+            )
+        else:
+            rows.append((line, fields + [""] * (len(header) - len(fields))))
     if header is None:
         raise DataError(f"{path}: cannot parse {what}: the file is empty (no header row)")
     return header, rows
