@@ -38,7 +38,7 @@ import pandas as pd
 
 from evalsuite.data.items import Item
 from evalsuite.data.manifest import combine_hashes, content_hash, sha256_bytes, sha256_file
-from evalsuite.data.text import csv_records, read_csv_rows, read_utf8
+from evalsuite.data.text import csv_records, is_plain_name, read_csv_rows, read_utf8
 from evalsuite.errors import DataError, SpecError
 
 CATALOGUE_FIELDS = (
@@ -103,10 +103,18 @@ def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
 
 def check_ids(frame: pd.DataFrame, path: Path) -> None:
-    """Every row needs an id, and ids are unique (they name images and records)."""
+    """Every row needs an id, a plain name (it names images/<id>.jpg and styles/<id>.json:
+    "../secret" would read a file outside those folders), and ids are unique."""
     empty = frame[frame["id"] == ""]
     if len(empty):
         raise DataError(f"{path}, line {empty['line'].iloc[0]}: empty id")
+    unsafe = frame[~frame["id"].map(is_plain_name)]
+    if len(unsafe):
+        row = unsafe.iloc[0]
+        raise DataError(
+            f"{path}, line {row['line']}: id {row['id']!r} is not a plain name (it names the "
+            "files images/<id>.jpg and styles/<id>.json; no '/', '\\' or '..')"
+        )
     repeated = frame[frame["id"].duplicated()]
     if len(repeated):
         row = repeated.iloc[0]

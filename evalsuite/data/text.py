@@ -36,6 +36,12 @@ def read_utf8(path: Path, what: str) -> str:
         ) from None
 
 
+def is_plain_name(item_id: str) -> bool:
+    """True when ``item_id`` can name a file inside a folder: no separator of any OS, not
+    "." or "..", no NUL."""
+    return not any(c in item_id for c in "/\\\0") and item_id not in (".", "..")
+
+
 def csv_records(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
     """(line where the record starts, fields) of each CSV record, blank lines included (as []).
 

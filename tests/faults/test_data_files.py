@@ -102,3 +102,39 @@ def test_unclosed_quote_in_a_labelled_csv_names_the_row_where_it_opened(tmp_path
     path.write_text('path,label\n1.jpg,"Heels\n2.jpg,Flats\n3.jpg,Flats\n')
     with pytest.raises(DataError, match=r"labels\.csv, line 2: cannot parse CSV: .*not closed"):
         read_labelled_csv(path)
+
+
+# --- 12. ids that would name a file outside the images folder -------------------------------
+
+BAD_IDS = ("../secret", "sub/101", "/etc/passwd", "..", "a\\b")
+
+
+@pytest.mark.parametrize("bad_id", BAD_IDS)
+def test_styles_id_that_is_not_a_plain_name_is_refused_naming_the_line(
+    tmp_path: Path, bad_id: str
+) -> None:
+    """An id becomes images/<id>.jpg and styles/<id>.json: one with a path separator or a
+    dot-name would read (and copy into a benchmark) a file outside those folders."""
+    rows = styles_rows(6)
+    rows[3] = rows[3].replace("104,", f"{bad_id},", 1)  # line 5
+    _, styles = write_catalogue(tmp_path, rows)
+    with pytest.raises(DataError) as caught:
+        read_styles(styles)
+    assert str(caught.value) == (
+        f"{styles}, line 5: id {bad_id!r} is not a plain name (it names the files "
+        f"images/<id>.jpg and styles/<id>.json; no '/', '\\' or '..')"
+    )
+
+
+def test_prepare_refuses_an_id_that_leaves_the_images_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = styles_rows(40)
+    rows[5] = rows[5].replace("106,", "../secret,", 1)  # line 7
+    images, styles = write_catalogue(tmp_path / "kaggle", rows)
+    Image.new("RGB", (6, 8)).save(tmp_path / "kaggle" / "secret.jpg")  # would be read
+    out = tmp_path / "footwear"
+    assert prepare_cli(images, styles, out) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: {styles}, line 7: id '../secret' is not a plain name"), error
+    assert not out.exists()
