@@ -38,7 +38,14 @@ import pandas as pd
 
 from evalsuite.data.items import Item
 from evalsuite.data.manifest import combine_hashes, content_hash, sha256_bytes, sha256_file
-from evalsuite.data.text import csv_records, is_plain_name, read_csv_rows, read_utf8
+from evalsuite.data.text import (
+    csv_records,
+    field_text,
+    is_plain_name,
+    read_csv_rows,
+    read_utf8,
+    text_field,
+)
 from evalsuite.errors import DataError, SpecError
 
 CATALOGUE_FIELDS = (
@@ -83,7 +90,11 @@ def parse_styles_row(row: list[str], header: list[str], path: Path, line: int) -
 
 
 def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """styles.csv as stripped strings plus a ``line`` column, and the repaired rows."""
+    """styles.csv as stripped strings plus a ``line`` column, and the repaired rows.
+
+    Catalogue fields holding a missing-value marker ("nan", "NULL"...) are empty, as an empty
+    cell is: left out of captions and classes, filled from the per-item JSON where there is one.
+    """
     records = csv_records(path, "styles CSV")
     _, first = next(records, (1, []))
     header = [name.strip() for name in first]
@@ -96,7 +107,7 @@ def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         fixed = [field.strip() for field in parse_styles_row(row, header, path, line)]
         if len(row) > len(header):
             repaired.append({"line": line, "id": fixed[0]})
-        rows.append([*fixed, line])
+        rows.append([fixed[0], *(field_text(field) for field in fixed[1:]), line])
     frame = pd.DataFrame(rows, columns=[*header, "line"])
     check_ids(frame, path)
     return frame, repaired
@@ -125,7 +136,7 @@ def json_field(value: Any) -> str:
     """A per-item JSON value as a catalogue string ({"typeName": ...} objects included)."""
     if isinstance(value, dict):
         value = value.get("typeName")
-    return "" if value is None else str(value).strip()
+    return field_text(value)
 
 
 def fill_from_json(frame: pd.DataFrame, json_dir: Path | None) -> pd.DataFrame:
@@ -157,7 +168,10 @@ def select_items(
         raise DataError(f"{styles}: no row has masterCategory {master_category!r}")
     unlabelled = chosen[chosen["articleType"] == ""]
     if len(unlabelled):
-        raise DataError(f"{styles}, line {unlabelled['line'].iloc[0]}: empty articleType")
+        raise DataError(
+            f"{styles}, line {unlabelled['line'].iloc[0]}: no articleType (empty or a "
+            "missing-value marker such as 'nan')"
+        )
     chosen["image"] = [str(images_dir / f"{item_id}.jpg") for item_id in chosen["id"]]
     exists = chosen["image"].map(lambda image: Path(image).is_file())
     missing = sorted(chosen.loc[~exists, "id"], key=id_key)
@@ -203,15 +217,16 @@ def check_known_id(
 
 
 def read_captions(path: Path, known_ids: set[str]) -> dict[str, str]:
-    """id -> generated caption from JSONL lines {"id": ..., "caption" (or "text"): ...}."""
+    """id -> generated caption from JSONL lines {"id": ..., "caption" (or "text"): ...}; a
+    missing caption (null, "", "nan") adds nothing, as if the id were not listed."""
     captions: dict[str, str] = {}
     for line, record in read_jsonl(path):
-        text = record.get("caption", record.get("text"))
-        if "id" not in record or not isinstance(text, str):
+        key = "caption" if "caption" in record else "text"
+        if "id" not in record or key not in record:
             raise DataError(f'{path}, line {line}: expected {{"id": ..., "caption": "..."}}')
         item_id = str(record["id"]).strip()
         check_known_id(path, line, item_id, known_ids, captions)
-        captions[item_id] = text.strip()
+        captions[item_id] = (text_field(path, line, item_id, key, record[key]) or "").strip()
     return captions
 
 
@@ -488,19 +503,19 @@ def split_files(path: Path, split: str | None) -> list[Path]:
 
 
 def record_to_item(path: Path, line: int, record: Record) -> Item:
-    """A prepared record as an Item: string fields, caption = description."""
+    """A prepared record as an Item: string fields (a missing value, null, NaN or "nan", is
+    ""), caption = description."""
     if not record.get("id") or not record.get("image"):
         raise DataError(f"{path}, line {line}: record needs 'id' and 'image'")
-    fields = {
-        name: "" if record.get(name) is None else str(record[name]) for name in CATALOGUE_FIELDS
-    }
-    if record.get("lace_colour"):
-        fields["lace_colour"] = str(record["lace_colour"])
+    item_id = str(record["id"])
+    fields = {name: field_text(record.get(name)) for name in CATALOGUE_FIELDS}
+    if lace := field_text(record.get("lace_colour")):
+        fields["lace_colour"] = lace
     return Item(
-        id=str(record["id"]),
+        id=item_id,
         fields=fields,
         path=Path(record["image"]),
-        caption=record.get("description") or None,
+        caption=text_field(path, line, item_id, "description", record.get("description")),
     )
 
 

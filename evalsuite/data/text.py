@@ -1,4 +1,5 @@
-"""Reading users' text files (CSV, JSONL, listings) so that a bad byte names its line.
+"""Reading users' text files (CSV, JSONL, listings) so that a bad byte names its line, and
+the values in them: missing-value markers, captions that are not text, ids used as file names.
 
 Python's UnicodeDecodeError gives a byte offset in the whole file, which nobody can find in
 a 40,000-line styles.csv; :func:`read_utf8` turns it into a line and column.
@@ -9,8 +10,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from evalsuite.errors import DataError
 
@@ -34,6 +38,40 @@ def read_utf8(path: Path, what: str) -> str:
             f"{path}, line {line}: {what} is not UTF-8 (byte 0x{data[start]:02x} at "
             f"column {column}); save the file as UTF-8"
         ) from None
+
+
+# pandas' default missing-value strings (``read_csv``'s ``na_values``; case-sensitive, like
+# pandas): a cell pandas would read as missing is missing here too, not a class named "nan".
+NA_STRINGS = frozenset(
+    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+
+
+def is_missing(value: object) -> bool:
+    """None, a float NaN, "" or one of :data:`NA_STRINGS` (surrounding spaces ignored)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and (value.strip() == "" or value.strip() in NA_STRINGS)
+
+
+def field_text(value: object) -> str:
+    """A label value as stripped text; a missing one (:func:`is_missing`) is "", the value
+    every task already counts as unlabelled."""
+    return "" if is_missing(value) else str(value).strip()
+
+
+def text_field(path: Path, line: int, item_id: str, key: str, value: Any) -> str | None:
+    """A caption read from JSON: the text, or None when missing (null, "", "nan"...). Any
+    other value (a number, NaN, a list) is refused here, naming the item: the tokenizer would
+    fail on it much later with a TypeError that names nothing."""
+    if value is None or isinstance(value, str):
+        return None if is_missing(value) else value
+    raise DataError(
+        f"{path}, line {line}: item {item_id!r}: {key} must be text, got {json.dumps(value)}"
+    )
 
 
 def is_plain_name(item_id: str) -> bool:
