@@ -26,8 +26,6 @@ Decisions (also recorded in the manifest where they touch data):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 import tempfile
@@ -40,7 +38,14 @@ import pandas as pd
 
 from evalsuite.data.items import Item
 from evalsuite.data.manifest import combine_hashes, content_hash, sha256_bytes, sha256_file
-from evalsuite.data.text import read_csv_rows, read_utf8
+from evalsuite.data.text import (
+    csv_records,
+    field_text,
+    is_plain_name,
+    read_csv_rows,
+    read_utf8,
+    text_field,
+)
 from evalsuite.errors import DataError, SpecError
 
 CATALOGUE_FIELDS = (
@@ -85,34 +90,42 @@ def parse_styles_row(row: list[str], header: list[str], path: Path, line: int) -
 
 
 def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """styles.csv as stripped strings plus a ``line`` column, and the repaired rows."""
-    reader = csv.reader(io.StringIO(read_utf8(path, "styles CSV"), newline=""))
-    try:
-        header = [name.strip() for name in next(reader, [])]
-        if header[: len(STYLES_COLUMNS)] != list(STYLES_COLUMNS):
-            raise DataError(f"{path}, line 1: header must start with {','.join(STYLES_COLUMNS)}")
-        rows, repaired = [], []
-        for row in reader:
-            if not row:
-                continue  # blank line
-            fixed = [
-                field.strip() for field in parse_styles_row(row, header, path, reader.line_num)
-            ]
-            if len(row) > len(header):
-                repaired.append({"line": reader.line_num, "id": fixed[0]})
-            rows.append([*fixed, reader.line_num])
-    except csv.Error as exc:
-        raise DataError(f"{path}, line {reader.line_num}: cannot parse styles CSV ({exc})") from exc
+    """styles.csv as stripped strings plus a ``line`` column, and the repaired rows.
+
+    Catalogue fields holding a missing-value marker ("nan", "NULL"...) are empty, as an empty
+    cell is: left out of captions and classes, filled from the per-item JSON where there is one.
+    """
+    records = csv_records(path, "styles CSV")
+    _, first = next(records, (1, []))
+    header = [name.strip() for name in first]
+    if header[: len(STYLES_COLUMNS)] != list(STYLES_COLUMNS):
+        raise DataError(f"{path}, line 1: header must start with {','.join(STYLES_COLUMNS)}")
+    rows, repaired = [], []
+    for line, row in records:
+        if not row:
+            continue  # blank line
+        fixed = [field.strip() for field in parse_styles_row(row, header, path, line)]
+        if len(row) > len(header):
+            repaired.append({"line": line, "id": fixed[0]})
+        rows.append([fixed[0], *(field_text(field) for field in fixed[1:]), line])
     frame = pd.DataFrame(rows, columns=[*header, "line"])
     check_ids(frame, path)
     return frame, repaired
 
 
 def check_ids(frame: pd.DataFrame, path: Path) -> None:
-    """Every row needs an id, and ids are unique (they name images and records)."""
+    """Every row needs an id, a plain name (it names images/<id>.jpg and styles/<id>.json:
+    "../secret" would read a file outside those folders), and ids are unique."""
     empty = frame[frame["id"] == ""]
     if len(empty):
         raise DataError(f"{path}, line {empty['line'].iloc[0]}: empty id")
+    unsafe = frame[~frame["id"].map(is_plain_name)]
+    if len(unsafe):
+        row = unsafe.iloc[0]
+        raise DataError(
+            f"{path}, line {row['line']}: id {row['id']!r} is not a plain name (it names the "
+            "files images/<id>.jpg and styles/<id>.json; no '/', '\\' or '..')"
+        )
     repeated = frame[frame["id"].duplicated()]
     if len(repeated):
         row = repeated.iloc[0]
@@ -123,7 +136,7 @@ def json_field(value: Any) -> str:
     """A per-item JSON value as a catalogue string ({"typeName": ...} objects included)."""
     if isinstance(value, dict):
         value = value.get("typeName")
-    return "" if value is None else str(value).strip()
+    return field_text(value)
 
 
 def fill_from_json(frame: pd.DataFrame, json_dir: Path | None) -> pd.DataFrame:
@@ -155,7 +168,10 @@ def select_items(
         raise DataError(f"{styles}: no row has masterCategory {master_category!r}")
     unlabelled = chosen[chosen["articleType"] == ""]
     if len(unlabelled):
-        raise DataError(f"{styles}, line {unlabelled['line'].iloc[0]}: empty articleType")
+        raise DataError(
+            f"{styles}, line {unlabelled['line'].iloc[0]}: no articleType (empty or a "
+            "missing-value marker such as 'nan')"
+        )
     chosen["image"] = [str(images_dir / f"{item_id}.jpg") for item_id in chosen["id"]]
     exists = chosen["image"].map(lambda image: Path(image).is_file())
     missing = sorted(chosen.loc[~exists, "id"], key=id_key)
@@ -201,15 +217,16 @@ def check_known_id(
 
 
 def read_captions(path: Path, known_ids: set[str]) -> dict[str, str]:
-    """id -> generated caption from JSONL lines {"id": ..., "caption" (or "text"): ...}."""
+    """id -> generated caption from JSONL lines {"id": ..., "caption" (or "text"): ...}; a
+    missing caption (null, "", "nan") adds nothing, as if the id were not listed."""
     captions: dict[str, str] = {}
     for line, record in read_jsonl(path):
-        text = record.get("caption", record.get("text"))
-        if "id" not in record or not isinstance(text, str):
+        key = "caption" if "caption" in record else "text"
+        if "id" not in record or key not in record:
             raise DataError(f'{path}, line {line}: expected {{"id": ..., "caption": "..."}}')
         item_id = str(record["id"]).strip()
         check_known_id(path, line, item_id, known_ids, captions)
-        captions[item_id] = text.strip()
+        captions[item_id] = (text_field(path, line, item_id, key, record[key]) or "").strip()
     return captions
 
 
@@ -486,19 +503,19 @@ def split_files(path: Path, split: str | None) -> list[Path]:
 
 
 def record_to_item(path: Path, line: int, record: Record) -> Item:
-    """A prepared record as an Item: string fields, caption = description."""
+    """A prepared record as an Item: string fields (a missing value, null, NaN or "nan", is
+    ""), caption = description."""
     if not record.get("id") or not record.get("image"):
         raise DataError(f"{path}, line {line}: record needs 'id' and 'image'")
-    fields = {
-        name: "" if record.get(name) is None else str(record[name]) for name in CATALOGUE_FIELDS
-    }
-    if record.get("lace_colour"):
-        fields["lace_colour"] = str(record["lace_colour"])
+    item_id = str(record["id"])
+    fields = {name: field_text(record.get(name)) for name in CATALOGUE_FIELDS}
+    if lace := field_text(record.get("lace_colour")):
+        fields["lace_colour"] = lace
     return Item(
-        id=str(record["id"]),
+        id=item_id,
         fields=fields,
         path=Path(record["image"]),
-        caption=record.get("description") or None,
+        caption=text_field(path, line, item_id, "description", record.get("description")),
     )
 
 

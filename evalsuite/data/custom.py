@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalsuite.data.items import Item
-from evalsuite.data.text import read_csv_rows
+from evalsuite.data.text import field_text, is_missing, read_csv_rows
 from evalsuite.errors import DataError, SpecError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
@@ -82,16 +82,26 @@ def load_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
 
 
 def row_to_item(csv_path: Path, row_number: int, row: dict[str, str]) -> Item:
-    """One CSV row as an Item; ``row_number`` is its line in the file (the header is 1)."""
+    """One CSV row as an Item; ``row_number`` is its line in the file (the header is 1).
+
+    Missing-value markers ("nan", "NULL"... see :data:`NA_STRINGS`) are missing, like an
+    empty cell: an error in a required column, "" in the other fields, no caption.
+    """
+    where = f"{csv_path}, row {row_number}"
     for column in REQUIRED_COLUMNS:
         if not row[column]:
-            raise DataError(f"{csv_path}, row {row_number}, column {column!r}: empty {column}")
-    fields = {key: value for key, value in row.items() if key not in ("path", "caption")}
+            raise DataError(f"{where}, column {column!r}: empty {column}")
+    if is_missing(row["label"]):
+        raise DataError(
+            f"{where}, column 'label': missing label ({row['label']!r} means a missing value)"
+        )
+    fields = {k: field_text(v) for k, v in row.items() if k not in ("path", "caption")}
+    caption = row.get("caption")
     return Item(
         id=row["path"],
         fields=fields,
         path=csv_path.parent / row["path"],
-        caption=row.get("caption") or None,
+        caption=None if is_missing(caption) else caption,
     )
 
 

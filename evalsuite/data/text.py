@@ -1,4 +1,5 @@
-"""Reading users' text files (CSV, JSONL, listings) so that a bad byte names its line.
+"""Reading users' text files (CSV, JSONL, listings) so that a bad byte names its line, and
+the values in them: missing-value markers, captions that are not text, ids used as file names.
 
 Python's UnicodeDecodeError gives a byte offset in the whole file, which nobody can find in
 a 40,000-line styles.csv; :func:`read_utf8` turns it into a line and column.
@@ -9,7 +10,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
+import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from evalsuite.errors import DataError
 
@@ -35,38 +40,99 @@ def read_utf8(path: Path, what: str) -> str:
         ) from None
 
 
+# pandas' default missing-value strings (``read_csv``'s ``na_values``; case-sensitive, like
+# pandas): a cell pandas would read as missing is missing here too, not a class named "nan".
+NA_STRINGS = frozenset(
+    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+
+
+def is_missing(value: object) -> bool:
+    """None, a float NaN, "" or one of :data:`NA_STRINGS` (surrounding spaces ignored)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and (value.strip() == "" or value.strip() in NA_STRINGS)
+
+
+def field_text(value: object) -> str:
+    """A label value as stripped text; a missing one (:func:`is_missing`) is "", the value
+    every task already counts as unlabelled."""
+    return "" if is_missing(value) else str(value).strip()
+
+
+def text_field(path: Path, line: int, item_id: str, key: str, value: Any) -> str | None:
+    """A caption read from JSON: the text, or None when missing (null, "", "nan"...). Any
+    other value (a number, NaN, a list) is refused here, naming the item: the tokenizer would
+    fail on it much later with a TypeError that names nothing."""
+    if value is None or isinstance(value, str):
+        return None if is_missing(value) else value
+    raise DataError(
+        f"{path}, line {line}: item {item_id!r}: {key} must be text, got {json.dumps(value)}"
+    )
+
+
+def is_plain_name(item_id: str) -> bool:
+    """True when ``item_id`` can name a file inside a folder: no separator of any OS, not
+    "." or "..", no NUL."""
+    return not any(c in item_id for c in "/\\\0") and item_id not in (".", "..")
+
+
+def csv_records(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
+    """(line where the record starts, fields) of each CSV record, blank lines included (as []).
+
+    ``strict``: an unclosed quote is an error, not a field that swallows the rest of the file.
+    The error names the line where the failing record starts, which is where a quote that is
+    never closed was opened; the parser itself only knows where it gave up.
+    """
+    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""), strict=True)
+    start = 1
+    try:
+        for record in reader:
+            yield start, record
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):  # strict mode's word for an unclosed quote
+            runs_to = "the end of the file"
+        elif reader.line_num > start:  # a record spans lines only inside a quoted value
+            runs_to = f"line {reader.line_num}: {exc}"
+        else:
+            raise DataError(f"{path}, line {start}: cannot parse {what} ({exc})") from exc
+        raise DataError(
+            f"{path}, line {start}: cannot parse {what}: a quote opened in this row is not "
+            f"closed (the value runs on to {runs_to})"
+        ) from exc
+
+
 def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(line number, fields)]) of a CSV file, every field stripped, blank lines
     skipped. A row with more fields than the header is a DataError naming its line: pandas
     would instead shift the columns silently when the first data row has one field too many
     (it takes the first column as the index), e.g. an unquoted comma. A row with fewer fields
-    gets empty ones at the end, as pandas read it (a caption left off). ``strict``: an
-    unclosed quote is an error, not a field that swallows the rest of the file."""
-    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""), strict=True)
+    gets empty ones at the end, as pandas read it (a caption left off)."""
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
-    try:
-        for record in reader:
-            if not any(field.strip() for field in record):
-                continue  # blank line
-            fields = [field.strip() for field in record]
-            if header is None:
-                header = fields
-                repeated = sorted({name for name in header if header.count(name) > 1})
-                if repeated:
-                    raise DataError(
-                        f"{path}, line {reader.line_num}: column {repeated[0]!r} appears more "
-                        "than once in the header"
-                    )
-            elif len(fields) > len(header):
+    for line, record in csv_records(path, what):
+        if not any(field.strip() for field in record):
+            continue  # blank line
+        fields = [field.strip() for field in record]
+        if header is None:
+            header = fields
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
                 raise DataError(
-                    f"{path}, line {reader.line_num}: {len(fields)} fields, expected "
-                    f"{len(header)} ({','.join(header)}); quote values that contain commas"
+                    f"{path}, line {line}: column {repeated[0]!r} appears more than once in "
+                    "the header"
                 )
-            else:
-                rows.append((reader.line_num, fields + [""] * (len(header) - len(fields))))
-    except csv.Error as exc:
-        raise DataError(f"{path}, line {reader.line_num}: cannot parse {what} ({exc})") from exc
+        elif len(fields) > len(header):
+            raise DataError(
+                f"{path}, line {line}: {len(fields)} fields, expected {len(header)} "
+                f"({','.join(header)}); quote values that contain commas"
+            )
+        else:
+            rows.append((line, fields + [""] * (len(header) - len(fields))))
     if header is None:
         raise DataError(f"{path}: cannot parse {what}: the file is empty (no header row)")
     return header, rows

@@ -75,9 +75,10 @@ CORPUS: list[tuple[str, Callable[[Path], object], bytes, str]] = [
     # a short row gets empty fields at the end, as pandas read it: here the label is missing
     ("labels.csv", read_labelled_csv, b"path,label\n1.jpg,Heels\n2.jpg\n",
      r", row 3, column 'label': empty label"),
-    # an unclosed quote: in csv's lenient mode it swallowed every later row, silently
+    # an unclosed quote: in csv's lenient mode it swallowed every later row, silently; the
+    # error names the line where the quote opened, not the end of the file
     ("labels.csv", read_labelled_csv, b'path,label\n1.jpg,"Heels\n2.jpg,Flats\n3.jpg,Flats\n',
-     r", line 4: cannot parse CSV \(unexpected end of data\)"),
+     r", line 2: cannot parse CSV: a quote opened in this row is not closed"),
     ("labels.csv", read_labelled_csv, b"path,label,label\n1.jpg,Heels,Flats\n",
      r", line 1: column 'label' appears more than once in the header"),
     # the position of a bad byte counts the BOM
