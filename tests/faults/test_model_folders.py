@@ -13,7 +13,7 @@ from faultkit import write_benchmarks, write_images_csv
 from safetensors.torch import load_file, save_file
 
 from evalsuite.cli import main
-from evalsuite.errors import ModelLoadError
+from evalsuite.errors import ConfigError, ModelLoadError
 from evalsuite.models import load_model
 from evalsuite.models.tiny import build_tiny_hf, build_tiny_open_clip
 
@@ -148,3 +148,23 @@ def test_open_clip_config_that_is_not_json_names_the_file_and_the_position(
     file.write_text(file.read_text()[:-20])  # truncated
     with pytest.raises(ModelLoadError, match=rf"^{file}: not valid JSON \(.* line \d+ column"):
         load_model(folder)
+
+
+def test_resume_state_of_another_shape_is_a_config_error(tmp_path: Path) -> None:
+    """--resume into a model whose layers have other shapes than the saved state's: a
+    ConfigError naming the state file (torch raised a bare RuntimeError)."""
+    from finetune.checkpoint import load_state
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "progress.json").write_text("{}")
+    save_file(
+        {"weight": torch.zeros(3, 2), "bias": torch.zeros(3)}, str(state / "model.safetensors")
+    )
+    with pytest.raises(
+        ConfigError, match=r"model\.safetensors.*weight: file \[3, 2\], model \[4, 2\]"
+    ):
+        load_state(state, torch.nn.Linear(2, 4), {}, rank=0)
+    save_file({"weight": torch.zeros(4, 2)}, str(state / "model.safetensors"))
+    with pytest.raises(ConfigError, match=r"--resume: .*1 weight missing from the file \(bias\)"):
+        load_state(state, torch.nn.Linear(2, 4), {}, rank=0)
