@@ -8,6 +8,7 @@ Folders use open_clip's own Hub layout (``open_clip_config.json`` with ``model_c
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,10 +107,23 @@ def load_open_clip(
     if weights is None:  # a pretrained tag or the Hub: open_clip loads strictly
         module = open_clip.create_model(model_name, pretrained=pretrained, weights_only=True)
     else:
-        module = open_clip.create_model(model_name, load_weights=False, weights_only=True)
+        quiet = _NotRandomlyInitialised()
+        logging.getLogger().addFilter(quiet)  # open_clip logs on the root logger
+        try:
+            module = open_clip.create_model(model_name, load_weights=False, weights_only=True)
+        finally:
+            logging.getLogger().removeFilter(quiet)
         _load_local_weights(module, model_name, weights)
     tokenizer = open_clip.get_tokenizer(model_name)
     return OpenClipModel(module, _model_cfg(model_name), tokenizer, source)
+
+
+class _NotRandomlyInitialised(logging.Filter):
+    """Drops open_clip's "Model initialized randomly" warning of ``load_weights=False``:
+    the weights are loaded right after, so it would be a false alarm."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
 
 
 def _local_weights(model_name: str, pretrained: str | None) -> Path | None:

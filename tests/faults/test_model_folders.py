@@ -5,6 +5,7 @@ initialised or silently dropped, scored and stored under the real model's name."
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,16 @@ def test_correct_folders_still_load_with_legacy_buffers(
     weights["vision_model.embeddings.position_ids"] = torch.arange(17).unsqueeze(0)
     save_file(weights, str(legacy / "model.safetensors"), metadata={"format": "pt"})
     assert load_model(legacy).embed_dim == 128
+
+
+def test_correct_open_clip_folder_loads_without_a_random_init_warning(
+    tiny_open_clip_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The weights are loaded after open_clip builds the model, which it then reports as
+    "initialized randomly": a false alarm that must not reach the user."""
+    with caplog.at_level(logging.INFO):
+        load_model(tiny_open_clip_dir)
+    assert not [r for r in caplog.records if "randomly" in r.getMessage()], caplog.text
 
 
 def test_mismatched_folder_is_not_scored_or_stored(
