@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from evalsuite.data.catalogue import load_manifest
 from evalsuite.errors import ConfigError, DataError
 from evalsuite.models.base import ClipModel
+from evalsuite.models.checks import describe_mismatch
 
 TRAINING_FILE = "training.json"
 PROGRESS_FILE = "progress.json"
@@ -241,12 +243,14 @@ def load_state(
     recover(path)
     if not (path / PROGRESS_FILE).is_file():
         raise ConfigError(f"--resume: {path} holds no training state ({PROGRESS_FILE} missing)")
-    missing, unexpected = load_model(module, str(path / "model.safetensors"), strict=False)
-    if missing or unexpected:
-        raise ConfigError(
-            f"--resume: {path} does not match this model/config "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
+    weights = path / "model.safetensors"
+    # Shapes first: torch raises a bare RuntimeError on the first shape it cannot copy.
+    problem = describe_mismatch((), (), shape_mismatches(module, weights), declared="model")
+    if not problem:
+        missing, unexpected = load_model(module, str(weights), strict=False)
+        problem = describe_mismatch(missing, unexpected)
+    if problem:
+        raise ConfigError(f"--resume: {weights} does not match this model/config: {problem}")
     for name, obj in objects.items():
         file = path / f"{name}.pt"
         if obj is not None and file.is_file():
@@ -255,6 +259,23 @@ def load_state(
     processes = next(iter(rng.values())).shape[0]
     set_rng_state({k: v[rank % processes] for k, v in rng.items()})
     return json.loads((path / PROGRESS_FILE).read_text())
+
+
+def shape_mismatches(module: torch.nn.Module, file: Path) -> list[tuple[str, list[int], list[int]]]:
+    """``(name, shape in file, shape in module)`` of the tensors both hold with other shapes;
+    reads the file's header only."""
+    expected = module.state_dict()
+    try:
+        with safe_open(str(file), framework="pt") as weights:
+            # safe_open objects are not iterable: keys() is their API
+            shapes = {k: weights.get_slice(k).get_shape() for k in weights.keys()}  # noqa: SIM118
+    except (OSError, SafetensorError) as exc:  # missing or truncated
+        raise ConfigError(f"--resume: cannot read {file} ({exc})") from exc
+    return [
+        (key, shape, list(expected[key].shape))
+        for key, shape in shapes.items()
+        if key in expected and list(shape) != list(expected[key].shape)
+    ]
 
 
 def load_tensors(file: Path) -> Any:

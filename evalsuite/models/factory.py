@@ -18,7 +18,6 @@ score. ``load_model`` refuses them with that hint, since they cannot be fine-tun
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
@@ -31,6 +30,7 @@ from transformers import CLIPModel
 
 from evalsuite.errors import ModelLoadError
 from evalsuite.models.base import ClipModel, ModelSource
+from evalsuite.models.checks import describe_mismatch, read_json
 from evalsuite.models.hf import HFClipModel, load_hf_tokenizer, preprocess_config_from_folder
 from evalsuite.models.openclip import CONFIG_FILE as OPEN_CLIP_CONFIG
 from evalsuite.models.openclip import load_open_clip
@@ -139,6 +139,7 @@ def load_folder(path: Path, spec: str, trust_remote_code: bool = False) -> ClipM
                 f"open_clip folder {path} has {OPEN_CLIP_CONFIG} but no weights "
                 "file (expected open_clip_model.safetensors)"
             )
+        read_json(path / OPEN_CLIP_CONFIG)  # open_clip's own error hides where it is broken
         return _open_clip_or_error(spec, f"local-dir:{path.resolve()}", None, source)
     if (path / "config.json").is_file():
         if not any((path / name).is_file() for name in _HF_WEIGHTS):
@@ -146,6 +147,7 @@ def load_folder(path: Path, spec: str, trust_remote_code: bool = False) -> ClipM
                 f"Hugging Face folder {path} has config.json but no weights "
                 f"(expected one of {', '.join(_HF_WEIGHTS)})"
             )
+        read_json(path / "config.json")  # transformers' own error hides where it is broken
         return _load_hf(str(path), source, trust_remote_code, local_files_only=True)
     raise ModelLoadError(
         f"folder {path} is not a model: it has neither config.json (Hugging Face CLIP) nor "
@@ -183,13 +185,27 @@ def _load_hf(
         "trust_remote_code": trust_remote_code,
     }
     try:
-        module = CLIPModel.from_pretrained(name, **kwargs)
+        # Shape mismatches are reported in the loading info below (not raised with "look at
+        # the above report"), and refused there like missing and unexpected weights.
+        module, info = CLIPModel.from_pretrained(
+            name, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+        )
     except OSError:
         raise
     except Exception as exc:  # corrupt weights, wrong model type: name the source
         if refused_pickle(exc):
             raise ModelLoadError(pickle_message(f"Hugging Face CLIP {name!r}")) from exc
         raise ModelLoadError(f"cannot load Hugging Face CLIP {name!r}: {exc}") from exc
+    # transformers has already left out the keys that legitimately differ (position_ids
+    # buffers of older checkpoints, the model's _keys_to_ignore_on_load_*): the rest count.
+    problem = describe_mismatch(
+        info["missing_keys"], info["unexpected_keys"], info["mismatched_keys"]
+    )
+    if problem:
+        raise ModelLoadError(
+            f"Hugging Face CLIP {name}: config.json does not match the weights: {problem}. "
+            "Use the config.json saved with these weights"
+        )
     tokenizer = load_hf_tokenizer(name, module, **kwargs)
     folder = source.path or _hub_snapshot_folder(name)
     preprocess = preprocess_config_from_folder(folder, module.config.vision_config.image_size)
@@ -222,6 +238,8 @@ def _open_clip_or_error(
         )
     try:
         return load_open_clip(model_name, source, pretrained)
+    except ModelLoadError:
+        raise
     except Exception as exc:
         if refused_pickle(exc):
             raise ModelLoadError(pickle_message(f"open_clip model {spec!r}")) from exc
@@ -252,7 +270,4 @@ def _read_training(path: Path) -> dict[str, Any] | None:
     file = path / TRAINING_FILE
     if not file.is_file():
         return None
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{file}: not valid JSON ({exc})") from exc
+    return read_json(file)

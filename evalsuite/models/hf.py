@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerBase
 
 from evalsuite.models.base import OPENAI_MEAN, OPENAI_STD, ClipModel, ModelSource, PreprocessConfig
+from evalsuite.models.checks import read_json
 from evalsuite.models.tokenizer import build_hf_tokenizer
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def preprocess_config_from_folder(folder: Path | None, image_size: int) -> Prepr
     path = folder / "preprocessor_config.json" if folder is not None else None
     if path is None or not path.is_file():
         return PreprocessConfig(image_size=image_size)
-    raw = json.loads(path.read_text())
+    raw = read_json(path)
     crop = raw.get("crop_size", image_size)
     crop = crop.get("height", image_size) if isinstance(crop, dict) else int(crop)
     size = raw.get("size", crop)

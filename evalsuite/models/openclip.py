@@ -8,6 +8,7 @@ Folders use open_clip's own Hub layout (``open_clip_config.json`` with ``model_c
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ import open_clip
 import torch
 from safetensors.torch import save_model
 
+from evalsuite.errors import ModelLoadError
 from evalsuite.models.base import OPENAI_MEAN, OPENAI_STD, ClipModel, ModelSource, PreprocessConfig
+from evalsuite.models.checks import describe_mismatch
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -100,9 +103,59 @@ def load_open_clip(
     model_name: str, source: ModelSource, pretrained: str | None = None
 ) -> OpenClipModel:
     """Build through open_clip's own factory (``local-dir:``, ``hf-hub:`` or a built-in name)."""
-    module = open_clip.create_model(model_name, pretrained=pretrained, weights_only=True)
+    weights = _local_weights(model_name, pretrained)
+    if weights is None:  # a pretrained tag or the Hub: open_clip loads strictly
+        module = open_clip.create_model(model_name, pretrained=pretrained, weights_only=True)
+    else:
+        quiet = _NotRandomlyInitialised()
+        logging.getLogger().addFilter(quiet)  # open_clip logs on the root logger
+        try:
+            module = open_clip.create_model(model_name, load_weights=False, weights_only=True)
+        finally:
+            logging.getLogger().removeFilter(quiet)
+        _load_local_weights(module, model_name, weights)
     tokenizer = open_clip.get_tokenizer(model_name)
     return OpenClipModel(module, _model_cfg(model_name), tokenizer, source)
+
+
+class _NotRandomlyInitialised(logging.Filter):
+    """Drops open_clip's "Model initialized randomly" warning of ``load_weights=False``:
+    the weights are loaded right after, so it would be a false alarm."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+def _local_weights(model_name: str, pretrained: str | None) -> Path | None:
+    """The weights file open_clip would load for a local folder or a ``pretrained`` file."""
+    if model_name.startswith("local-dir:"):
+        from open_clip.factory import _find_checkpoint_in_dir  # open_clip's own choice
+
+        found = _find_checkpoint_in_dir(Path(model_name.removeprefix("local-dir:")))
+        return Path(found) if found else None
+    if pretrained and not model_name.startswith("hf-hub:") and Path(pretrained).is_file():
+        return Path(pretrained)
+    return None
+
+
+def _load_local_weights(module: torch.nn.Module, model_name: str, weights: Path) -> None:
+    """open_clip's load_checkpoint, but the keys that do not fit are collected and refused
+    with a ModelLoadError naming a few and their count (torch's strict error lists them all
+    and does not say which file disagrees with what)."""
+    result = open_clip.load_checkpoint(module, str(weights), strict=False, weights_only=True)
+    # .npz/.npy (big_vision) files return {}: their loader maps every weight itself
+    problem = describe_mismatch(
+        getattr(result, "missing_keys", ()), getattr(result, "unexpected_keys", ())
+    )
+    if not problem:
+        return
+    if model_name.startswith("local-dir:"):
+        what = f"open_clip folder {model_name.removeprefix('local-dir:')}: {CONFIG_FILE}"
+        fix = f"use the {CONFIG_FILE} saved with these weights"
+    else:
+        what = f"open_clip architecture {model_name}"
+        fix = "pass the architecture these weights were trained with"
+    raise ModelLoadError(f"{what} does not match {weights}: {problem}. {fix[0].upper()}{fix[1:]}")
 
 
 def _model_cfg(model_name: str) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""Checks on a model folder's files: JSON configs that parse, weights that fit their config.
+
+A config that disagrees with its weights file (3 layers declared, 2 saved) loads "fine" in
+transformers: the missing layer is randomly initialised, an extra one dropped, and only a
+load report on stderr says so. The loaders collect what the libraries report (missing,
+unexpected and mismatched keys) and turn it into a ModelLoadError with this description.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from evalsuite.errors import ModelLoadError
+
+SHOWN = 3  # names quoted per kind; the count says how many more
+
+
+def _few(names: Iterable[str]) -> str:
+    names = sorted(names)
+    return ", ".join(names[:SHOWN]) + (", ..." if len(names) > SHOWN else "")
+
+
+def _count(n: int) -> str:
+    return f"{n} weight{'s' if n != 1 else ''}"
+
+
+def describe_mismatch(
+    missing: Collection[str],
+    unexpected: Collection[str],
+    mismatched: Collection[tuple[str, Sequence[int], Sequence[int]]] = (),
+    declared: str = "config",
+) -> str:
+    """What does not fit, or ``""``. ``mismatched`` holds ``(name, file shape, expected
+    shape)``; ``declared`` names where the expected shape comes from (config, model)."""
+    parts = []
+    if missing:
+        parts.append(
+            f"{_count(len(missing))} missing from the file ({_few(missing)}), "
+            "which would be randomly initialised"
+        )
+    if unexpected:
+        parts.append(
+            f"{_count(len(unexpected))} in the file unused ({_few(unexpected)}), "
+            "which would be dropped"
+        )
+    if mismatched:
+        shown = [
+            f"{name}: file {list(got)}, {declared} {list(want)}"
+            for name, got, want in sorted(mismatched, key=lambda m: m[0])[:SHOWN]
+        ]
+        more = ", ..." if len(mismatched) > SHOWN else ""
+        parts.append(f"{_count(len(mismatched))} of another shape ({', '.join(shown)}{more})")
+    return "; ".join(parts)
+
+
+def read_json(file: Path) -> Any:
+    """A model folder's JSON file; a ModelLoadError naming the file and the position of the
+    first error (transformers and open_clip say only "not a valid JSON file")."""
+    try:
+        return json.loads(Path(file).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{file}: not valid JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"{file}: not UTF-8 text, so not JSON ({exc})") from exc
