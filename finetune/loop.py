@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from evalsuite.errors import ConfigError, TrainingError
 from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
-from finetune import checkpoint
+from finetune import checkpoint, output
 from finetune.config import TrainConfig
 from finetune.data import Loaders, build_loaders, set_epoch
 from finetune.divergence import LossWatch, check_weights
@@ -103,8 +103,12 @@ class Run:
     watch: LossWatch = field(default_factory=LossWatch)  # NaN/inf losses stop training
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None) -> Progress:
-    """Fine-tune ``cfg.model`` on ``cfg.data``; writes ``cfg.output.dir`` (see module doc)."""
+def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = False) -> Progress:
+    """Fine-tune ``cfg.model`` on ``cfg.data``; writes ``cfg.output.dir`` (see module doc).
+    An output folder holding another run needs ``resume`` or ``overwrite`` (finetune.output)."""
+    if resume is not None and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    output.check_output(cfg.output.dir, resume is not None, overwrite)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=cfg.lock.gradual_unfreeze)
     accelerator = Accelerator(
         mixed_precision=cfg.train.mixed_precision,
@@ -114,6 +118,10 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Progress:
     )
     set_seed(cfg.train.seed)
     run = build_run(cfg, accelerator)
+    if overwrite:  # only now: a set-up error must not cost the old run
+        if accelerator.is_main_process:
+            output.remove_run(cfg.output.dir)
+        accelerator.wait_for_everyone()
     encoder, optimizer = accelerator.prepare(run.encoder, run.optimizer)
     progress = start(run, optimizer, accelerator, resume)
     accum = cfg.train.accum_steps

@@ -147,3 +147,49 @@ def test_a_one_item_validation_split_names_the_split(
     expected = f"data.path {data} (split 'val'): 1 usable validation item(s); the contrastive"
     assert message.startswith(f"{expected} validation loss needs at least 2"), message
     assert not (tmp_path / "run").exists()
+
+
+# --- item 5: another run's folder ------------------------------------------------------------
+
+
+def test_output_folder_of_another_run_is_refused_without_resume_or_overwrite(
+    inputs: tuple[Path, Path], finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second run into a finished run's folder used to overwrite its best/, last/, state/
+    and steps.jsonl one by one (and blame them as "the last good checkpoints" on divergence).
+    Refused, naming the folder and what it holds; the old run stays byte for byte."""
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    before = snapshot(out)
+    path = write_config(tmp_path / "run.yaml", config(inputs, out))
+    assert main(["--config", str(path)]) == 2
+    error = error_line(capsys)
+    assert error.startswith(f"finetune: error: output.dir {out} already holds another run: "
+                            "best/, last/, state/ (step 2), steps.jsonl"), error  # fmt: skip
+    assert "--resume" in error and "--overwrite" in error
+    assert snapshot(out) == before
+
+
+def test_overwrite_removes_the_old_runs_files_before_writing(
+    inputs: tuple[Path, Path], finished: Path, tmp_path: Path
+) -> None:
+    """--overwrite replaces the old run as a whole: here the new run saves no best/ (no
+    validation), so an old best/ left behind would pass for this run's best checkpoint."""
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    (out / "notes.txt").write_text("mine")  # not the run's: kept
+    raw = config(inputs, out, max_steps=1)
+    raw["data"]["val_split"] = None
+    raw["schedule"] = {"name": "constant"}
+    path = write_config(tmp_path / "run.yaml", raw)
+    assert main(["--config", str(path), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["last", "notes.txt", "state", "steps.jsonl"]
+    assert len((out / "steps.jsonl").read_text().splitlines()) == 1
+    assert load_model(out / "last").source.training["global_step"] == 1
+
+
+def test_overwrite_with_resume_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--config", "x.yaml", "--resume", "--overwrite"])
+    assert caught.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
