@@ -336,7 +336,11 @@ def restore(run: Run, optimizer, accelerator: Accelerator, state: Path) -> Progr
             "run will not replay the interrupted one exactly",
             ", ".join(changed),
         )
-    progress = Progress(**saved)
+    try:
+        progress = Progress(**saved)
+    except TypeError as err:  # a JSON object, but not the record save_state writes
+        file = state / checkpoint.PROGRESS_FILE
+        raise ConfigError(f"--resume: {file}: not a progress record ({err})") from None
     run.watch = LossWatch(progress.global_step)
     run.steps.truncate(progress.global_step)
     log.info("resumed from %s: epoch %d, step %d", state, progress.epoch + 1, progress.global_step)

@@ -253,6 +253,12 @@ def _read_training(path: Path) -> dict[str, Any] | None:
     if not file.is_file():
         return None
     try:
-        return json.loads(file.read_text())
+        training = json.loads(file.read_text())
     except json.JSONDecodeError as exc:
         raise ModelLoadError(f"{file}: not valid JSON ({exc})") from exc
+    if not isinstance(training, dict):  # scoring and finetune read it as a mapping
+        kind = {list: "a list", str: "a string"}.get(type(training), f"JSON {training!r}"[:40])
+        raise ModelLoadError(
+            f"{file}: expected a JSON object (the training record finetune writes), found {kind}"
+        )
+    return training

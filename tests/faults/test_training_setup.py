@@ -193,3 +193,126 @@ def test_overwrite_with_resume_is_a_usage_error(capsys: pytest.CaptureFixture[st
         main(["--config", "x.yaml", "--resume", "--overwrite"])
     assert caught.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# --- item 11: bad files and folders ----------------------------------------------------------
+
+
+def test_training_json_that_is_a_list_names_the_file(
+    inputs: tuple[Path, Path], finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fine-tuning (or scoring) a checkpoint whose training.json is a JSON list: the record of
+    its training is unusable, so loading it is an error naming the file."""
+    model = tmp_path / "model"
+    shutil.copytree(finished / "last", model)
+    (model / "training.json").write_text("[1, 2]\n")
+    with pytest.raises(ModelLoadError, match=r"training\.json: expected a JSON object"):
+        load_model(model)
+    out = tmp_path / "run"
+    path = write_config(tmp_path / "run.yaml", config((model, inputs[1]), out))
+    assert main(["--config", str(path)]) == 2
+    assert error_line(capsys) == (
+        f"finetune: error: {model / 'training.json'}: expected a JSON object (the training "
+        "record finetune writes), found a list"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", ["[]", "{not json"], ids=["list", "invalid"])
+def test_resume_from_a_bad_progress_json_names_the_file(
+    inputs: tuple[Path, Path],
+    finished: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    (out / "state" / "progress.json").write_text(content)
+    path = write_config(tmp_path / "run.yaml", config(inputs, out, epochs=2))
+    assert main(["--config", str(path), "--resume"]) == 2
+    error = error_line(capsys)
+    assert error.startswith(f"finetune: error: --resume: {out / 'state' / 'progress.json'}: "
+                            "not a progress record"), error  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change", [{"vision_cfg__layers": 2}, {"embed_dim": 32}], ids=["more-layers", "narrower"]
+)
+def test_resume_with_another_architecture_names_the_state(
+    inputs: tuple[Path, Path],
+    finished: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: dict,
+) -> None:
+    """Used to be ``TypeError: 'set' object is not subscriptable`` (more layers) or torch's
+    size-mismatch RuntimeError (narrower) instead of the message."""
+    from evalsuite.models.tiny import build_tiny_hf
+
+    other = build_tiny_hf(tmp_path / "other", seed=0, **TINY, **change)
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    before = snapshot(out)
+    path = write_config(tmp_path / "run.yaml", config((other, inputs[1]), out, epochs=2))
+    assert main(["--config", str(path), "--resume"]) == 2
+    error = error_line(capsys)
+    assert error.startswith(f"finetune: error: --resume: {out / 'state'} was saved from "
+                            "another model or config"), error  # fmt: skip
+    assert "vision_model" in error or "projection" in error  # names some weights
+    assert snapshot(out) == before
+
+
+def test_output_dir_that_is_a_file_names_the_key(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    out.write_text("not a folder")
+    path = write_config(tmp_path / "run.yaml", config(inputs, out))
+    assert main(["--config", str(path)]) == 2
+    assert error_line(capsys) == (
+        f"finetune: error: output.dir {out}: is a file, not a folder; choose another "
+        "output.dir (or --output-dir)"
+    )
+    assert out.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        # what safetensors raises on a full disk (its Rust writer keeps no errno)
+        SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        ),
+    ],
+    ids=["oserror", "safetensors"],
+)
+def test_disk_full_while_saving_state_keeps_the_previous_state(
+    inputs: tuple[Path, Path],
+    finished: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failure: Exception,
+) -> None:
+    """A full disk while writing state/ (here: its rng.safetensors) stops the run with a
+    message naming the folder and the cause; the previous state/ stays complete (a --resume
+    after freeing space replays from it) and no temporary folder is left behind."""
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    before = snapshot(out / "state")
+
+    def save_file(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(checkpoint, "save_file", save_file)
+    path = write_config(tmp_path / "run.yaml", config(inputs, out, epochs=2))
+    assert main(["--config", str(path), "--resume"]) == 2
+    assert error_line(capsys) == (
+        f"finetune: error: training stopped: cannot save {out / 'state'}: the disk is full "
+        f"(No space left on device). Nothing was half-written: the previous {out / 'state'} "
+        "is kept. Free some space, then run again with --resume"
+    )
+    assert snapshot(out / "state") == before
+    assert not list(out.glob(".*"))  # no temporary or .old folders
