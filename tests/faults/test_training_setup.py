@@ -100,7 +100,14 @@ def test_pool_of_one_is_allowed_when_accumulation_or_processes_make_it_larger(
     inputs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """batch_size 1 with accum_steps 2 contrasts 2 items per step (the cached features of the
-    step's micro-batches): it trains, with a positive loss, and changes the weights."""
+    step's micro-batches): it trains, with a positive loss, and changes the weights. So does
+    a per-process batch of 1 on 2 processes (ClipLoss gathers the features of every process;
+    tests/test_finetune_distributed.py checks that gather)."""
+    from finetune.loop import check_contrast_pool
+
+    check_contrast_pool(validate_config(config(inputs, tmp_path, batch_size=1)), processes=2)
+    with pytest.raises(ConfigError, match=r"train\.batch_size 1"):
+        check_contrast_pool(validate_config(config(inputs, tmp_path, batch_size=1)), processes=1)
     out = tmp_path / "run"
     train(validate_config(config(inputs, out, batch_size=1, accum_steps=2, max_steps=2)))
     steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
