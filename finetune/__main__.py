@@ -32,13 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config key, e.g. --set optim.lr=1e-4 (repeatable; YAML values)",
     )
     parser.add_argument("--output-dir", help="override output.dir")
-    parser.add_argument(
+    # An output folder that holds another run is refused unless one of these says what to do.
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument(
         "--resume",
         nargs="?",
         const="auto",
         default=None,
         metavar="STATE_DIR",
         help="continue from OUTPUT/state (or STATE_DIR); starts afresh if there is none yet",
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="the output folder holds another run: delete its best/, last/, state/ and "
+        "steps.jsonl, then train afresh",
     )
     return parser
 
@@ -60,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config, args.overrides, args.output_dir)
-        progress = train(cfg, resume=args.resume)
+        progress = train(cfg, resume=args.resume, overwrite=args.overwrite)
     except EvalSuiteError as err:
         print(f"finetune: error: {err}", file=sys.stderr)
         return 2

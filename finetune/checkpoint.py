@@ -17,6 +17,7 @@ rename the new one in, delete the old), so a crash leaves either the old or the 
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import pickle
@@ -34,7 +35,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from evalsuite.data.catalogue import load_manifest
-from evalsuite.errors import ConfigError, DataError
+from evalsuite.errors import ConfigError, DataError, TrainingError
 from evalsuite.models.base import ClipModel
 from evalsuite.models.checks import describe_mismatch
 
@@ -66,7 +67,8 @@ def recover(out: Path) -> None:
 
 
 def replace_atomically(out: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a fresh temporary folder, then swap it in as ``out``."""
+    """Call ``write(tmp)`` on a fresh temporary folder, then swap it in as ``out``. A write
+    that fails (a full disk) is a TrainingError; the previous ``out`` stays as it was."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     recover(out)
@@ -77,9 +79,43 @@ def replace_atomically(out: Path, write: Callable[[Path], None]) -> None:
         if out.exists():
             out.rename(_old(out))
         tmp.rename(out)
+    except (OSError, SafetensorError, RuntimeError) as err:
+        full = disk_full(err, out.parent)  # before the removal below frees space again
+        shutil.rmtree(tmp, ignore_errors=True)
+        recover(out)  # failed between the two renames: the previous folder goes back
+        if not full and isinstance(err, RuntimeError):
+            raise  # not an I/O error: a bug keeps its traceback
+        raise save_error(out, err, full) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(_old(out), ignore_errors=True)
+
+
+def disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether ``err`` comes from a full disk. torch's writer raises a RuntimeError without
+    errno, and safetensors' a SafetensorError quoting the OS error: hence the free space."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if "No space left on device" in str(err) or "os error 28" in str(err):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def save_error(out: Path, err: BaseException, full: bool) -> TrainingError:
+    cause = (
+        "the disk is full (No space left on device)"
+        if full
+        else getattr(err, "strerror", None) or str(err)
+    )
+    kept = f"the previous {out} is kept" if out.is_dir() else f"{out} was not created"
+    advice = "Free some space" if full else "Fix that"
+    return TrainingError(
+        f"training stopped: cannot save {out}: {cause}. Nothing was half-written: {kept}. "
+        f"{advice}, then run again with --resume"
+    )
 
 
 # --- model checkpoints -------------------------------------------------------------------------
@@ -243,6 +279,7 @@ def load_state(
     recover(path)
     if not (path / PROGRESS_FILE).is_file():
         raise ConfigError(f"--resume: {path} holds no training state ({PROGRESS_FILE} missing)")
+    progress = read_progress(path / PROGRESS_FILE)
     weights = path / "model.safetensors"
     # Shapes first: torch raises a bare RuntimeError on the first shape it cannot copy.
     problem = describe_mismatch((), (), shape_mismatches(module, weights), declared="model")
@@ -250,7 +287,11 @@ def load_state(
         missing, unexpected = load_model(module, str(weights), strict=False)
         problem = describe_mismatch(missing, unexpected)
     if problem:
-        raise ConfigError(f"--resume: {weights} does not match this model/config: {problem}")
+        raise ConfigError(
+            f"--resume: {path} was saved from another model or config: {problem}. "
+            "Resume with the model.spec, lora and lock settings it was saved with, or start "
+            "afresh in another output.dir"
+        )
     for name, obj in objects.items():
         file = path / f"{name}.pt"
         if obj is not None and file.is_file():
@@ -258,7 +299,18 @@ def load_state(
     rng = load_file(str(path / "rng.safetensors"))
     processes = next(iter(rng.values())).shape[0]
     set_rng_state({k: v[rank % processes] for k, v in rng.items()})
-    return json.loads((path / PROGRESS_FILE).read_text())
+    return progress
+
+
+def read_progress(file: Path) -> dict[str, Any]:
+    try:
+        progress = json.loads(file.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--resume: {file}: not a progress record ({err})") from None
+    if not isinstance(progress, dict):
+        kind = type(progress).__name__
+        raise ConfigError(f"--resume: {file}: not a progress record (a JSON {kind}, not an object)")
+    return progress
 
 
 def shape_mismatches(module: torch.nn.Module, file: Path) -> list[tuple[str, list[int], list[int]]]:

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from evalsuite.errors import ConfigError, TrainingError
 from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
-from finetune import checkpoint
+from finetune import checkpoint, output
 from finetune.config import TrainConfig
 from finetune.data import Loaders, build_loaders, set_epoch
 from finetune.divergence import LossWatch, check_weights
@@ -103,8 +103,12 @@ class Run:
     watch: LossWatch = field(default_factory=LossWatch)  # NaN/inf losses stop training
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None) -> Progress:
-    """Fine-tune ``cfg.model`` on ``cfg.data``; writes ``cfg.output.dir`` (see module doc)."""
+def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = False) -> Progress:
+    """Fine-tune ``cfg.model`` on ``cfg.data``; writes ``cfg.output.dir`` (see module doc).
+    An output folder holding another run needs ``resume`` or ``overwrite`` (finetune.output)."""
+    if resume is not None and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    output.check_output(cfg.output.dir, resume is not None, overwrite)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=cfg.lock.gradual_unfreeze)
     accelerator = Accelerator(
         mixed_precision=cfg.train.mixed_precision,
@@ -114,6 +118,10 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Progress:
     )
     set_seed(cfg.train.seed)
     run = build_run(cfg, accelerator)
+    if overwrite:  # only now: a set-up error must not cost the old run
+        if accelerator.is_main_process:
+            output.remove_run(cfg.output.dir)
+        accelerator.wait_for_everyone()
     encoder, optimizer = accelerator.prepare(run.encoder, run.optimizer)
     progress = start(run, optimizer, accelerator, resume)
     accum = cfg.train.accum_steps
@@ -171,6 +179,7 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
             f"{launched} processes were launched but accelerate sees {accelerator.num_processes}: "
             "they would train independently; on CPU set ACCELERATE_USE_CPU=1 (configs/README.md)"
         )
+    check_contrast_pool(cfg, accelerator.num_processes)
     model = load_model(cfg.model.spec, cfg.model.pretrained, None, cfg.model.trust_remote_code)
     info = {"base_model": base_info(model), "data": checkpoint.data_fingerprint(cfg.data.path)}
     unfreezer, frozen = configure_trainable(cfg, model)
@@ -178,11 +187,7 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
     info["data"].update(loaders.counts)
     step = cfg.train.batch_size * cfg.train.accum_steps
     steps = len(loaders.train.sampler) // step
-    if steps == 0:
-        raise ConfigError(
-            f"data: {loaders.counts['train_items']} training items make no optimizer step of "
-            f"train.batch_size x train.accum_steps x processes = {step * accelerator.num_processes}"
-        )
+    check_split_sizes(cfg, loaders.counts, steps, step * accelerator.num_processes)
     groups = build_param_groups(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
     scheduler, per_step = build_scheduler(cfg, optimizer, steps)
@@ -190,6 +195,40 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
     return Run(
         cfg, model, encoder, optimizer, scheduler, per_step, loaders, steps, info, unfreezer, frozen
     )
+
+
+def check_contrast_pool(cfg: TrainConfig, processes: int) -> None:
+    """A contrastive step scores each image against the captions of the whole step (its
+    micro-batches, gathered from every process); with one item there is nothing to contrast:
+    the loss is 0 and the weights never change."""
+    pool = cfg.train.batch_size * cfg.train.accum_steps * processes
+    if cfg.loss.objective == "contrastive" and pool < 2:
+        raise ConfigError(
+            f"train.batch_size {cfg.train.batch_size} x train.accum_steps "
+            f"{cfg.train.accum_steps} x {processes} process(es) = {pool} item per optimizer "
+            "step: the contrastive loss has no other item to contrast with (it is 0 and "
+            "nothing trains); set train.batch_size or train.accum_steps so that a step holds "
+            "at least 2 items, or use loss.objective: zeroshot_ce"
+        )
+
+
+def check_split_sizes(cfg: TrainConfig, counts: dict[str, Any], steps: int, pool: int) -> None:
+    """At least one optimizer step of training items, and a validation split that gives a
+    loss (contrastive: 2 items, else 1)."""
+    data = f"data.path {cfg.data.path}"
+    if steps == 0:
+        raise ConfigError(
+            f"{data} (split {cfg.data.train_split!r}): {counts['train_items']} training "
+            f"item(s) cannot fill one optimizer step of train.batch_size x train.accum_steps x "
+            f"processes = {pool} items; lower train.batch_size or add items"
+        )
+    need = 2 if cfg.loss.objective == "contrastive" else 1
+    if cfg.data.val_split and counts.get("val_items", need) < need:
+        raise ConfigError(
+            f"{data} (split {cfg.data.val_split!r}): {counts['val_items']} usable validation "
+            f"item(s); the {cfg.loss.objective} validation loss needs at least {need}: add "
+            "items, or set data.val_split: null (with schedule.name cosine or constant)"
+        )
 
 
 def base_info(model: ClipModel) -> dict[str, Any]:
@@ -297,7 +336,11 @@ def restore(run: Run, optimizer, accelerator: Accelerator, state: Path) -> Progr
             "run will not replay the interrupted one exactly",
             ", ".join(changed),
         )
-    progress = Progress(**saved)
+    try:
+        progress = Progress(**saved)
+    except TypeError as err:  # a JSON object, but not the record save_state writes
+        file = state / checkpoint.PROGRESS_FILE
+        raise ConfigError(f"--resume: {file}: not a progress record ({err})") from None
     run.watch = LossWatch(progress.global_step)
     run.steps.truncate(progress.global_step)
     log.info("resumed from %s: epoch %d, step %d", state, progress.epoch + 1, progress.global_step)
@@ -472,7 +515,8 @@ def evaluate(run: Run, accelerator: Accelerator) -> dict[str, float]:
         names = list(run.data.classes.values())
         classes = class_embeddings(run.model, names, run.cfg.data.templates).float()
         scale = run.model.logit_scale_parameter.exp().float()
-    chunk = run.cfg.train.batch_size * run.cfg.train.accum_steps
+    # one optimizer step's negatives pool: every process's micro-batches
+    chunk = run.cfg.train.batch_size * run.cfg.train.accum_steps * accelerator.num_processes
     return {
         "val_loss": validation_loss(run.loss, image, text, labels, scale, chunk),
         "val_accuracy": zero_shot_accuracy(image, classes, labels),

@@ -23,6 +23,7 @@ only sharpen or flatten it).
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
 
@@ -218,13 +219,16 @@ def validation_loss(
 ) -> float:
     """The training objective on the whole val set: zeroshot_ce over the labelled items, or
     the contrastive loss (with the same masking, no hard negatives) over consecutive chunks
-    of ``chunk`` items (one optimizer step's batch), weighted by chunk size."""
+    of ``chunk`` items (one optimizer step's batch), weighted by chunk size. A last chunk of
+    one item joins the chunk before: alone it has no negative and its loss would be 0."""
     if isinstance(loss, ZeroShotCELoss):
         keep = labels >= 0
         return loss(image[keep], labels[keep]).item()
     local = ContrastiveLoss(same_label_masking=getattr(loss, "same_label_masking", False))
+    bounds = [*range(0, len(image), chunk), len(image)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
     total = 0.0
-    for lo in range(0, len(image), chunk):
-        hi = min(lo + chunk, len(image))
+    for lo, hi in itertools.pairwise(bounds):
         total += local(image[lo:hi], text[lo:hi], scale, labels[lo:hi]).item() * (hi - lo)
     return total / max(1, len(image))

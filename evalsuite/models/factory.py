@@ -270,4 +270,10 @@ def _read_training(path: Path) -> dict[str, Any] | None:
     file = path / TRAINING_FILE
     if not file.is_file():
         return None
-    return read_json(file)
+    training = read_json(file)
+    if not isinstance(training, dict):  # scoring and finetune read it as a mapping
+        kind = {list: "a list", str: "a string"}.get(type(training), f"JSON {training!r}"[:40])
+        raise ModelLoadError(
+            f"{file}: expected a JSON object (the training record finetune writes), found {kind}"
+        )
+    return training
