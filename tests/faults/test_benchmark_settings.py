@@ -153,3 +153,53 @@ def test_cutoffs_beyond_what_a_query_can_rank_are_clipped_and_the_maximum_is_rea
     assert out.extra["cutoffs"] == [1, 39]
     assert (got["ir_hits"].value, got["ir_hits"].maximum) == (9, 39)  # 10 items of l0, less itself
     assert got["Recall@39"].value == pytest.approx(1.0)
+
+
+# --- zero-shot pretest: 40 items, one-hot class prompts ------------------------------------
+
+ZEROSHOT = '  - {type: zeroshot, name: kind, field: label, templates: ["a photo of a {}."]%s}\n'
+
+
+def zeroshot_arrays(n_classes: int, seed: int = 0):
+    """Labels, item vectors, class indices and prompt vectors; class c's prompt is the unit
+    vector e_c, so the items' class scores are their first n_classes coordinates."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(40) % n_classes
+    vectors = _unit(rng.normal(size=(40, 8)) + 1.2 * np.eye(8)[y])
+    texts = {f"a photo of a c{c}.": np.eye(8, dtype=np.float32)[c] for c in range(n_classes)}
+    return [f"c{c}" for c in y], vectors, y, texts
+
+
+def reference_pretest(vectors: np.ndarray, y: np.ndarray, n_classes: int, k: int) -> int:
+    scores = vectors[:, :n_classes]
+    rank = 1 + (scores > scores[np.arange(len(y)), y][:, None]).sum(axis=1)
+    return int(np.maximum(k - rank + 1, 0).sum())
+
+
+def test_pretest_k_above_the_number_of_classes_is_a_spec_error_naming_the_yaml(
+    tmp_path: Path,
+) -> None:
+    """pretest_k: 50 over 8 classes gave every item at least 43 of 50 points (98.5% for a
+    57.5%-accurate model). A K the user wrote cannot be honoured over fewer classes, and
+    lowering it silently would report a different score than the one asked for, so it is an
+    error; the class count is only known once the data is read, so it comes at run time,
+    still naming the YAML, the task and the field."""
+    labels, vectors, _, texts = zeroshot_arrays(8)
+    spec = write_spec(tmp_path, ZEROSHOT % ", pretest_k: 50")
+    with pytest.raises(SpecError, match=r"bench\.yaml: task 'kind': pretest_k: 50 is more than "
+                       r"the 8 classes scored"):  # fmt: skip
+        run_task(spec, labels, vectors, texts)
+
+
+def test_default_pretest_k_is_lowered_to_the_number_of_classes(tmp_path: Path) -> None:
+    """The default K (5) is nobody's choice: over 3 classes it gave every item at least 3 of 5
+    points. It is lowered to the number of classes (the maximum, K x N, and the judge, which
+    reads K back from it, follow), and the run records the K used. With enough classes the
+    default and the score are unchanged."""
+    for n_classes, k_used in ((3, 3), (8, 5)):
+        labels, vectors, y, texts = zeroshot_arrays(n_classes)
+        out = run_task(write_spec(tmp_path / str(n_classes), ZEROSHOT % ""), labels, vectors, texts)
+        pretest = next(m for m in out.metrics if m.name == "pretest")
+        assert out.extra["pretest_k"] == k_used
+        assert pretest.maximum == k_used * 40
+        assert pretest.value == reference_pretest(vectors, y, n_classes, k_used)
