@@ -1,6 +1,6 @@
-"""Benchmark settings that used to give a wrong metric without a word: each is now a
-SpecError naming the YAML and the field, or a rule applied alike everywhere and recorded
-with the run.
+"""Benchmark settings and command-line numbers that used to give a wrong metric without a word
+(or a traceback): each is now a SpecError naming the YAML and the field, a usage error naming
+the flag (exit 2), or a rule applied alike everywhere and recorded with the run.
 
 Metric values are checked against a direct numpy count on the same arrays.
 """
@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evalsuite.cli import main as evalsuite_main
 from evalsuite.data.items import Item
 from evalsuite.embedding import ImageEmbeddings
 from evalsuite.errors import SpecError
 from evalsuite.spec import BenchmarkSpec, load_benchmark_file
 from evalsuite.tasks import TaskContext, TaskOutput, get_task_runner
+from finetune.__main__ import main as finetune_main
 
 PIXELS = np.zeros((2, 2), dtype=np.uint8)  # items are never decoded here: vectors are given
 
@@ -203,3 +205,67 @@ def test_default_pretest_k_is_lowered_to_the_number_of_classes(tmp_path: Path) -
         assert out.extra["pretest_k"] == k_used
         assert pretest.maximum == k_used * 40
         assert pretest.value == reference_pretest(vectors, y, n_classes, k_used)
+
+
+# --- numeric command-line flags ---------------------------------------------------------------
+
+FOOTWEAR = ["prepare", "footwear", "--images-dir", "img", "--styles", "styles.csv"]
+COMPARE = ["compare", "--candidate", "x"]
+BAD_FLAGS = [
+    (["score", "m", "--bootstrap", "0"], "--bootstrap: must be a positive integer, got '0'"),
+    (["score", "m", "--bootstrap", "-5"], "--bootstrap: must be a positive integer, got '-5'"),
+    (["score", "m", "--batch-size", "0"], "--batch-size: must be a positive integer, got '0'"),
+    (["score", "m", "--batch-size", "-1"], "--batch-size: must be a positive integer"),
+    (["score", "m", "--workers", "-1"], "--workers: must be a non-negative integer, got '-1'"),
+    (["score", "m", "--seed", "-1"], "--seed: must be a non-negative integer, got '-1'"),
+    ([*COMPARE, "--resamples", "0"], "--resamples: must be a positive integer, got '0'"),
+    ([*COMPARE, "--compare-seed", "-1"], "--compare-seed: must be a non-negative integer"),
+    (
+        [*COMPARE, "--tolerance", "acc@1=-0.01"],
+        "--tolerance: margin must be a number >= 0, got 'acc@1=-0.01'",
+    ),
+    (
+        [*COMPARE, "--tolerance", "acc@1=nan"],
+        "--tolerance: margin must be a number >= 0, got 'acc@1=nan'",
+    ),
+    (["score", "m", "--tolerance", "pretest=inf"], "--tolerance: margin must be a number >= 0"),
+    (["leaderboard", "--port", "0"], "--port: must be a port number in 1..65535, got '0'"),
+    (["leaderboard", "--port", "70000"], "--port: must be a port number in 1..65535"),
+    ([*FOOTWEAR, "--seed", "-1"], "--seed: must be a non-negative integer"),
+    ([*FOOTWEAR, "--test-size", "1.5"], "--test-size: must be a number in (0, 1), got '1.5'"),
+    ([*FOOTWEAR, "--test-size", "0"], "--test-size: must be a number in (0, 1)"),
+    ([*FOOTWEAR, "--val-size", "1"], "--val-size: must be a number in [0, 1), got '1'"),
+    ([*FOOTWEAR, "--val-size", "nan"], "--val-size: must be a number in [0, 1)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"), BAD_FLAGS, ids=[" ".join(a[-3:]) for a, _ in BAD_FLAGS]
+)
+def test_out_of_range_numeric_flags_are_usage_errors_naming_the_flag(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 resamples or a batch of 0 items has no meaning: today a traceback deep in the
+    bootstrap, a silently accepted value, or a server on a random port. argparse rejects
+    them before anything is loaded, with its usage line and exit status 2 (not 1, which
+    means "regression" to CI)."""
+    with pytest.raises(SystemExit) as exit_:
+        evalsuite_main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert message in err and "Traceback" not in err
+
+
+def test_wise_alpha_outside_zero_one_is_a_usage_error_before_loading(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--alpha 2 was only refused after both models were loaded (a wrong model spec was
+    reported first); --alphas already failed at parsing: --alpha now does too."""
+    for alpha in ("2", "-0.5", "nan"):
+        with pytest.raises(SystemExit) as exit_:
+            finetune_main(
+                ["wise", "--base", "a", "--finetuned", "b", "--alpha", alpha, "--out", "o"]
+            )
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2, err
+        assert f"--alpha: must be a number in [0, 1], got '{alpha}'" in err
