@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from evalsuite.errors import EvalSuiteError
@@ -25,6 +26,68 @@ def _key_value(text: str) -> tuple[str, Path]:
     return key, Path(value)
 
 
+# Numeric flags are checked by argparse (`type=`): a bad value is a usage error naming the
+# flag, exit 2, before anything is loaded (0 resamples was a traceback in the bootstrap).
+
+
+def _int_at_least(low: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a {what} integer, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _int_at_least(1, "positive")
+non_negative_int = _int_at_least(0, "non-negative")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in 1..65535, got {text!r}")
+    return int(text)
+
+
+def _fraction(low_open: bool) -> Callable[[str], float]:
+    """A float in (0, 1) or [0, 1) (NaN fails both comparisons, so it is refused too)."""
+    interval = "(0, 1)" if low_open else "[0, 1)"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        above_low = value > 0 if low_open else value >= 0
+        if not (above_low and value < 1):
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _margin(text: str) -> str:
+    """METRIC=VALUE with VALUE finite and >= 0: a NaN margin never let the gate fail and a
+    negative one was silently made positive. Kept as text for verdicts.parse_margins."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected METRIC=VALUE, e.g. acc@1=0.01 or footwear/article_type/acc@1=0.02; "
+            f"got {text!r}"
+        )
+    try:
+        margin = float(value)
+    except ValueError:
+        margin = float("nan")
+    if not (math.isfinite(margin) and margin >= 0):
+        raise argparse.ArgumentTypeError(f"margin must be a number >= 0, got {text!r}")
+    return text
+
+
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     prepare = sub.add_parser("prepare", help="prepare a dataset into reproducible splits")
     kinds = prepare.add_subparsers(dest="kind", required=True)
@@ -34,9 +97,11 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     foot.add_argument("--annotations", type=Path, help="CSV id,lace_colour (hand-checked)")
     foot.add_argument("--captions", type=Path, help='JSONL {"id", "caption"} (generated)')
     foot.add_argument("--out", type=Path, default=Path("data/footwear"))
-    foot.add_argument("--seed", type=int, default=0)
-    foot.add_argument("--test-size", type=float, default=0.2)
-    foot.add_argument("--val-size", type=float, default=0.1, help="fraction of train")
+    foot.add_argument("--seed", type=non_negative_int, default=0)
+    foot.add_argument("--test-size", type=_fraction(low_open=True), default=0.2)
+    foot.add_argument(
+        "--val-size", type=_fraction(low_open=False), default=0.1, help="fraction of train"
+    )
     foot.add_argument("--on-missing-image", choices=("fail", "skip"), default="fail")
 
 
@@ -60,8 +125,8 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         metavar="BENCHMARK=PATH",
         help="data folder of one benchmark",
     )
-    score.add_argument("--batch-size", type=int, default=64)
-    score.add_argument("--workers", type=int, help="image decoding processes")
+    score.add_argument("--batch-size", type=positive_int, default=64)
+    score.add_argument("--workers", type=non_negative_int, help="image decoding processes")
     score.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     score.add_argument("--cache-dir", type=Path, help="embedding cache (default ~/.cache)")
     score.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
@@ -71,8 +136,8 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         help="skip benchmarks already scored for this model and data",
     )
     score.add_argument("--no-store", action="store_true", help="do not write the database")
-    score.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
+    score.add_argument("--seed", type=non_negative_int, default=0)
     score.add_argument("--json", action="store_true", help="print results as JSON")
     score.add_argument("--trust-remote-code", action="store_true")
     score.add_argument(
@@ -93,6 +158,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tolerance",
+        type=_margin,
         action="append",
         default=[],
         metavar="METRIC=VALUE",
@@ -101,9 +167,11 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--metric", action="append", help="metrics to gate (default: headline)")
     parser.add_argument(
-        "--resamples", type=int, default=10_000, help="paired bootstrap resamples (10000)"
+        "--resamples", type=positive_int, default=10_000, help="paired bootstrap resamples"
     )
-    parser.add_argument("--compare-seed", type=int, default=0, help="seed of the resamples")
+    parser.add_argument(
+        "--compare-seed", type=non_negative_int, default=0, help="seed of the resamples"
+    )
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -132,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     mark = sub.add_parser("baseline", help="mark the model comparisons default to")
     mark.add_argument("model", help="name or fingerprint of a scored model")
     board = sub.add_parser("leaderboard", help="serve the Streamlit leaderboard")
-    board.add_argument("--port", type=int, default=8501)
+    board.add_argument("--port", type=_port, default=8501)
     board.add_argument("--baseline", help="model the differences are against")
     board.add_argument("--target", help="target metric as BENCHMARK/TASK/METRIC")
     return parser

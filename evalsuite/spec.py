@@ -106,6 +106,7 @@ class ZeroShotTask(StrictModel):
     min_class_count: PositiveInt | None = None  # drop classes with fewer scored items
     k_values: Ks = Field(default_factory=lambda: [1, 5])
     pretest_k: PositiveInt = 5  # K of the pretest score (K - rank + 1 points if rank <= K)
+    # ... at most the number of classes scored (run-time error); the default is lowered to it
     f1_average: list[Literal["macro", "weighted"]] = Field(
         default_factory=lambda: ["macro", "weighted"], min_length=1
     )
@@ -158,13 +159,35 @@ class ZeroShotTask(StrictModel):
         return [t.replace("{c}", display_name).replace("{}", display_name) for t in self.templates]
 
 
+DEFAULT_KS = (1, 5, 10)
+
+
 class _RetrievalTask(StrictModel):
+    """Cutoffs: metrics are computed at each of ``ks`` and at ``k`` (which also cuts the IR
+    scores and the ranked lists stored), so k must be at least max(ks). A cutoff above what
+    a query can rank (the gallery; one less for image queries) is clipped to it at run time:
+    names and maxima use the clipped value (P@40, 40 x queries) and the run records them."""
+
     name: Name
     queries: str  # JSONL file, relative to the YAML file that defines the task
     k: PositiveInt = 10  # depth of the ranked lists kept (precision@k, nDCG@k...)
-    ks: Ks = Field(default_factory=lambda: [1, 5, 10])  # recall@k
+    ks: Ks = Field(default_factory=lambda: list(DEFAULT_KS))  # recall@k
     # Fields the items must have for the task to apply (added to the query file's header).
     requires_field: FieldNames = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _k_covers_ks(self) -> _RetrievalTask:
+        # Only k items are ranked: a larger cutoff would count the unranked ranks as misses.
+        if self.k < max(self.ks):
+            default = (
+                "" if "ks" in self.model_fields_set else f"; ks defaults to {list(DEFAULT_KS)}"
+            )
+            raise ValueError(
+                f"k: {self.k} is less than the largest of ks ({max(self.ks)}{default}): only "
+                f"the top {self.k} would be ranked and metrics at larger cutoffs would count the "
+                f"other ranks as misses; set k to at least {max(self.ks)} or lower ks"
+            )
+        return self
 
 
 class TextToImageTask(_RetrievalTask):

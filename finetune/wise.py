@@ -174,6 +174,17 @@ def _alphas(text: str) -> list[float]:
     return values
 
 
+def _alpha(text: str) -> float:
+    """One weight in [0, 1], checked at parsing (before the slow model loads); NaN fails."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="finetune wise",
@@ -182,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", required=True, help="the base model (any load_model spec)")
     parser.add_argument("--finetuned", required=True, help="a fine-tuned checkpoint folder")
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--alpha", type=float, help="one weight of the fine-tuned model")
+    group.add_argument("--alpha", type=_alpha, help="one weight of the fine-tuned model")
     group.add_argument("--alphas", type=_alphas, help="a sweep, e.g. 0,0.25,0.5,0.75,1")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -227,7 +227,9 @@ def test_gate_exit_codes_json_and_sentences(
     assert payload["n_gated_comparisons"] == 14
     assert main([*args[:3], "--baseline", "base", "--candidate", "other"]) == 0
     assert "PASS" in capsys.readouterr().out
-    assert main([*args, "--tolerance", "acc@1"]) == 2  # malformed margin: usage error
+    with pytest.raises(SystemExit) as usage:  # malformed margin: argparse's usage error
+        main([*args, "--tolerance", "acc@1"])
+    assert usage.value.code == 2
 
 
 def test_compare_without_a_baseline_asks_for_one(

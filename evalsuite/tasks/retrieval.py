@@ -6,8 +6,11 @@ scored item; an image query never retrieves itself.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
+from evalsuite.errors import DataError
 from evalsuite.metrics.bootstrap import bootstrap_ci
 from evalsuite.metrics.retrieval import (
     relevance_at_k,
@@ -17,8 +20,10 @@ from evalsuite.metrics.retrieval import (
 )
 from evalsuite.queries import relevance_matrix, resolve_image_queries
 from evalsuite.results import MetricValue, QueryValue, RetrievedItem
-from evalsuite.spec import ImageToImageTask, TextToImageTask
+from evalsuite.spec import ImageToImageTask, TextToImageTask, spec_location
 from evalsuite.tasks import TaskContext, TaskOutput, metric
+
+log = logging.getLogger(__name__)
 
 
 def run_text_to_image(task: TextToImageTask, ctx: TaskContext) -> TaskOutput:
@@ -52,6 +57,29 @@ def run_image_to_image(task: ImageToImageTask, ctx: TaskContext) -> TaskOutput:
     return out
 
 
+def cutoffs(
+    task: TextToImageTask | ImageToImageTask, gallery_size: int, image_queries: bool, where: str
+) -> tuple[int, ...]:
+    """The task's cutoffs (ks and k), each clipped to what a query can rank: the gallery, one
+    less for image queries (never their own result). Ranking more items than exist can only
+    mean all of them, and a cutoff no ranking reaches would report P@1000 and a maximum of
+    1000 hits per query over 40 items (see the rule in spec.py's _RetrievalTask)."""
+    rankable = gallery_size - int(image_queries)
+    if rankable < 1:
+        raise DataError(
+            f"{where}: task {task.name!r}: nothing to rank: the gallery has {gallery_size} item(s)"
+            + (" and an image query never retrieves itself" if image_queries else "")
+        )
+    wanted = sorted({*task.ks, task.k})
+    clipped = tuple(sorted({min(k, rankable) for k in wanted}))
+    if clipped[-1] < wanted[-1]:
+        log.warning(
+            "%s: task %r: cutoffs %s clipped to %s: a query can rank only %d items",
+            where, task.name, wanted, list(clipped), rankable,
+        )  # fmt: skip
+    return clipped
+
+
 def _score(
     task: TextToImageTask | ImageToImageTask,
     ctx: TaskContext,
@@ -61,8 +89,9 @@ def _score(
     relevant: np.ndarray,
     exclude: np.ndarray | None,
 ) -> TaskOutput:
-    ks = tuple(sorted({*task.ks, task.k}))
-    indices, scores = top_k(query_vectors, ctx.embeddings.vectors, task.k, exclude=exclude)
+    image_queries = exclude is not None and len(exclude) > 0
+    ks = cutoffs(task, len(ctx.items), image_queries, spec_location(ctx.spec))
+    indices, scores = top_k(query_vectors, ctx.embeddings.vectors, ks[-1], exclude=exclude)
     rel_topk = relevance_at_k(indices, relevant)
     result = retrieval_metrics(rel_topk, relevant_counts(relevant, exclude), ks=ks)
     out = TaskOutput(
@@ -70,6 +99,7 @@ def _score(
             "n_queries": result.n_queries,
             "gallery_size": len(ctx.items),
             "n_queries_without_relevant": result.n_queries_without_relevant,
+            "cutoffs": list(ks),
         }
     )
     out.metrics = _headline(task.name, result, ctx)

@@ -64,7 +64,8 @@ def run_zeroshot(task: ZeroShotTask, ctx: TaskContext) -> TaskOutput:
             "n_unlabelled_or_other_class": len(labels) - len(rows),
         }
     )
-    out.metrics = _headline(task, y_true, result, ranks, scores, ctx)
+    out.extra["pretest_k"] = pretest_k(task, len(classes), spec_location(ctx.spec))
+    out.metrics = _headline(task, y_true, result, ranks, scores, ctx, out.extra["pretest_k"])
     add_classification_rows(
         out, task.name, [ctx.items[r] for r in rows], y_true, result, scores, ranks
     )
@@ -109,6 +110,7 @@ def _headline(
     ranks: np.ndarray,
     scores: np.ndarray,
     ctx: TaskContext,
+    k_pretest: int,
 ) -> list:
     n_classes = len(result.class_names)
     intervals = classification_bootstrap(
@@ -133,17 +135,33 @@ def _headline(
         metric(task.name, "f1_macro", result.f1_macro, intervals["f1_macro"]),
         metric(task.name, "f1_weighted", result.f1_weighted, intervals["f1_weighted"]),
     ]
-    points = pretest_points(y_true, scores, k=task.pretest_k)
+    points = pretest_points(y_true, scores, k=k_pretest)
     metrics.append(
         metric(
             task.name,
             "pretest",
             points.sum(),
             bootstrap_ci(points, np.sum, ctx.n_bootstrap, seed=ctx.seed),
-            maximum=task.pretest_k * len(points),
+            maximum=k_pretest * len(points),  # the judge reads K back from it
         )
     )
     return metrics
+
+
+def pretest_k(task: ZeroShotTask, n_classes: int, where: str) -> int:
+    """The pretest's K over ``n_classes``: with K > C every item earns at least K - C + 1
+    points whatever the model does. A K written in the YAML is then an error; the default
+    (nobody's choice) is lowered to C."""
+    if task.pretest_k <= n_classes:
+        return task.pretest_k
+    if "pretest_k" in task.model_fields_set:
+        raise SpecError(
+            f"{where}: task {task.name!r}: pretest_k: {task.pretest_k} is more than the "
+            f"{n_classes} classes scored: every item would earn at least "
+            f"{task.pretest_k - n_classes + 1} of {task.pretest_k} points whatever the model "
+            f"ranks; set pretest_k to at most {n_classes}"
+        )
+    return n_classes
 
 
 def _predictions(

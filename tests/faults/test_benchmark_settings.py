@@ -1,0 +1,271 @@
+"""Benchmark settings and command-line numbers that used to give a wrong metric without a word
+(or a traceback): each is now a SpecError naming the YAML and the field, a usage error naming
+the flag (exit 2), or a rule applied alike everywhere and recorded with the run.
+
+Metric values are checked against a direct numpy count on the same arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evalsuite.cli import main as evalsuite_main
+from evalsuite.data.items import Item
+from evalsuite.embedding import ImageEmbeddings
+from evalsuite.errors import SpecError
+from evalsuite.spec import BenchmarkSpec, load_benchmark_file
+from evalsuite.tasks import TaskContext, TaskOutput, get_task_runner
+from finetune.__main__ import main as finetune_main
+
+PIXELS = np.zeros((2, 2), dtype=np.uint8)  # items are never decoded here: vectors are given
+
+
+class FixedTexts:
+    """Engine stand-in: each text's vector is looked up (the task runners call embed_texts)."""
+
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        self.vectors = vectors
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self.vectors[text] for text in texts])
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def write_spec(folder: Path, tasks: str, queries: list[dict] | None = None) -> BenchmarkSpec:
+    """bench.yaml (tasks given as YAML text) and its queries.jsonl, loaded."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench.yaml").write_text(
+        f"name: bench\nversion: 1\ndataset: {{reader: labelled_csv, path: x.csv}}\ntasks:\n{tasks}"
+    )
+    lines = [json.dumps(q) for q in queries or []]
+    (folder / "queries.jsonl").write_text("\n".join(lines) + "\n")
+    return load_benchmark_file(folder / "bench.yaml")
+
+
+def run_task(spec: BenchmarkSpec, labels: list[str], vectors: np.ndarray, texts) -> TaskOutput:
+    items = [Item(id=f"i{n:02d}", fields={"label": x}, pixels=PIXELS) for n, x in enumerate(labels)]
+    embeddings = ImageEmbeddings([i.id for i in items], vectors, np.arange(len(items)))
+    ctx = TaskContext(spec, items, embeddings, FixedTexts(texts), n_bootstrap=20)
+    task = spec.tasks[0]
+    return get_task_runner(task.type)(task, ctx)
+
+
+def values(out: TaskOutput) -> dict[str, float]:
+    return {m.name: m.value for m in out.metrics}
+
+
+# --- retrieval: 40 items in 4 labels, one text query per label ------------------------------
+
+LABELS = [f"l{n % 4}" for n in range(40)]
+QUERIES = [{"id": f"q{c}", "text": f"l{c}", "where": {"label": f"l{c}"}} for c in range(4)]
+
+
+def retrieval_arrays(seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    gallery = _unit(rng.normal(size=(40, 16)))
+    texts = {q["text"]: _unit(rng.normal(size=16)) for q in QUERIES}
+    return gallery, texts
+
+
+def reference_ranking(gallery: np.ndarray, texts: dict[str, np.ndarray]):
+    """(Q, G) relevance of each query's ranked gallery, and each query's relevant count."""
+    queries = np.stack([texts[q["text"]] for q in QUERIES])
+    order = np.argsort(-(queries @ gallery.T), axis=1, kind="stable")
+    relevant = np.array([[label == q["text"] for label in LABELS] for q in QUERIES])
+    return np.take_along_axis(relevant, order, axis=1), relevant.sum(axis=1)
+
+
+def retrieval_task(k: int, ks: str) -> str:
+    return f"  - {{type: text_to_image, name: search, queries: queries.jsonl, k: {k}, ks: {ks}}}\n"
+
+
+def test_k_smaller_than_the_largest_ks_is_a_spec_error_naming_the_yaml_and_field(
+    tmp_path: Path,
+) -> None:
+    """k is the depth ranked; with k: 2 and ks: [1, 5] only 2 items were ranked and ranks 3-5
+    counted as misses (P@5 0.2 for a true 0.6). Raising k silently would change the stored
+    ranked lists and the IR score's cutoff (max of ks and k) behind the user's back; the YAML
+    contradicts itself, so it is rejected when loaded, before any image is embedded."""
+    with pytest.raises(SpecError) as err:
+        write_spec(tmp_path / "a", retrieval_task(2, "[1, 5]"), QUERIES)
+    assert re.search(
+        r"bench\.yaml: tasks\[0\]: k: 2 is less than the largest of ks \(5\)", str(err.value)
+    )
+    # the default ks are [1, 5, 10]: the message says so, or `k: 5` alone would puzzle
+    with pytest.raises(SpecError, match=r"largest of ks \(10; ks defaults to \[1, 5, 10\]\)"):
+        write_spec(
+            tmp_path / "b",
+            "  - {type: text_to_image, name: s, queries: queries.jsonl, k: 5}\n",
+            QUERIES,
+        )
+
+    # a consistent spec: every cutoff matches a direct count on the same arrays
+    gallery, texts = retrieval_arrays()
+    out = run_task(
+        write_spec(tmp_path / "c", retrieval_task(5, "[1, 5]"), QUERIES), LABELS, gallery, texts
+    )
+    rel, n_rel = reference_ranking(gallery, texts)
+    got = values(out)
+    for k in (1, 5):
+        assert got[f"P@{k}"] == pytest.approx(rel[:, :k].sum(axis=1).mean() / k)
+        assert got[f"Recall@{k}"] == pytest.approx((rel[:, :k].sum(axis=1) / n_rel).mean())
+    assert got["ir_hits"] == rel[:, :5].sum()
+
+
+def test_cutoffs_beyond_what_a_query_can_rank_are_clipped_and_the_maximum_is_reachable(
+    tmp_path: Path,
+) -> None:
+    """k: 1000 over 40 items showed "40 / 4000" hits and P@1000: a maximum no model can reach.
+    A benchmark YAML is written once and run on data of any size (a user's 40-item subset of
+    the catalogue), and asking to rank more items than exist can only mean "all of them": so
+    every cutoff (k and each of ks) is clipped to what a query can rank (the gallery; one less
+    for image queries, which never retrieve themselves), metric names and maxima use the
+    clipped value (P@40, 40 x Q), and the run records the cutoffs in its extra."""
+    gallery, texts = retrieval_arrays()
+    spec = write_spec(tmp_path / "t", retrieval_task(1000, "[1, 5, 1000]"), QUERIES)
+    out = run_task(spec, LABELS, gallery, texts)
+    rel, n_rel = reference_ranking(gallery, texts)
+    got = {m.name: m for m in out.metrics}
+    assert not [name for name in got if "1000" in name]
+    assert out.extra["cutoffs"] == [1, 5, 40]
+    assert (got["ir_hits"].value, got["ir_hits"].maximum) == (n_rel.sum(), 40 * 4)
+    assert got["ir_by_position"].maximum == 40 * 4
+    assert got["Recall@40"].value == pytest.approx(1.0)
+    assert got["P@40"].value == pytest.approx((rel.sum(axis=1) / 40).mean())
+    assert got["P@5"].value == pytest.approx(rel[:, :5].sum(axis=1).mean() / 5)
+    assert all(len([r for r in out.retrieved if r.query_id == q["id"]]) == 40 for q in QUERIES)
+
+    # image queries: the query image is not in its own ranking, so 39 can be ranked
+    image_queries = [{"id": "iq", "image_id": "i00", "where": {"label": "l0"}}]
+    spec = write_spec(
+        tmp_path / "i",
+        retrieval_task(1000, "[1, 1000]").replace("text_to_image", "image_to_image"),
+        image_queries,
+    )
+    out = run_task(spec, LABELS, gallery, {})
+    got = {m.name: m for m in out.metrics}
+    assert out.extra["cutoffs"] == [1, 39]
+    assert (got["ir_hits"].value, got["ir_hits"].maximum) == (9, 39)  # 10 items of l0, less itself
+    assert got["Recall@39"].value == pytest.approx(1.0)
+
+
+# --- zero-shot pretest: 40 items, one-hot class prompts ------------------------------------
+
+ZEROSHOT = '  - {type: zeroshot, name: kind, field: label, templates: ["a photo of a {}."]%s}\n'
+
+
+def zeroshot_arrays(n_classes: int, seed: int = 0):
+    """Labels, item vectors, class indices and prompt vectors; class c's prompt is the unit
+    vector e_c, so the items' class scores are their first n_classes coordinates."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(40) % n_classes
+    vectors = _unit(rng.normal(size=(40, 8)) + 1.2 * np.eye(8)[y])
+    texts = {f"a photo of a c{c}.": np.eye(8, dtype=np.float32)[c] for c in range(n_classes)}
+    return [f"c{c}" for c in y], vectors, y, texts
+
+
+def reference_pretest(vectors: np.ndarray, y: np.ndarray, n_classes: int, k: int) -> int:
+    scores = vectors[:, :n_classes]
+    rank = 1 + (scores > scores[np.arange(len(y)), y][:, None]).sum(axis=1)
+    return int(np.maximum(k - rank + 1, 0).sum())
+
+
+def test_pretest_k_above_the_number_of_classes_is_a_spec_error_naming_the_yaml(
+    tmp_path: Path,
+) -> None:
+    """pretest_k: 50 over 8 classes gave every item at least 43 of 50 points (98.5% for a
+    57.5%-accurate model). A K the user wrote cannot be honoured over fewer classes, and
+    lowering it silently would report a different score than the one asked for, so it is an
+    error; the class count is only known once the data is read, so it comes at run time,
+    still naming the YAML, the task and the field."""
+    labels, vectors, _, texts = zeroshot_arrays(8)
+    spec = write_spec(tmp_path, ZEROSHOT % ", pretest_k: 50")
+    with pytest.raises(SpecError, match=r"bench\.yaml: task 'kind': pretest_k: 50 is more than "
+                       r"the 8 classes scored"):  # fmt: skip
+        run_task(spec, labels, vectors, texts)
+
+
+def test_default_pretest_k_is_lowered_to_the_number_of_classes(tmp_path: Path) -> None:
+    """The default K (5) is nobody's choice: over 3 classes it gave every item at least 3 of 5
+    points. It is lowered to the number of classes (the maximum, K x N, and the judge, which
+    reads K back from it, follow), and the run records the K used. With enough classes the
+    default and the score are unchanged."""
+    for n_classes, k_used in ((3, 3), (8, 5)):
+        labels, vectors, y, texts = zeroshot_arrays(n_classes)
+        out = run_task(write_spec(tmp_path / str(n_classes), ZEROSHOT % ""), labels, vectors, texts)
+        pretest = next(m for m in out.metrics if m.name == "pretest")
+        assert out.extra["pretest_k"] == k_used
+        assert pretest.maximum == k_used * 40
+        assert pretest.value == reference_pretest(vectors, y, n_classes, k_used)
+
+
+# --- numeric command-line flags ---------------------------------------------------------------
+
+FOOTWEAR = ["prepare", "footwear", "--images-dir", "img", "--styles", "styles.csv"]
+COMPARE = ["compare", "--candidate", "x"]
+BAD_FLAGS = [
+    (["score", "m", "--bootstrap", "0"], "--bootstrap: must be a positive integer, got '0'"),
+    (["score", "m", "--bootstrap", "-5"], "--bootstrap: must be a positive integer, got '-5'"),
+    (["score", "m", "--batch-size", "0"], "--batch-size: must be a positive integer, got '0'"),
+    (["score", "m", "--batch-size", "-1"], "--batch-size: must be a positive integer"),
+    (["score", "m", "--workers", "-1"], "--workers: must be a non-negative integer, got '-1'"),
+    (["score", "m", "--seed", "-1"], "--seed: must be a non-negative integer, got '-1'"),
+    ([*COMPARE, "--resamples", "0"], "--resamples: must be a positive integer, got '0'"),
+    ([*COMPARE, "--compare-seed", "-1"], "--compare-seed: must be a non-negative integer"),
+    (
+        [*COMPARE, "--tolerance", "acc@1=-0.01"],
+        "--tolerance: margin must be a number >= 0, got 'acc@1=-0.01'",
+    ),
+    (
+        [*COMPARE, "--tolerance", "acc@1=nan"],
+        "--tolerance: margin must be a number >= 0, got 'acc@1=nan'",
+    ),
+    (["score", "m", "--tolerance", "pretest=inf"], "--tolerance: margin must be a number >= 0"),
+    (["leaderboard", "--port", "0"], "--port: must be a port number in 1..65535, got '0'"),
+    (["leaderboard", "--port", "70000"], "--port: must be a port number in 1..65535"),
+    ([*FOOTWEAR, "--seed", "-1"], "--seed: must be a non-negative integer"),
+    ([*FOOTWEAR, "--test-size", "1.5"], "--test-size: must be a number in (0, 1), got '1.5'"),
+    ([*FOOTWEAR, "--test-size", "0"], "--test-size: must be a number in (0, 1)"),
+    ([*FOOTWEAR, "--val-size", "1"], "--val-size: must be a number in [0, 1), got '1'"),
+    ([*FOOTWEAR, "--val-size", "nan"], "--val-size: must be a number in [0, 1)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"), BAD_FLAGS, ids=[" ".join(a[-3:]) for a, _ in BAD_FLAGS]
+)
+def test_out_of_range_numeric_flags_are_usage_errors_naming_the_flag(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 resamples or a batch of 0 items has no meaning: today a traceback deep in the
+    bootstrap, a silently accepted value, or a server on a random port. argparse rejects
+    them before anything is loaded, with its usage line and exit status 2 (not 1, which
+    means "regression" to CI)."""
+    with pytest.raises(SystemExit) as exit_:
+        evalsuite_main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert message in err and "Traceback" not in err
+
+
+def test_wise_alpha_outside_zero_one_is_a_usage_error_before_loading(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--alpha 2 was only refused after both models were loaded (a wrong model spec was
+    reported first); --alphas already failed at parsing: --alpha now does too."""
+    for alpha in ("2", "-0.5", "nan"):
+        with pytest.raises(SystemExit) as exit_:
+            finetune_main(
+                ["wise", "--base", "a", "--finetuned", "b", "--alpha", alpha, "--out", "o"]
+            )
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2, err
+        assert f"--alpha: must be a number in [0, 1], got '{alpha}'" in err
