@@ -53,10 +53,10 @@ class EmbeddingCache:
                 except ModelLoadError as exc:
                     self._set_aside(shard, str(exc))
                     continue
-                self._index.update(zip(keys.tolist(), vectors, strict=True))
+                self._index.update(zip(keys, vectors, strict=True))
         return self._index
 
-    def _read(self, shard: Path) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, shard: Path) -> tuple[list[str], np.ndarray]:
         """Keys and vectors of ``shard``; ModelLoadError naming it and the cause if bad."""
         try:
             # allow_pickle stays False: a shard holding pickled objects is refused, never run
@@ -68,15 +68,16 @@ class EmbeddingCache:
             raise ModelLoadError(
                 f"{shard}: keys are not a list of strings (dtype {keys.dtype}, shape {keys.shape})"
             )
-        vectors = check_vectors(vectors, keys, shard, self.dim)
+        names: list[str] = keys.tolist()  # str, not np.str_: messages show 'ab', not np.str_('ab')
+        vectors = check_vectors(vectors, names, shard, self.dim)
         norms = np.linalg.norm(vectors, axis=1)
         off = np.flatnonzero(np.abs(norms - 1) > UNIT_TOLERANCE)
         if off.size:
             raise ModelLoadError(
-                f"{shard}, row {off[0]} (id {keys[off[0]]!r}): not unit length "
+                f"{shard}, row {off[0]} (id {names[off[0]]!r}): not unit length "
                 f"(norm {norms[off[0]]:.4g}; {off.size} row(s) affected)"
             )
-        return keys, vectors
+        return names, vectors
 
     def _set_aside(self, shard: Path, cause: str) -> None:
         """Count a bad shard, warn once about it, and move it where no run reads it."""
