@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -40,6 +39,7 @@ from torchvision import transforms
 from tqdm.auto import tqdm
 
 from evalsuite.data.items import Item
+from evalsuite.embedding_cache import EmbeddingCache
 from evalsuite.errors import EvalSuiteError, ImageError
 from evalsuite.images import item_content_hash, load_item_image
 from evalsuite.models.base import ClipModel
@@ -91,49 +91,6 @@ class ImageEmbeddings:
     positions: np.ndarray  # index into the input items of each row
     skipped: list[SkippedImage] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # ids without a precomputed embedding
-
-
-class EmbeddingCache:
-    """Append-only shards of (key, vector) under one folder per model and precision.
-
-    A run adds shard files written to a temporary name and renamed, so a crash never leaves
-    a half-written shard and concurrent writers never clobber each other.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._index: dict[str, np.ndarray] | None = None
-
-    def _load(self) -> dict[str, np.ndarray]:
-        if self._index is None:
-            self._index = {}
-            for shard in sorted(self.folder.glob("shard-*.npz")):
-                try:
-                    with np.load(shard) as data:
-                        keys, vectors = data["keys"], data["vectors"]
-                except (OSError, ValueError, KeyError) as exc:
-                    log.warning("ignoring unreadable cache shard %s: %s", shard, exc)
-                    continue
-                self._index.update(zip(keys.tolist(), vectors, strict=True))
-        return self._index
-
-    def lookup(self, keys: Sequence[str]) -> list[np.ndarray | None]:
-        index = self._load()
-        return [index.get(key) for key in keys]
-
-    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        if not len(keys):
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"shard-{uuid.uuid4().hex}"
-        tmp = self.folder / f".{name}.tmp.npz"
-        np.savez(tmp, keys=np.asarray(keys), vectors=vectors.astype(np.float32))
-        tmp.rename(self.folder / f"{name}.npz")
-        self.remember(keys, vectors)
-
-    def remember(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        """Add to the in-memory index only (vectors another process wrote to disk)."""
-        self._load().update(zip(keys, np.asarray(vectors, np.float32), strict=True))
 
 
 @dataclass(frozen=True)
@@ -253,10 +210,15 @@ class EmbeddingEngine:
         self.device = torch.device(device) if device is not None else _accelerate_device()
         self.model.to(self.device)
         folder = (cache_dir or default_cache_dir()) / model.fingerprint[:32] / precision
-        self.cache = EmbeddingCache(folder) if use_cache else None
+        self.cache = EmbeddingCache(folder, model.embed_dim) if use_cache else None
         self._split = split_transform(model.transform)
         self.images_forwarded = 0  # counted for tests and benchmarks: cache hits add nothing
         self.texts_forwarded = 0
+
+    @property
+    def cache_shards_skipped(self) -> int:
+        """Bad cache shards skipped so far (their vectors were recomputed)."""
+        return self.cache.shards_skipped if self.cache else 0
 
     # --- images ---------------------------------------------------------------------------
     def embed_items(

@@ -48,6 +48,11 @@ class LookupEngine:
         self._text_options = {"cache_dir": cache_dir, "use_cache": use_cache, "progress": progress}
 
     @property
+    def cache_shards_skipped(self) -> int:
+        """Bad cache shards the text engine skipped (image vectors are never cached here)."""
+        return self._text_engine.cache_shards_skipped if self._text_engine else 0
+
+    @property
     def text_unavailable(self) -> str | None:
         return None if self.model.text_model is not None else NO_TEXT
 

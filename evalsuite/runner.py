@@ -212,6 +212,7 @@ def score_benchmark(
         return None
     engine.on_error = spec.image_policy
     forwarded_before = engine.images_forwarded
+    shards_skipped_before = engine.cache_shards_skipped
     embedded = engine.embed_items(everything, desc=spec.name, content_hashes=hashes)
     main = embedded.positions < len(items)  # rows of the scored split, in input order
     main_ids = {item.id for item in items}
@@ -285,6 +286,8 @@ def score_benchmark(
             name: len(splits[name]) - len(data.items) for name, data in ctx.splits.items()
         }
     _run_tasks(spec, ctx, run)
+    # after the tasks: their texts go through the cache too
+    run.extra["cache_shards_skipped"] = engine.cache_shards_skipped - shards_skipped_before
     run.seconds = time.perf_counter() - clock
     return run
 

@@ -280,8 +280,12 @@ def _read_safetensors(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, l
 _READERS = {".npy": _read_npy, ".parquet": _read_parquet, ".safetensors": _read_safetensors}
 
 
-def _checked(matrix: np.ndarray, ids: list[str], file: Path) -> tuple[np.ndarray, str]:
-    """(L2-normalised float32 rows, sha256 of the matrix and ids); errors name file and row."""
+def check_vectors(
+    matrix: np.ndarray, ids: Sequence[str], file: Path, dim: int | None = None
+) -> np.ndarray:
+    """``matrix`` as float32 once it is a non-empty 2-D matrix of numbers, one row per id
+    (``dim`` columns when given), finite, without an all-zero row; else ModelLoadError
+    naming the file and the first bad row. Also the check of the embedding cache's shards."""
     if matrix.ndim != 2 or 0 in matrix.shape:
         raise ModelLoadError(
             f"{file}: expected a non-empty 2-D matrix (rows x dimensions), got shape {matrix.shape}"
@@ -290,6 +294,8 @@ def _checked(matrix: np.ndarray, ids: list[str], file: Path) -> tuple[np.ndarray
         raise ModelLoadError(f"{file}: expected numbers, got dtype {matrix.dtype}")
     if len(ids) != len(matrix):
         raise ModelLoadError(f"{file}: {len(matrix)} rows but {len(ids)} ids: they must match")
+    if dim is not None and matrix.shape[1] != dim:
+        raise ModelLoadError(f"{file}: vectors have {matrix.shape[1]} dimensions, expected {dim}")
     matrix = matrix.astype(np.float32)
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
@@ -297,10 +303,18 @@ def _checked(matrix: np.ndarray, ids: list[str], file: Path) -> tuple[np.ndarray
             f"{file}, row {bad[0]} (id {ids[bad[0]]!r}): NaN or infinite value "
             f"({bad.size} row(s) affected)"
         )
-    norms = np.linalg.norm(matrix, axis=1)
-    zero = np.flatnonzero(norms == 0)
+    zero = np.flatnonzero(np.linalg.norm(matrix, axis=1) == 0)  # also rows whose norm underflows
     if zero.size:
-        raise ModelLoadError(f"{file}, row {zero[0]} (id {ids[zero[0]]!r}): all zeros")
+        raise ModelLoadError(
+            f"{file}, row {zero[0]} (id {ids[zero[0]]!r}): all zeros ({zero.size} row(s) affected)"
+        )
+    return matrix
+
+
+def _checked(matrix: np.ndarray, ids: list[str], file: Path) -> tuple[np.ndarray, str]:
+    """(L2-normalised float32 rows, sha256 of the matrix and ids); errors name file and row."""
+    matrix = check_vectors(matrix, ids, file)
+    norms = np.linalg.norm(matrix, axis=1)
     digest = hashlib.sha256(f"{matrix.shape}".encode())
     digest.update(np.ascontiguousarray(matrix).tobytes())
     digest.update(json.dumps(ids).encode())  # not "\n".join: an id may hold a newline
