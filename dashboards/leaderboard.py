@@ -429,8 +429,11 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
     fp = {LABELS[m]: m for m in have}
     run_a, run_b = (views.run_of(metrics, fp[x], benchmark) for x in (a, b))
     queries_a, queries_b = read("queries", run_a, task), read("queries", run_b, task)
-    if queries_a.empty:
-        st.info("No ranked results stored for this task.")
+    if queries_a.empty:  # e.g. a database written without the retrievals table
+        st.info(
+            "No retrieval results in this database for this task: the ranked lists of "
+            "Model A's run are not stored (only its scores are)."
+        )
         return
     options = [
         views.query_label(q, t)
