@@ -247,12 +247,13 @@ def show_summary(ctx: dict[str, Any], baseline_label: str) -> None:
         st.warning(NO_BASELINE, icon="⚖️")
     lines = overview.summary_lines(ctx["verdicts"], LABELS)
     if lines:
-        st.markdown(f"**Compared with {baseline_label}:**")
+        st.markdown(f"**Compared with {views.md(baseline_label)}:**")
         st.markdown("\n".join(f"- {line}" for line in lines))
         st.caption("  \n".join(overview.method_notes(ctx["verdicts"], LABELS)))
     elif len(ctx["models"]) == 1:
         st.info("Only one model is scored so far: score another to compare.")
-    against = f"the change against **{baseline_label}**" if baseline_label else "no change"
+    base = views.md(baseline_label)
+    against = f"the change against **{base}**" if baseline_label else "no change"
     st.caption(
         f"Each cell: the score, then {against}: {overview.LEGEND}. Accuracy-like scores "
         "are in %, changes in points; hits and pretest scores are counts out of the maximum "
@@ -264,7 +265,10 @@ def show_cell_notes(comp: pd.DataFrame) -> None:
     """Why some cells carry no verdict, in words under the table."""
     reasons = comp[comp["status"] == overview.NOT_COMPARABLE]
     if not reasons.empty:
-        lines = sorted({f"{r.model} on {r.column}: {r.reason}" for r in reasons.itertuples()})
+        lines = sorted(
+            f"{views.md(r.model)} on {views.md(r.column)}: {views.md(r.reason)}"
+            for r in reasons.drop_duplicates(["model", "column", "reason"]).itertuples()
+        )
         st.caption("Not comparable (n/a), so neither better nor worse: " + "; ".join(lines))
     if (comp["status"] == overview.NOT_APPLICABLE).any():
         st.caption(
@@ -280,7 +284,7 @@ def show_ranks(ctx: dict[str, Any]) -> None:
     if column is None:
         return
     title = views.short_label(*target)
-    st.subheader(f"Ranks on {title}")
+    st.subheader(f"Ranks on {views.md(title)}")
     bands = rank_bands(target, ctx["baseline"])
     table = overview.rank_table(bands, LABELS, target, ctx["verdicts"], column.count)
     st.caption(
@@ -312,9 +316,9 @@ def show_tradeoff(ctx: dict[str, Any], models: pd.DataFrame, baseline_label: str
     general_title = ctx["general_title"]
     target_title = views.short_label(*target)
     st.caption(
-        f"One point per model, relative to {baseline_label} (at 0, 0). Up: better on "
-        f"{target_title}; right: better on {general_title}. Top right is better "
-        "everywhere; top left is a specialist that forgot some general knowledge. "
+        f"One point per model, relative to {views.md(baseline_label)} (at 0, 0). Up: better "
+        f"on {views.md(target_title)}; right: better on {views.md(general_title)}. Top right is "
+        "better everywhere; top left is a specialist that forgot some general knowledge. "
         "WiSE-FT interpolations of one fine-tune are joined by a line (α = 0: base "
         "model, α = 1: fine-tuned). Differences in % points of the maximum score; whether "
         "each is significant is in the table above."
@@ -368,7 +372,7 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
 
     one = st.selectbox("Model for the confusion matrix and the examples", chosen, key="bm_one")
     run_id = next(r for r, label in run_ids.items() if label == one)
-    st.subheader(f"Confusion matrix: {one}")
+    st.subheader(f"Confusion matrix: {views.md(one)}")
     cells = read("confusion", run_id, task)
     if cells.empty:
         st.info("No confusion matrix stored for this task.")
@@ -382,12 +386,12 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
             st.markdown(
                 "Most frequent mistakes: "
                 + "; ".join(
-                    f"{r.true_label} → {r.predicted_label} ({r['count']})"
+                    f"{views.md(r.true_label)} → {views.md(r.predicted_label)} ({r['count']})"
                     for _, r in worst.iterrows()
                 )
             )
 
-    st.subheader(f"Misclassified examples: {one}")
+    st.subheader(f"Misclassified examples: {views.md(one)}")
     true_classes = ["(all classes)", *sorted(set(cells["true_label"]))] if not cells.empty else []
     picked = st.selectbox("True class", true_classes, key="bm_class") if true_classes else None
     wrong = read(
@@ -429,8 +433,11 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
     fp = {LABELS[m]: m for m in have}
     run_a, run_b = (views.run_of(metrics, fp[x], benchmark) for x in (a, b))
     queries_a, queries_b = read("queries", run_a, task), read("queries", run_b, task)
-    if queries_a.empty:
-        st.info("No ranked results stored for this task.")
+    if queries_a.empty:  # e.g. a database written without the retrievals table
+        st.info(
+            "No retrieval results in this database for this task: the ranked lists of "
+            "Model A's run are not stored (only its scores are)."
+        )
         return
     options = [
         views.query_label(q, t)
@@ -455,7 +462,7 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
         rows = read("retrievals", run_id, task, query_id=query_id)
         score = views.query_score(rows)
         with side:
-            st.markdown(f"#### {label}")
+            st.markdown(f"#### {views.md(label)}")
             st.markdown(
                 f"**{score['hits']} / {score['k']}** relevant in the top {score['k']} · "
                 f"by-position score **{score['by_position']:.1f} / {score['k']}**"
@@ -513,7 +520,7 @@ def training_page(ctx: dict[str, Any]) -> None:
         for fp in tuned["fingerprint"]:
             if LABELS[fp] in chosen:
                 training = tuned.set_index("fingerprint").loc[fp, "training"] or {}
-                st.markdown(f"**{LABELS[fp]}**")
+                st.markdown(f"**{views.md(LABELS[fp])}**")
                 st.code(
                     json.dumps(
                         {k: v for k, v in training.items() if k != "history"}, indent=2, default=str
@@ -593,7 +600,8 @@ def choose_baseline_widget(bar: Any, models: pd.DataFrame, models_raw: pd.DataFr
     try:
         default = choose_baseline(scored, requested("baseline"))
     except EvalSuiteError as exc:
-        bar.warning(f"Baseline {requested('baseline')!r} not found: {exc}", icon="⚠️")
+        asked = views.md(repr(requested("baseline")))
+        bar.warning(f"Baseline {asked} not found: {views.md(exc)}", icon="⚠️")
         default = choose_baseline(scored)
     labels = list(models["label"])
     if "baseline" in st.session_state and st.session_state["baseline"] not in labels:
@@ -625,7 +633,9 @@ def choose_target_widget(
         if views.find_column(all_columns, key) is not None:
             default = key
         else:
-            bar.warning(f"Target {asked!r} is not a scored BENCHMARK/TASK/METRIC.", icon="⚠️")
+            bar.warning(
+                f"Target {views.md(repr(asked))} is not a scored BENCHMARK/TASK/METRIC.", icon="⚠️"
+            )
     benchmarks = list(dict.fromkeys(c.benchmark for c in all_columns))
     b = select(
         bar, "Target benchmark", "target_benchmark", benchmarks, default[0], views.benchmark_label
@@ -669,7 +679,7 @@ def main() -> None:
         show_busy_notice(notice)
         return
     except (store.StoreError, duckdb.Error, OSError) as exc:
-        st.error(f"Cannot read the results database `{DB}`: {exc}")
+        st.error(f"Cannot read the results database `{DB}`: {views.md(exc)}")
         return
     if metrics.empty:
         show_empty(DB, missing=False)

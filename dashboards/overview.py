@@ -25,6 +25,7 @@ from dashboards.views import (
     fmt_number,
     fmt_params,
     is_count,
+    md,
     points,
     shown,
     wise_curves,
@@ -175,7 +176,7 @@ def column_notes(comp: pd.DataFrame) -> dict[str, str]:
     notes: dict[str, list[str]] = {}
     for row in rows.to_dict("records"):
         what = "n/a" if row["status"] == NOT_APPLICABLE else "not comparable"
-        line = f"{what} for {row['model']}: {row['reason']}"
+        line = f"{what} for {md(row['model'])}: {row['reason']}"  # a Markdown tooltip
         if line not in notes.setdefault(row["column"], []):
             notes[row["column"]].append(line)
     return {column: "\n\n".join(lines) for column, lines in notes.items()}
@@ -264,13 +265,13 @@ def summary_lines(comparisons: Comparisons, labels: Mapping[str, str]) -> list[s
     lines = []
     for fp, comp in comparisons.items():
         if not isinstance(comp, ModelComparison):
-            lines.append(f"**{labels.get(fp, fp)}**: not comparable ({comp})")
+            lines.append(f"**{md(labels.get(fp, fp))}**: not comparable ({md(comp)})")
             continue
         text = comp.summary_line()
         missing = _not_comparable_tasks(comp)
         if missing:
             text += "; not comparable on " + "; ".join(missing)
-        lines.append(f"**{labels.get(fp, fp)}**: {text}")
+        lines.append(f"**{md(labels.get(fp, fp))}**: {md(text)}")
     return lines
 
 
@@ -280,7 +281,7 @@ def method_notes(comparisons: Comparisons, labels: Mapping[str, str]) -> list[st
     notes = {fp: c.method_note() for fp, c in comparisons.items() if isinstance(c, ModelComparison)}
     if len(set(notes.values())) <= 1:
         return list(dict.fromkeys(notes.values()))
-    return [f"{labels.get(fp, fp)}: {note}" for fp, note in notes.items()]
+    return [f"{md(labels.get(fp, fp))}: {note}" for fp, note in notes.items()]
 
 
 # ---------------------------------------------------------------- rank bands

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,17 @@ METRIC_ORDER = (
 )
 
 # ---------------------------------------------------------------- names and units
+
+
+# Streamlit's Markdown: CommonMark (emphasis, headings, links, code, tables) plus colour and
+# icon directives (:red[...], :material/x:), emoji shortcodes and LaTeX ($...$).
+_MARKDOWN = re.compile(r"([\\`*_\[\]#$:~<>|])")
+
+
+def md(text: Any) -> str:
+    """``text`` (a model, benchmark, class name...) escaped to show as itself in Markdown:
+    a model called ``**x** :red[y]`` must not render bold and red."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def _order(value: str, order: Sequence[str]) -> tuple[int, str]:
@@ -572,7 +584,8 @@ def provenance_mismatches(
 
 def mismatch_messages(mismatches: Sequence[dict[str, Any]], baseline_label: str) -> list[str]:
     return [
-        f"{m['model']} vs {baseline_label} on {m['benchmark']}: different {m['what']} "
+        f"{md(m['model'])} vs {md(baseline_label)} on {md(m['benchmark'])}: different "
+        f"{m['what']} "
         f"({short_hash(m['candidate'])} vs {short_hash(m['baseline'])}); their difference "
         "mixes the models with the change of data, so it is not a fair comparison."
         for m in mismatches

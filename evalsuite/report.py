@@ -224,7 +224,7 @@ def _optional(value: Any) -> Any:
 
 def _check_db(db_path: Path) -> pd.DataFrame:
     how = f"fill it with `evalsuite score MODEL --db {db_path}`"
-    if not db_path.is_file():
+    if not db_path.exists():  # a folder goes on to the store, which says what it is
         raise store.StoreMissingError(f"no results database at {db_path}: {how}")
     try:
         metrics = store.latest_metrics(db_path)

@@ -38,7 +38,7 @@ from evalsuite.spec import (
     spec_hash,
     task_skip_reason,
 )
-from evalsuite.store import DEFAULT_DB, run_exists, write_run
+from evalsuite.store import DEFAULT_DB, check_writable, run_exists, write_run
 from evalsuite.tasks import SplitData, TaskContext, get_task_runner
 from evalsuite.version import code_version
 
@@ -79,6 +79,8 @@ def score_model(
     opts = options or ScoreOptions()
     if overrides:
         opts = ScoreOptions(**{**opts.__dict__, **overrides})
+    if opts.db_path is not None:  # an unusable --db fails now, not after the scoring
+        check_writable(opts.db_path)
     model = load_scorable(model, trust_remote_code=opts.trust_remote_code)
     engine_type = LookupEngine if isinstance(model, PrecomputedEmbeddings) else EmbeddingEngine
     engine = engine_type(

@@ -23,8 +23,17 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from evalsuite.errors import EvalSuiteError
 from evalsuite.results import ModelInfo, RunResult
+from evalsuite.store_checks import (
+    StoreBusyError,
+    StoreError,
+    StoreMissingError,
+    check_path,
+    check_schema,
+    explain,
+)
+
+__all__ = ["StoreBusyError", "StoreError", "StoreMissingError"]  # re-exported: store.StoreError
 
 DEFAULT_DB = Path("reports/results.duckdb")
 # 2: per-query retrieval values (query_values) and the baseline mark (models.is_baseline),
@@ -34,18 +43,7 @@ WRITE_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 5.0
 # Readers poll a held lock often: with two writers taking turns the free gaps are short.
 MAX_READ_POLL_S = 0.05
-
-
-class StoreError(EvalSuiteError):
-    """The results database cannot be used as asked."""
-
-
-class StoreBusyError(StoreError):
-    """Another process kept the database locked for longer than the timeout."""
-
-
-class StoreMissingError(StoreError):
-    """A read was asked of a results database that does not exist yet."""
+ROLLED_BACK = "the write was rolled back, the file is as it was"
 
 
 # name -> "column TYPE, ..."; the DDL and the Arrow schemas of bulk inserts derive from this.
@@ -105,6 +103,10 @@ def _columns(table: str) -> list[tuple[str, str]]:
     return [(col.split()[0], col.split()[1]) for col in TABLES[table].split(",")]
 
 
+def _schema() -> dict[str, list[str]]:
+    return {table: [name for name, _ in _columns(table)] for table in TABLES}
+
+
 def _ddl() -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {table} ({columns}"
@@ -122,13 +124,18 @@ def _is_busy(exc: Exception) -> bool:
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.ConnectionException as exc:
         # This process already has the file open read-write (DuckDB shares one instance per
         # file and process and refuses a second config): reading through it is safe.
         if read_only and "different configuration" in str(exc).lower():
-            return duckdb.connect(str(path))
-        raise
+            con = duckdb.connect(str(path))
+        else:
+            raise
+    # Off: a missing table name must be an error, not a Python variable of the caller's
+    # module (store.retrievals, a function, was "scanned" for a missing retrievals table).
+    con.execute("SET python_enable_replacements = false")
+    return con
 
 
 @contextmanager
@@ -144,13 +151,17 @@ def connect(
     path = Path(db_path)
     if timeout_s is None:
         timeout_s = READ_TIMEOUT_S if read_only else WRITE_TIMEOUT_S
+    check_path(path, read_only)
     if read_only and not path.is_file():
         raise StoreMissingError(
             f"no results database at {path}: score a model first (`evalsuite score ...`), "
             "which creates it"
         )
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of results database {path}: {exc}") from exc
     deadline, delay = time.monotonic() + timeout_s, 0.02
     while True:
         try:
@@ -158,7 +169,7 @@ def connect(
             break
         except duckdb.Error as exc:
             if not _is_busy(exc):
-                raise
+                raise explain(path, exc, writing=not read_only) from exc
             if time.monotonic() >= deadline:
                 raise StoreBusyError(
                     f"results database {path} is locked by another process (waited "
@@ -268,17 +279,17 @@ def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) ->
     try:
         con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _evalsuite_rows")
     finally:
-        con.unregister("_evalsuite_rows")
+        # On an aborted transaction (e.g. disk full) unregister raises too, hiding the real
+        # error behind "transaction is aborted", which write_run retried as a conflict.
+        with suppress(duckdb.Error):
+            con.unregister("_evalsuite_rows")
 
 
-def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+def _ensure_schema(con: duckdb.DuckDBPyConnection, path: str | Path = "") -> None:
+    """Create the tables of a new database, migrate a v1 one; refuse any other schema."""
+    found = check_schema(con, Path(path), _schema(), SCHEMA_VERSION)
     for statement in _ddl():
         con.execute(statement)
-    found = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-    if found is not None and found > SCHEMA_VERSION:
-        raise StoreError(
-            f"results schema v{found} is newer than this evalsuite (v{SCHEMA_VERSION})"
-        )
     # v1 -> v2: CREATE TABLE IF NOT EXISTS above added query_values; models gains a column.
     con.execute("ALTER TABLE models ADD COLUMN IF NOT EXISTS is_baseline BOOLEAN")
     if found is None or found < SCHEMA_VERSION:
@@ -326,9 +337,10 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def _write(
-    con: duckdb.DuckDBPyConnection, run: RunResult, tables: dict[str, pa.Table], replace: bool
-) -> None:
-    _ensure_schema(con)
+    con: duckdb.DuckDBPyConnection, path: str | Path, run: RunResult,
+    tables: dict[str, pa.Table], replace: bool,
+) -> None:  # fmt: skip
+    _ensure_schema(con, path)
     _upsert_model(con, run.model)
     stale = [run.run_id]  # rewriting the same run is idempotent even without replace
     if replace:
@@ -341,23 +353,45 @@ def _write(
         _insert_table(con, table, data)
 
 
+def check_writable(db_path: str | Path) -> None:
+    """Raise :class:`StoreError` now if ``db_path`` could not take a write (a folder, not a
+    database, read-only, an unknown schema), so that scoring fails before the work, not after.
+    Changes nothing and never creates the file; a database busy now is not an error."""
+    path = Path(db_path)
+    check_path(path, read_only=False)
+    if not path.exists():
+        return
+    try:
+        with connect(path, read_only=True) as con:
+            try:
+                check_schema(con, path, _schema(), SCHEMA_VERSION)
+            except duckdb.Error as exc:
+                raise explain(path, exc, writing=True) from exc
+    except StoreBusyError:
+        pass  # write_run waits for the lock later
+
+
 def mark_baseline(db_path: str | Path, model: str, *, timeout_s: float | None = None) -> str:
     """Mark the model named ``model`` (or with that fingerprint) as the baseline every
     comparison defaults to, unmarking any other; returns its fingerprint."""
-    with connect(db_path, timeout_s=timeout_s) as con, _transaction(con):
-        _ensure_schema(con)
-        rows = con.execute(
-            "SELECT fingerprint FROM models WHERE name = ? OR fingerprint = ?", [model, model]
-        ).fetchall()
-        if len(rows) != 1:
-            known = [r[0] for r in con.execute("SELECT name FROM models ORDER BY name").fetchall()]
-            why = "several models are" if rows else "no model is"
-            raise StoreError(
-                f"cannot mark {model!r} as the baseline: {why} called that in {db_path}; "
-                f"known: {', '.join(known) or '(none)'}"
-            )
-        fingerprint = rows[0][0]
-        con.execute("UPDATE models SET is_baseline = (fingerprint = ?)", [fingerprint])
+    try:
+        with connect(db_path, timeout_s=timeout_s) as con, _transaction(con):
+            _ensure_schema(con, db_path)
+            rows = con.execute(
+                "SELECT fingerprint FROM models WHERE name = ? OR fingerprint = ?", [model, model]
+            ).fetchall()
+            if len(rows) != 1:
+                names = con.execute("SELECT name FROM models ORDER BY name").fetchall()
+                known = [r[0] for r in names]
+                why = "several models are" if rows else "no model is"
+                raise StoreError(
+                    f"cannot mark {model!r} as the baseline: {why} called that in {db_path}; "
+                    f"known: {', '.join(known) or '(none)'}"
+                )
+            fingerprint = rows[0][0]
+            con.execute("UPDATE models SET is_baseline = (fingerprint = ?)", [fingerprint])
+    except duckdb.Error as exc:  # e.g. a damaged file: the transaction was rolled back
+        raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
     return fingerprint
 
 
@@ -375,12 +409,16 @@ def write_run(
                 connect(db_path, timeout_s=max(deadline - time.monotonic(), 0.0)) as con,
                 _transaction(con),
             ):
-                _write(con, run, tables, replace)
+                _write(con, db_path, run, tables, replace)
             return
-        except duckdb.TransactionException as exc:  # a concurrent writer in this process
-            if time.monotonic() >= deadline:
+        except duckdb.TransactionException as exc:
+            if "conflict" not in str(exc).lower():  # e.g. aborted by an I/O error
+                raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
+            if time.monotonic() >= deadline:  # a concurrent writer in this process
                 raise StoreBusyError(f"results database {db_path}: write conflict: {exc}") from exc
             time.sleep(random.uniform(0.02, 0.1))
+        except duckdb.Error as exc:  # disk full, I/O error: rolled back above
+            raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
 
 
 # ---------------------------------------------------------------- reading
@@ -397,14 +435,21 @@ def _read(
 ) -> pd.DataFrame:  # fmt: skip
     """Run one parameterised query read-only; a database without ``tables`` (empty, or of an
     older schema: readers never migrate) gives empty frames with the current columns."""
+    frame = None
     with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
-        if _has_tables(con, tables):
-            frame = con.execute(sql, list(params)).fetchdf()
-        else:  # same query on an empty in-memory schema: the right (empty) columns
-            with duckdb.connect(":memory:") as empty:
-                for statement in _ddl():
-                    empty.execute(statement)
-                frame = empty.execute(sql, list(params)).fetchdf()
+        try:  # a foreign or damaged schema is refused, never read as if it were ours
+            if check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION) and _has_tables(
+                con, tables
+            ):
+                frame = con.execute(sql, list(params)).fetchdf()
+        except duckdb.Error as exc:
+            raise explain(Path(db_path), exc, writing=False) from exc
+    if frame is None:  # same query on an empty in-memory schema: the right (empty) columns
+        with duckdb.connect(":memory:") as empty:
+            empty.execute("SET python_enable_replacements = false")
+            for statement in _ddl():
+                empty.execute(statement)
+            frame = empty.execute(sql, list(params)).fetchdf()
     for column in JSON_COLUMNS:
         if column in frame.columns:
             frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
@@ -541,7 +586,7 @@ def retrievals(
     )
     sql = f"""SELECT task, query_id, query_text, rank, item_id, score, relevant, image_path
         FROM retrievals WHERE {where} ORDER BY query_id, rank"""
-    return _read(db_path, sql, params, timeout_s)
+    return _read(db_path, sql, params, timeout_s, tables=("retrievals",))
 
 
 def queries(
@@ -552,7 +597,7 @@ def queries(
         count(*) FILTER (WHERE relevant) AS n_relevant,
         min(rank) FILTER (WHERE relevant) AS first_relevant_rank
         FROM retrievals WHERE run_id = ? AND task = ? GROUP BY query_id ORDER BY query_id"""
-    return _read(db_path, sql, [run_id, task], timeout_s)
+    return _read(db_path, sql, [run_id, task], timeout_s, tables=("retrievals",))
 
 
 def query_values(

@@ -607,8 +607,8 @@ def test_missing_or_empty_database(tmp_path: Path) -> None:
     assert f"evalsuite score MODEL --db {missing}" in str(info.value)
     assert not missing.parent.exists()  # a read never creates the database
     empty = tmp_path / "empty.duckdb"
-    with store.connect(empty) as con:
-        con.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+    with store.connect(empty) as con:  # a DuckDB file without tables (one with another
+        con.execute("SELECT 1")  # program's tables is refused: tests/faults/test_results_database)
     with pytest.raises(ReportError, match=r"holds no scored runs.*evalsuite score MODEL --db"):
         write_report(empty, tmp_path / "out")
     assert not (tmp_path / "out" / "report.md").exists()

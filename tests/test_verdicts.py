@@ -293,9 +293,10 @@ def test_ambiguous_names_and_unknown_metrics_are_refused(
     with duckdb.connect(str(db)) as con:  # two models called "base"
         con.execute("UPDATE models SET name = 'base' WHERE name = 'other'")
         con.execute("UPDATE runs SET model_name = 'base' WHERE model_name = 'other'")
-    with pytest.raises(EvalSuiteError, match="names several scored models"):
+    two = "names 2 scored models: .*pick one by a fingerprint prefix"
+    with pytest.raises(EvalSuiteError, match=two):
         compare_models(db, "base", "tuned", n_resamples=100)
-    with pytest.raises(EvalSuiteError, match="names several models"):
+    with pytest.raises(EvalSuiteError, match=two):
         choose_baseline(store.list_models(db), "base")
     args = ["--db", str(db), "compare", "--baseline", "tuned", "--candidate", "fp-base"]
     assert main([*args, "--metric", "acc1"]) == 2  # a typo must not gate nothing and pass

@@ -27,18 +27,32 @@ from evalsuite.verdicts.judge import (
 )
 
 
+def ambiguous(name: str, scored: pd.Series, by_name: bool) -> EvalSuiteError:
+    """The error for a name (or fingerprint prefix) of several models; ``scored``: the
+    latest scored time of each, by fingerprint. Lists them so the user can pick one."""
+    scored = scored.sort_index()
+    found = ", ".join(
+        f"{fp[:12]} (scored {pd.Timestamp(when):%Y-%m-%d %H:%M})" if pd.notna(when)
+        else f"{fp[:12]} (never scored)"
+        for fp, when in scored.items()
+    )  # fmt: skip
+    what = "names" if by_name else "is the fingerprint prefix of"
+    return EvalSuiteError(
+        f"{name!r} {what} {len(scored)} scored models: {found}; pick one by a fingerprint "
+        f"prefix, e.g. {scored.index[0][:12]}"
+    )
+
+
 def model_rows(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
     """Metric rows of the model called ``name`` (else the one whose fingerprint starts with
     it), of its latest ``ok`` run on each benchmark. A name wins over a fingerprint prefix:
     a model called "fa" must not pick up another whose fingerprint starts with "fa"."""
     rows = metrics[metrics["model_name"] == name]
+    by_name = not rows.empty
     if rows.empty:
         rows = metrics[metrics["fingerprint"].str.startswith(name)]
     if rows["fingerprint"].nunique() > 1:  # never mix two models' runs under one name
-        found = ", ".join(sorted(fp[:12] for fp in rows["fingerprint"].unique()))
-        raise EvalSuiteError(
-            f"{name!r} names several scored models (fingerprints {found}): pass a fingerprint"
-        )
+        raise ambiguous(name, rows.groupby("fingerprint")["started_at"].max(), by_name)
     if rows.empty:
         known = ", ".join(sorted(metrics["model_name"].unique())) or "(none)"
         raise EvalSuiteError(f"no scored model named {name!r} in the database; known: {known}")
@@ -120,12 +134,11 @@ def choose_baseline(models: pd.DataFrame, explicit: str | None = None) -> str | 
         return None
     if explicit:
         hit = models[models["name"] == explicit]
-        hit = hit if len(hit) else models[models["fingerprint"].str.startswith(explicit)]
+        by_name = len(hit) > 0
+        hit = hit if by_name else models[models["fingerprint"].str.startswith(explicit)]
         if len(hit) > 1:
-            found = ", ".join(sorted(fp[:12] for fp in hit["fingerprint"]))
-            raise EvalSuiteError(
-                f"{explicit!r} names several models (fingerprints {found}): pass a fingerprint"
-            )
+            when = hit["last_run"] if "last_run" in hit else pd.Series(pd.NaT, index=hit.index)
+            raise ambiguous(explicit, pd.Series(when.to_numpy(), index=hit["fingerprint"]), by_name)
         if hit.empty:
             known = ", ".join(sorted(models["name"].astype(str))) or "(none)"
             raise EvalSuiteError(f"no scored model named {explicit!r}; known: {known}")
