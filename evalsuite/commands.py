@@ -83,6 +83,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         progress=not args.json,
         trust_remote_code=args.trust_remote_code,
     )
+    if args.baseline and opts.db_path is not None:
+        _check_baseline(opts.db_path, args.baseline)  # before scoring, which can take hours
     model = (
         load_model(args.model, pretrained=args.pretrained, trust_remote_code=args.trust_remote_code)
         if args.pretrained
@@ -109,6 +111,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         comparison = _compare_db(args, args.baseline, runs[0].model.fingerprint)
         return _gate(comparison, args.fail_on_regression, as_json=False)
     return EXIT_OK
+
+
+def _check_baseline(db: Path, baseline: str) -> None:
+    """An unknown or ambiguous --baseline fails now rather than after scoring."""
+    from evalsuite.store import latest_metrics
+    from evalsuite.verdicts.compare import model_rows
+
+    if not db.exists():
+        raise EvalSuiteError(
+            f"--baseline {baseline}: {db} does not exist yet: score the baseline first"
+        )
+    model_rows(latest_metrics(db), baseline)
 
 
 def _run_json(run: RunResult) -> dict:

@@ -321,9 +321,14 @@ def test_score_gate_uses_the_model_named_baseline_and_refuses_an_ambiguous_name(
     assert main([*base, "--baseline", "1"]) == 0
     out = capsys.readouterr().out
     assert "tiny against 1" in out and "against other" not in out, out
+    runs_before = len(store.list_runs(db))
     code, error, _ = cli(capsys, *base, "--baseline", "demo-base")
     assert code == 2 and "'demo-base' names 2 scored models" in error, error
     assert "pick one by a fingerprint prefix" in error, error
+    code, error, _ = cli(capsys, *base, "--baseline", "nobody")
+    assert code == 2 and "no scored model named 'nobody'" in error, error
+    # refused before scoring (which can take hours), so nothing was stored
+    assert len(store.list_runs(db)) == runs_before
 
 
 # ---------------------------------------------------------------- item 10: no retrievals table
