@@ -115,3 +115,36 @@ def test_weights_path_that_does_not_exist_names_the_spec(tiny_arch_64: str) -> N
     assert str(err.value).startswith(
         f"model spec {spec!r}: weights file 'no/such/weights.safetensors' not found"
     ), err.value
+
+
+# --- c. a full disk under finetune wise ------------------------------------------------------
+
+
+def test_disk_full_in_finetune_wise_names_the_folder_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """finetune wise writes through the same atomic folder swap as training, whose message
+    said "training stopped ... run again with --resume": neither is true of wise. Its own
+    words now, exit 2, no output folder and no temporary folder left."""
+    import errno
+
+    from evalsuite.models.hf import HFClipModel
+    from evalsuite.models.tiny import build_tiny_hf
+    from finetune.wise import main as wise_main
+
+    base, tuned = build_tiny_hf(tmp_path / "base", 0), build_tiny_hf(tmp_path / "tuned", 1)
+
+    def full_disk(self: HFClipModel, folder: Path) -> None:
+        (Path(folder) / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(HFClipModel, "save", full_disk)
+    out = tmp_path / "wise"
+    argv = ["--base", str(base), "--finetuned", str(tuned), "--alpha", "0.5", "--out", str(out)]
+    assert wise_main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: finetune wise: cannot save {out}: the disk is full (No space left on device). "
+        f"Nothing was half-written: {out} was not created. Free some space, then run "
+        "finetune wise again"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "tuned"]
