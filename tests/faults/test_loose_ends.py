@@ -148,3 +148,44 @@ def test_disk_full_in_finetune_wise_names_the_folder_and_leaves_nothing(
         "finetune wise again"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "tuned"]
+
+
+# --- e. ids of prepared catalogue records -----------------------------------------------------
+
+
+def _catalogue_line(item_id: str) -> str:
+    """One prepared record with its id given as raw JSON text (NaN is what Python's json
+    and pandas write for a missing number)."""
+    return f'{{"id": {item_id}, "image": "x.jpg", "articleType": "Heels", "description": "d"}}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [("NaN", "NaN"), ("null", "null"), ('""', '""'), ('"nan"', '"nan"'), ("12.0", "12.0"),
+     ("true", "true"), ("[12]", "[12]")],
+)  # fmt: skip
+def test_catalogue_record_whose_id_is_not_an_id_names_file_and_line(
+    tmp_path: Path, raw: str, shown: str
+) -> None:
+    """{"id": NaN} became the item "nan" (and two such rows one id); a float id 12.0 from a
+    pandas column with gaps became "12.0", which names no image. An id is a non-empty string
+    or an integer (written as its digits): anything else, a missing-value marker included,
+    is refused naming the file, the line and the value."""
+    from evalsuite.data.catalogue import read_catalogue
+    from evalsuite.errors import DataError
+
+    file = tmp_path / "test.jsonl"
+    file.write_text(_catalogue_line('"1"') + "\n" + _catalogue_line(raw) + "\n")
+    with pytest.raises(DataError) as err:
+        read_catalogue(file)
+    assert str(err.value) == (
+        f"{file}, line 2: id must be a non-empty string or an integer, got {shown}"
+    )
+
+
+def test_catalogue_record_ids_as_strings_or_integers_still_read(tmp_path: Path) -> None:
+    from evalsuite.data.catalogue import read_catalogue
+
+    file = tmp_path / "test.jsonl"
+    file.write_text(_catalogue_line('"a-1"') + "\n" + _catalogue_line("12") + "\n")
+    assert [item.id for item in read_catalogue(file)] == ["a-1", "12"]
