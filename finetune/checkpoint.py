@@ -66,9 +66,12 @@ def recover(out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def replace_atomically(out: Path, write: Callable[[Path], None]) -> None:
+def replace_atomically(
+    out: Path, write: Callable[[Path], None], who: str = "training stopped", again: str = ""
+) -> None:
     """Call ``write(tmp)`` on a fresh temporary folder, then swap it in as ``out``. A write
-    that fails (a full disk) is a TrainingError; the previous ``out`` stays as it was."""
+    that fails (a full disk) is a TrainingError; the previous ``out`` stays as it was.
+    ``who`` and ``again`` word the error for another command (see :func:`save_error`)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     recover(out)
@@ -85,7 +88,7 @@ def replace_atomically(out: Path, write: Callable[[Path], None]) -> None:
         recover(out)  # failed between the two renames: the previous folder goes back
         if not full and isinstance(err, RuntimeError):
             raise  # not an I/O error: a bug keeps its traceback
-        raise save_error(out, err, full) from err
+        raise save_error(out, err, full, who=who, again=again) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(_old(out), ignore_errors=True)
@@ -104,17 +107,27 @@ def disk_full(err: BaseException, folder: Path) -> bool:
         return False
 
 
-def save_error(out: Path, err: BaseException, full: bool) -> TrainingError:
+def save_error(
+    out: Path,
+    err: BaseException,
+    full: bool,
+    kept: str = "",
+    who: str = "training stopped",
+    again: str = "",
+) -> TrainingError:
+    """The error of a failed save of ``out``: ``kept`` says what is intact (default: the
+    previous folder, or that none was created), ``who`` what stopped, ``again`` how to go
+    on once fixed (default: run again with --resume)."""
     cause = (
         "the disk is full (No space left on device)"
         if full
         else getattr(err, "strerror", None) or str(err)
     )
-    kept = f"the previous {out} is kept" if out.is_dir() else f"{out} was not created"
+    kept = kept or (f"the previous {out} is kept" if out.is_dir() else f"{out} was not created")
     advice = "Free some space" if full else "Fix that"
     return TrainingError(
-        f"training stopped: cannot save {out}: {cause}. Nothing was half-written: {kept}. "
-        f"{advice}, then run again with --resume"
+        f"{who}: cannot save {out}: {cause}. Nothing was half-written: {kept}. "
+        f"{advice}, then {again or 'run again with --resume'}"
     )
 
 

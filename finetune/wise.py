@@ -131,7 +131,7 @@ def save_checkpoint(model: ClipModel, out_dir: Path, overwrite: bool = False) ->
         model.save(tmp)
         (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2, default=str) + "\n")
 
-    replace_atomically(out_dir, write)
+    replace_atomically(out_dir, write, who="finetune wise", again="run finetune wise again")
     return out_dir
 
 

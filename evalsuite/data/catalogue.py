@@ -41,6 +41,7 @@ from evalsuite.data.manifest import combine_hashes, content_hash, sha256_bytes, 
 from evalsuite.data.text import (
     csv_records,
     field_text,
+    id_text,
     is_plain_name,
     read_csv_rows,
     read_utf8,
@@ -224,7 +225,7 @@ def read_captions(path: Path, known_ids: set[str]) -> dict[str, str]:
         key = "caption" if "caption" in record else "text"
         if "id" not in record or key not in record:
             raise DataError(f'{path}, line {line}: expected {{"id": ..., "caption": "..."}}')
-        item_id = str(record["id"]).strip()
+        item_id = id_text(path, line, record["id"]).strip()
         check_known_id(path, line, item_id, known_ids, captions)
         captions[item_id] = (text_field(path, line, item_id, key, record[key]) or "").strip()
     return captions
@@ -505,9 +506,9 @@ def split_files(path: Path, split: str | None) -> list[Path]:
 def record_to_item(path: Path, line: int, record: Record) -> Item:
     """A prepared record as an Item: string fields (a missing value, null, NaN or "nan", is
     ""), caption = description."""
-    if not record.get("id") or not record.get("image"):
+    if "id" not in record or not record.get("image"):
         raise DataError(f"{path}, line {line}: record needs 'id' and 'image'")
-    item_id = str(record["id"])
+    item_id = id_text(path, line, record["id"])
     fields = {name: field_text(record.get(name)) for name in CATALOGUE_FIELDS}
     if lace := field_text(record.get("lace_colour")):
         fields["lace_colour"] = lace

@@ -74,6 +74,20 @@ def text_field(path: Path, line: int, item_id: str, key: str, value: Any) -> str
     )
 
 
+def id_text(path: Path, line: int, value: Any) -> str:
+    """An item id read from JSON: a non-empty string, or an integer as its digits. Anything
+    else is refused naming the line: NaN became the item "nan", a float 12.0 (pandas writes
+    ids so when some are missing) the id "12.0" of no image, and a missing-value marker
+    ("nan", "NULL") is what a missing id was turned into upstream."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and not is_missing(value):
+        return value
+    raise DataError(
+        f"{path}, line {line}: id must be a non-empty string or an integer, got {json.dumps(value)}"
+    )
+
+
 def is_plain_name(item_id: str) -> bool:
     """True when ``item_id`` can name a file inside a folder: no separator of any OS, not
     "." or "..", no NUL."""

@@ -9,9 +9,13 @@ unexpected and mismatched keys) and turn it into a ModelLoadError with this desc
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
+from pickle import UnpicklingError
 from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
 
 from evalsuite.errors import ModelLoadError
 
@@ -65,3 +69,38 @@ def read_json(file: Path) -> Any:
         raise ModelLoadError(f"{file}: not valid JSON ({exc})") from exc
     except UnicodeDecodeError as exc:
         raise ModelLoadError(f"{file}: not UTF-8 text, so not JSON ({exc})") from exc
+
+
+def file_shapes(file: Path) -> dict[str, list[int]] | None:
+    """Tensor name -> shape of a weights file, or None where it cannot be read here (the
+    loader then reports the problem itself). Safetensors: the header only; torch files are
+    memory-mapped, unwrapped as open_clip does ("state_dict", a "module." prefix)."""
+    file = Path(file)
+    try:
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as weights:
+                # safe_open objects are not iterable: keys() is their API
+                return {k: weights.get_slice(k).get_shape() for k in weights.keys()}  # noqa: SIM118
+        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, SafetensorError, RuntimeError, ValueError, EOFError, UnpicklingError):
+        return None  # a legacy or refused pickle, a truncated file: the loader says why
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        return None
+    return {
+        k.removeprefix("module."): list(v.shape)
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+    }
+
+
+def shape_mismatches(
+    shapes: Mapping[str, Sequence[int]], expected: Mapping[str, torch.Tensor]
+) -> list[tuple[str, list[int], list[int]]]:
+    """``(name, file shape, expected shape)`` of the tensors both hold with other shapes."""
+    return [
+        (name, list(shape), list(expected[name].shape))
+        for name, shape in shapes.items()
+        if name in expected and list(shape) != list(expected[name].shape)
+    ]

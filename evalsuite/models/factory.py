@@ -4,7 +4,9 @@ Accepted specs, tried in this order:
 
 - ``hf-hub:ORG/NAME``: an open_clip model on the Hugging Face Hub (or in its cache);
 - ``openclip:ARCH`` or ``openclip:ARCH/PRETRAINED``: an open_clip architecture with a
-  pretrained tag, a weights file or nothing (random init); ``pretrained=`` does the same;
+  pretrained tag, a weights file or nothing (random init); ``pretrained=`` does the same.
+  An absolute weights path may be written ``openclip:ARCH/abs/w.pt`` (its own '/' the
+  separator) or ``openclip:ARCH//abs/w.pt`` (see :func:`split_open_clip_spec`);
 - a local folder: a Hugging Face CLIP folder (``config.json``), an open_clip folder
   (``open_clip_config.json``) or a checkpoint written by ``finetune`` (either, plus
   ``training.json``);
@@ -91,7 +93,7 @@ def _resolve(spec: str, pretrained: str | None, trust_remote_code: bool) -> Clip
     if spec.startswith("hf-hub:"):
         return _open_clip_or_error(spec, spec, None)
     if spec.startswith("openclip:"):
-        arch, _, tag = spec.removeprefix("openclip:").partition("/")
+        arch, tag = split_open_clip_spec(spec)
         return _open_clip_or_error(spec, arch, tag or pretrained)
     if spec.startswith("local-dir:"):
         return load_folder(Path(spec.removeprefix("local-dir:")), spec, trust_remote_code)
@@ -113,6 +115,23 @@ def _resolve(spec: str, pretrained: str | None, trust_remote_code: bool) -> Clip
         f"cannot interpret model spec {spec!r}: pass a local model folder, a Hugging Face "
         "Hub id (org/name), 'hf-hub:org/name', or an open_clip name such as 'openclip:ViT-B-32/"
         "laion2b_s34b_b79k'"
+    )
+
+
+def split_open_clip_spec(spec: str) -> tuple[str, str | None]:
+    """``openclip:ARCH/PRETRAINED`` as (ARCH, PRETRAINED or None). PRETRAINED is a tag or a
+    weights file. An absolute path may share its leading '/' with the separator
+    (``openclip:ARCH/abs/w.pt``, as ``openclip:ARCH//abs/w.pt``): a tag never holds a '/', and
+    the path as written (relative to the working directory) is looked for first."""
+    arch, _, tag = spec.removeprefix("openclip:").partition("/")
+    if "/" not in tag or tag.startswith("/"):
+        return arch, tag or None
+    relative = Path(tag).expanduser()
+    if relative.exists() or Path("/" + tag).exists():
+        return arch, str(relative) if relative.exists() else "/" + tag
+    raise ModelLoadError(
+        f"model spec {spec!r}: weights file {tag!r} not found (neither relative to "
+        f"{Path.cwd()} nor as /{tag}); open_clip pretrained tags hold no '/'"
     )
 
 

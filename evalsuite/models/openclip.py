@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from safetensors.torch import save_model
 
 from evalsuite.errors import ModelLoadError
 from evalsuite.models.base import OPENAI_MEAN, OPENAI_STD, ClipModel, ModelSource, PreprocessConfig
-from evalsuite.models.checks import describe_mismatch
+from evalsuite.models.checks import describe_mismatch, file_shapes, shape_mismatches
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -139,14 +140,16 @@ def _local_weights(model_name: str, pretrained: str | None) -> Path | None:
 
 
 def _load_local_weights(module: torch.nn.Module, model_name: str, weights: Path) -> None:
-    """open_clip's load_checkpoint, but the keys that do not fit are collected and refused
-    with a ModelLoadError naming a few and their count (torch's strict error lists them all
-    and does not say which file disagrees with what)."""
-    result = open_clip.load_checkpoint(module, str(weights), strict=False, weights_only=True)
-    # .npz/.npy (big_vision) files return {}: their loader maps every weight itself
-    problem = describe_mismatch(
-        getattr(result, "missing_keys", ()), getattr(result, "unexpected_keys", ())
-    )
+    """open_clip's load_checkpoint, but weights that do not fit are refused with a
+    ModelLoadError naming a few and their count (torch's strict error lists them all and
+    does not say which file disagrees with what)."""
+    problem = _shape_problem(module, model_name, weights)
+    if not problem:
+        result = open_clip.load_checkpoint(module, str(weights), strict=False, weights_only=True)
+        # .npz/.npy (big_vision) files return {}: their loader maps every weight itself
+        problem = describe_mismatch(
+            getattr(result, "missing_keys", ()), getattr(result, "unexpected_keys", ())
+        )
     if not problem:
         return
     if model_name.startswith("local-dir:"):
@@ -156,6 +159,31 @@ def _load_local_weights(module: torch.nn.Module, model_name: str, weights: Path)
         what = f"open_clip architecture {model_name}"
         fix = "pass the architecture these weights were trained with"
     raise ModelLoadError(f"{what} does not match {weights}: {problem}. {fix[0].upper()}{fix[1:]}")
+
+
+def _shape_problem(module: torch.nn.Module, model_name: str, weights: Path) -> str:
+    """Weights of the file whose shape differs from the built model's, before loading:
+    open_clip's load_checkpoint would silently resize the image and text position embeddings
+    to the config's image size and context length (logged at INFO only), i.e. load another
+    model than the one saved."""
+    shapes = file_shapes(weights) if weights.suffix not in (".npz", ".npy") else None
+    mismatched = [
+        m
+        for m in shape_mismatches(shapes or {}, module.state_dict())
+        if not (m[0] in _RESHAPED and math.prod(m[1]) == math.prod(m[2]))
+    ]
+    declared = "config" if model_name.startswith("local-dir:") else "architecture"
+    problem = describe_mismatch((), (), mismatched, declared=declared)
+    if any("pos_embed" in name or "positional_embedding" in name for name, _, _ in mismatched):
+        problem += (
+            "; the image size or context length differs, and open_clip would resize the "
+            "position embeddings silently"
+        )
+    return problem
+
+
+# Scalars open_clip reshapes itself (a 0-d or 1-element logit scale): not a mismatch.
+_RESHAPED = ("logit_scale", "logit_bias")
 
 
 def _model_cfg(model_name: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from evalsuite.metrics.bootstrap import classification_bootstrap
 from evalsuite.metrics.probes import knn_scores, linear_probe
 from evalsuite.metrics.zeroshot import classification_metrics, true_class_rank
 from evalsuite.results import MetricValue
-from evalsuite.spec import KnnTask, LinearProbeTask
+from evalsuite.spec import KnnTask, LinearProbeTask, spec_location
 from evalsuite.tasks import SplitData, TaskContext, TaskOutput, metric, one_blas_thread
 from evalsuite.tasks.zeroshot import add_classification_rows
 
@@ -151,13 +151,14 @@ def _headline(name: str, y_true: np.ndarray, result, ctx: TaskContext) -> list[M
 
 def run_knn(task: KnnTask, ctx: TaskContext) -> TaskOutput:
     sets = probe_sets(task, ctx)
+    k = knn_k(task, len(sets.train.items), spec_location(ctx.spec))
     try:
         scores = knn_scores(
             sets.train.vectors,
             sets.train.y,
             sets.test.vectors,
             len(sets.classes),
-            k=task.k,
+            k=k,
             weighting=task.weighting,
             temperature=task.temperature,
             exclude_self=task.protocol == "leave_one_out",
@@ -165,8 +166,28 @@ def run_knn(task: KnnTask, ctx: TaskContext) -> TaskOutput:
     except ValueError as exc:  # e.g. a single training item to leave out
         raise SpecError(f"task {task.name!r}: {exc}") from None
     out = _output(task, sets, scores, ctx)
-    out.extra.update(k=task.k, weighting=task.weighting)
+    out.extra.update(k=k, weighting=task.weighting)
     return out
+
+
+def knn_k(task: KnnTask, n_train: int, where: str) -> int:
+    """The k applied: at most the training items that vote for a query (leave-one-out: all
+    but the query). A larger k would be clipped to them, every query classified by the whole
+    training set; written in the YAML that is an error, the default is lowered to it."""
+    voters = n_train - int(task.protocol == "leave_one_out")
+    if task.k <= voters or voters < 1:  # no voter at all: knn_scores says so
+        return task.k
+    if "k" in task.model_fields_set:
+        how = (
+            f"{n_train} items, leave_one_out: never the query itself"
+            if task.protocol == "leave_one_out"
+            else f"protocol {task.protocol}"
+        )
+        raise SpecError(
+            f"{where}: task {task.name!r}: k: {task.k} is more than the {voters} training "
+            f"items that vote for each query ({how}); set k to at most {voters}"
+        )
+    return voters
 
 
 def run_linear_probe(task: LinearProbeTask, ctx: TaskContext) -> TaskOutput:

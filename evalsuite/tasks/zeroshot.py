@@ -64,8 +64,10 @@ def run_zeroshot(task: ZeroShotTask, ctx: TaskContext) -> TaskOutput:
             "n_unlabelled_or_other_class": len(labels) - len(rows),
         }
     )
-    out.extra["pretest_k"] = pretest_k(task, len(classes), spec_location(ctx.spec))
-    out.metrics = _headline(task, y_true, result, ranks, scores, ctx, out.extra["pretest_k"])
+    where = spec_location(ctx.spec)
+    out.extra["pretest_k"] = pretest_k(task, len(classes), where)
+    out.extra["k_values"] = accuracy_cutoffs(task, len(classes), where)
+    out.metrics = _headline(task, y_true, result, ranks, scores, ctx, out.extra)
     add_classification_rows(
         out, task.name, [ctx.items[r] for r in rows], y_true, result, scores, ranks
     )
@@ -110,24 +112,24 @@ def _headline(
     ranks: np.ndarray,
     scores: np.ndarray,
     ctx: TaskContext,
-    k_pretest: int,
+    applied: dict,
 ) -> list:
+    """``applied``: the cutoffs checked against the data (``k_values``, ``pretest_k``)."""
     n_classes = len(result.class_names)
     intervals = classification_bootstrap(
         y_true, result.y_pred, n_classes, ctx.n_bootstrap, seed=ctx.seed
     )
     metrics = [metric(task.name, "acc@1", result.acc1, intervals["accuracy"])]
-    for k in task.k_values:
-        if 1 < k <= n_classes:  # top-k accuracy only means something with at least k classes
-            correct = (ranks <= k).astype(float)
-            metrics.append(
-                metric(
-                    task.name,
-                    f"acc@{k}",
-                    correct.mean(),
-                    bootstrap_ci(correct, n_resamples=ctx.n_bootstrap, seed=ctx.seed),
-                )
+    for k in applied["k_values"][1:]:  # after acc@1, above
+        correct = (ranks <= k).astype(float)
+        metrics.append(
+            metric(
+                task.name,
+                f"acc@{k}",
+                correct.mean(),
+                bootstrap_ci(correct, n_resamples=ctx.n_bootstrap, seed=ctx.seed),
             )
+        )
     metrics += [
         metric(
             task.name, "balanced_accuracy", result.balanced_accuracy, intervals["balanced_accuracy"]
@@ -135,6 +137,7 @@ def _headline(
         metric(task.name, "f1_macro", result.f1_macro, intervals["f1_macro"]),
         metric(task.name, "f1_weighted", result.f1_weighted, intervals["f1_weighted"]),
     ]
+    k_pretest = applied["pretest_k"]
     points = pretest_points(y_true, scores, k=k_pretest)
     metrics.append(
         metric(
@@ -162,6 +165,20 @@ def pretest_k(task: ZeroShotTask, n_classes: int, where: str) -> int:
             f"ranks; set pretest_k to at most {n_classes}"
         )
     return n_classes
+
+
+def accuracy_cutoffs(task: ZeroShotTask, n_classes: int, where: str) -> list[int]:
+    """The k of the acc@k reported over ``n_classes``, 1 first: acc@k for k above the class
+    count is 1 whatever the model ranks. Such a k written in the YAML is an error (the metric
+    asked for cannot be given); the default's are left out."""
+    too_large = [k for k in task.k_values if k > n_classes]
+    if too_large and "k_values" in task.model_fields_set:
+        raise SpecError(
+            f"{where}: task {task.name!r}: k_values: {too_large[0]} is more than the "
+            f"{n_classes} classes scored (acc@{too_large[0]} would be 1 whatever the model "
+            f"ranks); keep k_values at most {n_classes}"
+        )
+    return sorted({1, *(k for k in task.k_values if k <= n_classes)})
 
 
 def _predictions(

@@ -207,6 +207,66 @@ def test_default_pretest_k_is_lowered_to_the_number_of_classes(tmp_path: Path) -
         assert pretest.value == reference_pretest(vectors, y, n_classes, k_used)
 
 
+def test_zeroshot_k_values_above_the_number_of_classes_is_a_spec_error_naming_the_yaml(
+    tmp_path: Path,
+) -> None:
+    """k_values: [1, 5] written over 3 classes dropped acc@5 without a word: the metric the
+    YAML asked for was just missing from the run. As for pretest_k, a value the user wrote
+    that the data cannot honour is an error naming the file, the task and the field."""
+    labels, vectors, _, texts = zeroshot_arrays(3)
+    spec = write_spec(tmp_path, ZEROSHOT % ", k_values: [1, 2, 5]")
+    with pytest.raises(SpecError) as err:
+        run_task(spec, labels, vectors, texts)
+    assert str(err.value) == (
+        f"{tmp_path / 'bench.yaml'}: task 'kind': k_values: 5 is more than the 3 classes "
+        "scored (acc@5 would be 1 whatever the model ranks); keep k_values at most 3"
+    )
+
+
+def test_default_zeroshot_k_values_keep_the_cutoffs_the_classes_allow(tmp_path: Path) -> None:
+    """The default [1, 5] is nobody's choice: over 3 classes acc@5 is left out (acc@5 of 3
+    classes is 1 whatever the model does); the run records the cutoffs it reported."""
+    labels, vectors, y, texts = zeroshot_arrays(3)
+    out = run_task(write_spec(tmp_path, ZEROSHOT % ""), labels, vectors, texts)
+    assert out.extra["k_values"] == [1]
+    assert "acc@5" not in {m.name for m in out.metrics}
+    labels, vectors, y, texts = zeroshot_arrays(8)
+    out = run_task(write_spec(tmp_path / "8", ZEROSHOT % ""), labels, vectors, texts)
+    assert out.extra["k_values"] == [1, 5]
+    ranks = 1 + (vectors[:, :8] > vectors[np.arange(40), y][:, None]).sum(axis=1)
+    assert values(out)["acc@5"] == pytest.approx((ranks <= 5).mean())
+
+
+KNN = "  - {type: knn, name: near, field: label%s}\n"
+
+
+def test_knn_k_above_the_training_items_is_a_spec_error_naming_the_yaml(tmp_path: Path) -> None:
+    """k: 50 over 12 items (leave-one-out: 11 vote for each) was silently clipped to 11, and
+    the run recorded k 50: every item was classified by all the others, the majority label
+    nearly everywhere, under a setting that was never applied. A k the YAML sets above the
+    voters is an error naming the file, the task and the field."""
+    labels = [f"c{n % 3}" for n in range(12)]
+    vectors = _unit(np.random.default_rng(0).normal(size=(12, 8)))
+    spec = write_spec(tmp_path, KNN % ", k: 50")
+    with pytest.raises(SpecError) as err:
+        run_task(spec, labels, vectors, {})
+    assert str(err.value) == (
+        f"{tmp_path / 'bench.yaml'}: task 'near': k: 50 is more than the 11 training items "
+        "that vote for each query (12 items, leave_one_out: never the query itself); set k to "
+        "at most 11"
+    )
+
+
+def test_default_knn_k_is_lowered_to_the_training_items(tmp_path: Path) -> None:
+    """The default k (10) over 6 items votes with the 5 others, as before, and the run now
+    records the k applied (5) instead of 10. With enough items it is unchanged."""
+    for n_items, k_used in ((6, 5), (30, 10)):
+        labels = [f"c{n % 3}" for n in range(n_items)]
+        vectors = _unit(np.random.default_rng(0).normal(size=(n_items, 8)))
+        out = run_task(write_spec(tmp_path / str(n_items), KNN % ""), labels, vectors, {})
+        assert out.extra["k"] == k_used
+
+
 # --- numeric command-line flags ---------------------------------------------------------------
 
 FOOTWEAR = ["prepare", "footwear", "--images-dir", "img", "--styles", "styles.csv"]

@@ -323,3 +323,60 @@ def test_disk_full_while_saving_state_keeps_the_previous_state(
     )
     assert snapshot(out / "state") == before
     assert not list(out.glob(".*"))  # no temporary or .old folders
+
+
+class _FullDiskFile:
+    """A text file whose first write stores half its text, then fails as a full disk does."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> _FullDiskFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+    def write(self, text: str) -> int:
+        self.handle.write(text[: len(text) // 2])
+        self.handle.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name: str):
+        return getattr(self.handle, name)
+
+
+def test_disk_full_while_logging_a_step_keeps_checkpoints_and_whole_lines(
+    inputs: tuple[Path, Path],
+    finished: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """ENOSPC while appending to steps.jsonl was a bare OSError traceback and left half a
+    JSON line, which the --resume that follows cannot parse. Now: the message of a full disk
+    naming the file, the half line cut off, and the saved checkpoints untouched (the resume
+    after freeing space logs the step again)."""
+    import builtins
+
+    import finetune.logging_utils as logging_utils
+
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    before = snapshot(out)
+
+    def full_disk_open(file, mode="r", *args, **kwargs):
+        handle = builtins.open(file, mode, *args, **kwargs)  # noqa: SIM115 (closed by the caller)
+        return _FullDiskFile(handle) if "a" in mode else handle
+
+    monkeypatch.setattr(logging_utils, "open", full_disk_open, raising=False)
+    path = write_config(tmp_path / "run.yaml", config(inputs, out, epochs=2))
+    assert main(["--config", str(path), "--resume"]) == 2
+    steps = out / "steps.jsonl"
+    assert error_line(capsys) == (
+        f"finetune: error: training stopped: cannot save {steps}: the disk is full (No space "
+        f"left on device). Nothing was half-written: {steps} ends with its last complete line, "
+        "and the checkpoints saved so far are kept. Free some space, then run again with "
+        "--resume"
+    )
+    assert snapshot(out) == before  # best/, last/, state/ and every complete line
