@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from evalsuite.data.catalogue import load_manifest
 from evalsuite.errors import ConfigError, DataError, TrainingError
 from evalsuite.models.base import ClipModel
-from evalsuite.models.checks import describe_mismatch
+from evalsuite.models.checks import describe_mismatch, file_shapes, shape_mismatches
 
 TRAINING_FILE = "training.json"
 PROGRESS_FILE = "progress.json"
@@ -295,7 +295,11 @@ def load_state(
     progress = read_progress(path / PROGRESS_FILE)
     weights = path / "model.safetensors"
     # Shapes first: torch raises a bare RuntimeError on the first shape it cannot copy.
-    problem = describe_mismatch((), (), shape_mismatches(module, weights), declared="model")
+    shapes = file_shapes(weights)
+    if shapes is None:  # missing or truncated
+        raise ConfigError(f"--resume: cannot read {weights} (missing or truncated)")
+    differ = shape_mismatches(shapes, module.state_dict())
+    problem = describe_mismatch((), (), differ, declared="model")
     if not problem:
         missing, unexpected = load_model(module, str(weights), strict=False)
         problem = describe_mismatch(missing, unexpected)
@@ -324,23 +328,6 @@ def read_progress(file: Path) -> dict[str, Any]:
         kind = type(progress).__name__
         raise ConfigError(f"--resume: {file}: not a progress record (a JSON {kind}, not an object)")
     return progress
-
-
-def shape_mismatches(module: torch.nn.Module, file: Path) -> list[tuple[str, list[int], list[int]]]:
-    """``(name, shape in file, shape in module)`` of the tensors both hold with other shapes;
-    reads the file's header only."""
-    expected = module.state_dict()
-    try:
-        with safe_open(str(file), framework="pt") as weights:
-            # safe_open objects are not iterable: keys() is their API
-            shapes = {k: weights.get_slice(k).get_shape() for k in weights.keys()}  # noqa: SIM118
-    except (OSError, SafetensorError) as exc:  # missing or truncated
-        raise ConfigError(f"--resume: cannot read {file} ({exc})") from exc
-    return [
-        (key, shape, list(expected[key].shape))
-        for key, shape in shapes.items()
-        if key in expected and list(shape) != list(expected[key].shape)
-    ]
 
 
 def load_tensors(file: Path) -> Any:
