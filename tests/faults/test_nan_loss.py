@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from accelerate.state import AcceleratorState
+from faultkit import tiny_training_inputs
 from safetensors.torch import load_file
 
 import finetune.loop as loop
@@ -18,11 +19,7 @@ from evalsuite.errors import TrainingError
 from evalsuite.models import load_model
 from finetune.__main__ import main
 from finetune.config import validate_config
-from finetune.data import write_synthetic_catalogue
 
-# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
-# steps per test stay fast
-TINY = {"name": "tiny-train"}
 BAD_STEP = 3  # in epoch 2 of 2; 2 steps per epoch (8 items in batches of 4) keep it quick
 
 
@@ -34,11 +31,7 @@ def _fresh_accelerate_state():
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from evalsuite.models.tiny import build_tiny_hf
-
-    folder = tmp_path_factory.mktemp("nan")
-    model = build_tiny_hf(folder / "model", seed=0, **TINY)
-    return model, write_synthetic_catalogue(folder / "catalogue", train=8, val=4, test=0)
+    return tiny_training_inputs(tmp_path_factory.mktemp("nan"))
 
 
 def config(inputs: tuple[Path, Path], out: Path, **train: object) -> dict:

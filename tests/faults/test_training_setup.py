@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from accelerate.state import AcceleratorState
+from faultkit import TINY_TRAIN, tiny_training_inputs
 from safetensors import SafetensorError
 
 import finetune.checkpoint as checkpoint
@@ -24,8 +25,6 @@ from finetune.data import write_synthetic_catalogue
 from finetune.loop import train
 from finetune.loss import ContrastiveLoss, validation_loss
 
-TINY = {"name": "tiny-train"}  # ~0.4M parameters: a run of a few steps takes seconds
-
 
 @pytest.fixture(autouse=True)
 def _fresh_accelerate_state():
@@ -35,11 +34,7 @@ def _fresh_accelerate_state():
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from evalsuite.models.tiny import build_tiny_hf
-
-    folder = tmp_path_factory.mktemp("setup")
-    model = build_tiny_hf(folder / "model", seed=0, **TINY)
-    return model, write_synthetic_catalogue(folder / "catalogue", train=8, val=4, test=0)
+    return tiny_training_inputs(tmp_path_factory.mktemp("setup"))
 
 
 def config(inputs: tuple[Path, Path], out: Path, **train: object) -> dict:
@@ -257,7 +252,7 @@ def test_resume_with_another_architecture_names_the_state(
     size-mismatch RuntimeError (narrower) instead of the message."""
     from evalsuite.models.tiny import build_tiny_hf
 
-    other = build_tiny_hf(tmp_path / "other", seed=0, **TINY, **change)
+    other = build_tiny_hf(tmp_path / "other", seed=0, **TINY_TRAIN, **change)
     out = tmp_path / "run"
     shutil.copytree(finished, out)
     before = snapshot(out)
