@@ -113,16 +113,21 @@ def cmd_score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_baseline(db: Path, baseline: str) -> None:
-    """An unknown or ambiguous --baseline fails now rather than after scoring."""
+def _scored_fingerprint(db: Path, name: str) -> str:
+    """The fingerprint of the one scored model ``name`` names, by compare's rule."""
     from evalsuite.store import latest_metrics
     from evalsuite.verdicts.compare import model_rows
 
+    return str(model_rows(latest_metrics(db), name)["fingerprint"].iloc[0])
+
+
+def _check_baseline(db: Path, baseline: str) -> None:
+    """An unknown or ambiguous --baseline fails now rather than after scoring."""
     if not db.exists():
         raise EvalSuiteError(
             f"--baseline {baseline}: {db} does not exist yet: score the baseline first"
         )
-    model_rows(latest_metrics(db), baseline)
+    _scored_fingerprint(db, baseline)
 
 
 def _run_json(run: RunResult) -> dict:
@@ -244,8 +249,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     db = _db(args)
     if not db.exists():
         raise EvalSuiteError(f"{db} does not exist; run `evalsuite score MODEL --db {db}`")
-    mark_baseline(db, args.model)
-    console.print(f"{args.model} is now the baseline of comparisons in {db}")
+    # the name -> model rule of `compare` (name first, then a fingerprint prefix; a name two
+    # models share is refused with their fingerprints), so its advice works here too
+    fingerprint = _scored_fingerprint(db, args.model)
+    mark_baseline(db, fingerprint)
+    console.print(f"{args.model} ({fingerprint[:12]}) is now the baseline of comparisons in {db}")
     return EXIT_OK
 
 

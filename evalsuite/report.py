@@ -265,17 +265,21 @@ def _model_entries(metrics: pd.DataFrame, models_df: pd.DataFrame) -> list[Model
     return entries
 
 
-def _matches(entry: ModelEntry, key: str) -> bool:
-    return key in (entry.name, entry.stored_name, entry.fingerprint) or (
-        len(key) >= 6 and entry.fingerprint.startswith(key)
-    )
-
-
 def _find(entries: Sequence[ModelEntry], key: str, what: str) -> ModelEntry:
-    found = [e for e in entries if _matches(e, key)]
+    """The one model ``key`` names, by compare's rule: a (display) name before a fingerprint
+    prefix; a name that two models share is refused, not resolved to whichever comes first."""
+    found = [e for e in entries if key in (e.name, e.fingerprint)]
+    found = found or [e for e in entries if key == e.stored_name]
+    found = found or [e for e in entries if e.fingerprint.startswith(key)]
     if not found:
         names = ", ".join(e.name for e in entries)
         raise ReportError(f"{what} {key!r} has no results in the database (models: {names})")
+    if len(found) > 1:
+        listed = ", ".join(f"{e.fingerprint[:12]} ({e.name})" for e in found)
+        raise ReportError(
+            f"{what} {key!r} names {len(found)} scored models: {listed}; pick one by a "
+            f"fingerprint prefix, e.g. {found[0].fingerprint[:12]}"
+        )
     return found[0]
 
 

@@ -311,6 +311,31 @@ def test_two_models_with_one_name_list_fingerprints_dates_and_how_to_pick(
         assert "pick one by a fingerprint prefix, e.g. dd4400000000" in error, error
 
 
+def test_report_and_baseline_take_the_same_rule_and_its_advice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --baseline` used the first of two models named "demo-base" without a word, and
+    `baseline` took only a full fingerprint, so compare's advice ("pick one by a fingerprint
+    prefix") failed there. Both now resolve a name as `compare` does."""
+    db = names_db(tmp_path / "r.duckdb")
+    code, error, _ = cli(capsys, "--db", str(db), "report", "--baseline", "demo-base",
+                         "--out", str(tmp_path / "rep"))  # fmt: skip
+    assert code == 2 and "'demo-base' names 2 scored models" in error, error
+    assert "dd4400000000" in error and "ee5500000000" in error, error
+    assert not (tmp_path / "rep").exists()
+    code, error, _ = cli(capsys, "--db", str(db), "baseline", "demo-base")
+    assert code == 2 and "'demo-base' names 2 scored models" in error, error
+    assert main(["--db", str(db), "baseline", "dd4400000000"]) == 0
+    marked = store.list_models(db)
+    assert marked.loc[marked["is_baseline"], "fingerprint"].str[:12].tolist() == ["dd4400000000"]
+    assert main(["--db", str(db), "baseline", "1"]) == 0  # the model named "1", not a prefix
+    marked = store.list_models(db)
+    assert marked.loc[marked["is_baseline"], "name"].tolist() == ["1"]
+    assert (
+        main(["--db", str(db), "report", "--baseline", "dd44", "--out", str(tmp_path / "r2")]) == 0
+    )
+
+
 def test_score_gate_uses_the_model_named_baseline_and_refuses_an_ambiguous_name(
     tmp_path: Path, tiny_hf_dir: Path, bench_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
