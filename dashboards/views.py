@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from evalsuite.formatting import md
 
 GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom", "demo_general")
 BENCHMARK_ORDER = ("footwear", "fmnist", "deepfashion", "custom")
@@ -89,17 +90,6 @@ METRIC_ORDER = (
 )
 
 # ---------------------------------------------------------------- names and units
-
-
-# Streamlit's Markdown: CommonMark (emphasis, headings, links, code, tables) plus colour and
-# icon directives (:red[...], :material/x:), emoji shortcodes and LaTeX ($...$).
-_MARKDOWN = re.compile(r"([\\`*_\[\]#$:~<>|])")
-
-
-def md(text: Any) -> str:
-    """``text`` (a model, benchmark, class name...) escaped to show as itself in Markdown:
-    a model called ``**x** :red[y]`` must not render bold and red."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def _order(value: str, order: Sequence[str]) -> tuple[int, str]:

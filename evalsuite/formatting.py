@@ -208,3 +208,15 @@ def format_delta(metric_name: str, delta: float | None, maximum: float | None = 
     if float(text) == 0:
         return f"{text}{suffix}"  # no sign on a change that rounds to nothing
     return f"{'+' if delta > 0 else '-'}{text}{suffix}"
+
+
+# Markdown syntax a name could carry: CommonMark's (emphasis, headings, links, code, tables,
+# HTML) and Streamlit's colour and icon directives (:red[...]), emoji shortcodes and LaTeX.
+# A backslash before ASCII punctuation shows it as itself in both (report.md, the leaderboard).
+_MARKDOWN = re.compile(r"([\\`*_\[\]#$:~<>|])")
+
+
+def md(text: object) -> str:
+    """``text`` (a model, benchmark, class name...) escaped to show as itself in Markdown:
+    a model called ``**x** :red[y]`` must not render bold and red."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).splitlines()))

@@ -55,6 +55,7 @@ from evalsuite.formatting import (
     format_value,
     headline_metrics,
     is_missing,
+    md,
     metric_label,
     task_kind,
     task_label,
@@ -913,7 +914,9 @@ def draw_figures(data: ReportData, out_dir: Path) -> Figures:
 
 
 def _escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text in a table cell: a column separator not already escaped (model names come
+    escaped by ``md``) gets a backslash."""
+    return re.sub(r"(?<!\\)\|", r"\\|", str(text)).replace("\n", " ")
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], align: Sequence[str]) -> str:
@@ -998,10 +1001,11 @@ def _task_type(data: ReportData, benchmark: str, task: str) -> str | None:
 def _header(data: ReportData, first: str) -> tuple[list[str], list[str]]:
     header, align = [first, "Metric"], ["l", "l"]
     for i, model in enumerate(data.models):
-        header.append(f"{model.name} (baseline)" if i == 0 and len(data.models) > 1 else model.name)
+        name = md(model.name)
+        header.append(f"{name} (baseline)" if i == 0 and len(data.models) > 1 else name)
         align.append("r")
         if i:
-            header.append(f"Δ {model.name}")
+            header.append(f"Δ {name}")
             align.append("r")
     return header, align
 
@@ -1079,7 +1083,7 @@ def summary_paragraph(data: ReportData, model: ModelEntry) -> str:
     base = data.baseline
     target = data.target if data.target in data.benchmarks else None
     others = [b for b in data.benchmarks if b != target]
-    intro = f"**{model.name}** against **{base.name}**"
+    intro = f"**{md(model.name)}** against **{md(base.name)}**"
     if model.wise:
         intro += f" (WiSE-FT interpolation, α = {float(model.wise['alpha']):g})"
     elif model.fine_tuned:
@@ -1134,7 +1138,7 @@ def summary_paragraph(data: ReportData, model: ModelEntry) -> str:
             sentences.append(not_comparable)
         gate = comparison.gate_line()
         verdict, _, why = gate.partition(": ")
-        sentences.append(f"CI gate (`evalsuite compare`): **{verdict}**, {why}.")
+        sentences.append(f"CI gate (`evalsuite compare`): **{verdict}**, {md(why)}.")
     lines = [f"{intro}:", "", *(f"- {sentence}" for sentence in sentences)]
     if comparison is not None:
         lines += [f"  - Regression: {v.sentence()}." for v in comparison.regressions]
@@ -1169,7 +1173,7 @@ def verdict_table(data: ReportData, model: ModelEntry, comparison: ModelComparis
     interval of the change, adjusted p-value (Benjamini-Hochberg), minimal detectable difference and
     verdict; the ``Key`` column is the metric as ``--tolerance`` names it."""
     header = [
-        "Task", "Metric", f"{data.baseline.name} (baseline)", model.name, "Change",
+        "Task", "Metric", f"{md(data.baseline.name)} (baseline)", md(model.name), "Change",
         "95% CI of the change", "p (adjusted)", "Detectable", "Verdict", "Key",
     ]  # fmt: skip
     rows = []
@@ -1193,7 +1197,7 @@ def verdict_table(data: ReportData, model: ModelEntry, comparison: ModelComparis
     tag = json.dumps({"baseline": comparison.baseline, "candidate": comparison.candidate})
     tag = tag.replace("--", "-\\u002d")  # "--" may not appear inside an HTML comment
     return [
-        f"### {_escape(model.name)} against {_escape(data.baseline.name)}",
+        f"### {md(model.name)} against {md(data.baseline.name)}",
         "",
         f"<!-- {VERDICT_TABLE_TAG} {tag} -->",
         "",
@@ -1253,7 +1257,7 @@ def _models_section(data: ReportData) -> list[str]:
                 notes.append(f"{key} {training[key]}")
         rows.append(
             [
-                _escape(model.name),
+                md(model.name),
                 f"`{_escape(model.spec)}`" if model.spec else "",
                 f"`{_escape(_base_spec(model))}`" if _base_spec(model) else "",
                 f"`{model.fingerprint[:12]}`",
@@ -1289,7 +1293,7 @@ def provenance_warnings(data: ReportData) -> list[str]:
             values = runs[column].fillna("none")
             if values.nunique() > 1:
                 groups = "; ".join(
-                    f"`{str(h)[:12]}`: " + ", ".join(runs.loc[values == h, "model_name"])
+                    f"`{str(h)[:12]}`: " + ", ".join(map(md, runs.loc[values == h, "model_name"]))
                     for h in values.unique()
                 )
                 warnings.append(
@@ -1315,7 +1319,7 @@ def _provenance_section(data: ReportData) -> list[str]:
             rows.append(
                 [
                     benchmark_label(benchmark),
-                    _escape(model.name),
+                    md(model.name),
                     _short_hash(run["data_manifest_hash"]),
                     _short_hash(run["benchmark_hash"]),
                     f"`{_escape(run['code_version'])}`",
@@ -1374,11 +1378,11 @@ def _provenance_section(data: ReportData) -> list[str]:
 def render_markdown(data: ReportData, figs: Figures, generated: datetime | None = None) -> str:
     generated = generated or datetime.now(timezone.utc)
     single = len(data.models) == 1
-    names = ", ".join(f"**{m.name}**" for m in data.models)
+    names = ", ".join(f"**{md(m.name)}**" for m in data.models)
     lines = ["# Fashion CLIP evaluation report", ""]
     lines.append(
         f"Models: {names}. "
-        + ("" if single else f"Baseline: **{data.baseline.name}**. ")
+        + ("" if single else f"Baseline: **{md(data.baseline.name)}**. ")
         + (f"Target benchmark: **{benchmark_label(data.target)}**. " if data.target else "")
         + f"Source: `{data.db_path}`, generated {generated:%Y-%m-%d %H:%M} UTC."
     )
@@ -1388,7 +1392,7 @@ def render_markdown(data: ReportData, figs: Figures, generated: datetime | None 
     lines += ["", "## Summary", ""]
     if single:
         lines.append(
-            f"Only one model (**{data.baseline.name}**) has results in this database, "
+            f"Only one model (**{md(data.baseline.name)}**) has results in this database, "
             "so there is nothing to compare it with; its scores follow."
         )
     else:
@@ -1441,7 +1445,7 @@ def render_markdown(data: ReportData, figs: Figures, generated: datetime | None 
     if figs.training:
         lines += ["### Training curves", ""]
         for group, rel in figs.training:
-            lines += [f"![Training curves of {', '.join(m.name for m in group)}]({rel})", ""]
+            lines += [f"![Training curves of {', '.join(md(m.name) for m in group)}]({rel})", ""]
     lines += ["## All metrics", ""]
     for benchmark in data.benchmarks:
         rows = [

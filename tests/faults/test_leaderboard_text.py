@@ -76,3 +76,17 @@ def test_model_and_class_names_with_markdown_show_literally(
     assert shown, f"the name is not shown on page {page}: {sources}"
     leaks = [s for s in sources if any(raw in re.sub(r"\\.", "", s) for raw in RAW_SYNTAX)]
     assert not leaks, f"unescaped Markdown on page {page}: {leaks}"
+
+
+def test_report_shows_model_names_as_text(nasty_db: Path, tmp_path: Path) -> None:
+    """report.md is Markdown too: a model called NASTY must not render bold, as a heading or
+    as LaTeX there either. Outside code spans and the HTML comments that carry data, the name
+    only appears escaped."""
+    from evalsuite.formatting import md
+    from evalsuite.report import write_report
+
+    text = write_report(nasty_db, tmp_path / "rep").read_text()
+    shown = re.sub(r"`[^`\n]*`|<!--.*?-->", "", text)
+    assert shown.count(md(NASTY)) >= 4, "the name is shown (summary, tables, figures)"
+    assert NASTY not in shown
+    assert all(syntax not in _unescape(shown).replace(NASTY, "") for syntax in RAW_SYNTAX)
