@@ -27,7 +27,14 @@ from evalsuite.metrics.probes import knn_scores, linear_probe
 from evalsuite.metrics.zeroshot import classification_metrics, true_class_rank
 from evalsuite.results import MetricValue
 from evalsuite.spec import KnnTask, LinearProbeTask, spec_location
-from evalsuite.tasks import SplitData, TaskContext, TaskOutput, metric, one_blas_thread
+from evalsuite.tasks import (
+    SplitData,
+    TaskContext,
+    TaskOutput,
+    metric,
+    one_blas_thread,
+    warn_cutoff,
+)
 from evalsuite.tasks.zeroshot import add_classification_rows
 
 
@@ -172,21 +179,20 @@ def run_knn(task: KnnTask, ctx: TaskContext) -> TaskOutput:
 
 def knn_k(task: KnnTask, n_train: int, where: str) -> int:
     """The k applied: at most the training items that vote for a query (leave-one-out: all
-    but the query). A larger k would be clipped to them, every query classified by the whole
-    training set; written in the YAML that is an error, the default is lowered to it."""
+    but the query). More voters than exist can only mean all of them: k is clipped to them
+    (the cutoff rule, with a warning)."""
     voters = n_train - int(task.protocol == "leave_one_out")
     if task.k <= voters or voters < 1:  # no voter at all: knn_scores says so
         return task.k
-    if "k" in task.model_fields_set:
-        how = (
-            f"{n_train} items, leave_one_out: never the query itself"
-            if task.protocol == "leave_one_out"
-            else f"protocol {task.protocol}"
-        )
-        raise SpecError(
-            f"{where}: task {task.name!r}: k: {task.k} is more than the {voters} training "
-            f"items that vote for each query ({how}); set k to at most {voters}"
-        )
+    how = (
+        f"{n_train} items, leave_one_out: never the query itself"
+        if task.protocol == "leave_one_out"
+        else f"protocol {task.protocol}"
+    )
+    warn_cutoff(
+        where, task, "k", f"clipped to {voters}",
+        f"only {voters} training items vote for each query ({how})",
+    )  # fmt: skip
     return voters
 
 
