@@ -91,17 +91,20 @@ def probe_sets(task: KnnTask | LinearProbeTask, ctx: TaskContext) -> _Sets:
     counts.pop("", None)
     floor = task.min_class_count or 1
     classes = sorted(label for label, n in counts.items() if n >= floor)
+    where = spec_location(ctx.spec)
     if not classes:
         raise SpecError(
-            f"task {task.name!r}: no class of {task.field!r} has {floor} or more training "
-            f"items ({len(roles['train'].items)} training items, protocol {task.protocol})"
+            f"{where}: task {task.name!r}: no class of {task.field!r} has {floor} or more "
+            f"training items ({len(roles['train'].items)} training items, protocol {task.protocol})"
         )
     index = {label: i for i, label in enumerate(classes)}
     train, _ = _labelled(roles["train"], task.field, index)
     val, _ = _labelled(roles["val"], task.field, index)
     test, n_other = _labelled(roles["test"], task.field, index)
     if len(test.items) == 0:
-        raise SpecError(f"task {task.name!r}: no test item has one of the training classes")
+        raise SpecError(
+            f"{where}: task {task.name!r}: no test item has one of the training classes"
+        )
     return _Sets(classes, train, val, test, n_other)
 
 
@@ -171,7 +174,7 @@ def run_knn(task: KnnTask, ctx: TaskContext) -> TaskOutput:
             exclude_self=task.protocol == "leave_one_out",
         )
     except ValueError as exc:  # e.g. a single training item to leave out
-        raise SpecError(f"task {task.name!r}: {exc}") from None
+        raise SpecError(f"{spec_location(ctx.spec)}: task {task.name!r}: {exc}") from None
     out = _output(task, sets, scores, ctx)
     out.extra.update(k=k, weighting=task.weighting)
     return out
@@ -212,7 +215,7 @@ def run_linear_probe(task: LinearProbeTask, ctx: TaskContext) -> TaskOutput:
                 seed=ctx.seed,
             )
     except ValueError as exc:
-        raise SpecError(f"task {task.name!r}: {exc}") from None
+        raise SpecError(f"{spec_location(ctx.spec)}: task {task.name!r}: {exc}") from None
     out = _output(task, sets, probe.scores, ctx)
     out.extra.update(c=probe.c, validation_accuracy=_by_c(probe.validation_accuracy))
     return out

@@ -361,6 +361,31 @@ def test_default_knn_k_is_lowered_to_the_training_items_with_one_warning(
     assert cutoff_warnings(caplog) == []  # 30 items
 
 
+PROBE_ERRORS = [
+    (KNN % ", min_class_count: 5", ["c0", "c1"] * 3,
+     "task 'near': no class of 'label' has 5 or more training items (6 training items, "
+     "protocol leave_one_out)"),
+    (KNN % "", ["c0"], "task 'near': no training rows to vote"),
+    ("  - {type: linear_probe, name: line, field: label, protocol: holdout, c_grid: [1],\n"
+     "     holdout: {test_size: 0.25, val_size: 0}}\n", ["c0"] * 8,
+     "task 'line': the linear probe needs training rows of at least two classes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "labels", "message"), PROBE_ERRORS, ids=["floor", "knn", "lin"])
+def test_probe_errors_name_the_yaml(
+    tmp_path: Path, task: str, labels: list[str], message: str
+) -> None:
+    """A probe the data cannot support (no class with enough items, nothing to vote) is still
+    an error (there is no metric to give), but it named only the task: with several
+    benchmarks scored in one command the user could not tell which YAML to fix. It names
+    the YAML first, like every other task error."""
+    vectors = _unit(np.random.default_rng(0).normal(size=(len(labels), 8)))
+    with pytest.raises(SpecError) as err:
+        run_task(write_spec(tmp_path, task), labels, vectors, {})
+    assert str(err.value) == f"{tmp_path / 'bench.yaml'}: {message}"
+
+
 def test_a_cutoff_the_data_cannot_honour_leaves_every_other_metric_of_the_benchmark(
     tiny_hf_dir: Path,
     tmp_path: Path,
