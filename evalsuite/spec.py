@@ -106,7 +106,7 @@ class ZeroShotTask(StrictModel):
     min_class_count: PositiveInt | None = None  # drop classes with fewer scored items
     k_values: Ks = Field(default_factory=lambda: [1, 5])
     pretest_k: PositiveInt = 5  # K of the pretest score (K - rank + 1 points if rank <= K)
-    # ... at most the number of classes scored (run-time error); the default is lowered to it
+    # k_values >= and pretest_k > the classes scored follow the cutoff rule (tasks.warn_cutoff)
     f1_average: list[Literal["macro", "weighted"]] = Field(
         default_factory=lambda: ["macro", "weighted"], min_length=1
     )

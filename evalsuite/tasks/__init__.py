@@ -6,6 +6,7 @@ task reads the same image embeddings, computed once per benchmark by the runner.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from evalsuite.results import (
     RetrievedItem,
 )
 from evalsuite.spec import BenchmarkSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,6 +79,19 @@ def metric(
     return MetricValue(
         name=name, value=float(value), maximum=maximum, ci_low=low, ci_high=high, task=task
     )
+
+
+def warn_cutoff(where: str, task: Any, field: str, change: str, why: str) -> None:
+    """The one warning of a cutoff the data cannot honour (benchmarks/README.md, "Cutoffs are
+    checked against the data"): the YAML, the task and field, the value asked for (written
+    or the default), ``change`` ("clipped to 8": the value used) and why. The caller records
+    the value used in the run's extra; nothing is raised, so one cutoff never costs the
+    benchmark's other metrics."""
+    default = "" if field in task.model_fields_set else " (the default)"
+    log.warning(
+        "%s: task %r: %s %s%s %s: %s",
+        where, task.name, field, getattr(task, field), default, change, why,
+    )  # fmt: skip
 
 
 @contextmanager

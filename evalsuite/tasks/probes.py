@@ -27,7 +27,14 @@ from evalsuite.metrics.probes import knn_scores, linear_probe
 from evalsuite.metrics.zeroshot import classification_metrics, true_class_rank
 from evalsuite.results import MetricValue
 from evalsuite.spec import KnnTask, LinearProbeTask, spec_location
-from evalsuite.tasks import SplitData, TaskContext, TaskOutput, metric, one_blas_thread
+from evalsuite.tasks import (
+    SplitData,
+    TaskContext,
+    TaskOutput,
+    metric,
+    one_blas_thread,
+    warn_cutoff,
+)
 from evalsuite.tasks.zeroshot import add_classification_rows
 
 
@@ -84,17 +91,20 @@ def probe_sets(task: KnnTask | LinearProbeTask, ctx: TaskContext) -> _Sets:
     counts.pop("", None)
     floor = task.min_class_count or 1
     classes = sorted(label for label, n in counts.items() if n >= floor)
+    where = spec_location(ctx.spec)
     if not classes:
         raise SpecError(
-            f"task {task.name!r}: no class of {task.field!r} has {floor} or more training "
-            f"items ({len(roles['train'].items)} training items, protocol {task.protocol})"
+            f"{where}: task {task.name!r}: no class of {task.field!r} has {floor} or more "
+            f"training items ({len(roles['train'].items)} training items, protocol {task.protocol})"
         )
     index = {label: i for i, label in enumerate(classes)}
     train, _ = _labelled(roles["train"], task.field, index)
     val, _ = _labelled(roles["val"], task.field, index)
     test, n_other = _labelled(roles["test"], task.field, index)
     if len(test.items) == 0:
-        raise SpecError(f"task {task.name!r}: no test item has one of the training classes")
+        raise SpecError(
+            f"{where}: task {task.name!r}: no test item has one of the training classes"
+        )
     return _Sets(classes, train, val, test, n_other)
 
 
@@ -164,7 +174,7 @@ def run_knn(task: KnnTask, ctx: TaskContext) -> TaskOutput:
             exclude_self=task.protocol == "leave_one_out",
         )
     except ValueError as exc:  # e.g. a single training item to leave out
-        raise SpecError(f"task {task.name!r}: {exc}") from None
+        raise SpecError(f"{spec_location(ctx.spec)}: task {task.name!r}: {exc}") from None
     out = _output(task, sets, scores, ctx)
     out.extra.update(k=k, weighting=task.weighting)
     return out
@@ -172,21 +182,20 @@ def run_knn(task: KnnTask, ctx: TaskContext) -> TaskOutput:
 
 def knn_k(task: KnnTask, n_train: int, where: str) -> int:
     """The k applied: at most the training items that vote for a query (leave-one-out: all
-    but the query). A larger k would be clipped to them, every query classified by the whole
-    training set; written in the YAML that is an error, the default is lowered to it."""
+    but the query). More voters than exist can only mean all of them: k is clipped to them
+    (the cutoff rule, with a warning)."""
     voters = n_train - int(task.protocol == "leave_one_out")
     if task.k <= voters or voters < 1:  # no voter at all: knn_scores says so
         return task.k
-    if "k" in task.model_fields_set:
-        how = (
-            f"{n_train} items, leave_one_out: never the query itself"
-            if task.protocol == "leave_one_out"
-            else f"protocol {task.protocol}"
-        )
-        raise SpecError(
-            f"{where}: task {task.name!r}: k: {task.k} is more than the {voters} training "
-            f"items that vote for each query ({how}); set k to at most {voters}"
-        )
+    how = (
+        f"{n_train} items, leave_one_out: never the query itself"
+        if task.protocol == "leave_one_out"
+        else f"protocol {task.protocol}"
+    )
+    warn_cutoff(
+        where, task, "k", f"clipped to {voters}",
+        f"only {voters} training items vote for each query ({how})",
+    )  # fmt: skip
     return voters
 
 
@@ -206,7 +215,7 @@ def run_linear_probe(task: LinearProbeTask, ctx: TaskContext) -> TaskOutput:
                 seed=ctx.seed,
             )
     except ValueError as exc:
-        raise SpecError(f"task {task.name!r}: {exc}") from None
+        raise SpecError(f"{spec_location(ctx.spec)}: task {task.name!r}: {exc}") from None
     out = _output(task, sets, probe.scores, ctx)
     out.extra.update(c=probe.c, validation_accuracy=_by_c(probe.validation_accuracy))
     return out

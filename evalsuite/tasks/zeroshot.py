@@ -23,7 +23,7 @@ from evalsuite.metrics.zeroshot import (
 )
 from evalsuite.results import ClassMetric, ConfusionCell, Prediction
 from evalsuite.spec import ZeroShotTask, spec_location
-from evalsuite.tasks import TaskContext, TaskOutput, metric
+from evalsuite.tasks import TaskContext, TaskOutput, metric, warn_cutoff
 
 
 def class_text_embeddings(
@@ -153,32 +153,31 @@ def _headline(
 
 def pretest_k(task: ZeroShotTask, n_classes: int, where: str) -> int:
     """The pretest's K over ``n_classes``: with K > C every item earns at least K - C + 1
-    points whatever the model does. A K written in the YAML is then an error; the default
-    (nobody's choice) is lowered to C."""
+    points whatever the model does, so K is clipped to C (the cutoff rule, with a warning)."""
     if task.pretest_k <= n_classes:
         return task.pretest_k
-    if "pretest_k" in task.model_fields_set:
-        raise SpecError(
-            f"{where}: task {task.name!r}: pretest_k: {task.pretest_k} is more than the "
-            f"{n_classes} classes scored: every item would earn at least "
-            f"{task.pretest_k - n_classes + 1} of {task.pretest_k} points whatever the model "
-            f"ranks; set pretest_k to at most {n_classes}"
-        )
+    warn_cutoff(
+        where, task, "pretest_k", f"clipped to {n_classes}",
+        f"only {n_classes} classes are scored (a larger K gives every item points whatever "
+        "the model ranks)",
+    )  # fmt: skip
     return n_classes
 
 
 def accuracy_cutoffs(task: ZeroShotTask, n_classes: int, where: str) -> list[int]:
-    """The k of the acc@k reported over ``n_classes``, 1 first: acc@k for k above the class
-    count is 1 whatever the model ranks. Such a k written in the YAML is an error (the metric
-    asked for cannot be given); the default's are left out."""
-    too_large = [k for k in task.k_values if k > n_classes]
-    if too_large and "k_values" in task.model_fields_set:
-        raise SpecError(
-            f"{where}: task {task.name!r}: k_values: {too_large[0]} is more than the "
-            f"{n_classes} classes scored (acc@{too_large[0]} would be 1 whatever the model "
-            f"ranks); keep k_values at most {n_classes}"
-        )
-    return sorted({1, *(k for k in task.k_values if k <= n_classes)})
+    """The k of the acc@k reported over ``n_classes``, 1 first. acc@k for k >= C is 1
+    whatever the model ranks, so those k are left out (the cutoff rule, with a warning), not
+    clipped: acc@C in place of acc@5 would be another, trivial metric."""
+    kept = sorted({1, *(k for k in task.k_values if k < n_classes)})
+    left_out = sorted(set(task.k_values) - set(kept))
+    if left_out:
+        warn_cutoff(
+            where, task, "k_values",
+            f"reduced to {kept} ({', '.join(f'acc@{k}' for k in left_out)} left out)",
+            f"only {n_classes} classes are scored, and acc@k for k >= {n_classes} is 1 "
+            "whatever the model ranks",
+        )  # fmt: skip
+    return kept
 
 
 def _predictions(

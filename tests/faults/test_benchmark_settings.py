@@ -8,12 +8,15 @@ Metric values are checked against a direct numpy count on the same arrays.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from faultkit import score_args, write_benchmarks, write_images_csv
 
+from evalsuite import store
 from evalsuite.cli import main as evalsuite_main
 from evalsuite.data.items import Item
 from evalsuite.embedding import ImageEmbeddings
@@ -178,93 +181,248 @@ def reference_pretest(vectors: np.ndarray, y: np.ndarray, n_classes: int, k: int
     return int(np.maximum(k - rank + 1, 0).sum())
 
 
-def test_pretest_k_above_the_number_of_classes_is_a_spec_error_naming_the_yaml(
-    tmp_path: Path,
+# --- cutoffs the data cannot honour: clipped (or left out) with one warning, never an error --
+#
+# Why one rule: a benchmark YAML is written once and run on data of any size (a user's
+# catalogue may have 2 annotated lace colours where the author had 8); the class and item
+# counts are only known after every image is embedded, so an error there would throw the
+# whole benchmark away (every task's metrics) for one cutoff. The warning names the YAML, the
+# task and the field, the value asked for and the value used, and the run's extra records the
+# values used, so nothing is changed behind the user's back.
+
+
+def cutoff_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_pretest_k_above_the_number_of_classes_is_clipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """pretest_k: 50 over 8 classes gave every item at least 43 of 50 points (98.5% for a
-    57.5%-accurate model). A K the user wrote cannot be honoured over fewer classes, and
-    lowering it silently would report a different score than the one asked for, so it is an
-    error; the class count is only known once the data is read, so it comes at run time,
-    still naming the YAML, the task and the field."""
-    labels, vectors, _, texts = zeroshot_arrays(8)
+    57.5%-accurate model); then it became a SpecError at run time, after embedding, that lost
+    the whole benchmark. K above the class count can only mean "all the classes": it is
+    clipped to them, with one warning, the maximum (K x N, which the judge reads K back
+    from) follows, and the run records the K used."""
+    labels, vectors, y, texts = zeroshot_arrays(8)
     spec = write_spec(tmp_path, ZEROSHOT % ", pretest_k: 50")
-    with pytest.raises(SpecError, match=r"bench\.yaml: task 'kind': pretest_k: 50 is more than "
-                       r"the 8 classes scored"):  # fmt: skip
-        run_task(spec, labels, vectors, texts)
+    with caplog.at_level(logging.WARNING):
+        out = run_task(spec, labels, vectors, texts)
+    assert cutoff_warnings(caplog) == [
+        f"{tmp_path / 'bench.yaml'}: task 'kind': pretest_k 50 clipped to 8: only 8 classes are "
+        "scored (a larger K gives every item points whatever the model ranks)"
+    ]
+    pretest = next(m for m in out.metrics if m.name == "pretest")
+    assert out.extra["pretest_k"] == 8
+    assert pretest.maximum == 8 * 40
+    assert pretest.value == reference_pretest(vectors, y, 8, 8)
 
 
-def test_default_pretest_k_is_lowered_to_the_number_of_classes(tmp_path: Path) -> None:
-    """The default K (5) is nobody's choice: over 3 classes it gave every item at least 3 of 5
-    points. It is lowered to the number of classes (the maximum, K x N, and the judge, which
-    reads K back from it, follow), and the run records the K used. With enough classes the
-    default and the score are unchanged."""
+def test_default_pretest_k_is_lowered_to_the_number_of_classes_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default K (5) over 3 classes gave every item at least 3 of 5 points. It follows the
+    same rule as a written K (clipped to the classes, one warning saying it was the default;
+    the default k_values' acc@5 is left out alike). With enough classes nothing changes and
+    nothing is said."""
     for n_classes, k_used in ((3, 3), (8, 5)):
         labels, vectors, y, texts = zeroshot_arrays(n_classes)
-        out = run_task(write_spec(tmp_path / str(n_classes), ZEROSHOT % ""), labels, vectors, texts)
+        folder = tmp_path / str(n_classes)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            out = run_task(write_spec(folder, ZEROSHOT % ""), labels, vectors, texts)
         pretest = next(m for m in out.metrics if m.name == "pretest")
         assert out.extra["pretest_k"] == k_used
         assert pretest.maximum == k_used * 40
         assert pretest.value == reference_pretest(vectors, y, n_classes, k_used)
+        if n_classes == 3:
+            assert cutoff_warnings(caplog) == [
+                f"{folder / 'bench.yaml'}: task 'kind': pretest_k 5 (the default) clipped to 3: "
+                "only 3 classes are scored (a larger K gives every item points whatever the "
+                "model ranks)",
+                f"{folder / 'bench.yaml'}: task 'kind': k_values [1, 5] (the default) reduced "
+                "to [1] (acc@5 left out): only 3 classes are scored, and acc@k for k >= 3 is 1 "
+                "whatever the model ranks",
+            ]
+    assert cutoff_warnings(caplog) == []  # 8 classes
 
 
-def test_zeroshot_k_values_above_the_number_of_classes_is_a_spec_error_naming_the_yaml(
-    tmp_path: Path,
+def test_zeroshot_k_values_the_classes_cannot_honour_are_left_out_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """k_values: [1, 5] written over 3 classes dropped acc@5 without a word: the metric the
-    YAML asked for was just missing from the run. As for pretest_k, a value the user wrote
-    that the data cannot honour is an error naming the file, the task and the field."""
-    labels, vectors, _, texts = zeroshot_arrays(3)
-    spec = write_spec(tmp_path, ZEROSHOT % ", k_values: [1, 2, 5]")
-    with pytest.raises(SpecError) as err:
-        run_task(spec, labels, vectors, texts)
-    assert str(err.value) == (
-        f"{tmp_path / 'bench.yaml'}: task 'kind': k_values: 5 is more than the 3 classes "
-        "scored (acc@5 would be 1 whatever the model ranks); keep k_values at most 3"
-    )
-
-
-def test_default_zeroshot_k_values_keep_the_cutoffs_the_classes_allow(tmp_path: Path) -> None:
-    """The default [1, 5] is nobody's choice: over 3 classes acc@5 is left out (acc@5 of 3
-    classes is 1 whatever the model does); the run records the cutoffs it reported."""
+    """acc@k with k at or above the class count is 1 whatever the model ranks, so it is left
+    out (not clipped: acc@3 renamed from acc@5 would be a different metric). Written
+    k_values: [1, 3] over 2 lace colours was a SpecError that lost every footwear metric;
+    now only acc@3 is missing, with a warning saying so, and extra.k_values lists the acc@k
+    reported. The remaining acc@k match a direct count."""
     labels, vectors, y, texts = zeroshot_arrays(3)
-    out = run_task(write_spec(tmp_path, ZEROSHOT % ""), labels, vectors, texts)
-    assert out.extra["k_values"] == [1]
-    assert "acc@5" not in {m.name for m in out.metrics}
+    ranks = 1 + (vectors[:, :3] > vectors[np.arange(40), y][:, None]).sum(axis=1)
+    spec = write_spec(tmp_path / "a", ZEROSHOT % ", k_values: [1, 2, 5], pretest_k: 3")
+    with caplog.at_level(logging.WARNING):
+        out = run_task(spec, labels, vectors, texts)
+    assert cutoff_warnings(caplog) == [
+        f"{tmp_path / 'a' / 'bench.yaml'}: task 'kind': k_values [1, 2, 5] reduced to [1, 2] "
+        "(acc@5 left out): only 3 classes are scored, and acc@k for k >= 3 is 1 whatever the "
+        "model ranks"
+    ]
+    assert out.extra["k_values"] == [1, 2]
+    got = values(out)
+    assert got["acc@2"] == pytest.approx((ranks <= 2).mean())
+    assert got["acc@1"] == pytest.approx((ranks == 1).mean())
+    assert not [name for name in got if name in ("acc@3", "acc@5")]
+
+    # k equal to the class count is as trivial; the default's acc@5 goes the same way
+    for folder, setting, written in (("b", ", k_values: [1, 3]", "[1, 3]"), ("c", "", "[1, 5]")):
+        caplog.clear()
+        spec = write_spec(tmp_path / folder, ZEROSHOT % (setting + ", pretest_k: 3"))
+        with caplog.at_level(logging.WARNING):
+            out = run_task(spec, labels, vectors, texts)
+        default = " (the default)" if not setting else ""
+        assert cutoff_warnings(caplog) == [
+            f"{tmp_path / folder / 'bench.yaml'}: task 'kind': k_values {written}{default} "
+            f"reduced to [1] (acc@{written[-2]} left out): only 3 classes are scored, and "
+            "acc@k for k >= 3 is 1 whatever the model ranks"
+        ]
+        assert out.extra["k_values"] == [1]
+        assert [m.name for m in out.metrics if m.name.startswith("acc@")] == ["acc@1"]
+
+    # the default over 8 classes: acc@5 kept, nothing said
     labels, vectors, y, texts = zeroshot_arrays(8)
-    out = run_task(write_spec(tmp_path / "8", ZEROSHOT % ""), labels, vectors, texts)
-    assert out.extra["k_values"] == [1, 5]
     ranks = 1 + (vectors[:, :8] > vectors[np.arange(40), y][:, None]).sum(axis=1)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        out = run_task(write_spec(tmp_path / "8", ZEROSHOT % ""), labels, vectors, texts)
+    assert cutoff_warnings(caplog) == []
+    assert out.extra["k_values"] == [1, 5]
     assert values(out)["acc@5"] == pytest.approx((ranks <= 5).mean())
 
 
 KNN = "  - {type: knn, name: near, field: label%s}\n"
 
 
-def test_knn_k_above_the_training_items_is_a_spec_error_naming_the_yaml(tmp_path: Path) -> None:
-    """k: 50 over 12 items (leave-one-out: 11 vote for each) was silently clipped to 11, and
-    the run recorded k 50: every item was classified by all the others, the majority label
-    nearly everywhere, under a setting that was never applied. A k the YAML sets above the
-    voters is an error naming the file, the task and the field."""
-    labels = [f"c{n % 3}" for n in range(12)]
+def reference_knn_accuracy(labels: list[str], vectors: np.ndarray, k: int) -> float:
+    """Leave-one-out uniform kNN by a direct count: the k most similar others vote."""
+    y = np.unique(labels, return_inverse=True)[1]
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    votes = np.stack([np.bincount(y[row], minlength=y.max() + 1) for row in nearest])
+    return float((votes.argmax(axis=1) == y).mean())
+
+
+def test_knn_k_above_the_training_items_is_clipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """k: 50 over 12 items (leave-one-out: 11 vote for each) was silently clipped while the run
+    recorded k 50; then a SpecError after embedding lost the whole benchmark. More voters than
+    exist can only mean all of them: k is clipped to the voters with one warning, and the run
+    records the k used. The score is that of k: 11 and of a direct count (all the others vote:
+    the majority class c0 wins everywhere, 6 of 12 right)."""
+    labels = ["c0"] * 6 + ["c1"] * 4 + ["c2"] * 2
     vectors = _unit(np.random.default_rng(0).normal(size=(12, 8)))
-    spec = write_spec(tmp_path, KNN % ", k: 50")
-    with pytest.raises(SpecError) as err:
-        run_task(spec, labels, vectors, {})
-    assert str(err.value) == (
-        f"{tmp_path / 'bench.yaml'}: task 'near': k: 50 is more than the 11 training items "
-        "that vote for each query (12 items, leave_one_out: never the query itself); set k to "
-        "at most 11"
-    )
+    spec = write_spec(tmp_path / "50", KNN % ", k: 50")
+    with caplog.at_level(logging.WARNING):
+        out = run_task(spec, labels, vectors, {})
+    assert cutoff_warnings(caplog) == [
+        f"{tmp_path / '50' / 'bench.yaml'}: task 'near': k 50 clipped to 11: only 11 training "
+        "items vote for each query (12 items, leave_one_out: never the query itself)"
+    ]
+    assert out.extra["k"] == 11
+    assert values(out)["acc@1"] == pytest.approx(reference_knn_accuracy(labels, vectors, 11))
+    assert values(out)["acc@1"] == pytest.approx(0.5)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        eleven = run_task(write_spec(tmp_path / "11", KNN % ", k: 11"), labels, vectors, {})
+    assert cutoff_warnings(caplog) == []
+    assert values(eleven) == values(out)
 
 
-def test_default_knn_k_is_lowered_to_the_training_items(tmp_path: Path) -> None:
-    """The default k (10) over 6 items votes with the 5 others, as before, and the run now
-    records the k applied (5) instead of 10. With enough items it is unchanged."""
+def test_default_knn_k_is_lowered_to_the_training_items_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default k (10) over 6 items votes with the 5 others, under the same rule and
+    warning as a written k (saying it was the default); the run records the k applied (5),
+    not 10. With enough items it is unchanged and nothing is said."""
     for n_items, k_used in ((6, 5), (30, 10)):
         labels = [f"c{n % 3}" for n in range(n_items)]
         vectors = _unit(np.random.default_rng(0).normal(size=(n_items, 8)))
-        out = run_task(write_spec(tmp_path / str(n_items), KNN % ""), labels, vectors, {})
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            out = run_task(write_spec(tmp_path / str(n_items), KNN % ""), labels, vectors, {})
         assert out.extra["k"] == k_used
+        assert values(out)["acc@1"] == pytest.approx(
+            reference_knn_accuracy(labels, vectors, k_used)
+        )
+        if n_items == 6:
+            assert cutoff_warnings(caplog) == [
+                f"{tmp_path / '6' / 'bench.yaml'}: task 'near': k 10 (the default) clipped to "
+                "5: only 5 training items vote for each query (6 items, leave_one_out: never "
+                "the query itself)"
+            ]
+    assert cutoff_warnings(caplog) == []  # 30 items
+
+
+PROBE_ERRORS = [
+    (KNN % ", min_class_count: 5", ["c0", "c1"] * 3,
+     "task 'near': no class of 'label' has 5 or more training items (6 training items, "
+     "protocol leave_one_out)"),
+    (KNN % "", ["c0"], "task 'near': no training rows to vote"),
+    ("  - {type: linear_probe, name: line, field: label, protocol: holdout, c_grid: [1],\n"
+     "     holdout: {test_size: 0.25, val_size: 0}}\n", ["c0"] * 8,
+     "task 'line': the linear probe needs training rows of at least two classes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "labels", "message"), PROBE_ERRORS, ids=["floor", "knn", "lin"])
+def test_probe_errors_name_the_yaml(
+    tmp_path: Path, task: str, labels: list[str], message: str
+) -> None:
+    """A probe the data cannot support (no class with enough items, nothing to vote) is still
+    an error (there is no metric to give), but it named only the task: with several
+    benchmarks scored in one command the user could not tell which YAML to fix. It names
+    the YAML first, like every other task error."""
+    vectors = _unit(np.random.default_rng(0).normal(size=(len(labels), 8)))
+    with pytest.raises(SpecError) as err:
+        run_task(write_spec(tmp_path, task), labels, vectors, {})
+    assert str(err.value) == f"{tmp_path / 'bench.yaml'}: {message}"
+
+
+def test_a_cutoff_the_data_cannot_honour_leaves_every_other_metric_of_the_benchmark(
+    tiny_hf_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The shipped footwear benchmark writes lace_colour k_values: [1, 3]; over a catalogue
+    with 2 lace colours of 5+ items that was a SpecError after embedding: `score` exited 2
+    and stored nothing of the benchmark. Scored end to end (3 colours, 12 images, every
+    cutoff above what the data allows): exit 0, every task's metrics stored, one warning
+    per field."""
+    csv = write_images_csv(tmp_path / "data")
+    bench = write_benchmarks(tmp_path / "benchmarks", csv, ("cut",))
+    yaml = bench / "cut" / "cut.yaml"
+    text = yaml.read_text().replace(
+        "    field: label\n", "    field: label\n    k_values: [1, 3]\n    pretest_k: 9\n"
+    )
+    yaml.write_text(text + "  - {type: knn, name: near, field: label, k: 50}\n")
+    monkeypatch.setenv("EVALSUITE_BENCHMARKS_DIR", str(bench))
+    db = tmp_path / "results.duckdb"
+    with caplog.at_level(logging.WARNING):
+        assert evalsuite_main(score_args(db, tiny_hf_dir, ("cut",), tmp_path / "cache")) == 0
+    assert [m.split(": ", 1)[1] for m in cutoff_warnings(caplog) if "task '" in m] == [
+        "task 'colour': pretest_k 9 clipped to 3: only 3 classes are scored (a larger K gives "
+        "every item points whatever the model ranks)",
+        "task 'colour': k_values [1, 3] reduced to [1] (acc@3 left out): only 3 classes are "
+        "scored, and acc@k for k >= 3 is 1 whatever the model ranks",
+        "task 'near': k 50 clipped to 11: only 11 training items vote for each query (12 "
+        "items, leave_one_out: never the query itself)",
+    ]
+    stored = store.metrics_table(db)
+    by_task = stored.groupby("task")["metric"].apply(set).to_dict()
+    assert set(by_task) == {"colour", "search", "near"}
+    assert "acc@1" in by_task["colour"] and "acc@3" not in by_task["colour"]
+    assert {"P@5", "Recall@1"} <= by_task["search"] and "acc@1" in by_task["near"]
+    pretest = stored[(stored.task == "colour") & (stored.metric == "pretest")]
+    assert pretest.maximum.tolist() == [3 * 12]
 
 
 # --- numeric command-line flags ---------------------------------------------------------------
