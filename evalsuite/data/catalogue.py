@@ -93,7 +93,7 @@ def parse_styles_row(row: list[str], header: list[str], path: Path, line: int) -
 def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """styles.csv as stripped strings plus a ``line`` column, and the repaired rows.
 
-    Catalogue fields holding a missing-value marker ("nan", "NULL"...) are empty, as an empty
+    Catalogue fields holding "nan" (any case: a NaN written as text) are empty, as an empty
     cell is: left out of captions and classes, filled from the per-item JSON where there is one.
     """
     records = csv_records(path, "styles CSV")
@@ -505,7 +505,7 @@ def split_files(path: Path, split: str | None) -> list[Path]:
 
 def record_to_item(path: Path, line: int, record: Record) -> Item:
     """A prepared record as an Item: string fields (a missing value, null, NaN or "nan", is
-    ""), caption = description."""
+    ""; "None" or "NA" are values), caption = description."""
     if "id" not in record or not record.get("image"):
         raise DataError(f"{path}, line {line}: record needs 'id' and 'image'")
     item_id = id_text(path, line, record["id"])

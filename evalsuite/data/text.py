@@ -40,21 +40,18 @@ def read_utf8(path: Path, what: str) -> str:
         ) from None
 
 
-# pandas' default missing-value strings (``read_csv``'s ``na_values``; case-sensitive, like
-# pandas): a cell pandas would read as missing is missing here too, not a class named "nan".
-NA_STRINGS = frozenset(
-    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
-)  # fmt: skip
-
-
 def is_missing(value: object) -> bool:
-    """None, a float NaN, "" or one of :data:`NA_STRINGS` (surrounding spaces ignored)."""
+    """None (JSON null), a float NaN, "" or the text "nan" in any letter case (what str()
+    of a NaN float writes, as pandas' astype(str) does); surrounding spaces ignored.
+
+    Only these. pandas' other NA strings ("None", "NA", "NULL", "N/A"...) are real values in
+    catalogues, e.g. the lace colour "None" of laceless shoes or "NA" for not applicable.
+    """
     if value is None:
         return True
     if isinstance(value, float):
         return math.isnan(value)
-    return isinstance(value, str) and (value.strip() == "" or value.strip() in NA_STRINGS)
+    return isinstance(value, str) and value.strip().lower() in ("", "nan")
 
 
 def field_text(value: object) -> str:
@@ -64,7 +61,7 @@ def field_text(value: object) -> str:
 
 
 def text_field(path: Path, line: int, item_id: str, key: str, value: Any) -> str | None:
-    """A caption read from JSON: the text, or None when missing (null, "", "nan"...). Any
+    """A caption read from JSON: the text, or None when missing (null, "", "nan"). Any
     other value (a number, NaN, a list) is refused here, naming the item: the tokenizer would
     fail on it much later with a TypeError that names nothing."""
     if value is None or isinstance(value, str):
@@ -77,8 +74,8 @@ def text_field(path: Path, line: int, item_id: str, key: str, value: Any) -> str
 def id_text(path: Path, line: int, value: Any) -> str:
     """An item id read from JSON: a non-empty string, or an integer as its digits. Anything
     else is refused naming the line: NaN became the item "nan", a float 12.0 (pandas writes
-    ids so when some are missing) the id "12.0" of no image, and a missing-value marker
-    ("nan", "NULL") is what a missing id was turned into upstream."""
+    ids so when some are missing) the id "12.0" of no image, and "" or "nan" (:func:`is_missing`)
+    is what a missing id was turned into upstream."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str) and not is_missing(value):

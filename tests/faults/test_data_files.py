@@ -123,25 +123,38 @@ def test_unclosed_quote_in_a_labelled_csv_names_the_row_where_it_opened(tmp_path
 
 # --- 6. missing-value markers in label fields -----------------------------------------------
 
-# pandas' default missing-value strings, a sample: what a DataFrame written with
-# astype(str) or by a spreadsheet export puts where a value is missing.
-MARKERS = ("nan", "NaN", "null", "NULL", "None", "N/A", "NA", "<NA>")
+# What a missing value becomes in text: str() of a float NaN ("nan", as pandas' astype(str)
+# and numpy write it), in any letter case, with stray spaces.
+MARKERS = ("nan", "NaN", "NAN", "Nan", " nan ")
+# Real values of catalogues, not missing ones: lace colour "None" of a laceless shoe, "NA"
+# (not applicable), and the other strings pandas' read_csv would read as missing by default.
+REAL_WORDS = ("None", "NA", "N/A", "NULL", "null", "n/a", "<NA>", "none")
 
 
 def test_missing_value_markers_in_a_labelled_csv_are_missing_not_classes(
     tmp_path: Path,
 ) -> None:
-    """pandas reads these strings as missing by default (read_csv's na_values), and no real
-    label of a fashion catalogue is spelt so (none occurs in the 8,231-row Kaggle subset), so
-    a careful user expects them to mean "no value", like an empty cell, not a class "nan"
-    with support 20 and F1 0 that drags macro F1 down. Case matters, as in pandas: "none" or
-    "Nan" stay values."""
+    """The text "nan" (any case) is what a NaN float becomes, so it means "no value", like an
+    empty cell, not a class "nan" with support 20 and F1 0 that drags macro F1 down."""
     rows = [f"{k}.jpg,Heels,{marker}" for k, marker in enumerate(MARKERS)]
-    rows += ["8.jpg,Heels,", "9.jpg,Heels,Red", "10.jpg,Heels,none"]
+    rows += ["8.jpg,Heels,", "9.jpg,Heels,Red", "10.jpg,Heels,nano"]
     path = tmp_path / "labels.csv"
     path.write_text("path,label,colour\n" + "\n".join(rows) + "\n")
     colours = [item.fields["colour"] for item in read_labelled_csv(path)]
-    assert colours == [""] * len(MARKERS) + ["", "Red", "none"]
+    assert colours == [""] * len(MARKERS) + ["", "Red", "nano"]
+
+
+def test_real_words_like_none_and_na_stay_labels_not_missing_values(tmp_path: Path) -> None:
+    """Only NaN, null, "" and "nan" are missing. "None", "NA", "NULL"... are real values in
+    catalogues (the lace colour "None" of laceless shoes, "NA" for not applicable): reading
+    them as missing, as pandas' read_csv does by default, refused a class named "None" as a
+    missing label and silently emptied colour=NA."""
+    rows = [f"{k}.jpg,{word},{word}" for k, word in enumerate(REAL_WORDS)]
+    path = tmp_path / "labels.csv"
+    path.write_text("path,label,colour\n" + "\n".join(rows) + "\n")
+    items = read_labelled_csv(path)
+    assert [item.fields["label"] for item in items] == list(REAL_WORDS)
+    assert [item.fields["colour"] for item in items] == list(REAL_WORDS)
 
 
 def test_missing_value_marker_as_the_required_label_is_refused_like_an_empty_one(
@@ -155,14 +168,30 @@ def test_missing_value_marker_as_the_required_label_is_refused_like_an_empty_one
 
 
 def test_missing_value_markers_in_styles_are_missing_not_classes(tmp_path: Path) -> None:
-    """styles.csv: an empty catalogue field is left out of captions and classes; "nan" too."""
+    """styles.csv: an empty catalogue field is left out of captions and classes; "nan" and
+    "NaN" too. "None" and "NA" are kept: real values, as in a labelled CSV."""
     rows = styles_rows(6)
     rows[0] = rows[0].replace(",Black,", ",nan,")
-    rows[1] = rows[1].replace(",Black,", ",NULL,").replace(",Casual,Roadster", ",None,Roadster")
+    rows[1] = rows[1].replace(",Black,", ",NaN,").replace(",Casual,Roadster", ",None,Roadster")
+    rows[2] = rows[2].replace(",Black,", ",NA,")
     write_catalogue(tmp_path, rows)
     items = {item.id: item for item in read_styles_catalogue(tmp_path)}
-    assert items["101"].fields["baseColour"] == "" and items["102"].fields["usage"] == ""
-    assert "nan" not in items["101"].caption.lower() and "none" not in items["102"].caption.lower()
+    assert items["101"].fields["baseColour"] == "" and items["102"].fields["baseColour"] == ""
+    assert "nan" not in items["101"].caption.lower() and "nan" not in items["102"].caption
+    assert (items["102"].fields["usage"], items["103"].fields["baseColour"]) == ("None", "NA")
+
+
+def test_real_words_in_a_prepared_catalogue_stay_labels(tmp_path: Path) -> None:
+    """A prepared record's lace colour "None" (laceless shoes) is a class, not a missing one."""
+    folder = write_synthetic_catalogue(tmp_path / "catalogue", train=4, val=0, test=0)
+    train = folder / "train.jsonl"
+    records = [json.loads(line) for line in train.read_text().splitlines()]
+    records[0]["lace_colour"], records[1]["baseColour"] = "None", "NA"
+    records[2]["lace_colour"] = "nan"
+    train.write_text("".join(json.dumps(r) + "\n" for r in records))
+    items = read_catalogue(folder, "train")
+    assert items[0].fields["lace_colour"] == "None" and items[1].fields["baseColour"] == "NA"
+    assert "lace_colour" not in items[2].fields
 
 
 def test_nan_in_a_prepared_catalogue_label_is_missing_in_scoring_and_training(
