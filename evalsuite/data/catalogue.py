@@ -42,6 +42,7 @@ from evalsuite.data.text import (
     csv_records,
     field_text,
     id_text,
+    is_id,
     is_plain_name,
     read_csv_rows,
     read_utf8,
@@ -115,11 +116,18 @@ def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
 
 def check_ids(frame: pd.DataFrame, path: Path) -> None:
-    """Every row needs an id, a plain name (it names images/<id>.jpg and styles/<id>.json:
-    "../secret" would read a file outside those folders), and ids are unique."""
-    empty = frame[frame["id"] == ""]
-    if len(empty):
-        raise DataError(f"{path}, line {empty['line'].iloc[0]}: empty id")
+    """Every row needs an id that the prepared-JSONL reader accepts too (:func:`is_id`: not
+    "" or "nan"), a plain name (it names images/<id>.jpg and styles/<id>.json: "../secret"
+    would read a file outside those folders), and ids are unique."""
+    missing = frame[~frame["id"].map(is_id)]
+    if len(missing):
+        row = missing.iloc[0]
+        if not row["id"]:
+            raise DataError(f"{path}, line {row['line']}: empty id")
+        raise DataError(
+            f"{path}, line {row['line']}: id {row['id']!r} is a missing value, not an id "
+            "(pandas writes a missing id as 'nan')"
+        )
     unsafe = frame[~frame["id"].map(is_plain_name)]
     if len(unsafe):
         row = unsafe.iloc[0]

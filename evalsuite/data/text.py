@@ -54,6 +54,12 @@ def is_missing(value: object) -> bool:
     return isinstance(value, str) and value.strip().lower() in ("", "nan")
 
 
+def is_id(text: str) -> bool:
+    """True when ``text`` can be an item id: not missing (:func:`is_missing`). styles.csv and
+    the prepared JSONL share this rule, so `prepare` writes only ids that are read back."""
+    return not is_missing(text)
+
+
 def field_text(value: object) -> str:
     """A label value as stripped text; a missing one (:func:`is_missing`) is "", the value
     every task already counts as unlabelled."""
@@ -74,11 +80,11 @@ def text_field(path: Path, line: int, item_id: str, key: str, value: Any) -> str
 def id_text(path: Path, line: int, value: Any) -> str:
     """An item id read from JSON: a non-empty string, or an integer as its digits. Anything
     else is refused naming the line: NaN became the item "nan", a float 12.0 (pandas writes
-    ids so when some are missing) the id "12.0" of no image, and "" or "nan" (:func:`is_missing`)
+    ids so when some are missing) the id "12.0" of no image, and "" or "nan" (:func:`is_id`)
     is what a missing id was turned into upstream."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, str) and not is_missing(value):
+    if isinstance(value, str) and is_id(value):
         return value
     raise DataError(
         f"{path}, line {line}: id must be a non-empty string or an integer, got {json.dumps(value)}"

@@ -320,3 +320,24 @@ def test_prepare_refuses_an_id_that_leaves_the_images_folder(
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"error: {styles}, line 7: id '../secret' is not a plain name"), error
     assert not out.exists()
+
+
+@pytest.mark.parametrize("marker", ["nan", "NaN"])
+def test_prepare_refuses_a_styles_id_that_is_a_missing_value_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], marker: str
+) -> None:
+    """One id rule for styles.csv and the prepared JSONL: an id "nan" (a missing id, as pandas
+    writes it) was accepted by prepare, then refused by score and finetune reading the
+    prepared folder, far from the styles.csv line that holds it."""
+    rows = styles_rows(40)
+    rows[3] = rows[3].replace("104,", f"{marker},", 1)  # line 5
+    images, styles = write_catalogue(tmp_path / "kaggle", rows)
+    Image.new("RGB", (6, 8)).save(images / f"{marker}.jpg")  # an image for it exists
+    out = tmp_path / "footwear"
+    assert prepare_cli(images, styles, out) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"error: {styles}, line 5: id {marker!r} is a missing value, not an id (pandas writes "
+        "a missing id as 'nan')"
+    )
+    assert not out.exists()
