@@ -96,8 +96,10 @@ def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
     Catalogue fields holding "nan" (any case: a NaN written as text) are empty, as an empty
     cell is: left out of captions and classes, filled from the per-item JSON where there is one.
+    A record over several lines is refused: Kaggle's file has no value with a line break, so
+    it is a quote opened in one name and closed by a later one, rows swallowed in between.
     """
-    records = csv_records(path, "styles CSV")
+    records = csv_records(path, "styles CSV", one_line=True)
     _, first = next(records, (1, []))
     header = [name.strip() for name in first]
     if header[: len(STYLES_COLUMNS)] != list(STYLES_COLUMNS):

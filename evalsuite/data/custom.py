@@ -71,6 +71,8 @@ def find_csv(path: Path) -> Path:
 
 def load_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) of each CSV row as stripped strings; empty cells stay ""."""
+    # Records over several lines are allowed here, unlike in styles.csv: a user's caption may
+    # hold line breaks (a spreadsheet cell with Alt+Enter is saved as a quoted multi-line value).
     header, rows = read_csv_rows(csv_path, "CSV")
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:

@@ -97,17 +97,24 @@ def is_plain_name(item_id: str) -> bool:
     return not any(c in item_id for c in "/\\\0") and item_id not in (".", "..")
 
 
-def csv_records(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
+def csv_records(path: Path, what: str, one_line: bool = False) -> Iterator[tuple[int, list[str]]]:
     """(line where the record starts, fields) of each CSV record, blank lines included (as []).
 
     ``strict``: an unclosed quote is an error, not a field that swallows the rest of the file.
     The error names the line where the failing record starts, which is where a quote that is
-    never closed was opened; the parser itself only knows where it gave up.
+    never closed was opened; the parser itself only knows where it gave up. ``one_line``: a
+    record over several lines is an error too, for files whose values never hold a line
+    break: there, it is a quote left open until a later quote (an inch mark) closed it.
     """
     reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""), strict=True)
     start = 1
     try:
         for record in reader:
+            if one_line and reader.line_num > start:
+                raise DataError(
+                    f"{path}, line {start}: cannot parse {what}: a quoted value runs from line "
+                    f"{start} to line {reader.line_num}: a quote is probably not closed"
+                )
             yield start, record
             start = reader.line_num + 1
     except csv.Error as exc:

@@ -341,3 +341,49 @@ def test_prepare_refuses_a_styles_id_that_is_a_missing_value_naming_the_line(
         "a missing id as 'nan')"
     )
     assert not out.exists()
+
+
+# --- C. a quote closed by a later one in styles.csv -----------------------------------------
+
+
+def with_quote_closed_by_an_inch_mark() -> list[str]:
+    """79 rows; line 4's productDisplayName opens a quote that the inch mark ending line 21
+    (`4"`) closes: a well-formed CSV record of 10 fields whose name holds lines 4 to 21."""
+    rows = styles_rows(79)
+    rows[2] = rows[2].replace("Roadster Women", '"Roadster Women')  # line 4
+    rows[19] += ' 4"'  # line 21
+    return rows
+
+
+def test_quote_closed_by_a_later_inch_mark_in_styles_names_both_lines(tmp_path: Path) -> None:
+    """Kaggle's styles.csv holds no value over several lines (none in the 8,231-row subset, no
+    quote at all), so a record that spans lines is a quote not closed where it should be:
+    refused, naming where it starts (the line to fix) and where it ends. It had been read as
+    62 items, one of them named with 18 lines of CSV, and prepare exited 0."""
+    _, styles = write_catalogue(tmp_path, with_quote_closed_by_an_inch_mark())
+    with pytest.raises(DataError) as caught:
+        read_styles(styles)
+    assert str(caught.value) == (
+        f"{styles}, line 4: cannot parse styles CSV: a quoted value runs from line 4 to "
+        "line 21: a quote is probably not closed"
+    )
+
+
+def test_prepare_with_a_quote_closed_lines_later_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images, styles = write_catalogue(tmp_path / "kaggle", with_quote_closed_by_an_inch_mark())
+    out = tmp_path / "footwear"
+    assert prepare_cli(images, styles, out) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: {styles}, line 4: cannot parse styles CSV: a quoted "), error
+    assert "from line 4 to line 21" in error and not out.exists()
+
+
+def test_labelled_csv_may_hold_a_caption_over_several_lines(tmp_path: Path) -> None:
+    """Unlike styles.csv, a user's labelled CSV may quote a caption with line breaks (a
+    spreadsheet cell with Alt+Enter is saved so): it stays one caption, lines and all."""
+    path = tmp_path / "labels.csv"
+    path.write_text('path,label,caption\n1.jpg,Heels,"A red heel.\nLeather sole."\n2.jpg,Flats,x\n')
+    items = read_labelled_csv(path)
+    assert [item.caption for item in items] == ["A red heel.\nLeather sole.", "x"]
