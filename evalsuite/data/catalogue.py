@@ -42,6 +42,7 @@ from evalsuite.data.text import (
     csv_records,
     field_text,
     id_text,
+    is_id,
     is_plain_name,
     read_csv_rows,
     read_utf8,
@@ -93,10 +94,12 @@ def parse_styles_row(row: list[str], header: list[str], path: Path, line: int) -
 def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """styles.csv as stripped strings plus a ``line`` column, and the repaired rows.
 
-    Catalogue fields holding a missing-value marker ("nan", "NULL"...) are empty, as an empty
+    Catalogue fields holding "nan" (any case: a NaN written as text) are empty, as an empty
     cell is: left out of captions and classes, filled from the per-item JSON where there is one.
+    A record over several lines is refused: Kaggle's file has no value with a line break, so
+    it is a quote opened in one name and closed by a later one, rows swallowed in between.
     """
-    records = csv_records(path, "styles CSV")
+    records = csv_records(path, "styles CSV", one_line=True)
     _, first = next(records, (1, []))
     header = [name.strip() for name in first]
     if header[: len(STYLES_COLUMNS)] != list(STYLES_COLUMNS):
@@ -115,11 +118,18 @@ def read_styles(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
 
 def check_ids(frame: pd.DataFrame, path: Path) -> None:
-    """Every row needs an id, a plain name (it names images/<id>.jpg and styles/<id>.json:
-    "../secret" would read a file outside those folders), and ids are unique."""
-    empty = frame[frame["id"] == ""]
-    if len(empty):
-        raise DataError(f"{path}, line {empty['line'].iloc[0]}: empty id")
+    """Every row needs an id that the prepared-JSONL reader accepts too (:func:`is_id`: not
+    "" or "nan"), a plain name (it names images/<id>.jpg and styles/<id>.json: "../secret"
+    would read a file outside those folders), and ids are unique."""
+    missing = frame[~frame["id"].map(is_id)]
+    if len(missing):
+        row = missing.iloc[0]
+        if not row["id"]:
+            raise DataError(f"{path}, line {row['line']}: empty id")
+        raise DataError(
+            f"{path}, line {row['line']}: id {row['id']!r} is a missing value, not an id "
+            "(pandas writes a missing id as 'nan')"
+        )
     unsafe = frame[~frame["id"].map(is_plain_name)]
     if len(unsafe):
         row = unsafe.iloc[0]
@@ -505,7 +515,7 @@ def split_files(path: Path, split: str | None) -> list[Path]:
 
 def record_to_item(path: Path, line: int, record: Record) -> Item:
     """A prepared record as an Item: string fields (a missing value, null, NaN or "nan", is
-    ""), caption = description."""
+    ""; "None" or "NA" are values), caption = description."""
     if "id" not in record or not record.get("image"):
         raise DataError(f"{path}, line {line}: record needs 'id' and 'image'")
     item_id = id_text(path, line, record["id"])

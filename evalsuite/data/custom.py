@@ -71,6 +71,8 @@ def find_csv(path: Path) -> Path:
 
 def load_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) of each CSV row as stripped strings; empty cells stay ""."""
+    # Records over several lines are allowed here, unlike in styles.csv: a user's caption may
+    # hold line breaks (a spreadsheet cell with Alt+Enter is saved as a quoted multi-line value).
     header, rows = read_csv_rows(csv_path, "CSV")
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
@@ -84,8 +86,9 @@ def load_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
 def row_to_item(csv_path: Path, row_number: int, row: dict[str, str]) -> Item:
     """One CSV row as an Item; ``row_number`` is its line in the file (the header is 1).
 
-    Missing-value markers ("nan", "NULL"... see :data:`NA_STRINGS`) are missing, like an
-    empty cell: an error in a required column, "" in the other fields, no caption.
+    "nan" in any case (a NaN written as text, see :func:`is_missing`) is missing, like an
+    empty cell: an error in a required column, "" in the other fields, no caption. "None",
+    "NA" and the like are values: a class may be named so.
     """
     where = f"{csv_path}, row {row_number}"
     for column in REQUIRED_COLUMNS:

@@ -40,21 +40,24 @@ def read_utf8(path: Path, what: str) -> str:
         ) from None
 
 
-# pandas' default missing-value strings (``read_csv``'s ``na_values``; case-sensitive, like
-# pandas): a cell pandas would read as missing is missing here too, not a class named "nan".
-NA_STRINGS = frozenset(
-    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
-)  # fmt: skip
-
-
 def is_missing(value: object) -> bool:
-    """None, a float NaN, "" or one of :data:`NA_STRINGS` (surrounding spaces ignored)."""
+    """None (JSON null), a float NaN, "" or the text "nan" in any letter case (what str()
+    of a NaN float writes, as pandas' astype(str) does); surrounding spaces ignored.
+
+    Only these. pandas' other NA strings ("None", "NA", "NULL", "N/A"...) are real values in
+    catalogues, e.g. the lace colour "None" of laceless shoes or "NA" for not applicable.
+    """
     if value is None:
         return True
     if isinstance(value, float):
         return math.isnan(value)
-    return isinstance(value, str) and (value.strip() == "" or value.strip() in NA_STRINGS)
+    return isinstance(value, str) and value.strip().lower() in ("", "nan")
+
+
+def is_id(text: str) -> bool:
+    """True when ``text`` can be an item id: not missing (:func:`is_missing`). styles.csv and
+    the prepared JSONL share this rule, so `prepare` writes only ids that are read back."""
+    return not is_missing(text)
 
 
 def field_text(value: object) -> str:
@@ -64,7 +67,7 @@ def field_text(value: object) -> str:
 
 
 def text_field(path: Path, line: int, item_id: str, key: str, value: Any) -> str | None:
-    """A caption read from JSON: the text, or None when missing (null, "", "nan"...). Any
+    """A caption read from JSON: the text, or None when missing (null, "", "nan"). Any
     other value (a number, NaN, a list) is refused here, naming the item: the tokenizer would
     fail on it much later with a TypeError that names nothing."""
     if value is None or isinstance(value, str):
@@ -77,11 +80,11 @@ def text_field(path: Path, line: int, item_id: str, key: str, value: Any) -> str
 def id_text(path: Path, line: int, value: Any) -> str:
     """An item id read from JSON: a non-empty string, or an integer as its digits. Anything
     else is refused naming the line: NaN became the item "nan", a float 12.0 (pandas writes
-    ids so when some are missing) the id "12.0" of no image, and a missing-value marker
-    ("nan", "NULL") is what a missing id was turned into upstream."""
+    ids so when some are missing) the id "12.0" of no image, and "" or "nan" (:func:`is_id`)
+    is what a missing id was turned into upstream."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, str) and not is_missing(value):
+    if isinstance(value, str) and is_id(value):
         return value
     raise DataError(
         f"{path}, line {line}: id must be a non-empty string or an integer, got {json.dumps(value)}"
@@ -94,17 +97,24 @@ def is_plain_name(item_id: str) -> bool:
     return not any(c in item_id for c in "/\\\0") and item_id not in (".", "..")
 
 
-def csv_records(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
+def csv_records(path: Path, what: str, one_line: bool = False) -> Iterator[tuple[int, list[str]]]:
     """(line where the record starts, fields) of each CSV record, blank lines included (as []).
 
     ``strict``: an unclosed quote is an error, not a field that swallows the rest of the file.
     The error names the line where the failing record starts, which is where a quote that is
-    never closed was opened; the parser itself only knows where it gave up.
+    never closed was opened; the parser itself only knows where it gave up. ``one_line``: a
+    record over several lines is an error too, for files whose values never hold a line
+    break: there, it is a quote left open until a later quote (an inch mark) closed it.
     """
     reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""), strict=True)
     start = 1
     try:
         for record in reader:
+            if one_line and reader.line_num > start:
+                raise DataError(
+                    f"{path}, line {start}: cannot parse {what}: a quoted value runs from line "
+                    f"{start} to line {reader.line_num}: a quote is probably not closed"
+                )
             yield start, record
             start = reader.line_num + 1
     except csv.Error as exc:

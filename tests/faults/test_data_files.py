@@ -123,25 +123,38 @@ def test_unclosed_quote_in_a_labelled_csv_names_the_row_where_it_opened(tmp_path
 
 # --- 6. missing-value markers in label fields -----------------------------------------------
 
-# pandas' default missing-value strings, a sample: what a DataFrame written with
-# astype(str) or by a spreadsheet export puts where a value is missing.
-MARKERS = ("nan", "NaN", "null", "NULL", "None", "N/A", "NA", "<NA>")
+# What a missing value becomes in text: str() of a float NaN ("nan", as pandas' astype(str)
+# and numpy write it), in any letter case, with stray spaces.
+MARKERS = ("nan", "NaN", "NAN", "Nan", " nan ")
+# Real values of catalogues, not missing ones: lace colour "None" of a laceless shoe, "NA"
+# (not applicable), and the other strings pandas' read_csv would read as missing by default.
+REAL_WORDS = ("None", "NA", "N/A", "NULL", "null", "n/a", "<NA>", "none")
 
 
 def test_missing_value_markers_in_a_labelled_csv_are_missing_not_classes(
     tmp_path: Path,
 ) -> None:
-    """pandas reads these strings as missing by default (read_csv's na_values), and no real
-    label of a fashion catalogue is spelt so (none occurs in the 8,231-row Kaggle subset), so
-    a careful user expects them to mean "no value", like an empty cell, not a class "nan"
-    with support 20 and F1 0 that drags macro F1 down. Case matters, as in pandas: "none" or
-    "Nan" stay values."""
+    """The text "nan" (any case) is what a NaN float becomes, so it means "no value", like an
+    empty cell, not a class "nan" with support 20 and F1 0 that drags macro F1 down."""
     rows = [f"{k}.jpg,Heels,{marker}" for k, marker in enumerate(MARKERS)]
-    rows += ["8.jpg,Heels,", "9.jpg,Heels,Red", "10.jpg,Heels,none"]
+    rows += ["8.jpg,Heels,", "9.jpg,Heels,Red", "10.jpg,Heels,nano"]
     path = tmp_path / "labels.csv"
     path.write_text("path,label,colour\n" + "\n".join(rows) + "\n")
     colours = [item.fields["colour"] for item in read_labelled_csv(path)]
-    assert colours == [""] * len(MARKERS) + ["", "Red", "none"]
+    assert colours == [""] * len(MARKERS) + ["", "Red", "nano"]
+
+
+def test_real_words_like_none_and_na_stay_labels_not_missing_values(tmp_path: Path) -> None:
+    """Only NaN, null, "" and "nan" are missing. "None", "NA", "NULL"... are real values in
+    catalogues (the lace colour "None" of laceless shoes, "NA" for not applicable): reading
+    them as missing, as pandas' read_csv does by default, refused a class named "None" as a
+    missing label and silently emptied colour=NA."""
+    rows = [f"{k}.jpg,{word},{word}" for k, word in enumerate(REAL_WORDS)]
+    path = tmp_path / "labels.csv"
+    path.write_text("path,label,colour\n" + "\n".join(rows) + "\n")
+    items = read_labelled_csv(path)
+    assert [item.fields["label"] for item in items] == list(REAL_WORDS)
+    assert [item.fields["colour"] for item in items] == list(REAL_WORDS)
 
 
 def test_missing_value_marker_as_the_required_label_is_refused_like_an_empty_one(
@@ -155,14 +168,30 @@ def test_missing_value_marker_as_the_required_label_is_refused_like_an_empty_one
 
 
 def test_missing_value_markers_in_styles_are_missing_not_classes(tmp_path: Path) -> None:
-    """styles.csv: an empty catalogue field is left out of captions and classes; "nan" too."""
+    """styles.csv: an empty catalogue field is left out of captions and classes; "nan" and
+    "NaN" too. "None" and "NA" are kept: real values, as in a labelled CSV."""
     rows = styles_rows(6)
     rows[0] = rows[0].replace(",Black,", ",nan,")
-    rows[1] = rows[1].replace(",Black,", ",NULL,").replace(",Casual,Roadster", ",None,Roadster")
+    rows[1] = rows[1].replace(",Black,", ",NaN,").replace(",Casual,Roadster", ",None,Roadster")
+    rows[2] = rows[2].replace(",Black,", ",NA,")
     write_catalogue(tmp_path, rows)
     items = {item.id: item for item in read_styles_catalogue(tmp_path)}
-    assert items["101"].fields["baseColour"] == "" and items["102"].fields["usage"] == ""
-    assert "nan" not in items["101"].caption.lower() and "none" not in items["102"].caption.lower()
+    assert items["101"].fields["baseColour"] == "" and items["102"].fields["baseColour"] == ""
+    assert "nan" not in items["101"].caption.lower() and "nan" not in items["102"].caption
+    assert (items["102"].fields["usage"], items["103"].fields["baseColour"]) == ("None", "NA")
+
+
+def test_real_words_in_a_prepared_catalogue_stay_labels(tmp_path: Path) -> None:
+    """A prepared record's lace colour "None" (laceless shoes) is a class, not a missing one."""
+    folder = write_synthetic_catalogue(tmp_path / "catalogue", train=4, val=0, test=0)
+    train = folder / "train.jsonl"
+    records = [json.loads(line) for line in train.read_text().splitlines()]
+    records[0]["lace_colour"], records[1]["baseColour"] = "None", "NA"
+    records[2]["lace_colour"] = "nan"
+    train.write_text("".join(json.dumps(r) + "\n" for r in records))
+    items = read_catalogue(folder, "train")
+    assert items[0].fields["lace_colour"] == "None" and items[1].fields["baseColour"] == "NA"
+    assert "lace_colour" not in items[2].fields
 
 
 def test_nan_in_a_prepared_catalogue_label_is_missing_in_scoring_and_training(
@@ -291,3 +320,70 @@ def test_prepare_refuses_an_id_that_leaves_the_images_folder(
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"error: {styles}, line 7: id '../secret' is not a plain name"), error
     assert not out.exists()
+
+
+@pytest.mark.parametrize("marker", ["nan", "NaN"])
+def test_prepare_refuses_a_styles_id_that_is_a_missing_value_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], marker: str
+) -> None:
+    """One id rule for styles.csv and the prepared JSONL: an id "nan" (a missing id, as pandas
+    writes it) was accepted by prepare, then refused by score and finetune reading the
+    prepared folder, far from the styles.csv line that holds it."""
+    rows = styles_rows(40)
+    rows[3] = rows[3].replace("104,", f"{marker},", 1)  # line 5
+    images, styles = write_catalogue(tmp_path / "kaggle", rows)
+    Image.new("RGB", (6, 8)).save(images / f"{marker}.jpg")  # an image for it exists
+    out = tmp_path / "footwear"
+    assert prepare_cli(images, styles, out) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"error: {styles}, line 5: id {marker!r} is a missing value, not an id (pandas writes "
+        "a missing id as 'nan')"
+    )
+    assert not out.exists()
+
+
+# --- C. a quote closed by a later one in styles.csv -----------------------------------------
+
+
+def with_quote_closed_by_an_inch_mark() -> list[str]:
+    """79 rows; line 4's productDisplayName opens a quote that the inch mark ending line 21
+    (`4"`) closes: a well-formed CSV record of 10 fields whose name holds lines 4 to 21."""
+    rows = styles_rows(79)
+    rows[2] = rows[2].replace("Roadster Women", '"Roadster Women')  # line 4
+    rows[19] += ' 4"'  # line 21
+    return rows
+
+
+def test_quote_closed_by_a_later_inch_mark_in_styles_names_both_lines(tmp_path: Path) -> None:
+    """Kaggle's styles.csv holds no value over several lines (none in the 8,231-row subset, no
+    quote at all), so a record that spans lines is a quote not closed where it should be:
+    refused, naming where it starts (the line to fix) and where it ends. It had been read as
+    62 items, one of them named with 18 lines of CSV, and prepare exited 0."""
+    _, styles = write_catalogue(tmp_path, with_quote_closed_by_an_inch_mark())
+    with pytest.raises(DataError) as caught:
+        read_styles(styles)
+    assert str(caught.value) == (
+        f"{styles}, line 4: cannot parse styles CSV: a quoted value runs from line 4 to "
+        "line 21: a quote is probably not closed"
+    )
+
+
+def test_prepare_with_a_quote_closed_lines_later_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images, styles = write_catalogue(tmp_path / "kaggle", with_quote_closed_by_an_inch_mark())
+    out = tmp_path / "footwear"
+    assert prepare_cli(images, styles, out) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: {styles}, line 4: cannot parse styles CSV: a quoted "), error
+    assert "from line 4 to line 21" in error and not out.exists()
+
+
+def test_labelled_csv_may_hold_a_caption_over_several_lines(tmp_path: Path) -> None:
+    """Unlike styles.csv, a user's labelled CSV may quote a caption with line breaks (a
+    spreadsheet cell with Alt+Enter is saved so): it stays one caption, lines and all."""
+    path = tmp_path / "labels.csv"
+    path.write_text('path,label,caption\n1.jpg,Heels,"A red heel.\nLeather sole."\n2.jpg,Flats,x\n')
+    items = read_labelled_csv(path)
+    assert [item.caption for item in items] == ["A red heel.\nLeather sole.", "x"]
