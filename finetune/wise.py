@@ -163,12 +163,15 @@ def wise_targets(out_dir: Path, alphas: Sequence[float], sweep: bool) -> list[Pa
 
 
 def _alphas(text: str) -> list[float]:
+    """Comma-separated weights, each checked as ``--alpha`` is; no weight twice."""
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers like 0,0.5,1; got {text!r}") from None
-    if not values or any(not 0.0 <= v <= 1.0 for v in values):
-        raise argparse.ArgumentTypeError(f"alphas must lie in [0, 1]; got {text!r}")
+        values = [_alpha(part) for part in text.split(",") if part.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be numbers in [0, 1] like 0,0.5,1, got {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"must be numbers in [0, 1] like 0,0.5,1, got {text!r}")
     if len({alpha_label(v) for v in values}) != len(values):
         raise argparse.ArgumentTypeError(f"repeated alpha in {text!r}")
     return values
