@@ -82,15 +82,18 @@ def metric(
 
 
 def warn_cutoff(where: str, task: Any, field: str, change: str, why: str) -> None:
-    """The one warning of a cutoff the data cannot honour (benchmarks/README.md, "Cutoffs are
-    checked against the data"): the YAML, the task and field, the value asked for (written
-    or the default), ``change`` ("clipped to 8": the value used) and why. The caller records
-    the value used in the run's extra; nothing is raised, so one cutoff never costs the
-    benchmark's other metrics."""
-    default = "" if field in task.model_fields_set else " (the default)"
-    log.warning(
+    """The one message of a cutoff the data cannot honour (benchmarks/README.md, "Cutoffs are
+    checked against the data"): the YAML, the task and field, the value asked for, ``change``
+    ("clipped to 8": the value used) and why. A value written in the YAML is a warning; a
+    default fitted to the data is logged at INFO only (nobody chose it, and a small benchmark
+    would warn on every run). The caller records the value used in the run's extra; nothing
+    is raised, so one cutoff never costs the benchmark's other metrics."""
+    written = field in task.model_fields_set
+    log.log(
+        logging.WARNING if written else logging.INFO,
         "%s: task %r: %s %s%s %s: %s",
-        where, task.name, field, getattr(task, field), default, change, why,
+        where, task.name, field, getattr(task, field), "" if written else " (the default)",
+        change, why,
     )  # fmt: skip
 
 

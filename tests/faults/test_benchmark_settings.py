@@ -191,8 +191,9 @@ def reference_pretest(vectors: np.ndarray, y: np.ndarray, n_classes: int, k: int
 # values used, so nothing is changed behind the user's back.
 
 
-def cutoff_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+def cutoff_warnings(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
+    """The cutoff messages at ``level``: WARNING for a written value, INFO for a default."""
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
 
 
 def test_pretest_k_above_the_number_of_classes_is_clipped_with_one_warning(
@@ -217,25 +218,27 @@ def test_pretest_k_above_the_number_of_classes_is_clipped_with_one_warning(
     assert pretest.value == reference_pretest(vectors, y, 8, 8)
 
 
-def test_default_pretest_k_is_lowered_to_the_number_of_classes_with_one_warning(
+def test_default_pretest_k_is_lowered_to_the_number_of_classes_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The default K (5) over 3 classes gave every item at least 3 of 5 points. It follows the
-    same rule as a written K (clipped to the classes, one warning saying it was the default;
-    the default k_values' acc@5 is left out alike). With enough classes nothing changes and
+    same rule as a written K (clipped to the classes; the default k_values' acc@5 is left out
+    alike), logged at INFO, not warned: nobody chose the default, and a small benchmark would
+    warn on every run; extra records the K used. With enough classes nothing changes and
     nothing is said."""
     for n_classes, k_used in ((3, 3), (8, 5)):
         labels, vectors, y, texts = zeroshot_arrays(n_classes)
         folder = tmp_path / str(n_classes)
         caplog.clear()
-        with caplog.at_level(logging.WARNING):
+        with caplog.at_level(logging.INFO, logger="evalsuite.tasks"):
             out = run_task(write_spec(folder, ZEROSHOT % ""), labels, vectors, texts)
+        assert cutoff_warnings(caplog) == []
         pretest = next(m for m in out.metrics if m.name == "pretest")
         assert out.extra["pretest_k"] == k_used
         assert pretest.maximum == k_used * 40
         assert pretest.value == reference_pretest(vectors, y, n_classes, k_used)
         if n_classes == 3:
-            assert cutoff_warnings(caplog) == [
+            assert cutoff_warnings(caplog, logging.INFO) == [
                 f"{folder / 'bench.yaml'}: task 'kind': pretest_k 5 (the default) clipped to 3: "
                 "only 3 classes are scored (a larger K gives every item points whatever the "
                 "model ranks)",
@@ -243,7 +246,7 @@ def test_default_pretest_k_is_lowered_to_the_number_of_classes_with_one_warning(
                 "to [1] (acc@5 left out): only 3 classes are scored, and acc@k for k >= 3 is 1 "
                 "whatever the model ranks",
             ]
-    assert cutoff_warnings(caplog) == []  # 8 classes
+    assert cutoff_warnings(caplog, logging.INFO) == []  # 8 classes
 
 
 def test_zeroshot_k_values_the_classes_cannot_honour_are_left_out_with_one_warning(
@@ -270,14 +273,15 @@ def test_zeroshot_k_values_the_classes_cannot_honour_are_left_out_with_one_warni
     assert got["acc@1"] == pytest.approx((ranks == 1).mean())
     assert not [name for name in got if name in ("acc@3", "acc@5")]
 
-    # k equal to the class count is as trivial; the default's acc@5 goes the same way
+    # k equal to the class count is as trivial; the default's acc@5 goes the same way (INFO)
     for folder, setting, written in (("b", ", k_values: [1, 3]", "[1, 3]"), ("c", "", "[1, 5]")):
         caplog.clear()
         spec = write_spec(tmp_path / folder, ZEROSHOT % (setting + ", pretest_k: 3"))
-        with caplog.at_level(logging.WARNING):
+        with caplog.at_level(logging.INFO, logger="evalsuite.tasks"):
             out = run_task(spec, labels, vectors, texts)
         default = " (the default)" if not setting else ""
-        assert cutoff_warnings(caplog) == [
+        level = logging.WARNING if setting else logging.INFO  # a default is only logged
+        assert cutoff_warnings(caplog, level) == [
             f"{tmp_path / folder / 'bench.yaml'}: task 'kind': k_values {written}{default} "
             f"reduced to [1] (acc@{written[-2]} left out): only 3 classes are scored, and "
             "acc@k for k >= 3 is 1 whatever the model ranks"
@@ -336,29 +340,30 @@ def test_knn_k_above_the_training_items_is_clipped_with_one_warning(
     assert values(eleven) == values(out)
 
 
-def test_default_knn_k_is_lowered_to_the_training_items_with_one_warning(
+def test_default_knn_k_is_lowered_to_the_training_items_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The default k (10) over 6 items votes with the 5 others, under the same rule and
-    warning as a written k (saying it was the default); the run records the k applied (5),
-    not 10. With enough items it is unchanged and nothing is said."""
+    """The default k (10) over 6 items votes with the 5 others, under the same rule as a
+    written k, logged at INFO (saying it was the default), not warned; the run records the k
+    applied (5), not 10. With enough items it is unchanged and nothing is said."""
     for n_items, k_used in ((6, 5), (30, 10)):
         labels = [f"c{n % 3}" for n in range(n_items)]
         vectors = _unit(np.random.default_rng(0).normal(size=(n_items, 8)))
         caplog.clear()
-        with caplog.at_level(logging.WARNING):
+        with caplog.at_level(logging.INFO, logger="evalsuite.tasks"):
             out = run_task(write_spec(tmp_path / str(n_items), KNN % ""), labels, vectors, {})
+        assert cutoff_warnings(caplog) == []
         assert out.extra["k"] == k_used
         assert values(out)["acc@1"] == pytest.approx(
             reference_knn_accuracy(labels, vectors, k_used)
         )
         if n_items == 6:
-            assert cutoff_warnings(caplog) == [
+            assert cutoff_warnings(caplog, logging.INFO) == [
                 f"{tmp_path / '6' / 'bench.yaml'}: task 'near': k 10 (the default) clipped to "
                 "5: only 5 training items vote for each query (6 items, leave_one_out: never "
                 "the query itself)"
             ]
-    assert cutoff_warnings(caplog) == []  # 30 items
+    assert cutoff_warnings(caplog, logging.INFO) == []  # 30 items
 
 
 PROBE_ERRORS = [

@@ -96,7 +96,7 @@ def _cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.WARNING and "cache" in r.getMessage()
+        if r.levelno == logging.WARNING and r.name == "evalsuite.embedding_cache"
     ]
 
 
