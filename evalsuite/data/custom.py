@@ -80,7 +80,18 @@ def load_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
             f"{csv_path}: missing column(s) {missing}; found {header} "
             "(expected a header with path,label[,caption])"
         )
-    return [(line, dict(zip(header, fields, strict=True))) for line, fields in rows]
+    records = [(line, dict(zip(header, fields, strict=True))) for line, fields in rows]
+    for line, row in records:
+        # only a caption may span lines: a line break anywhere else is a quote opened there
+        # and closed by a later one, which merged the rows between into one value
+        broken = [column for column, value in row.items() if column != "caption" and "\n" in value]
+        if broken:
+            spans = row[broken[0]].count("\n") + 1
+            raise DataError(
+                f"{csv_path}, row {line}, column {broken[0]!r}: a quoted value runs over {spans} "
+                "lines: a quote is probably not closed (only a caption may hold line breaks)"
+            )
+    return records
 
 
 def row_to_item(csv_path: Path, row_number: int, row: dict[str, str]) -> Item:

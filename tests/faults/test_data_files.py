@@ -387,3 +387,19 @@ def test_labelled_csv_may_hold_a_caption_over_several_lines(tmp_path: Path) -> N
     path.write_text('path,label,caption\n1.jpg,Heels,"A red heel.\nLeather sole."\n2.jpg,Flats,x\n')
     items = read_labelled_csv(path)
     assert [item.caption for item in items] == ["A red heel.\nLeather sole.", "x"]
+
+
+def test_labelled_csv_quote_in_a_label_closed_rows_later_names_the_row(tmp_path: Path) -> None:
+    """A quote opened in a label and closed by a later quote (an inch mark in another row's
+    caption) merged the rows between into one label, silently. Only a caption may span lines,
+    so a line break in any other column is refused, naming the row where it starts."""
+    rows = [f"{n}.jpg,Heels,plain\n" for n in range(3, 9)]
+    path = tmp_path / "labels.csv"
+    path.write_text("path,label,caption\n1.jpg,Flats,x\n2.jpg,\"Heels,y\n" + "".join(rows)
+                    + '9.jpg,Flats,heel of 4"\n10.jpg,Flats,z\n')  # fmt: skip
+    with pytest.raises(DataError) as err:
+        read_labelled_csv(path)
+    assert str(err.value).startswith(
+        f"{path}, row 3, column 'label': a quoted value runs over 8 lines: a quote is probably "
+        "not closed"
+    ), err.value
