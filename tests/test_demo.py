@@ -65,3 +65,27 @@ def test_demo_compare_goes_on_after_a_regression(
     assert out.count("worse on shoes kind") == 1  # the summary line printed once
     assert "FAIL: 4 significant regressions" in out
     assert "the gate would fail CI" in out
+
+
+def test_demo_trains_again_over_its_previous_run(tmp_path: Path) -> None:
+    """A second `make demo` reuses its work folder: its fine-tunes must replace the first
+    demo's runs (finetune refuses an output folder holding another run unless told), not
+    stop with "already holds another run"."""
+    import yaml
+
+    from evalsuite.demo.__main__ import finetune
+    from evalsuite.models.tiny import build_tiny_hf
+    from finetune.data import write_synthetic_catalogue
+
+    model = build_tiny_hf(tmp_path / "model", seed=0, name="tiny-train")
+    data = write_synthetic_catalogue(tmp_path / "catalogue", train=8, val=4, test=0)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"spec": str(model)}, "data": {"path": str(data)},
+        "train": {"epochs": 1, "batch_size": 4},
+    }))  # fmt: skip
+    out = tmp_path / "runs" / "base"
+    first = finetune(config, [], out)
+    steps = (out / "steps.jsonl").read_text()
+    assert finetune(config, [], out) == first
+    assert (out / "steps.jsonl").read_text().count("\n") == steps.count("\n")  # replaced

@@ -143,6 +143,7 @@ def finetune(config: Path, overrides: list[str], out: Path) -> Path:
         str(config),
         "--output-dir",
         str(out),
+        "--overwrite",  # each demo trains afresh; a second `make demo` replaces the first's run
     ]
     for override in overrides:
         command += ["--set", override]
