@@ -21,7 +21,7 @@ from evalsuite.metrics.retrieval import (
 from evalsuite.queries import relevance_matrix, resolve_image_queries
 from evalsuite.results import MetricValue, QueryValue, RetrievedItem
 from evalsuite.spec import ImageToImageTask, TextToImageTask, spec_location
-from evalsuite.tasks import TaskContext, TaskOutput, metric
+from evalsuite.tasks import TaskContext, TaskOutput, metric, warn_cutoff
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,15 @@ def cutoffs(
             f"{where}: task {task.name!r}: nothing to rank: the gallery has {gallery_size} item(s)"
             + (" and an image query never retrieves itself" if image_queries else "")
         )
-    wanted = sorted({*task.ks, task.k})
-    clipped = tuple(sorted({min(k, rankable) for k in wanted}))
-    if clipped[-1] < wanted[-1]:
-        log.warning(
-            "%s: task %r: cutoffs %s clipped to %s: a query can rank only %d items",
-            where, task.name, wanted, list(clipped), rankable,
-        )  # fmt: skip
-    return clipped
+    why = f"a query can rank only {rankable} items" + (
+        " (an image query never retrieves itself)" if image_queries else ""
+    )
+    if task.k > rankable:  # k >= max(ks) (checked when the YAML loads): ks only if k too
+        warn_cutoff(where, task, "k", f"clipped to {rankable}", why)
+        if max(task.ks) > rankable:
+            ks = sorted({min(k, rankable) for k in task.ks})
+            warn_cutoff(where, task, "ks", f"clipped to {ks}", why)
+    return tuple(sorted({min(k, rankable) for k in (*task.ks, task.k)}))
 
 
 def _score(

@@ -124,7 +124,7 @@ def test_k_smaller_than_the_largest_ks_is_a_spec_error_naming_the_yaml_and_field
 
 
 def test_cutoffs_beyond_what_a_query_can_rank_are_clipped_and_the_maximum_is_reachable(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """k: 1000 over 40 items showed "40 / 4000" hits and P@1000: a maximum no model can reach.
     A benchmark YAML is written once and run on data of any size (a user's 40-item subset of
@@ -134,7 +134,14 @@ def test_cutoffs_beyond_what_a_query_can_rank_are_clipped_and_the_maximum_is_rea
     clipped value (P@40, 40 x Q), and the run records the cutoffs in its extra."""
     gallery, texts = retrieval_arrays()
     spec = write_spec(tmp_path / "t", retrieval_task(1000, "[1, 5, 1000]"), QUERIES)
-    out = run_task(spec, LABELS, gallery, texts)
+    with caplog.at_level(logging.WARNING):
+        out = run_task(spec, LABELS, gallery, texts)
+    why = "a query can rank only 40 items"
+    assert cutoff_warnings(caplog) == [
+        f"{tmp_path / 't' / 'bench.yaml'}: task 'search': k 1000 clipped to 40: {why}",
+        f"{tmp_path / 't' / 'bench.yaml'}: task 'search': ks [1, 5, 1000] clipped to [1, 5, 40]: "
+        f"{why}",
+    ]
     rel, n_rel = reference_ranking(gallery, texts)
     got = {m.name: m for m in out.metrics}
     assert not [name for name in got if "1000" in name]
