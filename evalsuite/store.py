@@ -287,7 +287,7 @@ def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) ->
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection, path: str | Path = "") -> None:
     """Create the tables of a new database, migrate a v1 one; refuse any other schema."""
-    found = check_schema(con, Path(path), _schema(), SCHEMA_VERSION)
+    found = check_schema(con, Path(path), _schema(), SCHEMA_VERSION).version
     for statement in _ddl():
         con.execute(statement)
     # v1 -> v2: CREATE TABLE IF NOT EXISTS above added query_values; models gains a column.
@@ -424,11 +424,6 @@ def write_run(
 # ---------------------------------------------------------------- reading
 
 
-def _has_tables(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> bool:
-    query = "SELECT count(*) FROM duckdb_tables() WHERE list_contains(?, table_name)"
-    return con.execute(query, [list(tables)]).fetchone()[0] == len(set(tables))
-
-
 def _read(
     db_path: str | Path, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None,
     tables: Sequence[str] = ("runs",),
@@ -438,9 +433,8 @@ def _read(
     frame = None
     with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
         try:  # a foreign or damaged schema is refused, never read as if it were ours
-            if check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION) and _has_tables(
-                con, tables
-            ):
+            schema = check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
+            if schema.version is not None and schema.tables >= set(tables):
                 frame = con.execute(sql, list(params)).fetchdf()
         except duckdb.Error as exc:
             raise explain(Path(db_path), exc, writing=False) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
@@ -27,6 +28,14 @@ _CAUSES = (
     ("read-only file system", "the file system is read-only"),
     ("permission denied", "permission denied"),
 )
+
+
+class Schema(NamedTuple):
+    """What :func:`check_schema` found: the version (None: a database without any table) and
+    the tables present, so a reader need not ask DuckDB again."""
+
+    version: int | None
+    tables: frozenset[str]
 
 
 class StoreError(EvalSuiteError):
@@ -104,8 +113,8 @@ def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
 
 def check_schema(
     con: duckdb.DuckDBPyConnection, path: Path, tables: dict[str, list[str]], newest: int
-) -> int | None:
-    """The schema version of an evalsuite database (None for one without any table, which
+) -> Schema:
+    """The schema of an evalsuite database (version None for one without any table, which
     writers initialise and readers see as empty); refuses any other database.
 
     ``tables``: the current schema, table -> column names. A missing or empty schema_version,
@@ -115,7 +124,7 @@ def check_schema(
     """
     found = _columns(con)
     if not found:
-        return None
+        return Schema(None, frozenset())
     if not set(found) & set(tables):
         raise StoreError(
             f"{path} is a DuckDB database but not an evalsuite results database (its tables: "
@@ -153,4 +162,4 @@ def check_schema(
             f"results database {path} (schema v{version}) lacks {', '.join(sorted(missing))}: "
             "it was edited or written by another program; it was left as it is"
         )
-    return int(version)
+    return Schema(int(version), frozenset(found))
