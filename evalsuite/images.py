@@ -8,6 +8,7 @@ larger than ``MAX_IMAGE_PIXELS`` are refused as decompression bombs instead of b
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from pathlib import Path
 
@@ -59,13 +60,16 @@ def check_size(image: Image.Image) -> None:
         )
 
 
-def open_rgb(path: str | Path, item_id: str | None = None) -> Image.Image:
-    """Decode ``path`` fully into an RGB image, or raise :class:`ImageError`."""
+def open_rgb(
+    path: str | Path, item_id: str | None = None, data: bytes | None = None
+) -> Image.Image:
+    """Decode ``path`` fully into an RGB image, or raise :class:`ImageError`. With ``data``
+    the image is those encoded bytes and ``path`` only names where they came from."""
     path = Path(path)
     where = f"item {item_id!r} ({path})" if item_id is not None else str(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ImageError(f"{where}: image file not found", item_id=item_id, path=str(path))
-    if path.stat().st_size == 0:
+    if (len(data) if data is not None else path.stat().st_size) == 0:
         raise ImageError(f"{where}: image file is empty", item_id=item_id, path=str(path))
     try:
         # Pillow only warns between 1x and 2x its limit, so the size is checked here rather than
@@ -73,7 +77,7 @@ def open_rgb(path: str | Path, item_id: str | None = None) -> Image.Image:
         # images decoded in threads another thread could restore them mid-decode.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path if data is None else io.BytesIO(data)) as image:
                 check_size(image)
                 image.load()
                 return to_rgb(image)
@@ -88,17 +92,22 @@ def open_rgb(path: str | Path, item_id: str | None = None) -> Image.Image:
 
 
 def load_item_image(item: Item) -> Image.Image:
-    """The RGB image of a dataset item, from its file or its in-memory pixels."""
+    """The RGB image of a dataset item, from its file, its encoded bytes or its pixels."""
     if item.path is not None:
         return open_rgb(item.path, item.id)
+    if item.data is not None:
+        return open_rgb(f"<{item.id}: {len(item.data)} bytes>", item.id, item.data)
     assert item.pixels is not None
     return to_rgb(Image.fromarray(np.ascontiguousarray(item.pixels)))
 
 
 def item_content_hash(item: Item) -> str:
-    """SHA-256 of the item's image bytes: the file's bytes, or the raw pixel array."""
+    """SHA-256 of the item's image bytes: the file's bytes, the encoded bytes, or the raw
+    pixel array."""
     digest = hashlib.sha256()
-    if item.path is not None:
+    if item.data is not None:
+        digest.update(item.data)
+    elif item.path is not None:
         try:
             with open(item.path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
