@@ -141,3 +141,30 @@ def test_pickles_cheaply_and_serves_dataloader_workers(written: ShardItems) -> N
         written, batch_size=64, num_workers=2, collate_fn=_ids, shuffle=False
     )
     assert [i for batch in loader for i in batch] == [item.id for item in written]
+
+
+def test_scores_a_benchmark_of_shards(
+    real_items: list[Item], tiny_hf_dir: Path, tmp_path: Path
+) -> None:
+    from evalsuite.runner import ScoreOptions, score_model
+
+    mixed = list(real_items[:60])
+    mixed[5] = Item(id="imageless", data=b"", fields=dict(mixed[5].fields))
+    write_shards(mixed, tmp_path / "shards", per_shard=16)
+    spec = {
+        "name": "shards",
+        "version": 1,
+        "dataset": {"reader": "webdataset", "path": str(tmp_path / "shards")},
+        "image_policy": "skip",
+        "tasks": [{"type": "zeroshot", "name": "type", "field": "articleType"}],
+    }
+    (tmp_path / "shards.yaml").write_text(json.dumps(spec))  # JSON is YAML
+    opts = ScoreOptions(
+        benchmarks=(str(tmp_path / "shards.yaml"),),
+        db_path=None,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+        n_bootstrap=20,
+    )
+    [run] = score_model(tiny_hf_dir, opts)
+    assert run.n_items == 60 and run.n_skipped_images == 1
