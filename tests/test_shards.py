@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import webdataset as wds
 from shards import write_shards
 
 from evalsuite.data import get_reader
@@ -87,6 +88,11 @@ def test_json_lists_and_text_members(tmp_path: Path) -> None:
     read = get_reader("webdataset")(path / "shard-000000.tar")[0]
     assert dict(read.fields) == {"colour": "Red"} and dict(read.lists) == {"alt": ("a", "b")}
     assert read.data == b"\x89PNG..."
+    with wds.TarWriter(str(tmp_path / "bad.tar"), encoder=False) as sink:
+        sink.write({"__key__": "b7", "jpg": b"x", "json": b"{not json", "cls": b"3"})
+    bad = get_reader("webdataset")(tmp_path / "bad.tar")
+    with pytest.raises(DataError, match=r"bad\.tar: sample 'b7': its \.json member is not valid"):
+        bad[0]
 
 
 def test_not_a_tar_missing_shard_and_bad_count(real_items: list[Item], tmp_path: Path) -> None:

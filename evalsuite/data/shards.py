@@ -162,7 +162,9 @@ def _extensions(options: dict[str, Any], name: str, default: str) -> list[str]:
     return [ext.strip().lower().lstrip(".") for ext in value.split(";") if ext.strip()]
 
 
-def _json_fields(data: bytes | None, where: str) -> tuple[dict[str, str], dict[str, tuple]]:
+def _json_fields(
+    data: bytes | None, where: str
+) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """Fields (text) and list fields (tuples of text) of a sample's .json member."""
     if data is None:
         return {}, {}
