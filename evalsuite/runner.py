@@ -167,7 +167,7 @@ def _split_items(
         if name == dataset.split:
             splits[name] = items
             continue
-        splits[name] = dataset.reader(dataset.path, name, **dataset.options)
+        splits[name] = dataset.load(name)
         for item in splits[name]:
             if item.id not in known:
                 known.add(item.id)

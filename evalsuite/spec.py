@@ -586,13 +586,16 @@ def resolve_dataset_path(
 class ResolvedDataset:
     """A benchmark's reader and data location, checked; ``load()`` reads the items."""
 
-    reader: Callable[..., list[Item]]
+    reader: Callable[..., Sequence[Item]]
     path: Path
     split: str | None
     options: Mapping[str, Any]
 
-    def load(self) -> list[Item]:
-        return self.reader(self.path, self.split, **self.options)
+    def load(self, split: str | None = None) -> list[Item]:
+        """The items of the spec's split (or of ``split``) as a list: scoring reads every
+        image anyway, and a lazy reader (webdataset) then reads each sample once."""
+        chosen = self.split if split is None else split
+        return list(self.reader(self.path, chosen, **self.options))
 
 
 def resolve_dataset(

@@ -27,6 +27,7 @@ def test_registry_names_every_reader() -> None:
         "labelled_csv",
         "catalogue",
         "styles_catalogue",
+        "webdataset",
     }
     assert get_reader("fashion_mnist") is read_fashion_mnist
     assert get_reader("labelled_csv") is read_labelled_csv
