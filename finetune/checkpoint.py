@@ -193,14 +193,20 @@ def code_version() -> str:
     return version()
 
 
-def data_fingerprint(path: str | Path) -> dict[str, Any]:
-    """Hashes of the prepared data from its manifest.json (None when there is none)."""
+def data_fingerprint(
+    path: str | Path, reader: str = "catalogue", options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The data source, and the hashes of a prepared catalogue from its manifest.json
+    (None for other readers, and where there is none)."""
+    source = {"reader": reader, "options": dict(options or {})}
     try:
-        manifest = load_manifest(Path(path))
+        manifest = load_manifest(Path(path)) if reader == "catalogue" else None
     except DataError:
-        return {"path": str(path), "manifest_hash": None}
+        manifest = None
+    if manifest is None:
+        return {"path": str(Path(path).resolve()), **source, "manifest_hash": None}
     keys = ("manifest_hash", "split_hashes", "images_hash", "files", "sizes", "format")
-    return {"path": str(Path(path).resolve()), **{k: manifest.get(k) for k in keys}}
+    return {"path": str(Path(path).resolve()), **source, **{k: manifest.get(k) for k in keys}}
 
 
 # --- RNG states as tensors -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from evalsuite.errors import ConfigError
+from evalsuite.errors import ConfigError, EvalSuiteError
 from evalsuite.registry import suggest
 from evalsuite.spec import DEFAULT_TEMPLATES, display_path, validation_message
 
@@ -39,11 +39,47 @@ class ModelConfig(Section):
     trust_remote_code: bool = False
 
 
+def check_reader(name: str) -> str:
+    """A reader of evalsuite's registry (the one benchmark YAMLs name)."""
+    from evalsuite.data import get_reader  # the readers import heavy libraries: only when used
+
+    try:
+        get_reader(name)
+    except EvalSuiteError as err:
+        raise ValueError(str(err)) from None
+    return name
+
+
+def check_caption_fields(fields: str | list[str]) -> str | list[str]:
+    if isinstance(fields, list) and (not fields or len(set(fields)) != len(fields)):
+        raise ValueError("needs at least one field, each named once")
+    return fields
+
+
+class ReplayConfig(Section):
+    """A second dataset mixed into every training batch against forgetting (e.g. general,
+    non-footwear catalogue items): ``fraction`` of each batch, seeded and resumable."""
+
+    reader: str = "catalogue"  # any reader of evalsuite.data.READERS, as in a benchmark YAML
+    path: str
+    options: dict[str, Any] = Field(default_factory=dict)  # the reader's options
+    split: str | None = "train"
+    caption_field: str | list[str] | None = None  # default: data.caption_field
+    fraction: float = Field(ge=0, lt=1)  # of each batch's items, rounded: at least 1 item
+
+    _reader = field_validator("reader")(check_reader)
+    _captions = field_validator("caption_field")(check_caption_fields)
+
+
 class DataConfig(Section):
-    path: str  # a folder written by `evalsuite prepare footwear` (train/val/test.jsonl)
-    train_split: str = "train"
+    reader: str = "catalogue"  # any reader of evalsuite.data.READERS, as in a benchmark YAML
+    path: str  # catalogue: a folder written by `evalsuite prepare` (train/val/test.jsonl)
+    options: dict[str, Any] = Field(default_factory=dict)  # the reader's options
+    train_split: str | None = "train"
     val_split: str | None = "val"  # None: no validation, no early stopping, no best/
-    caption_field: str = "caption"  # "caption" = the enriched description; else an item field
+    # "caption" = the item's caption (the enriched description of a prepared catalogue); else
+    # an item field; a list: every caption of those fields, one drawn per item and epoch
+    caption_field: str | list[str] = "caption"
     target_field: str = "articleType"  # zero-shot accuracy, same-label masking, zeroshot_ce
     # Target values, or value -> name used in prompts; default: the values in train + val.
     classes: list[str] | dict[str, str] | None = None
@@ -51,6 +87,10 @@ class DataConfig(Section):
     num_workers: int = Field(0, ge=0)
     on_bad_image: Literal["skip", "error"] = "skip"  # skip: drop the item, warn with a count
     max_items: int | None = Field(None, ge=1)  # seeded subsample of train (and val) items
+    replay: ReplayConfig | None = None
+
+    _reader = field_validator("reader")(check_reader)
+    _captions = field_validator("caption_field")(check_caption_fields)
 
     @field_validator("templates")
     @classmethod
@@ -59,6 +99,11 @@ class DataConfig(Section):
             if template.count("{}") + template.count("{c}") != 1:
                 raise ValueError(f"template {template!r} needs exactly one '{{}}' placeholder")
         return templates
+
+    @property
+    def caption_fields(self) -> tuple[str, ...]:
+        fields = self.caption_field
+        return (fields,) if isinstance(fields, str) else tuple(fields)
 
 
 class OptimConfig(Section):

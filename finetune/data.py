@@ -1,61 +1,108 @@
-"""Training and validation data: prepared catalogue items -> batches of pixels, tokens, labels.
+"""Training and validation data: any evalsuite reader's items -> batches of pixels, tokens, labels.
 
-The only place that reads images and captions for fine-tuning. Decisions:
+The only place that reads images and captions for fine-tuning. The data are named as a
+benchmark YAML names them (``data.reader``, ``data.path``, ``data.options``), through the same
+registry (:mod:`evalsuite.data`). Decisions:
 
 * Images are decoded with :func:`evalsuite.images.load_item_image` and the model's own
   preprocessing (no augmentation, so a resumed run sees exactly the same pixels).
-* ``data.on_bad_image: skip`` decodes every image once at start (threads) and drops the
-  unreadable ones with one warning giving the count and the first ids; ``error`` skips that
-  scan and fails on the first bad image. Dropping at build time, rather than per batch,
-  keeps every batch full, which the accumulation cache and the cross-process gather need.
-* The training order is a permutation seeded by (seed, epoch), cut to a whole number of
-  optimizer steps on every process, then dealt out to processes (like DistributedSampler).
-  :meth:`EpochSampler.set_epoch` can start mid-epoch, so a resumed run skips the batches it
-  already trained on without decoding them.
+* A reader that returns a list (every reader but ``webdataset``) is checked at start:
+  items without a caption are dropped, and with ``data.on_bad_image: skip`` every image is
+  decoded once (threads) and the unreadable ones dropped, with one warning giving the count
+  and the first ids (``error`` skips that scan and fails on the first bad image). Dropping
+  at build time keeps every batch full, which the accumulation cache and the cross-process
+  gather need.
+* A streamed reader (a lazy sequence, e.g. WebDataset shards) is not read before training:
+  an item without a caption (or a class, for ``zeroshot_ce``) or with an unreadable image is
+  replaced, when its turn comes, by the next usable item of the data set (so batches stay
+  full and the order stays a function of the seed), and counted in ``training.json``
+  (``data.skipped_while_training``). Its classes come from ``data.classes`` or the
+  validation split, which is read whole.
+* Several caption fields (``data.caption_field: [a, b]``, or a field holding a list): every
+  caption of an item is a choice, one drawn per (seed, epoch, index) in training, the first
+  in validation. Hard negatives and caption choices are seeded the same way, so they depend
+  on neither worker processes, RNG state nor an interruption.
+* Replay (``data.replay``): a second data set fills ``round(fraction x batch_size)`` places
+  of every training batch (:class:`finetune.sampling.ReplaySampler`).
 * Hard negative captions swap the item's target value for another one of the vocabulary
-  inside the caption (case-insensitive, whole words); the choice is seeded by (seed, epoch,
-  index), so it does not depend on worker processes or RNG state.
+  inside the caption (case-insensitive, whole words).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from evalsuite.data.catalogue import read_catalogue
+from evalsuite.data import get_reader
 from evalsuite.data.items import Item
-from evalsuite.errors import DataError, EvalSuiteError
+from evalsuite.errors import ConfigError, DataError, EvalSuiteError, ImageError, SpecError
 from evalsuite.images import load_item_image
 from evalsuite.models.base import ClipModel
-from finetune.config import TrainConfig
+from finetune.captions import Captions, HardNegatives, build_hard_negatives, caption_choices
+from finetune.config import DataConfig, ReplayConfig, TrainConfig
+from finetune.sampling import EpochSampler, ReplaySampler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split ready for a Dataset: items with their caption and class index (-1: none)."""
-
-    items: list[Item]
-    captions: list[str]
-    labels: list[int]
-    skipped: dict[str, int]
+MAX_REPLACEMENTS = 1000  # unusable streamed items in a row before training gives up
 
 
 # --- reading -------------------------------------------------------------------------------
 
 
-def caption_of(item: Item, field: str) -> str | None:
-    return item.caption if field == "caption" else (item.fields.get(field) or None)
+class Picked(Sequence[Item]):
+    """The items at ``indices`` of a (lazy) sequence, read only when asked for."""
+
+    def __init__(self, items: Sequence[Item], indices: Sequence[int]) -> None:
+        self.items, self.indices = items, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self.items[self.indices[index]]
+
+
+def open_source(source: DataConfig | ReplayConfig, split: str | None) -> Sequence[Item]:
+    """The items of one split of a data source, through evalsuite's reader registry."""
+    try:
+        return get_reader(source.reader)(Path(source.path), split, **source.options)
+    except SpecError as err:  # a bad reader option is a config error here
+        raise ConfigError(f"data ({source.reader} reader, {source.path}): {err}") from None
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Class index of an item's target field (-1: none); ``required``: no class, not usable."""
+
+    index: Mapping[str, int]
+    field: str
+    required: bool = False
+
+    def of(self, item: Item) -> int:
+        return self.index.get(item.fields.get(self.field, ""), -1)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split's items (a list, or a lazy sequence checked while training) and what was
+    dropped from it at start."""
+
+    items: Sequence[Item]
+    skipped: dict[str, int]
+
+    @property
+    def streamed(self) -> bool:
+        return not isinstance(self.items, list)
 
 
 def readable(items: Sequence[Item], threads: int = 4) -> tuple[list[Item], list[str]]:
@@ -74,151 +121,169 @@ def readable(items: Sequence[Item], threads: int = 4) -> tuple[list[Item], list[
     return good, [item.id for item, flag in zip(items, flags, strict=True) if not flag]
 
 
-def read_split(cfg: TrainConfig, split: str) -> Split:
-    """Read a split, subsample (data.max_items), drop items without caption or image; the
-    labels are filled in by :func:`with_labels` once the classes are known."""
-    data = cfg.data
-    items = read_catalogue(Path(data.path), split)
+def read_split(
+    cfg: TrainConfig,
+    split: str | None,
+    source: DataConfig | ReplayConfig | None = None,
+    streamed: bool = True,
+) -> Split:
+    """Read a split of ``source`` (default ``cfg.data``), subsample (data.max_items); a list
+    (or, with ``streamed`` False, any source) is checked now: items without a caption or
+    image dropped and counted. A streamed source is checked while training."""
+    data, source = cfg.data, source or cfg.data
+    fields = caption_fields(cfg, source)
+    items = open_source(source, split)
     if data.max_items is not None and len(items) > data.max_items:
         keep = sorted(random.Random(cfg.train.seed).sample(range(len(items)), data.max_items))
-        items = [items[i] for i in keep]
-    with_caption = [i for i in items if caption_of(i, data.caption_field)]
-    skipped = {"no_caption": len(items) - len(with_caption), "bad_image": 0}
+        items = Picked(items, keep) if not isinstance(items, list) else [items[i] for i in keep]
+    skipped = {"no_caption": 0, "bad_image": 0}
+    if not isinstance(items, list):
+        if streamed:
+            return Split(items, skipped)
+        items = list(items)
+    where = f"{source.path} ({split or 'all'})"
+    with_caption = [i for i in items if caption_choices(i, fields)]
+    skipped["no_caption"] = len(items) - len(with_caption)
     if skipped["no_caption"]:
         log.warning(
-            "%s split: skipped %d item(s) without a %s",
-            split,
-            skipped["no_caption"],
-            data.caption_field,
+            "%s: skipped %d item(s) without a %s",
+            where,
+            len(items) - len(with_caption),
+            " or ".join(fields),
         )
+    if not with_caption and items:
+        raise DataError(f"{where}: no item has a caption in {' or '.join(fields)}")
     items = with_caption
     if data.on_bad_image == "skip":
         items, bad = readable(items)
         skipped["bad_image"] = len(bad)
         if bad:
-            log.warning(
-                "%s split: skipped %d unreadable image(s), e.g. %s", split, len(bad), bad[:5]
-            )
-    captions = [caption_of(i, data.caption_field) or "" for i in items]
-    return Split(items, captions, [-1] * len(items), skipped)
+            log.warning("%s: skipped %d unreadable image(s), e.g. %s", where, len(bad), bad[:5])
+    return Split(items, skipped)
 
 
-def with_labels(split: Split, classes: Iterable[str], field: str, labelled_only: bool) -> Split:
-    """``split`` with class indices of ``field`` (-1: no value or not a class); with
-    ``labelled_only`` the items without a class are dropped."""
-    index = {name: k for k, name in enumerate(classes)}
-    labels = [index.get(item.fields.get(field, ""), -1) for item in split.items]
-    keep = [k for k, label in enumerate(labels) if label >= 0 or not labelled_only]
-    return Split(
-        [split.items[k] for k in keep],
-        [split.captions[k] for k in keep],
-        [labels[k] for k in keep],
-        split.skipped,
-    )
+def caption_fields(cfg: TrainConfig, source: DataConfig | ReplayConfig) -> tuple[str, ...]:
+    fields = getattr(source, "caption_field", None) or cfg.data.caption_field
+    return (fields,) if isinstance(fields, str) else tuple(fields)
 
 
-def class_names(cfg: TrainConfig, splits: Sequence[Sequence[Item]]) -> dict[str, str]:
-    """Target value -> name used in prompts: data.classes, or the sorted values present."""
+def only_labelled(split: Split, labels: Labels) -> Split:
+    """A listed split without the items that have no class (``labels.required``)."""
+    if split.streamed or not labels.required:
+        return split
+    items = [item for item in split.items if labels.of(item) >= 0]
+    return Split(items, {**split.skipped, "no_class": len(split.items) - len(items)})
+
+
+def class_names(cfg: TrainConfig, splits: Sequence[Split]) -> dict[str, str]:
+    """Target value -> name used in prompts: data.classes, or the sorted values present in
+    the listed splits (a streamed training set is not read before training)."""
     classes = cfg.data.classes
     if isinstance(classes, dict):
         return dict(classes)
     if classes is not None:
         return {value: value for value in classes}
-    values = {i.fields.get(cfg.data.target_field, "") for items in splits for i in items}
+    listed = [s for s in splits if not s.streamed]
+    if not listed:
+        raise ConfigError(
+            f"data.classes: needed with a streamed {cfg.data.reader} training set and no "
+            "validation split (it is not read before training): list the target values"
+        )
+    field_name = cfg.data.target_field
+    values = {i.fields.get(field_name, "") for s in listed for i in s.items}
     values.discard("")
     if not values:
-        raise DataError(f"no item has a value for data.target_field {cfg.data.target_field!r}")
+        raise DataError(f"no item has a value for data.target_field {field_name!r}")
     return {value: value for value in sorted(values)}
-
-
-# --- hard negatives --------------------------------------------------------------------------
-
-
-def swap_attribute(caption: str, old: str, new: str) -> str | None:
-    """``caption`` with every whole-word ``old`` (any case) replaced by ``new``; None when
-    ``old`` does not occur. A capitalised occurrence gets a capitalised replacement."""
-    if not old:
-        return None
-    pattern = re.compile(rf"(?<!\w){re.escape(old)}(?!\w)", re.IGNORECASE)
-
-    def repl(match: re.Match[str]) -> str:
-        text = new.lower() if match.group(0).islower() else new
-        return text[:1].upper() + text[1:] if match.group(0)[:1].isupper() else text
-
-    swapped, count = pattern.subn(repl, caption)
-    return swapped if count else None
-
-
-@dataclass(frozen=True)
-class HardNegatives:
-    """Makes ``count`` captions per item with the target value swapped for another value."""
-
-    values: list[str]
-    count: int
-    fallback_template: str | None
-    seed: int
-
-    def captions(self, caption: str, value: str, index: int, epoch: int) -> list[str]:
-        rng = random.Random(f"{self.seed}/{epoch}/{index}")
-        others = [v for v in self.values if v.casefold() != value.casefold()]
-        if not others:
-            raise DataError(f"hard negatives: no value other than {value!r} to swap in")
-        picks = (
-            rng.sample(others, self.count)
-            if len(others) >= self.count
-            else [rng.choice(others) for _ in range(self.count)]
-        )
-        out = []
-        for new in picks:
-            swapped = swap_attribute(caption, value, new)
-            if swapped is None and self.fallback_template is not None:
-                swapped = self.fallback_template.format(caption=caption, value=new)
-            out.append(swapped if swapped is not None else f"{new}. {caption}")
-        return out
-
-
-def build_hard_negatives(cfg: TrainConfig, train: Split) -> HardNegatives | None:
-    spec = cfg.loss.hard_negatives
-    if not spec.enabled:
-        return None
-    field = cfg.hard_negative_field
-    values = spec.values or sorted({i.fields.get(field, "") for i in train.items} - {""})
-    if len(values) < 2:
-        raise DataError(f"hard negatives: field {field!r} has fewer than two values: {values}")
-    return HardNegatives(list(values), spec.count, spec.fallback_template, cfg.train.seed)
 
 
 # --- datasets and loaders ----------------------------------------------------------------------
 
 
+@dataclass
 class CaptionDataset(Dataset):
-    """Item -> {pixel_values, caption, label[, negatives]}; ``epoch`` seeds hard negatives."""
+    """Item -> {pixel_values, caption, label[, negatives], replaced}; ``epoch`` seeds the
+    caption drawn and the hard negatives. A streamed split replaces an unusable item by the
+    next usable one (``replaced`` counts the items passed over)."""
 
-    def __init__(
-        self,
-        split: Split,
-        transform: Callable[[Any], torch.Tensor],
-        negatives: HardNegatives | None = None,
-        negative_field: str = "",
-    ) -> None:
-        self.split, self.transform = split, transform
-        self.negatives, self.negative_field = negatives, negative_field
-        self.epoch = 0
+    split: Split
+    transform: Callable[[Any], torch.Tensor]
+    captions: Captions
+    labels: Labels
+    negatives: HardNegatives | None = None
+    negative_field: str = ""
+    replace_bad_images: bool = True  # streamed: data.on_bad_image skip; error: raise
+    epoch: int = field(default=0)
 
     def __len__(self) -> int:
         return len(self.split.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item, caption = self.split.items[index], self.split.captions[index]
+        if not self.split.streamed:
+            return self.example(index, self.split.items[index], load_item_image)
+        size = len(self.split.items)
+        for passed in range(min(MAX_REPLACEMENTS, size)):
+            at = (index + passed) % size
+            try:
+                example = self.example(at, self.split.items[at], load_item_image)
+            except _Unusable:
+                continue
+            except ImageError:
+                if not self.replace_bad_images:
+                    raise
+                continue
+            example["replaced"] = passed
+            return example
+        raise DataError(
+            f"{min(MAX_REPLACEMENTS, size)} items in a row from index {index} have no caption, "
+            "class or readable image"
+        )
+
+    def example(self, index: int, item: Item, load) -> dict[str, Any]:
+        caption = self.captions.pick(item, index, self.epoch)
+        label = self.labels.of(item)
+        if caption is None or (self.labels.required and label < 0):
+            raise _Unusable
         example = {
-            "pixel_values": self.transform(load_item_image(item)),
+            "pixel_values": self.transform(load(item)),
             "caption": caption,
-            "label": self.split.labels[index],
+            "label": label,
+            "replaced": 0,
         }
         if self.negatives is not None:
             value = item.fields.get(self.negative_field, "")
             example["negatives"] = self.negatives.captions(caption, value, index, self.epoch)
         return example
+
+
+class _Unusable(Exception):
+    """A streamed item without a caption (or a class where one is required)."""
+
+
+class MixedDataset(Dataset):
+    """The target items, then the replay items (indices ``len(target) + j``)."""
+
+    def __init__(self, target: CaptionDataset, replay: CaptionDataset) -> None:
+        self.target, self.replay = target, replay
+
+    def __len__(self) -> int:
+        return len(self.target) + len(self.replay)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        size = len(self.target)
+        if index < size:
+            return self.target[index]
+        example = self.replay[index - size]
+        example["replay"] = True
+        return example
+
+    @property
+    def epoch(self) -> int:
+        return self.target.epoch
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
+        self.target.epoch = self.replay.epoch = epoch
 
 
 class Collator:
@@ -232,54 +297,15 @@ class Collator:
             "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
             "input_ids": self.tokenize([e["caption"] for e in examples]),
             "labels": torch.tensor([e["label"] for e in examples], dtype=torch.long),
+            "replaced": torch.tensor(sum(e["replaced"] for e in examples)),
+            "replay": torch.tensor([e.get("replay", False) for e in examples]),
         }
         if "negatives" in examples[0]:
             batch["negative_ids"] = self.tokenize([t for e in examples for t in e["negatives"]])
         return batch
 
 
-class EpochSampler(Sampler[int]):
-    """Seeded per-epoch order, cut to a multiple of ``multiple_of`` x processes, this process's
-    share (positions rank, rank + world, ...), resumable from ``start`` (see module doc)."""
-
-    def __init__(
-        self,
-        size: int,
-        seed: int,
-        rank: int = 0,
-        world_size: int = 1,
-        shuffle: bool = True,
-        multiple_of: int | None = 1,
-    ) -> None:
-        """``multiple_of`` None: keep every item (validation; shares differ by at most one)."""
-        self.size, self.seed, self.shuffle = size, seed, shuffle
-        self.rank, self.world_size, self.multiple_of = rank, world_size, multiple_of
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
-
-    def shard(self) -> list[int]:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.size, generator=generator).tolist()
-        else:
-            order = list(range(self.size))
-        if self.multiple_of is not None:
-            unit = self.multiple_of * self.world_size
-            order = order[: len(order) // unit * unit]
-        return order[self.rank :: self.world_size]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.shard()[self.start :])
-
-    def __len__(self) -> int:
-        return max(0, len(self.shard()) - self.start)
-
-
-def build_loader(
-    dataset: CaptionDataset, sampler: EpochSampler, cfg: TrainConfig, tokenize
-) -> DataLoader:
+def build_loader(dataset: Dataset, sampler: Sampler, cfg: TrainConfig, tokenize) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=cfg.train.batch_size,
@@ -297,91 +323,97 @@ class Loaders:
     counts: dict[str, Any]  # items per split and skipped items: recorded in training.json
 
 
+def replay_per_batch(cfg: TrainConfig) -> int:
+    """Replay items in each batch: round(fraction x batch_size), at least 1, leaving 1."""
+    fraction, size = cfg.data.replay.fraction, cfg.train.batch_size
+    per_batch = round(fraction * size)
+    if fraction > 0 and not 1 <= per_batch < size:
+        raise ConfigError(
+            f"data.replay.fraction {fraction} of train.batch_size {size} gives {per_batch} "
+            "replay item(s) per batch: it must leave at least 1 replay and 1 target item; "
+            "change the fraction or the batch size"
+        )
+    return per_batch
+
+
 def build_loaders(cfg: TrainConfig, model: ClipModel, rank: int = 0, world: int = 1) -> Loaders:
     """Train and val loaders of this process (its share of each split), and the classes."""
     splits = {"train": read_split(cfg, cfg.data.train_split)}
     if cfg.data.val_split:
-        splits["val"] = read_split(cfg, cfg.data.val_split)
-    classes = class_names(cfg, [s.items for s in splits.values()])
-    only_labelled = cfg.loss.objective == "zeroshot_ce"  # only labelled items can be classified
-    field = cfg.data.target_field
-    splits = {k: with_labels(s, classes, field, only_labelled) for k, s in splits.items()}
-    negatives = build_hard_negatives(cfg, splits["train"])
-    train = CaptionDataset(splits["train"], model.transform, negatives, cfg.hard_negative_field)
-    step = cfg.train.batch_size * cfg.train.accum_steps
-    sampler = EpochSampler(len(train), cfg.train.seed, rank, world, True, multiple_of=step)
-    val = None
-    if "val" in splits:
-        val_set = CaptionDataset(splits["val"], model.transform)
-        val_sampler = EpochSampler(len(val_set), 0, rank, world, shuffle=False, multiple_of=None)
-        val = build_loader(val_set, val_sampler, cfg, model.tokenize)
+        splits["val"] = read_split(cfg, cfg.data.val_split, streamed=False)
+    classes = class_names(cfg, list(splits.values()))
+    index = {name: k for k, name in enumerate(classes)}
+    # only labelled items can be classified by zeroshot_ce
+    labels = Labels(index, cfg.data.target_field, cfg.loss.objective == "zeroshot_ce")
+    splits = {k: only_labelled(s, labels) for k, s in splits.items()}
+    train_split = splits["train"]
+    negatives = build_hard_negatives(cfg, train_split.items, train_split.streamed, list(classes))
+    seed, fields = cfg.train.seed, cfg.data.caption_fields
+    skip_bad = cfg.data.on_bad_image == "skip"
+    train: Dataset = CaptionDataset(
+        splits["train"],
+        model.transform,
+        Captions(fields, seed, True),
+        labels,
+        negatives,
+        cfg.hard_negative_field,
+        skip_bad,
+    )
     counts: dict[str, Any] = {f"{k}_items": len(s.items) for k, s in splits.items()}
     counts["skipped"] = {k: s.skipped for k, s in splits.items()}
+    step = cfg.train.batch_size * cfg.train.accum_steps
+    sampler: Sampler = EpochSampler(len(train), seed, rank, world, True, multiple_of=step)
+    if cfg.data.replay is not None and (per_batch := replay_per_batch(cfg)):
+        train, sampler, counts["replay"] = with_replay(cfg, train, labels, per_batch, rank, world)
+    val = None
+    if "val" in splits:
+        val_set = CaptionDataset(splits["val"], model.transform, Captions(fields), labels)
+        val_sampler = EpochSampler(len(val_set), 0, rank, world, shuffle=False, multiple_of=None)
+        val = build_loader(val_set, val_sampler, cfg, model.tokenize)
     return Loaders(classes, build_loader(train, sampler, cfg, model.tokenize), val, counts)
 
 
+def with_replay(
+    cfg: TrainConfig, train: CaptionDataset, labels: Labels, per_batch: int, rank: int, world: int
+) -> tuple[MixedDataset, ReplaySampler, dict[str, Any]]:
+    """The training set mixed with ``data.replay`` (``per_batch`` items of every batch)."""
+    spec = cfg.data.replay
+    assert spec is not None
+    split = only_labelled(read_split(cfg, spec.split, spec), labels)
+    if not len(split.items):
+        raise DataError(f"data.replay: {spec.path} ({spec.split or 'all'}) has no usable item")
+    fields = caption_fields(cfg, spec)
+    replay = CaptionDataset(
+        split,
+        train.transform,
+        Captions(fields, cfg.train.seed, True),
+        labels,
+        train.negatives,
+        train.negative_field,
+        train.replace_bad_images,
+    )
+    sampler = ReplaySampler(
+        len(train),
+        len(replay),
+        cfg.train.batch_size,
+        per_batch,
+        cfg.train.seed,
+        rank,
+        world,
+        cfg.train.accum_steps,
+    )
+    record = {
+        **spec.model_dump(exclude={"caption_field"}),
+        "caption_field": list(fields),
+        "items": len(split.items),
+        "skipped": split.skipped,
+        "per_batch": per_batch,
+        "batch_size": cfg.train.batch_size,
+    }
+    return MixedDataset(train, replay), sampler, record
+
+
 def set_epoch(loader: DataLoader, epoch: int, skip_batches: int = 0) -> None:
-    """Start ``epoch`` (order and hard negatives), skipping batches already trained on."""
+    """Start ``epoch`` (order, captions, hard negatives), skipping batches already trained on."""
     loader.sampler.set_epoch(epoch, skip_batches * loader.batch_size)
     loader.dataset.epoch = epoch
-
-
-# --- synthetic data (tests, benchmarks, smoke runs) --------------------------------------------
-
-SYNTHETIC_COLOURS = {
-    "Red": (220, 40, 40),
-    "Blue": (40, 60, 220),
-    "Green": (40, 170, 60),
-    "Yellow": (230, 210, 40),
-}
-SYNTHETIC_TYPES = ("Casual Shoes", "Sports Shoes", "Heels", "Sandals")
-SYNTHETIC_LACES = ("White", "Black", "Red")
-
-
-def write_synthetic_catalogue(
-    out: Path, train: int = 32, val: int = 8, test: int = 4, size: int = 24, seed: int = 0
-) -> Path:
-    """A prepared catalogue folder like ``prepare footwear`` writes (split JSONL + manifest)
-    over coloured squares: the colour is ``baseColour``, a white corner block marks the
-    ``articleType``, lace-up types get a ``lace_colour``. Images go to ``<out>-images/``."""
-    from PIL import Image
-
-    from evalsuite.data.catalogue import CATALOGUE_FIELDS, build_manifest, describe, write_prepared
-
-    out = Path(out)
-    images = out.parent / f"{out.name}-images"
-    images.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    counts = {"train": train, "val": val, "test": test}
-    splits: dict[str, list[dict[str, Any]]] = {name: [] for name in counts}
-    for k, split in enumerate(name for name, n in counts.items() for _ in range(n)):
-        colour, kind = (
-            rng.choice(list(SYNTHETIC_COLOURS)),
-            SYNTHETIC_TYPES[k % len(SYNTHETIC_TYPES)],
-        )
-        pixels = Image.new("RGB", (size, size), SYNTHETIC_COLOURS[colour])
-        corner = SYNTHETIC_TYPES.index(kind)
-        half = size // 2
-        box = ((corner % 2) * half, (corner // 2) * half)
-        pixels.paste((255, 255, 255), (*box, box[0] + half // 2, box[1] + half // 2))
-        path = images / f"{1000 + k}.png"
-        pixels.save(path)
-        row = dict.fromkeys(CATALOGUE_FIELDS, "")
-        row.update(
-            id=str(1000 + k),
-            gender="Men",
-            masterCategory="Footwear",
-            subCategory="Shoes",
-            articleType=kind,
-            baseColour=colour,
-            season="Summer",
-            year="2012",
-            usage="Casual",
-            productDisplayName=f"Synthetic {colour} {kind}",
-        )
-        lace = rng.choice(SYNTHETIC_LACES) if "Shoes" in kind else None
-        record = {"id": row["id"], "image": str(path), **row, "year": 2012, "lace_colour": lace}
-        record["description"] = describe(row, None, lace)
-        splits[split].append(record)
-    write_prepared(out, splits, build_manifest(splits, {"seed": seed, "synthetic": True}))
-    return out

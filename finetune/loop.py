@@ -79,6 +79,7 @@ class Progress:
     best_epoch: int | None = None
     bad_epochs: int = 0
     stopped: str | None = None
+    replaced: int = 0  # streamed items passed over (no caption or bad image), all epochs
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Run:
     ema: Any = None
     steps: StepLog | None = None
     pending_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    pending_replaced: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
     watch: LossWatch = field(default_factory=LossWatch)  # NaN/inf losses stop training
 
 
@@ -137,6 +139,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = 
         encoder.train()
         for micro in grouped(run.data.train, accum, accelerator.device):
             labels = torch.cat([b["labels"] for b in micro])
+            run.pending_replaced = run.pending_replaced + sum(b["replaced"] for b in micro)
             cached = None
             if accum > 1:  # open_clip's accum_freq: every micro-batch's features, no gradient
                 with torch.no_grad():
@@ -181,7 +184,8 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
         )
     check_contrast_pool(cfg, accelerator.num_processes)
     model = load_model(cfg.model.spec, cfg.model.pretrained, None, cfg.model.trust_remote_code)
-    info = {"base_model": base_info(model), "data": checkpoint.data_fingerprint(cfg.data.path)}
+    data = checkpoint.data_fingerprint(cfg.data.path, cfg.data.reader, cfg.data.options)
+    info = {"base_model": base_info(model), "data": data}
     unfreezer, frozen = configure_trainable(cfg, model)
     loaders = build_loaders(cfg, model, accelerator.process_index, accelerator.num_processes)
     info["data"].update(loaders.counts)
@@ -438,7 +442,10 @@ def flush_loss(run: Run, accelerator: Accelerator, progress: Progress, loss=None
     them raises :class:`TrainingError` here, before anything is saved (finetune.divergence)."""
     device = accelerator.device
     last = loss.detach() if loss is not None else torch.zeros((), device=device)
-    both = accelerator.reduce(torch.stack([run.pending_loss.to(device), last]).float(), "mean")
+    values = [run.pending_loss.to(device), last.float(), run.pending_replaced.to(device).float()]
+    both = accelerator.reduce(torch.stack(values).float(), "mean")
+    progress.replaced += round(both[2].item() * accelerator.num_processes)  # mean -> sum
+    run.pending_replaced = torch.zeros((), device=device)
     pending = both[0].item()
     run.watch.check(pending, progress.global_step, progress.epoch + 1, run.cfg.output.dir)
     progress.loss_sum += pending
@@ -462,6 +469,7 @@ def end_epoch(run: Run, optimizer, accelerator, progress: Progress, unfrozen: li
         "lr": lr_of(optimizer),
         "seconds": round(progress.epoch_seconds, 3),
         "steps": progress.global_step,
+        "items_replaced": progress.replaced,  # streamed data: unusable items passed over
         "unfrozen": unfrozen,
         "trainable_parameters": run.info["trainable_parameters"]["trainable"],
     }

@@ -75,7 +75,7 @@ def test_demo_trains_again_over_its_previous_run(tmp_path: Path) -> None:
 
     from evalsuite.demo.__main__ import finetune
     from evalsuite.models.tiny import build_tiny_hf
-    from finetune.data import write_synthetic_catalogue
+    from finetune.synthetic import write_synthetic_catalogue
 
     model = build_tiny_hf(tmp_path / "model", seed=0, name="tiny-train")
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=8, val=4, test=0)

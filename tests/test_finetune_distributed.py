@@ -114,8 +114,8 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> N
 
     from evalsuite.models.tiny import build_tiny_hf
     from finetune.config import validate_config
-    from finetune.data import write_synthetic_catalogue
     from finetune.loop import train
+    from finetune.synthetic import write_synthetic_catalogue
 
     model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=32, val=7, test=0)

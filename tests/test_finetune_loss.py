@@ -13,9 +13,10 @@ from accelerate.state import AcceleratorState
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from finetune.config import validate_config
-from finetune.data import HardNegatives, swap_attribute, write_synthetic_catalogue
+from finetune.captions import HardNegatives, swap_attribute
 from finetune.loop import train
 from finetune.loss import ContrastiveLoss, ZeroShotCELoss, same_label_mask
+from finetune.synthetic import write_synthetic_catalogue
 
 # a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
 # steps per test stay fast

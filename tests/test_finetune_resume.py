@@ -21,8 +21,8 @@ from safetensors.torch import load_file
 
 from finetune.checkpoint import recover, replace_atomically, rng_state, set_rng_state
 from finetune.config import validate_config
-from finetune.data import write_synthetic_catalogue
 from finetune.loop import train
+from finetune.synthetic import write_synthetic_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 # a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training

@@ -16,8 +16,8 @@ from accelerate.state import AcceleratorState
 from evalsuite.models import load_model
 from finetune.__main__ import main
 from finetune.config import validate_config
-from finetune.data import write_synthetic_catalogue
 from finetune.loop import train
+from finetune.synthetic import write_synthetic_catalogue
 
 # a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
 # steps per test stay fast
@@ -128,7 +128,7 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path: Path) -> None:
 
 
 def test_epoch_sampler_is_seeded_sharded_and_resumable() -> None:
-    from finetune.data import EpochSampler
+    from finetune.sampling import EpochSampler
 
     shards = [EpochSampler(37, seed=3, rank=r, world_size=2, multiple_of=4) for r in (0, 1)]
     epoch0 = [list(s) for s in shards]

@@ -46,6 +46,7 @@ from evalsuite.data.text import (
     is_plain_name,
     read_csv_rows,
     read_utf8,
+    record_fields,
     text_field,
 )
 from evalsuite.errors import DataError, SpecError
@@ -514,20 +515,17 @@ def split_files(path: Path, split: str | None) -> list[Path]:
 
 
 def record_to_item(path: Path, line: int, record: Record) -> Item:
-    """A prepared record as an Item: string fields (a missing value, null, NaN or "nan", is
-    ""; "None" or "NA" are values), caption = description."""
+    """A prepared record as an Item: every key but id and image kept as a field (a missing
+    value, null, NaN or "nan", is ""; "None" or "NA" are values; a list of texts goes to
+    ``lists``), the catalogue fields always present, caption = description."""
     if "id" not in record or not record.get("image"):
         raise DataError(f"{path}, line {line}: record needs 'id' and 'image'")
     item_id = id_text(path, line, record["id"])
-    fields = {name: field_text(record.get(name)) for name in CATALOGUE_FIELDS}
-    if lace := field_text(record.get("lace_colour")):
-        fields["lace_colour"] = lace
-    return Item(
-        id=item_id,
-        fields=fields,
-        path=Path(record["image"]),
-        caption=text_field(path, line, item_id, "description", record.get("description")),
-    )
+    caption = text_field(path, line, item_id, "description", record.get("description"))
+    extra, lists = record_fields(f"{path}, line {line}", record, exclude=("id", "image"))
+    fields = {name: "" for name in CATALOGUE_FIELDS}
+    fields.update((k, v) for k, v in extra.items() if v or k in CATALOGUE_FIELDS)
+    return Item(id=item_id, fields=fields, path=Path(record["image"]), caption=caption, lists=lists)
 
 
 def read_catalogue(path: Path, split: str | None = "test", **options: object) -> list[Item]:

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +160,26 @@ def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, lis
     if header is None:
         raise DataError(f"{path}: cannot parse {what}: the file is empty (no header row)")
     return header, rows
+
+
+def record_fields(
+    where: str, record: Mapping[str, Any], exclude: Collection[str] = ()
+) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """Every key of a JSON record (but ``exclude``) as a field: scalars as text
+    (:func:`field_text`), a list of strings into the second mapping (several captions of one
+    item, missing entries left out), an object as its JSON text. A list holding anything but
+    strings is refused, naming ``where`` and the key."""
+    fields: dict[str, str] = {}
+    lists: dict[str, tuple[str, ...]] = {}
+    for key, value in record.items():
+        if key in exclude:
+            continue
+        if isinstance(value, list):
+            if not all(v is None or isinstance(v, str) for v in value):
+                raise DataError(f"{where}: {key} must be text or a list of texts")
+            lists[key] = tuple(v.strip() for v in value if not is_missing(v))
+        elif isinstance(value, dict):
+            fields[key] = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        else:
+            fields[key] = field_text(value)
+    return fields, lists

@@ -149,7 +149,7 @@ TINY_TRAIN = {"name": "tiny-train"}
 def tiny_training_inputs(folder: Path) -> tuple[Path, Path]:
     """A tiny HF model folder and a synthetic catalogue (8 train, 4 val items) in ``folder``."""
     from evalsuite.models.tiny import build_tiny_hf
-    from finetune.data import write_synthetic_catalogue
+    from finetune.synthetic import write_synthetic_catalogue
 
     model = build_tiny_hf(folder / "model", seed=0, **TINY_TRAIN)
     return model, write_synthetic_catalogue(folder / "catalogue", train=8, val=4, test=0)

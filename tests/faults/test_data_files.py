@@ -20,7 +20,8 @@ from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.errors import DataError
 from evalsuite.runner import ScoreOptions, score_model
 from finetune.config import TrainConfig, validate_config
-from finetune.data import class_names, read_split, write_synthetic_catalogue
+from finetune.data import class_names, read_split
+from finetune.synthetic import write_synthetic_catalogue
 
 HEADER = (
     "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,"
@@ -208,7 +209,7 @@ def test_nan_in_a_prepared_catalogue_label_is_missing_in_scoring_and_training(
     items = read_catalogue(folder, "train")
     assert [item.fields["baseColour"] for item in items[:3]] == ["", "", ""]
     cfg = train_config(folder, target_field="baseColour")
-    classes = class_names(cfg, [read_split(cfg, "train").items])
+    classes = class_names(cfg, [read_split(cfg, "train")])
     assert "nan" not in classes and "" not in classes
     assert set(classes) == {r["baseColour"] for r in records[3:]}
 

@@ -22,8 +22,8 @@ from safetensors.torch import load_file
 
 from evalsuite.models import load_model
 from finetune.config import validate_config
-from finetune.data import write_synthetic_catalogue
 from finetune.loop import resume_path, train
+from finetune.synthetic import write_synthetic_catalogue
 
 # a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
 # steps per test stay fast

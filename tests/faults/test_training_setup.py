@@ -21,9 +21,9 @@ from evalsuite.errors import ConfigError, ModelLoadError
 from evalsuite.models import load_model
 from finetune.__main__ import main
 from finetune.config import validate_config
-from finetune.data import write_synthetic_catalogue
 from finetune.loop import train
 from finetune.loss import ContrastiveLoss, validation_loss
+from finetune.synthetic import write_synthetic_catalogue
 
 
 @pytest.fixture(autouse=True)
