@@ -586,12 +586,12 @@ def resolve_dataset_path(
 class ResolvedDataset:
     """A benchmark's reader and data location, checked; ``load()`` reads the items."""
 
-    reader: Callable[..., list[Item]]
+    reader: Callable[..., Sequence[Item]]
     path: Path
     split: str | None
     options: Mapping[str, Any]
 
-    def load(self) -> list[Item]:
+    def load(self) -> Sequence[Item]:
         return self.reader(self.path, self.split, **self.options)
 
 

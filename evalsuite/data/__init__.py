@@ -1,6 +1,7 @@
 """Dataset readers by name: a benchmark YAML names its reader, the runner looks it up here.
 
-Every reader has the signature ``(path, split=None, **options) -> list[Item]`` and raises
+Every reader has the signature ``(path, split=None, **options) -> Sequence[Item]`` (a list,
+or a lazy sequence over a large on-disk data set: ``hf_dataset``) and raises
 :class:`~evalsuite.errors.DataError` for bad input. Readers reject options they do not know
 (:class:`~evalsuite.errors.SpecError`) so a misspelt option in a YAML cannot pass unnoticed.
 """
@@ -8,6 +9,7 @@ Every reader has the signature ``(path, split=None, **options) -> list[Item]`` a
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,7 +17,10 @@ from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_image_folder, read_labelled_csv
 from evalsuite.data.deepfashion import read_deepfashion
 from evalsuite.data.fmnist import read_fashion_mnist
+from evalsuite.data.hf_dataset import read_hf_dataset
+from evalsuite.data.hf_folder import read_hf_imagefolder
 from evalsuite.data.items import Item
+from evalsuite.data.pairs import read_pairs_csv
 from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.errors import SpecError
 
@@ -23,7 +28,7 @@ from evalsuite.errors import SpecError
 class Reader(Protocol):
     """A dataset reader: the data at ``path`` (one ``split`` of it) as items."""
 
-    def __call__(self, path: Path, split: str | None = ..., **options: Any) -> list[Item]: ...
+    def __call__(self, path: Path, split: str | None = ..., **options: Any) -> Sequence[Item]: ...
 
 
 READERS: dict[str, Reader] = {
@@ -33,6 +38,9 @@ READERS: dict[str, Reader] = {
     "labelled_csv": read_labelled_csv,
     "catalogue": read_catalogue,
     "styles_catalogue": read_styles_catalogue,
+    "pairs_csv": read_pairs_csv,
+    "hf_imagefolder": read_hf_imagefolder,
+    "hf_dataset": read_hf_dataset,
 }
 
 
