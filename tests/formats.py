@@ -126,7 +126,7 @@ def write_hf_dataset(
 ) -> WriterResult:
     """A Hugging Face dataset with embedded image bytes: ``save_to_disk`` into ``out``, or
     ``parquet``: one file as the Hub lays it out, ``out/data/train-00000-of-00001.parquet``
-    (read with split "train")."""
+    (read with no split, or with split "train")."""
     from datasets.utils import logging as hf_logging
 
     dataset = to_dataset(items)
