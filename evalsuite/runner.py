@@ -157,8 +157,8 @@ def data_hash(items: Sequence[Item], content_hashes: Sequence[object]) -> str:
 
 
 def _split_items(
-    spec: BenchmarkSpec, dataset: ResolvedDataset, items: list[Item]
-) -> tuple[dict[str, list[Item]], list[Item]]:
+    spec: BenchmarkSpec, dataset: ResolvedDataset, items: Sequence[Item]
+) -> tuple[dict[str, Sequence[Item]], list[Item]]:
     """Items of each split the probes read, and those of them not among ``items`` (to be
     embedded too: every task's embeddings come from one engine call)."""
     known = {item.id for item in items}
@@ -176,7 +176,7 @@ def _split_items(
 
 
 def _split_data(
-    splits: dict[str, list[Item]], everything: list[Item], embeddings: ImageEmbeddings
+    splits: dict[str, Sequence[Item]], everything: list[Item], embeddings: ImageEmbeddings
 ) -> dict[str, SplitData]:
     """Each split's embedded items and their vectors, looked up in the one embedding call."""
     row_of = {everything[p].id: row for row, p in enumerate(embeddings.positions)}
@@ -201,7 +201,7 @@ def score_benchmark(
             f"benchmark {spec.name}: no items in {dataset.path} (split {dataset.split!r})"
         )
     splits, extra_items = _split_items(spec, dataset, items)
-    everything = items + extra_items
+    everything = [*items, *extra_items]  # a list, whatever sequence the reader gave
     hashes = engine.content_hashes(everything)
     data_id, bench_id = data_hash(everything, hashes), spec_hash(spec)
     exists = (

@@ -28,6 +28,9 @@ def test_registry_names_every_reader() -> None:
         "catalogue",
         "styles_catalogue",
         "webdataset",
+        "pairs_csv",
+        "hf_imagefolder",
+        "hf_dataset",
     }
     assert get_reader("fashion_mnist") is read_fashion_mnist
     assert get_reader("labelled_csv") is read_labelled_csv
@@ -38,7 +41,7 @@ def test_unknown_reader_lists_known_and_suggests() -> None:
         get_reader("fashion-mnist")
     message = str(info.value)
     assert "'fashion-mnist'" in message
-    assert "catalogue, deepfashion, fashion_mnist, image_folder, labelled_csv" in message
+    assert "catalogue, deepfashion, fashion_mnist, hf_dataset, hf_imagefolder" in message
     assert "Did you mean 'fashion_mnist'" in message
 
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from accelerate.state import AcceleratorState
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from finetune.config import validate_config
 from finetune.captions import HardNegatives, swap_attribute
+from finetune.config import validate_config
 from finetune.loop import train
 from finetune.loss import ContrastiveLoss, ZeroShotCELoss, same_label_mask
 from finetune.synthetic import write_synthetic_catalogue

@@ -1,7 +1,7 @@
 """Dataset readers by name: a benchmark YAML names its reader, the runner looks it up here.
 
 Every reader has the signature ``(path, split=None, **options) -> Sequence[Item]`` (a list,
-or a lazy sequence for data too large to list up front: ``webdataset``) and raises
+or a lazy sequence for data too large to list up front: ``webdataset``, ``hf_dataset``) and raises
 :class:`~evalsuite.errors.DataError` for bad input. Readers reject options they do not know
 (:class:`~evalsuite.errors.SpecError`) so a misspelt option in a YAML cannot pass unnoticed.
 """
@@ -17,7 +17,10 @@ from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_image_folder, read_labelled_csv
 from evalsuite.data.deepfashion import read_deepfashion
 from evalsuite.data.fmnist import read_fashion_mnist
+from evalsuite.data.hf_dataset import read_hf_dataset
+from evalsuite.data.hf_folder import read_hf_imagefolder
 from evalsuite.data.items import Item
+from evalsuite.data.pairs import read_pairs_csv
 from evalsuite.data.shards import read_webdataset
 from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.errors import SpecError
@@ -37,6 +40,9 @@ READERS: dict[str, Reader] = {
     "catalogue": read_catalogue,
     "styles_catalogue": read_styles_catalogue,
     "webdataset": read_webdataset,
+    "pairs_csv": read_pairs_csv,
+    "hf_imagefolder": read_hf_imagefolder,
+    "hf_dataset": read_hf_dataset,
 }
 
 

@@ -97,7 +97,9 @@ def is_plain_name(item_id: str) -> bool:
     return not any(c in item_id for c in "/\\\0") and item_id not in (".", "..")
 
 
-def csv_records(path: Path, what: str, one_line: bool = False) -> Iterator[tuple[int, list[str]]]:
+def csv_records(
+    path: Path, what: str, one_line: bool = False, delimiter: str = ","
+) -> Iterator[tuple[int, list[str]]]:
     """(line where the record starts, fields) of each CSV record, blank lines included (as []).
 
     ``strict``: an unclosed quote is an error, not a field that swallows the rest of the file.
@@ -105,8 +107,10 @@ def csv_records(path: Path, what: str, one_line: bool = False) -> Iterator[tuple
     never closed was opened; the parser itself only knows where it gave up. ``one_line``: a
     record over several lines is an error too, for files whose values never hold a line
     break: there, it is a quote left open until a later quote (an inch mark) closed it.
+    ``delimiter``: "," or another one character ("\\t" for a TSV).
     """
-    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""), strict=True)
+    text = io.StringIO(read_utf8(path, what), newline="")
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
     start = 1
     try:
         for record in reader:
@@ -130,7 +134,9 @@ def csv_records(path: Path, what: str, one_line: bool = False) -> Iterator[tuple
         ) from exc
 
 
-def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def read_csv_rows(
+    path: Path, what: str, delimiter: str = ","
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(line number, fields)]) of a CSV file, every field stripped, blank lines
     skipped. A row with more fields than the header is a DataError naming its line: pandas
     would instead shift the columns silently when the first data row has one field too many
@@ -138,7 +144,7 @@ def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, lis
     gets empty ones at the end, as pandas read it (a caption left off)."""
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
-    for line, record in csv_records(path, what):
+    for line, record in csv_records(path, what, delimiter=delimiter):
         if not any(field.strip() for field in record):
             continue  # blank line
         fields = [field.strip() for field in record]
@@ -153,7 +159,8 @@ def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, lis
         elif len(fields) > len(header):
             raise DataError(
                 f"{path}, line {line}: {len(fields)} fields, expected {len(header)} "
-                f"({','.join(header)}); quote values that contain commas"
+                f"({','.join(header)}); quote values that contain "
+                + ("commas" if delimiter == "," else repr(delimiter))
             )
         else:
             rows.append((line, fields + [""] * (len(header) - len(fields))))
