@@ -143,6 +143,25 @@ def write_hf_dataset(
     return "hf_dataset", out, {"id_key": "id"}
 
 
+def write_catalogue(items: Sequence[Item], out: Path) -> WriterResult:
+    """A prepared-catalogue split (``out/train.jsonl``, as `evalsuite prepare` writes it)
+    over the items' image files: every field a key, the caption as ``description``."""
+    lines = []
+    for item in items:
+        assert item.path is not None, f"item {item.id!r}: the catalogue format needs a file"
+        record = {"id": item.id, "image": str(item.path), **item.fields}
+        lines.append(json.dumps({**record, **item.lists, "description": item.caption}))
+    (out / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "catalogue", out, {}
+
+
+def write_webdataset(items: Sequence[Item], out: Path) -> WriterResult:
+    """WebDataset shards of 64 samples with sizes.json (tests/shards.py)."""
+    from shards import write_shards
+
+    return write_shards(items, out, per_shard=64)
+
+
 def write_format(name: str, items: Sequence[Item], out: Path) -> WriterResult:
     """One of :data:`FORMATS` by name (``out`` is created)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -155,4 +174,6 @@ FORMATS = {
     "hf_imagefolder": write_hf_imagefolder,
     "hf_dataset": write_hf_dataset,
     "hf_parquet": lambda items, out: write_hf_dataset(items, out, layout="parquet"),
+    "catalogue": write_catalogue,
+    "webdataset": write_webdataset,
 }
