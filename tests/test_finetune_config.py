@@ -9,7 +9,7 @@ import yaml
 
 from evalsuite.errors import ConfigError
 from finetune.__main__ import build_parser
-from finetune.config import TrainConfig, load_config
+from finetune.config import TrainConfig, load_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = {"model": {"spec": "some/model"}, "data": {"path": "data/prepared"}}
@@ -107,3 +107,21 @@ def test_main_reports_config_errors_with_exit_status_2(tmp_path: Path, capsys) -
     path = write(tmp_path, {**MINIMAL, "train": {"epochs": 0}})
     assert main(["--config", str(path)]) == 2
     assert "train.epochs" in capsys.readouterr().err
+
+
+def test_every_data_block_in_the_configs_readme_is_a_valid_config() -> None:
+    """configs/README.md shows each data format as a block to paste over footwear.yaml's."""
+    import re
+
+    readme = (ROOT / "configs" / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 7
+    base = yaml.safe_load((ROOT / "configs" / "footwear.yaml").read_text(encoding="utf-8"))
+    readers = set()
+    for block in blocks:
+        data = {**base}
+        for section, values in yaml.safe_load(block).items():
+            data[section] = {**base.get(section, {}), **values} if section == "data" else values
+        cfg = validate_config(data, "configs/README.md")
+        readers.add(cfg.data.reader)
+    assert {"catalogue", "pairs_csv", "hf_imagefolder", "hf_dataset", "webdataset"} <= readers
