@@ -70,6 +70,9 @@ def train_worker(config: str) -> None:
 
 def launch(worker: str, argument: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on a small machine
+    # A script's sys.path starts with its own folder (tests/), not the cwd: without this the
+    # workers would import an installed copy of the project (e.g. another git worktree's).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, __file__, worker, str(argument)],
         env=env,
