@@ -1,0 +1,70 @@
+"""Validation after each epoch: the val loss and the zero-shot accuracy of the target field.
+
+Every process encodes its share of the val items (the val sampler deals item k to process
+k % world); the features are gathered in item order and every process then computes the loss
+over the same consecutive chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import torch
+from accelerate import Accelerator
+
+from finetune.loss import class_embeddings, validation_loss, zero_shot_accuracy
+
+if TYPE_CHECKING:
+    from finetune.loop import Run
+
+
+@torch.no_grad()
+def evaluate(run: Run, accelerator: Accelerator) -> dict[str, float]:
+    """Val loss and zero-shot accuracy of the target field, the same on every process. The
+    unwrapped encoder is used: processes may hold one val batch more than others."""
+    device = accelerator.device
+    with ema_weights(run), accelerator.autocast():
+        run.encoder.eval()
+        parts: dict[str, list[torch.Tensor]] = {"image": [], "text": [], "labels": []}
+        for batch in run.data.val:
+            out = run.encoder(batch["pixel_values"].to(device), batch["input_ids"].to(device))
+            parts["image"].append(out["image"])
+            parts["text"].append(out.get("text", out["image"]))
+            parts["labels"].append(batch["labels"].to(device))
+        size = len(run.data.val.dataset)
+        image, text, labels = (gather_in_order(accelerator, parts[k], size) for k in parts)
+        names = list(run.data.classes.values())
+        classes = class_embeddings(run.model, names, run.cfg.data.templates).float()
+        scale = run.model.logit_scale_parameter.exp().float()
+    # one optimizer step's negatives pool: every process's micro-batches
+    chunk = run.cfg.train.batch_size * run.cfg.train.accum_steps * accelerator.num_processes
+    return {
+        "val_loss": validation_loss(run.loss, image, text, labels, scale, chunk),
+        "val_accuracy": zero_shot_accuracy(image, classes, labels),
+    }
+
+
+def gather_in_order(accelerator: Accelerator, parts: list[torch.Tensor], size: int):
+    """All processes' val rows in item order (the val sampler deals item k to process
+    k % world), padding the shorter shares for the gather."""
+    tensor = torch.cat(parts)
+    world = accelerator.num_processes
+    if world == 1:
+        return tensor
+    rows, shape = math.ceil(size / world), tensor.shape[1:]
+    padded = tensor.new_zeros((rows, *shape))
+    padded[: len(tensor)] = tensor
+    gathered = accelerator.gather(padded).reshape(world, rows, *shape)
+    return gathered.transpose(0, 1).reshape(world * rows, *shape)[:size]
+
+
+@contextmanager
+def ema_weights(run: Run):
+    """The EMA weights in the model while validating and saving (ema.eval_with_ema)."""
+    if run.ema is not None and run.cfg.ema.eval_with_ema:
+        with run.ema.swapped(run.model.module):
+            yield
+    else:
+        yield
