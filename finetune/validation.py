@@ -1,8 +1,12 @@
-"""Validation after each epoch: the val loss and the zero-shot accuracy of the target field.
+"""Validation after each epoch: the val loss and the zero-shot accuracy of the target field,
+the same whatever the number of processes.
 
 Every process encodes its share of the val items (the val sampler deals item k to process
 k % world); the features are gathered in item order and every process then computes the loss
-over the same consecutive chunks.
+over the same consecutive chunks of ``train.val_batch_size`` items. The chunk is a config
+value, not one optimizer step's pool (batch_size x accum_steps x processes): the val loss of
+given weights must not depend on the process count, or ReduceLROnPlateau, early stopping and
+``best/`` would change with it.
 """
 
 from __future__ import annotations
@@ -14,16 +18,25 @@ from typing import TYPE_CHECKING
 import torch
 from accelerate import Accelerator
 
+from finetune.config import TrainConfig
 from finetune.loss import class_embeddings, validation_loss, zero_shot_accuracy
 
 if TYPE_CHECKING:
     from finetune.loop import Run
 
 
+def val_chunk(cfg: TrainConfig) -> int:
+    """Items per chunk of the contrastive val loss: train.val_batch_size, by default one
+    process's step (batch_size x accum_steps); at least 2, since one item has no negative."""
+    chunk = cfg.train.val_batch_size or cfg.train.batch_size * cfg.train.accum_steps
+    return max(2, chunk)
+
+
 @torch.no_grad()
 def evaluate(run: Run, accelerator: Accelerator) -> dict[str, float]:
-    """Val loss and zero-shot accuracy of the target field, the same on every process. The
-    unwrapped encoder is used: processes may hold one val batch more than others."""
+    """Val loss and zero-shot accuracy of the target field, the same on every process and for
+    any process count. The unwrapped encoder is used: processes may hold one val batch more
+    than others."""
     device = accelerator.device
     with ema_weights(run), accelerator.autocast():
         run.encoder.eval()
@@ -38,8 +51,7 @@ def evaluate(run: Run, accelerator: Accelerator) -> dict[str, float]:
         names = list(run.data.classes.values())
         classes = class_embeddings(run.model, names, run.cfg.data.templates).float()
         scale = run.model.logit_scale_parameter.exp().float()
-    # one optimizer step's negatives pool: every process's micro-batches
-    chunk = run.cfg.train.batch_size * run.cfg.train.accum_steps * accelerator.num_processes
+    chunk = val_chunk(run.cfg)
     return {
         "val_loss": validation_loss(run.loss, image, text, labels, scale, chunk),
         "val_accuracy": zero_shot_accuracy(image, classes, labels),
