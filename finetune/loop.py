@@ -58,7 +58,7 @@ from finetune.loss import (
     splice,
     unused_by_image_tower,
 )
-from finetune.validation import ema_weights, evaluate
+from finetune.validation import ema_weights, evaluate, improved
 
 log = logging.getLogger("finetune")
 MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature here
@@ -267,6 +267,7 @@ def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int) -> tuple[
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", patience=sched.patience, factor=sched.factor
         )
+        set_threshold(plateau, cfg)
         return plateau, False
     total = cfg.train.epochs * steps_per_epoch
     if cfg.train.max_steps:
@@ -282,6 +283,13 @@ def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int) -> tuple[
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
+
+
+def set_threshold(scheduler, cfg: TrainConfig) -> None:
+    """ReduceLROnPlateau improves by train.min_delta, absolute, like early stopping
+    (validation.improved); set again after --resume, which restores the saved threshold."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.threshold, scheduler.threshold_mode = cfg.train.min_delta, "abs"
 
 
 def build_loss(run: Run, accelerator: Accelerator) -> nn.Module:
@@ -326,6 +334,7 @@ def start(run: Run, optimizer, accelerator: Accelerator, resume: str | Path | No
 def restore(run: Run, optimizer, accelerator: Accelerator, state: Path) -> Progress:
     objects = state_objects(run, optimizer, accelerator)
     saved = checkpoint.load_state(state, run.model.module, objects, accelerator.process_index)
+    set_threshold(run.scheduler, run.cfg)
     changed = checkpoint.config_changes(saved.pop("config", {}), run.cfg.model_dump(mode="json"))
     if saved.pop("world_size", accelerator.num_processes) != accelerator.num_processes:
         changed.append("the number of processes (data order per process)")
@@ -468,9 +477,8 @@ def end_epoch(run: Run, optimizer, accelerator, progress: Progress, unfrozen: li
     val_loss = metrics.get("val_loss")
     if val_loss is not None and not run.per_step_schedule:
         run.scheduler.step(val_loss)
-    best = progress.best_val_loss
-    improved = val_loss is not None and (best is None or val_loss < best)
-    if improved:
+    better = improved(val_loss, progress.best_val_loss, cfg.train.min_delta)
+    if better:
         progress.best_val_loss, progress.best_epoch, progress.bad_epochs = (
             val_loss,
             entry["epoch"],
@@ -486,7 +494,7 @@ def end_epoch(run: Run, optimizer, accelerator, progress: Progress, unfrozen: li
     log.info("epoch %d: %s", entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
     scalars = {f"epoch/{k}": v for k, v in entry.items() if isinstance(v, float)}
     accelerator.log(scalars, step=progress.global_step)
-    if improved and cfg.output.save_best:
+    if better and cfg.output.save_best:
         save_model(run, accelerator, progress, "best")
     if cfg.output.save_last:
         save_model(run, accelerator, progress, "last")

@@ -1,5 +1,5 @@
 """Validation after each epoch: the val loss and the zero-shot accuracy of the target field,
-the same whatever the number of processes.
+the same whatever the number of processes, and the rule for "the val loss improved".
 
 Every process encodes its share of the val items (the val sampler deals item k to process
 k % world); the features are gathered in item order and every process then computes the loss
@@ -30,6 +30,14 @@ def val_chunk(cfg: TrainConfig) -> int:
     process's step (batch_size x accum_steps); at least 2, since one item has no negative."""
     chunk = cfg.train.val_batch_size or cfg.train.batch_size * cfg.train.accum_steps
     return max(2, chunk)
+
+
+def improved(val_loss: float | None, best: float | None, min_delta: float) -> bool:
+    """Does ``val_loss`` beat ``best`` by more than ``min_delta``? The rule of early stopping
+    and best/, the same as ReduceLROnPlateau's with threshold_mode "abs" (build_scheduler)."""
+    if val_loss is None:
+        return False
+    return best is None or val_loss < best - min_delta
 
 
 @torch.no_grad()
