@@ -131,6 +131,11 @@ class TrainSection(Section):
     grad_checkpointing: bool = False
     seed: int = 0
     early_stopping_patience: int | None = Field(3, ge=1)  # epochs without val-loss improvement
+    # Improvement (early stopping, best/, plateau scheduler): val loss < best - min_delta.
+    min_delta: float = Field(0.0, ge=0)
+    # Items per chunk of the contrastive val loss, whatever the process count; None:
+    # batch_size x accum_steps (at least 2).
+    val_batch_size: int | None = Field(None, ge=2)
     eval_every_epoch: bool = True
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
     log_every: int = Field(10, ge=1)  # optimizer steps between steps.jsonl lines

@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,9 +57,8 @@ from finetune.loss import (
     compute_loss,
     splice,
     unused_by_image_tower,
-    validation_loss,
-    zero_shot_accuracy,
 )
+from finetune.validation import ema_weights, evaluate, improved
 
 log = logging.getLogger("finetune")
 MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature here
@@ -272,6 +271,7 @@ def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int) -> tuple[
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", patience=sched.patience, factor=sched.factor
         )
+        set_threshold(plateau, cfg)
         return plateau, False
     total = cfg.train.epochs * steps_per_epoch
     if cfg.train.max_steps:
@@ -287,6 +287,13 @@ def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int) -> tuple[
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
+
+
+def set_threshold(scheduler, cfg: TrainConfig) -> None:
+    """ReduceLROnPlateau improves by train.min_delta, absolute, like early stopping
+    (validation.improved); set again after --resume, which restores the saved threshold."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.threshold, scheduler.threshold_mode = cfg.train.min_delta, "abs"
 
 
 def build_loss(run: Run, accelerator: Accelerator) -> nn.Module:
@@ -331,6 +338,7 @@ def start(run: Run, optimizer, accelerator: Accelerator, resume: str | Path | No
 def restore(run: Run, optimizer, accelerator: Accelerator, state: Path) -> Progress:
     objects = state_objects(run, optimizer, accelerator)
     saved = checkpoint.load_state(state, run.model.module, objects, accelerator.process_index)
+    set_threshold(run.scheduler, run.cfg)
     changed = checkpoint.config_changes(saved.pop("config", {}), run.cfg.model_dump(mode="json"))
     if saved.pop("world_size", accelerator.num_processes) != accelerator.num_processes:
         changed.append("the number of processes (data order per process)")
@@ -477,9 +485,8 @@ def end_epoch(run: Run, optimizer, accelerator, progress: Progress, unfrozen: li
     val_loss = metrics.get("val_loss")
     if val_loss is not None and not run.per_step_schedule:
         run.scheduler.step(val_loss)
-    best = progress.best_val_loss
-    improved = val_loss is not None and (best is None or val_loss < best)
-    if improved:
+    better = improved(val_loss, progress.best_val_loss, cfg.train.min_delta)
+    if better:
         progress.best_val_loss, progress.best_epoch, progress.bad_epochs = (
             val_loss,
             entry["epoch"],
@@ -495,67 +502,14 @@ def end_epoch(run: Run, optimizer, accelerator, progress: Progress, unfrozen: li
     log.info("epoch %d: %s", entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
     scalars = {f"epoch/{k}": v for k, v in entry.items() if isinstance(v, float)}
     accelerator.log(scalars, step=progress.global_step)
-    if improved and cfg.output.save_best:
+    if better and cfg.output.save_best:
         save_model(run, accelerator, progress, "best")
     if cfg.output.save_last:
         save_model(run, accelerator, progress, "last")
     save_state(run, optimizer, accelerator, progress)
 
 
-# --- validation --------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def evaluate(run: Run, accelerator: Accelerator) -> dict[str, float]:
-    """Val loss and zero-shot accuracy of the target field, the same on every process. The
-    unwrapped encoder is used: processes may hold one val batch more than others."""
-    device = accelerator.device
-    with ema_weights(run), accelerator.autocast():
-        run.encoder.eval()
-        parts: dict[str, list[torch.Tensor]] = {"image": [], "text": [], "labels": []}
-        for batch in run.data.val:
-            out = run.encoder(batch["pixel_values"].to(device), batch["input_ids"].to(device))
-            parts["image"].append(out["image"])
-            parts["text"].append(out.get("text", out["image"]))
-            parts["labels"].append(batch["labels"].to(device))
-        size = len(run.data.val.dataset)
-        image, text, labels = (gather_in_order(accelerator, parts[k], size) for k in parts)
-        names = list(run.data.classes.values())
-        classes = class_embeddings(run.model, names, run.cfg.data.templates).float()
-        scale = run.model.logit_scale_parameter.exp().float()
-    # one optimizer step's negatives pool: every process's micro-batches
-    chunk = run.cfg.train.batch_size * run.cfg.train.accum_steps * accelerator.num_processes
-    return {
-        "val_loss": validation_loss(run.loss, image, text, labels, scale, chunk),
-        "val_accuracy": zero_shot_accuracy(image, classes, labels),
-    }
-
-
-def gather_in_order(accelerator: Accelerator, parts: list[torch.Tensor], size: int):
-    """All processes' val rows in item order (the val sampler deals item k to process
-    k % world), padding the shorter shares for the gather."""
-    tensor = torch.cat(parts)
-    world = accelerator.num_processes
-    if world == 1:
-        return tensor
-    rows, shape = math.ceil(size / world), tensor.shape[1:]
-    padded = tensor.new_zeros((rows, *shape))
-    padded[: len(tensor)] = tensor
-    gathered = accelerator.gather(padded).reshape(world, rows, *shape)
-    return gathered.transpose(0, 1).reshape(world * rows, *shape)[:size]
-
-
 # --- saving ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def ema_weights(run: Run):
-    """The EMA weights in the model while validating and saving (ema.eval_with_ema)."""
-    if run.ema is not None and run.cfg.ema.eval_with_ema:
-        with run.ema.swapped(run.model.module):
-            yield
-    else:
-        yield
 
 
 def save_model(run: Run, accelerator: Accelerator, progress: Progress, kind: str) -> None:

@@ -1,5 +1,6 @@
 """finetune on 2 CPU processes (gloo, accelerate's debug_launcher): the loss sees the other
-process's negatives, and a 2 x 8 run ends with the weights of a 1 x 16 run.
+process's negatives, validation gives what it gives on one process, and a 2 x 8 run ends with
+the weights of a 1 x 16 run.
 
 The launcher runs in a fresh interpreter (``python this_file.py WORKER OUT``): it forks, and
 a pytest process that already holds accelerate state or OpenMP threads must not be forked.
@@ -70,6 +71,9 @@ def train_worker(config: str) -> None:
 
 def launch(worker: str, argument: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on a small machine
+    # A script's sys.path starts with its own folder (tests/), not the cwd: without this the
+    # workers would import an installed copy of the project (e.g. another git worktree's).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, __file__, worker, str(argument)],
         env=env,
@@ -104,6 +108,44 @@ def test_loss_gathers_negatives_from_the_other_process(tmp_path: Path) -> None:
         part = slice(rank * LOCAL, (rank + 1) * LOCAL)
         for got, leaf in zip(result["grads"], leaves, strict=True):
             torch.testing.assert_close(torch.tensor(got), 2 * leaf.grad[part], rtol=1e-4, atol=1e-6)
+
+
+def test_validation_does_not_depend_on_the_process_count(tmp_path: Path) -> None:
+    """The base model's (epoch 0) val loss and accuracy on 1 and 2 processes: 9 val items,
+    shares of 5 and 4, in chunks of train.val_batch_size (default batch_size x accum_steps =
+    4), not of one step's pool (x processes: 4 items on one process, 8 on two)."""
+    import yaml
+    from accelerate.state import AcceleratorState
+
+    from evalsuite.models.tiny import build_tiny_hf
+    from finetune.config import validate_config
+    from finetune.data import write_synthetic_catalogue
+    from finetune.loop import train
+
+    model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
+    data = write_synthetic_catalogue(tmp_path / "catalogue", train=16, val=9, test=0)
+
+    def config(out: str) -> dict:
+        return {
+            "model": {"spec": str(model)},
+            "data": {"path": str(data)},
+            "train": {"epochs": 1, "batch_size": 4, "max_steps": 1},
+            "loss": {"same_label_masking": True},
+            "output": {"dir": str(tmp_path / out), "save_best": False, "save_last": False},
+        }
+
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(config("two")))
+    launch("train", tmp_path / "two.yaml")
+    train(validate_config(config("one")))
+    AcceleratorState._reset_state(True)
+
+    one, two = (
+        json.loads((tmp_path / out / "state" / "progress.json").read_text())["history"][0]
+        for out in ("one", "two")
+    )
+    assert one["epoch"] == two["epoch"] == 0
+    assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-5, abs=1e-6)
+    assert two["val_accuracy"] == pytest.approx(one["val_accuracy"], abs=1e-6)
 
 
 @pytest.mark.slow

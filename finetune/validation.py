@@ -1,0 +1,90 @@
+"""Validation after each epoch: the val loss and the zero-shot accuracy of the target field,
+the same whatever the number of processes, and the rule for "the val loss improved".
+
+Every process encodes its share of the val items (the val sampler deals item k to process
+k % world); the features are gathered in item order and every process then computes the loss
+over the same consecutive chunks of ``train.val_batch_size`` items. The chunk is a config
+value, not one optimizer step's pool (batch_size x accum_steps x processes): the val loss of
+given weights must not depend on the process count, or ReduceLROnPlateau, early stopping and
+``best/`` would change with it.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import torch
+from accelerate import Accelerator
+
+from finetune.config import TrainConfig
+from finetune.loss import class_embeddings, validation_loss, zero_shot_accuracy
+
+if TYPE_CHECKING:
+    from finetune.loop import Run
+
+
+def val_chunk(cfg: TrainConfig) -> int:
+    """Items per chunk of the contrastive val loss: train.val_batch_size, by default one
+    process's step (batch_size x accum_steps); at least 2, since one item has no negative."""
+    chunk = cfg.train.val_batch_size or cfg.train.batch_size * cfg.train.accum_steps
+    return max(2, chunk)
+
+
+def improved(val_loss: float | None, best: float | None, min_delta: float) -> bool:
+    """Does ``val_loss`` beat ``best`` by more than ``min_delta``? The rule of early stopping
+    and best/, the same as ReduceLROnPlateau's with threshold_mode "abs" (build_scheduler)."""
+    if val_loss is None:
+        return False
+    return best is None or val_loss < best - min_delta
+
+
+@torch.no_grad()
+def evaluate(run: Run, accelerator: Accelerator) -> dict[str, float]:
+    """Val loss and zero-shot accuracy of the target field, the same on every process and for
+    any process count. The unwrapped encoder is used: processes may hold one val batch more
+    than others."""
+    device = accelerator.device
+    with ema_weights(run), accelerator.autocast():
+        run.encoder.eval()
+        parts: dict[str, list[torch.Tensor]] = {"image": [], "text": [], "labels": []}
+        for batch in run.data.val:
+            out = run.encoder(batch["pixel_values"].to(device), batch["input_ids"].to(device))
+            parts["image"].append(out["image"])
+            parts["text"].append(out.get("text", out["image"]))
+            parts["labels"].append(batch["labels"].to(device))
+        size = len(run.data.val.dataset)
+        image, text, labels = (gather_in_order(accelerator, parts[k], size) for k in parts)
+        names = list(run.data.classes.values())
+        classes = class_embeddings(run.model, names, run.cfg.data.templates).float()
+        scale = run.model.logit_scale_parameter.exp().float()
+    chunk = val_chunk(run.cfg)
+    return {
+        "val_loss": validation_loss(run.loss, image, text, labels, scale, chunk),
+        "val_accuracy": zero_shot_accuracy(image, classes, labels),
+    }
+
+
+def gather_in_order(accelerator: Accelerator, parts: list[torch.Tensor], size: int):
+    """All processes' val rows in item order (the val sampler deals item k to process
+    k % world), padding the shorter shares for the gather."""
+    tensor = torch.cat(parts)
+    world = accelerator.num_processes
+    if world == 1:
+        return tensor
+    rows, shape = math.ceil(size / world), tensor.shape[1:]
+    padded = tensor.new_zeros((rows, *shape))
+    padded[: len(tensor)] = tensor
+    gathered = accelerator.gather(padded).reshape(world, rows, *shape)
+    return gathered.transpose(0, 1).reshape(world * rows, *shape)[:size]
+
+
+@contextmanager
+def ema_weights(run: Run):
+    """The EMA weights in the model while validating and saving (ema.eval_with_ema)."""
+    if run.ema is not None and run.cfg.ema.eval_with_ema:
+        with run.ema.swapped(run.model.module):
+            yield
+    else:
+        yield
