@@ -119,8 +119,8 @@ def test_validation_does_not_depend_on_the_process_count(tmp_path: Path) -> None
 
     from evalsuite.models.tiny import build_tiny_hf
     from finetune.config import validate_config
-    from finetune.data import write_synthetic_catalogue
     from finetune.loop import train
+    from finetune.synthetic import write_synthetic_catalogue
 
     model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=16, val=9, test=0)

@@ -90,7 +90,7 @@ def test_train_stops_early_only_on_drops_below_min_delta(
     last_lr: float,
 ) -> None:
     from evalsuite.models.tiny import build_tiny_hf
-    from finetune.data import write_synthetic_catalogue
+    from finetune.synthetic import write_synthetic_catalogue
 
     model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=4, val=2, test=0)
