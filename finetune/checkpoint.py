@@ -35,6 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from evalsuite.data.catalogue import load_manifest
+from evalsuite.data.manifest import sha256_file
 from evalsuite.errors import ConfigError, DataError, TrainingError
 from evalsuite.models.base import ClipModel
 from evalsuite.models.checks import describe_mismatch, file_shapes, shape_mismatches
@@ -204,7 +205,11 @@ def data_fingerprint(
     except DataError:
         manifest = None
     if manifest is None:
-        return {"path": str(Path(path).resolve()), **source, "manifest_hash": None}
+        # a single source file (CSV, TSV, Parquet, tar) is hashed; a folder of another format
+        # has no manifest to hash, and reading every image here would cost what streaming saves
+        file = Path(path)
+        source["file_sha256"] = sha256_file(file) if file.is_file() else None
+        return {"path": str(file.resolve()), **source, "manifest_hash": None}
     keys = ("manifest_hash", "split_hashes", "images_hash", "files", "sizes", "format")
     return {"path": str(Path(path).resolve()), **source, **{k: manifest.get(k) for k in keys}}
 

@@ -246,3 +246,16 @@ def test_loaders_give_the_same_batches_twice(tmp_path: Path, tiny) -> None:
     for a, b in zip(first, second, strict=True):
         assert torch.equal(a["pixel_values"], b["pixel_values"])
         assert torch.equal(a["input_ids"], b["input_ids"])
+
+
+def test_training_json_names_the_reader_and_hashes_a_source_file(tmp_path: Path) -> None:
+    import hashlib
+
+    from finetune.checkpoint import data_fingerprint
+
+    file = tmp_path / "pairs.csv"
+    file.write_text("filepath,title\na.jpg,A red heel\n")
+    record = data_fingerprint(file, "pairs_csv", {"separator": ","})
+    assert record["reader"] == "pairs_csv" and record["options"] == {"separator": ","}
+    assert record["file_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert record["manifest_hash"] is None
