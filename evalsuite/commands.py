@@ -40,7 +40,7 @@ def _db(args: argparse.Namespace) -> Path:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from evalsuite.data.catalogue import prepare_footwear
+    from evalsuite.data.prepare import prepare_footwear
 
     manifest = prepare_footwear(
         args.images_dir,
