@@ -88,21 +88,48 @@ def _margin(text: str) -> str:
     return text
 
 
+def _add_prepare_common(parser: argparse.ArgumentParser) -> None:
+    """Options both `prepare` kinds share: annotations, captions and the split."""
+    parser.add_argument("--annotations", type=Path, help="CSV id,lace_colour (hand-checked)")
+    parser.add_argument("--captions", type=Path, help='JSONL {"id", "caption"} (generated)')
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--test-size", type=_fraction(low_open=True), default=0.2)
+    parser.add_argument(
+        "--val-size", type=_fraction(low_open=False), default=0.1, help="fraction of train"
+    )
+    parser.add_argument("--on-missing-image", choices=("fail", "skip"), default="fail")
+
+
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     prepare = sub.add_parser("prepare", help="prepare a dataset into reproducible splits")
     kinds = prepare.add_subparsers(dest="kind", required=True)
     foot = kinds.add_parser("footwear", help="Kaggle Fashion Product Images -> footwear splits")
     foot.add_argument("--images-dir", type=Path, required=True, help="folder of <id>.jpg")
     foot.add_argument("--styles", type=Path, required=True, help="styles.csv of the catalogue")
-    foot.add_argument("--annotations", type=Path, help="CSV id,lace_colour (hand-checked)")
-    foot.add_argument("--captions", type=Path, help='JSONL {"id", "caption"} (generated)')
     foot.add_argument("--out", type=Path, default=Path("data/footwear"))
-    foot.add_argument("--seed", type=non_negative_int, default=0)
-    foot.add_argument("--test-size", type=_fraction(low_open=True), default=0.2)
-    foot.add_argument(
-        "--val-size", type=_fraction(low_open=False), default=0.1, help="fraction of train"
+    _add_prepare_common(foot)
+    cat = kinds.add_parser(
+        "catalogue", help="Kaggle Fashion Product Images -> splits of any filtered subset"
     )
-    foot.add_argument("--on-missing-image", choices=("fail", "skip"), default="fail")
+    cat.add_argument("--images-dir", type=Path, required=True, help="folder of <id>.jpg")
+    cat.add_argument(
+        "--styles",
+        type=Path,
+        help="styles.csv, or a folder of per-item <id>.json (default: styles.csv beside the "
+        "images folder, else styles/ there)",
+    )
+    cat.add_argument("--out", type=Path, required=True)
+    # several values of one filter are OR-ed, different filters AND-ed; none keeps every item
+    for flag, field in (
+        ("--master-category", "masterCategory"),
+        ("--sub-category", "subCategory"),
+        ("--article-type", "articleType"),
+    ):
+        cat.add_argument(
+            flag, action="append", default=[], metavar="VALUE", help=f"keep this {field} (repeat)"
+        )
+    cat.add_argument("--stratify", default="articleType", help="field the split is stratified by")
+    _add_prepare_common(cat)
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:

@@ -40,19 +40,24 @@ def _db(args: argparse.Namespace) -> Path:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from evalsuite.data.catalogue import prepare_footwear
+    from evalsuite.data.prepare import prepare_catalogue, prepare_footwear
 
-    manifest = prepare_footwear(
-        args.images_dir,
-        args.styles,
-        args.out,
-        annotations=args.annotations,
-        captions=args.captions,
-        seed=args.seed,
-        test_size=args.test_size,
-        val_size=args.val_size,
-        on_missing_image=args.on_missing_image,
-    )
+    common = {
+        "annotations": args.annotations,
+        "captions": args.captions,
+        "seed": args.seed,
+        "test_size": args.test_size,
+        "val_size": args.val_size,
+        "on_missing_image": args.on_missing_image,
+    }
+    if args.kind == "catalogue":
+        manifest = prepare_catalogue(
+            args.images_dir, args.out, args.styles, master_category=args.master_category,
+            sub_category=args.sub_category, article_type=args.article_type,
+            stratify=args.stratify, **common,
+        )  # fmt: skip
+    else:
+        manifest = prepare_footwear(args.images_dir, args.styles, args.out, **common)
     sizes = ", ".join(f"{k} {v}" for k, v in manifest.get("sizes", {}).items())
     console.print(f"prepared {args.out}: {sizes}; manifest hash {manifest['manifest_hash'][:12]}")
     return EXIT_OK

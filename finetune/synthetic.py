@@ -24,7 +24,8 @@ def write_synthetic_catalogue(
     ``articleType``, lace-up types get a ``lace_colour``. Images go to ``<out>-images/``."""
     from PIL import Image
 
-    from evalsuite.data.catalogue import CATALOGUE_FIELDS, build_manifest, describe, write_prepared
+    from evalsuite.data.catalogue import CATALOGUE_FIELDS, describe
+    from evalsuite.data.prepared_folder import build_manifest, write_prepared
 
     out = Path(out)
     images = out.parent / f"{out.name}-images"

@@ -370,7 +370,8 @@ def test_labelled_csv_duplicates_and_folder_errors(tmp_path: Path) -> None:
 def test_styles_catalogue_splits_like_prepare(catalogue_dir: Path, tmp_path: Path) -> None:
     """The whole Kaggle folder read as is: the split computed on read is the one `prepare
     footwear` writes (same stratification, seed and sizes)."""
-    from evalsuite.data.catalogue import prepare_footwear, read_catalogue
+    from evalsuite.data.catalogue import read_catalogue
+    from evalsuite.data.prepare import prepare_footwear
     from evalsuite.data.styles import read_styles_catalogue
 
     everything = read_styles_catalogue(catalogue_dir)

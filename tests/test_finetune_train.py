@@ -165,7 +165,7 @@ def test_real_footwear_run_improves_val_loss_and_accuracy(
 ) -> None:
     """A random tiny CLIP, 400 real catalogue items, 3 epochs: the validation loss falls and
     the zero-shot article-type accuracy rises above the base model's (epoch 0)."""
-    from evalsuite.data.catalogue import prepare_footwear
+    from evalsuite.data.prepare import prepare_footwear
     from evalsuite.models.tiny import build_tiny_hf
 
     styles = footwear_subset(catalogue_dir, tmp_path / "styles.csv", per_type=100)

@@ -65,7 +65,7 @@ def score_real(db: Path, work: Path, catalogue: Path, fmnist: Path) -> dict[str,
     """Score two tiny CLIPs for real: seed 0 as the base "FashionCLIP-tiny", seed 1 as a
     fine-tune (a training.json with a history beside its weights)."""
     from evalsuite import runner
-    from evalsuite.data.catalogue import prepare_footwear
+    from evalsuite.data.prepare import prepare_footwear
     from evalsuite.models.tiny import build_tiny_hf
 
     prepared = work / "footwear"

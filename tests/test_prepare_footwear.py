@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evalsuite.data import catalogue, get_reader
-from evalsuite.data.catalogue import load_manifest, prepare_footwear, read_catalogue
+from evalsuite.data import catalogue, get_reader, prepared_folder
+from evalsuite.data.catalogue import load_manifest, read_catalogue
 from evalsuite.data.manifest import combine_hashes, content_hash, sha256_file
+from evalsuite.data.prepare import prepare_footwear
 from evalsuite.errors import DataError
 
 HEADER = (
@@ -292,14 +293,14 @@ def test_failed_prepare_keeps_previous_output(
 ) -> None:
     out = tmp_path / "out"
     old = prepare_footwear(*fake, out, seed=0)
-    real_write = catalogue.write_jsonl
+    real_write = prepared_folder.write_jsonl
 
     def failing_write(path: Path, records: list[dict]) -> None:
         if path.name == "test.jsonl":
             raise OSError("disk full")
         real_write(path, records)
 
-    monkeypatch.setattr(catalogue, "write_jsonl", failing_write)
+    monkeypatch.setattr(prepared_folder, "write_jsonl", failing_write)
     with pytest.raises(OSError, match="disk full"):
         prepare_footwear(*fake, out, seed=1)
     assert load_manifest(out) == old

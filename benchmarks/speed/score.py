@@ -48,7 +48,7 @@ from embed import (
     raw_text_rate,
 )
 
-from evalsuite.data.catalogue import prepare_footwear
+from evalsuite.data.prepare import prepare_footwear
 from evalsuite.spec import load_benchmark, resolve_dataset
 
 BENCHMARKS = ("footwear", "fmnist")

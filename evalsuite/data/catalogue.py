@@ -1,9 +1,11 @@
-"""`prepare footwear`: the Kaggle Fashion Product Images catalogue -> split JSONL + manifest.
+"""The Kaggle Fashion Product Images catalogue: styles.csv, the split rule, prepared folders.
 
 Input is the published layout: ``styles.csv`` (id, gender, masterCategory, subCategory,
 articleType, baseColour, season, year, usage, productDisplayName) and ``images/<id>.jpg``;
 the full data set also has ``styles/<id>.json`` beside ``images/``, used to fill catalogue
-fields left empty in the CSV.
+fields left empty in the CSV (:mod:`evalsuite.data.styles_json` reads them alone when there
+is no CSV). Writing a prepared folder is :mod:`evalsuite.data.prepare`; this module holds what
+the prepare step, the readers and the trainer share, and reads prepared folders back.
 
 Decisions (also recorded in the manifest where they touch data):
 
@@ -12,23 +14,18 @@ Decisions (also recorded in the manifest where they touch data):
   last and only free-text column, so the overflow is joined back into it with commas. Their
   line numbers and ids are listed in ``manifest["styles_repaired_rows"]``. Rows with *fewer*
   than 10 fields cannot be repaired unambiguously and raise :class:`DataError`.
-* Splits are stratified by articleType: ``test_size`` of the items go to test, then
-  ``val_size`` of the remaining (train) items go to val, each with scikit-learn's
-  ``train_test_split(stratify=..., random_state=seed)``. A class with fewer than
-  ``MIN_STRATIFY_ITEMS`` (3) items at a step cannot be spread over the splits: it stays
+* Splits are stratified (by articleType unless told otherwise): ``test_size`` of the items go
+  to test, then ``val_size`` of the remaining (train) items go to val, each with
+  scikit-learn's ``train_test_split(stratify=..., random_state=seed)``. A class with fewer
+  than ``MIN_STRATIFY_ITEMS`` (3) items at a step cannot be spread over the splits: it stays
   whole in train. Larger classes get their proportional share (a small class may still get
   none of a small split; every articleType of the real footwear data, smallest 32, is
   present in all three).
-* ``manifest_hash`` covers the records (without their absolute image paths) and the image
-  bytes, so the same data prepared in another folder has the same hash; ``files`` holds the
-  literal sha256 of each written JSONL file.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -37,14 +34,12 @@ from typing import Any
 import pandas as pd
 
 from evalsuite.data.items import Item
-from evalsuite.data.manifest import combine_hashes, content_hash, sha256_bytes, sha256_file
 from evalsuite.data.text import (
     csv_records,
     field_text,
     id_text,
     is_id,
     is_plain_name,
-    read_csv_rows,
     read_utf8,
     record_fields,
     text_field,
@@ -171,75 +166,9 @@ def fill_from_json(frame: pd.DataFrame, json_dir: Path | None) -> pd.DataFrame:
     return frame
 
 
-def select_items(
-    frame: pd.DataFrame, styles: Path, master_category: str, images_dir: Path, on_missing: str
-) -> tuple[pd.DataFrame, list[str]]:
-    """Rows of ``master_category`` whose image exists, and the ids skipped for a missing one."""
-    chosen = frame[frame["masterCategory"] == master_category].copy()
-    if chosen.empty:
-        raise DataError(f"{styles}: no row has masterCategory {master_category!r}")
-    unlabelled = chosen[chosen["articleType"] == ""]
-    if len(unlabelled):
-        raise DataError(
-            f"{styles}, line {unlabelled['line'].iloc[0]}: no articleType (empty or a "
-            "missing-value marker such as 'nan')"
-        )
-    chosen["image"] = [str(images_dir / f"{item_id}.jpg") for item_id in chosen["id"]]
-    exists = chosen["image"].map(lambda image: Path(image).is_file())
-    missing = sorted(chosen.loc[~exists, "id"], key=id_key)
-    if missing and on_missing == "fail":
-        raise DataError(
-            f"{images_dir}: {len(missing)} image(s) missing, e.g. ids {missing[:10]} "
-            "(use on_missing_image='skip' to leave them out)"
-        )
-    return chosen[exists], missing
-
-
 def id_key(item_id: str) -> tuple[int, int, str]:
     """Sort key: numeric ids in numeric order, then any others in text order."""
     return (0, int(item_id), "") if item_id.isdigit() else (1, 0, item_id)
-
-
-# --- annotations and captions -----------------------------------------------------------------
-
-
-def read_annotations(path: Path, known_ids: set[str]) -> dict[str, str]:
-    """id -> lace colour from a CSV with columns id,lace_colour (empty colours are skipped)."""
-    header, rows = read_csv_rows(path, "annotations CSV")
-    for column in ("id", "lace_colour"):
-        if column not in header:
-            raise DataError(f"{path}: missing column {column!r}; found {header}")
-    id_at, colour_at = header.index("id"), header.index("lace_colour")
-    colours: dict[str, str] = {}
-    for line, fields in rows:
-        check_known_id(path, line, fields[id_at], known_ids, colours)
-        if fields[colour_at]:
-            colours[fields[id_at]] = fields[colour_at]
-    return colours
-
-
-def check_known_id(
-    path: Path, line: int, item_id: str, known_ids: set[str], seen: Mapping[str, str]
-) -> None:
-    """An annotation must name a catalogue id, once."""
-    if item_id not in known_ids:
-        raise DataError(f"{path}, line {line}: unknown id {item_id!r} (not in styles.csv)")
-    if item_id in seen:
-        raise DataError(f"{path}, line {line}: id {item_id!r} appears twice")
-
-
-def read_captions(path: Path, known_ids: set[str]) -> dict[str, str]:
-    """id -> generated caption from JSONL lines {"id": ..., "caption" (or "text"): ...}; a
-    missing caption (null, "", "nan") adds nothing, as if the id were not listed."""
-    captions: dict[str, str] = {}
-    for line, record in read_jsonl(path):
-        key = "caption" if "caption" in record else "text"
-        if "id" not in record or key not in record:
-            raise DataError(f'{path}, line {line}: expected {{"id": ..., "caption": "..."}}')
-        item_id = id_text(path, line, record["id"]).strip()
-        check_known_id(path, line, item_id, known_ids, captions)
-        captions[item_id] = (text_field(path, line, item_id, key, record[key]) or "").strip()
-    return captions
 
 
 def read_jsonl(path: Path) -> Iterable[tuple[int, Record]]:
@@ -345,160 +274,7 @@ def to_year(text: str) -> int | None:
         return None
 
 
-def build_record(
-    row: Mapping[str, str], captions: Mapping[str, str], laces: Mapping[str, str]
-) -> Record:
-    """One JSONL record: catalogue fields (year a number), image path, lace colour, description."""
-    item_id = row["id"]
-    record: Record = {"id": item_id, "image": row["image"]}
-    record.update({name: row[name] for name in CATALOGUE_FIELDS})
-    record["year"] = to_year(row["year"])
-    record["lace_colour"] = laces.get(item_id)
-    record["description"] = describe(row, captions.get(item_id), laces.get(item_id))
-    return record
-
-
-def split_counts(records: list[Record]) -> dict[str, Any]:
-    """Item count and per-class counts (articleType, baseColour, lace_colour) of one split."""
-    counts: dict[str, Any] = {"items": len(records)}
-    for name in ("articleType", "baseColour", "lace_colour"):
-        values = Counter(record[name] for record in records if record[name])
-        counts[name] = dict(sorted(values.items()))
-    return counts
-
-
-def records_hash(records: list[Record]) -> str:
-    """Hash of a split's records without their absolute image paths (location-independent)."""
-    lines = [
-        json.dumps({k: v for k, v in r.items() if k != "image"}, sort_keys=True) for r in records
-    ]
-    return sha256_bytes("\n".join(lines).encode("utf-8"))
-
-
-# --- writing ----------------------------------------------------------------------------------
-
-
-def write_jsonl(path: Path, records: list[Record]) -> None:
-    """One JSON object per line, UTF-8, keys in record order."""
-    with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def replace_dir(new: Path, out: Path) -> None:
-    """Move the complete folder ``new`` to ``out``, replacing a previous prepared ``out``."""
-    if not out.exists():
-        new.rename(out)
-        return
-    if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).is_file()):
-        raise DataError(f"{out}: exists and is not a prepared catalogue folder; not replacing it")
-    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    backup.rmdir()
-    out.rename(backup)
-    try:
-        new.rename(out)
-    except OSError:
-        backup.rename(out)
-        raise
-    shutil.rmtree(backup)
-
-
-def write_prepared(out: Path, splits: Mapping[str, list[Record]], manifest: Record) -> Record:
-    """Write the split files and manifest into a temp folder, then swap it in as ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder")
-    temp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    temp.chmod(0o755)  # mkdtemp makes it private; the prepared folder is meant to be shared
-    try:
-        for split, records in splits.items():
-            write_jsonl(temp / f"{split}.jsonl", records)
-        manifest["files"] = {f"{s}.jsonl": sha256_file(temp / f"{s}.jsonl") for s in splits}
-        (temp / MANIFEST_NAME).write_text(
-            json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        replace_dir(temp, out)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return manifest
-
-
-# --- entry points -----------------------------------------------------------------------------
-
-
-def load_inputs(
-    images_dir: Path, styles: Path, master_category: str, on_missing_image: str
-) -> tuple[pd.DataFrame, list[str], list[dict[str, Any]], set[str]]:
-    """Chosen rows, skipped ids, repaired styles rows, and every id in styles.csv."""
-    if on_missing_image not in ("fail", "skip"):
-        raise SpecError(f"on_missing_image must be 'fail' or 'skip', got {on_missing_image!r}")
-    if not images_dir.is_dir():
-        raise DataError(f"{images_dir}: images folder not found")
-    frame, repaired = read_styles(styles)
-    json_dir = images_dir.parent / "styles"
-    frame = fill_from_json(frame, json_dir if json_dir.is_dir() else None)
-    chosen, missing = select_items(frame, styles, master_category, images_dir, on_missing_image)
-    return chosen, missing, repaired, set(frame["id"])
-
-
-def build_manifest(splits: Mapping[str, list[Record]], settings: Record) -> Record:
-    """Sizes, per-class counts and hashes of the prepared splits, plus the run's settings."""
-    images = {r["id"]: Path(r["image"]) for records in splits.values() for r in records}
-    images_hash = content_hash(images)
-    split_hashes = {split: records_hash(records) for split, records in splits.items()}
-    return {
-        "format": FORMAT,
-        **settings,
-        "sizes": {**{s: len(r) for s, r in splits.items()}, "total": len(images)},
-        "counts": {split: split_counts(records) for split, records in splits.items()},
-        "split_hashes": split_hashes,
-        "images_hash": images_hash,
-        "manifest_hash": combine_hashes({**split_hashes, "images": images_hash}),
-    }
-
-
-def prepare_footwear(
-    images_dir: Path,
-    styles: Path,
-    out: Path,
-    annotations: Path | None = None,
-    captions: Path | None = None,
-    seed: int = 0,
-    test_size: float = 0.2,
-    val_size: float = 0.1,
-    master_category: str = "Footwear",
-    on_missing_image: str = "fail",
-) -> dict[str, Any]:
-    """Prepare the footwear benchmark folder ``out`` and return its manifest (see module doc)."""
-    images_dir, styles, out = Path(images_dir).absolute(), Path(styles), Path(out)
-    chosen, missing, repaired, known = load_inputs(
-        images_dir, styles, master_category, on_missing_image
-    )
-    laces = read_annotations(Path(annotations), known) if annotations else {}
-    texts = read_captions(Path(captions), known) if captions else {}
-    ids = sorted(chosen["id"], key=id_key)
-    rows = chosen.set_index("id", drop=False).loc[ids]
-    split_of = assign_splits(ids, list(rows["articleType"]), seed, test_size, val_size)
-    splits: dict[str, list[Record]] = {split: [] for split in SPLITS}
-    for row in rows.to_dict("records"):
-        splits[split_of[row["id"]]].append(build_record(row, texts, laces))
-    settings = {
-        "seed": seed,
-        "test_size": test_size,
-        "val_size": val_size,
-        "master_category": master_category,
-        "on_missing_image": on_missing_image,
-        "sources": {
-            "images_dir": str(images_dir),
-            "styles": str(styles.absolute()),
-            "annotations": str(Path(annotations).absolute()) if annotations else None,
-            "captions": str(Path(captions).absolute()) if captions else None,
-        },
-        "skipped_missing_images": {"count": len(missing), "first_ids": missing[:20]},
-        "styles_repaired_rows": repaired,
-    }
-    manifest = build_manifest(splits, settings)
-    return write_prepared(out, splits, manifest)
+# --- reading a prepared folder ----------------------------------------------------------------
 
 
 def split_files(path: Path, split: str | None) -> list[Path]:

@@ -28,9 +28,10 @@ from rich.console import Console
 
 from evalsuite.cli import EXIT_OK, EXIT_REGRESSION
 from evalsuite.cli import main as evalsuite_main
-from evalsuite.data.catalogue import prepare_footwear, read_catalogue
+from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.items import Item
+from evalsuite.data.prepare import prepare_footwear
 from evalsuite.demo.synth import generate_footwear_catalogue, generate_general_benchmark
 from evalsuite.models.tiny import build_tiny_hf
 
