@@ -15,7 +15,12 @@ class DataError(EvalSuiteError):
     """Bad input data; the message names the file, row or field."""
 
 
-class ImageError(DataError):
+class ItemError(DataError):
+    """One item of a data set is unreadable (the others may be fine): scoring skips it by its
+    image policy, training on a streamed source replaces and counts it."""
+
+
+class ImageError(ItemError):
     """One image could not be read; carries the item id and path."""
 
     def __init__(self, message: str, *, item_id: str | None = None, path: str | None = None):

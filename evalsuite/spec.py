@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from evalsuite.errors import EvalSuiteError, SpecError
+from evalsuite.errors import DataError, EvalSuiteError, SpecError
 from evalsuite.registry import Registry, suggest
 
 if TYPE_CHECKING:  # queries.py imports this module; the reverse import is done lazily
@@ -595,7 +595,17 @@ class ResolvedDataset:
         """The items of the spec's split (or of ``split``) as a list: scoring reads every
         image anyway, and a lazy reader (webdataset) then reads each sample once."""
         chosen = self.split if split is None else split
-        return list(self.reader(self.path, chosen, **self.options))
+        items = list(self.reader(self.path, chosen, **self.options))
+        first: dict[str, int] = {}
+        for position, item in enumerate(items):
+            # results are keyed by id: a repeated one would take the other item's embedding
+            if first.setdefault(item.id, position) != position:
+                raise DataError(
+                    f"{self.path} (split {chosen!r}): id {item.id!r} of item {position} repeats "
+                    f"item {first[item.id]} (ids must be unique: a shard writer that restarts "
+                    "its keys in each shard gives such ids; use the reader's id_key option)"
+                )
+        return items
 
 
 def resolve_dataset(

@@ -21,7 +21,9 @@ from finetune.config import TrainConfig
 
 def caption_choices(item: Item, fields: Sequence[str]) -> list[str]:
     """Every caption of ``item`` in ``fields`` order: "caption" is the item's caption, a
-    list-valued field gives each of its entries; empty ones are left out."""
+    list-valued field gives each of its entries; empty ones and repeats are left out (the
+    catalogue's "caption" is also its "description" field: listing both must not weigh it
+    twice)."""
     found: list[str] = []
     for name in fields:
         if name == "caption":
@@ -31,7 +33,7 @@ def caption_choices(item: Item, fields: Sequence[str]) -> list[str]:
         else:
             values = [item.fields.get(name)]
         found.extend(v.strip() for v in values if v and v.strip())
-    return found
+    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,9 @@ def code_version() -> str:
     return version()
 
 
+HASHED_SOURCE_BYTES = 256 * 2**20  # a bigger single file (a tar, a Parquet) is not read at start
+
+
 def data_fingerprint(
     path: str | Path, reader: str = "catalogue", options: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -208,7 +211,10 @@ def data_fingerprint(
         # a single source file (CSV, TSV, Parquet, tar) is hashed; a folder of another format
         # has no manifest to hash, and reading every image here would cost what streaming saves
         file = Path(path)
-        source["file_sha256"] = sha256_file(file) if file.is_file() else None
+        small = file.is_file() and file.stat().st_size <= HASHED_SOURCE_BYTES
+        source["file_sha256"] = sha256_file(file) if small else None
+        if file.is_file():
+            source["file_bytes"] = file.stat().st_size
         return {"path": str(file.resolve()), **source, "manifest_hash": None}
     keys = ("manifest_hash", "split_hashes", "images_hash", "files", "sizes", "format")
     return {"path": str(Path(path).resolve()), **source, **{k: manifest.get(k) for k in keys}}

@@ -100,10 +100,16 @@ class DataConfig(Section):
                 raise ValueError(f"template {template!r} needs exactly one '{{}}' placeholder")
         return templates
 
-    @property
-    def caption_fields(self) -> tuple[str, ...]:
-        fields = self.caption_field
-        return (fields,) if isinstance(fields, str) else tuple(fields)
+    @model_validator(mode="after")
+    def _separate_splits(self) -> DataConfig:
+        # null reads the whole source: with a validation split it would train on it too
+        if self.val_split is not None and self.train_split in (None, self.val_split):
+            raise ValueError(
+                f"train_split {self.train_split!r} with val_split {self.val_split!r} trains on "
+                "the validation items (null reads every split); name two different splits, "
+                "or set val_split: null"
+            )
+        return self
 
 
 class OptimConfig(Section):
@@ -214,6 +220,11 @@ class TrainConfig(Section):
             raise ValueError(
                 "schedule.name 'plateau' needs a validation split (data.val_split) and "
                 "train.eval_every_epoch: true; use 'cosine' or 'constant' otherwise"
+            )
+        if self.loss.objective == "zeroshot_ce" and self.data.replay is not None:
+            raise ValueError(
+                "data.replay needs loss.objective 'contrastive': zeroshot_ce classifies into "
+                "the target classes, which replay items (other categories) do not have"
             )
         contrastive_only = self.loss.hard_negatives.enabled or self.loss.same_label_masking
         if self.loss.objective == "zeroshot_ce" and contrastive_only:

@@ -14,10 +14,11 @@ registry (:mod:`evalsuite.data`). Decisions:
   gather need.
 * A streamed reader (a lazy sequence, e.g. WebDataset shards) is not read before training:
   an item without a caption (or a class, for ``zeroshot_ce``) or with an unreadable image is
-  replaced, when its turn comes, by the next usable item of the data set (so batches stay
-  full and the order stays a function of the seed), and counted in ``training.json``
-  (``data.skipped_while_training``). Its classes come from ``data.classes`` or the
-  validation split, which is read whole.
+  replaced, when its turn comes, by a seeded random other item of the data set (so batches
+  stay full and the order stays a function of the seed), and counted (``items_replaced`` in
+  each epoch's record of ``training.json``, all epochs so far). Its first items are looked at
+  (not decoded) at start, so a wrong caption field fails at once. Its classes come from
+  ``data.classes`` or the validation split, which is read whole.
 * Several caption fields (``data.caption_field: [a, b]``, or a field holding a list): every
   caption of an item is a choice, one drawn per (seed, epoch, index) in training, the first
   in validation. Hard negatives and caption choices are seeded the same way, so they depend
@@ -43,10 +44,18 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from evalsuite.data import get_reader
 from evalsuite.data.items import Item
-from evalsuite.errors import ConfigError, DataError, EvalSuiteError, ImageError, SpecError
+from evalsuite.errors import (
+    ConfigError,
+    DataError,
+    EvalSuiteError,
+    ImageError,
+    ItemError,
+    SpecError,
+)
 from evalsuite.images import load_item_image
 from evalsuite.models.base import ClipModel
 from finetune.captions import Captions, HardNegatives, build_hard_negatives, caption_choices
+from finetune.checkpoint import data_fingerprint
 from finetune.config import DataConfig, ReplayConfig, TrainConfig
 from finetune.sampling import EpochSampler, ReplaySampler
 
@@ -74,10 +83,11 @@ class Picked(Sequence[Item]):
 
 def open_source(source: DataConfig | ReplayConfig, split: str | None) -> Sequence[Item]:
     """The items of one split of a data source, through evalsuite's reader registry."""
+    key = "data.replay.options" if isinstance(source, ReplayConfig) else "data.options"
     try:
         return get_reader(source.reader)(Path(source.path), split, **source.options)
     except SpecError as err:  # a bad reader option is a config error here
-        raise ConfigError(f"data ({source.reader} reader, {source.path}): {err}") from None
+        raise ConfigError(f"{key} ({source.reader} reader, {source.path}): {err}") from None
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ def read_split(
     data, source = cfg.data, source or cfg.data
     fields = caption_fields(cfg, source)
     items = open_source(source, split)
-    if data.max_items is not None and len(items) > data.max_items:
+    if source is data and data.max_items is not None and len(items) > data.max_items:
         keep = sorted(random.Random(cfg.train.seed).sample(range(len(items)), data.max_items))
         items = Picked(items, keep) if not isinstance(items, list) else [items[i] for i in keep]
     skipped = {"no_caption": 0, "bad_image": 0}
@@ -163,8 +173,29 @@ def read_split(
 
 
 def caption_fields(cfg: TrainConfig, source: DataConfig | ReplayConfig) -> tuple[str, ...]:
-    fields = getattr(source, "caption_field", None) or cfg.data.caption_field
+    """The caption fields of a source (replay: its own, else data.caption_field)."""
+    fields = source.caption_field or cfg.data.caption_field
     return (fields,) if isinstance(fields, str) else tuple(fields)
+
+
+def probe_streamed(split: Split, fields: Sequence[str], where: str, count: int = 16) -> None:
+    """Look at a streamed split's first items (fields only, no image decoded): none with a
+    caption is a wrong caption field or reader option, better said now than mid-run."""
+    seen: list[Item] = []
+    for index in range(min(count, len(split.items))):
+        try:
+            item = split.items[index]
+        except ItemError:
+            continue
+        if caption_choices(item, fields):
+            return
+        seen.append(item)
+    if seen:
+        keys = sorted({*seen[0].fields, *seen[0].lists, *(["caption"] if seen[0].caption else [])})
+        raise DataError(
+            f"{where}: none of the first {len(seen)} items has a caption in "
+            f"{' or '.join(fields)} (data.caption_field); the first item has: {keys}"
+        )
 
 
 def only_labelled(split: Split, labels: Labels) -> Split:
@@ -184,6 +215,12 @@ def class_names(cfg: TrainConfig, splits: Sequence[Split]) -> dict[str, str]:
     if classes is not None:
         return {value: value for value in classes}
     listed = [s for s in splits if not s.streamed]
+    if listed and len(listed) < len(splits):
+        log.warning(
+            "data.classes not given: the classes are the %s values of the validation split "
+            "(the streamed training set is not read before training)",
+            cfg.data.target_field,
+        )
     if not listed:
         raise ConfigError(
             f"data.classes: needed with a streamed {cfg.data.reader} training set and no "
@@ -213,6 +250,7 @@ class CaptionDataset(Dataset):
     negatives: HardNegatives | None = None
     negative_field: str = ""
     replace_bad_images: bool = True  # streamed: data.on_bad_image skip; error: raise
+    source: str = "data"  # names the data in errors
     epoch: int = field(default=0)
 
     def __len__(self) -> int:
@@ -221,22 +259,28 @@ class CaptionDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not self.split.streamed:
             return self.example(index, self.split.items[index], load_item_image)
-        size = len(self.split.items)
-        for passed in range(min(MAX_REPLACEMENTS, size)):
-            at = (index + passed) % size
+        size, failed, reason = len(self.split.items), 0, ""
+        at = index
+        for attempt in range(MAX_REPLACEMENTS):
             try:
                 example = self.example(at, self.split.items[at], load_item_image)
-            except _Unusable:
-                continue
-            except ImageError:
-                if not self.replace_bad_images:
+            except (_Unusable, ItemError) as exc:
+                if isinstance(exc, ImageError) and not self.replace_bad_images:
                     raise
+                failed, reason = failed + 1, str(exc) or reason
+                if failed == 1:
+                    log.debug("item %d unusable, replaced: %s", at, exc)
+                # a seeded random other item, not the next one: a run of bad items must not
+                # put one good item several times into a batch (a false negative pair)
+                rng = random.Random(f"replace/{self.captions.seed}/{self.epoch}/{index}/{attempt}")
+                at = rng.randrange(size)
                 continue
-            example["replaced"] = passed
+            example["replaced"] = failed
             return example
         raise DataError(
-            f"{min(MAX_REPLACEMENTS, size)} items in a row from index {index} have no caption, "
-            "class or readable image"
+            f"{self.source}: {MAX_REPLACEMENTS} items drawn for index {index} had no caption "
+            f"in {' or '.join(self.captions.fields)}, no class (zeroshot_ce) or no readable "
+            f"image; the last: {reason or 'no caption or class'}"
         )
 
     def example(self, index: int, item: Item, load) -> dict[str, Any]:
@@ -258,6 +302,9 @@ class CaptionDataset(Dataset):
 
 class _Unusable(Exception):
     """A streamed item without a caption (or a class where one is required)."""
+
+    def __str__(self) -> str:
+        return "no caption, or no class where one is required"
 
 
 class MixedDataset(Dataset):
@@ -339,6 +386,9 @@ def replay_per_batch(cfg: TrainConfig) -> int:
 def build_loaders(cfg: TrainConfig, model: ClipModel, rank: int = 0, world: int = 1) -> Loaders:
     """Train and val loaders of this process (its share of each split), and the classes."""
     splits = {"train": read_split(cfg, cfg.data.train_split)}
+    if splits["train"].streamed:
+        where = f"{cfg.data.path} ({cfg.data.train_split or 'all'})"
+        probe_streamed(splits["train"], caption_fields(cfg, cfg.data), where)
     if cfg.data.val_split:
         splits["val"] = read_split(cfg, cfg.data.val_split, streamed=False)
     classes = class_names(cfg, list(splits.values()))
@@ -348,7 +398,7 @@ def build_loaders(cfg: TrainConfig, model: ClipModel, rank: int = 0, world: int 
     splits = {k: only_labelled(s, labels) for k, s in splits.items()}
     train_split = splits["train"]
     negatives = build_hard_negatives(cfg, train_split.items, train_split.streamed, list(classes))
-    seed, fields = cfg.train.seed, cfg.data.caption_fields
+    seed, fields = cfg.train.seed, caption_fields(cfg, cfg.data)
     skip_bad = cfg.data.on_bad_image == "skip"
     train: Dataset = CaptionDataset(
         splits["train"],
@@ -403,7 +453,8 @@ def with_replay(
         cfg.train.accum_steps,
     )
     record = {
-        **spec.model_dump(exclude={"caption_field"}),
+        **data_fingerprint(spec.path, spec.reader, spec.options),
+        **spec.model_dump(exclude={"caption_field", "path"}),
         "caption_field": list(fields),
         "items": len(split.items),
         "skipped": split.skipped,

@@ -82,6 +82,8 @@ class ReplaySampler(Sampler[int]):
             size, seed, rank, world_size, True, multiple_of=(batch_size - per_batch) * accum_steps
         )
         self.epoch, self.start = 0, 0
+        self._batches: tuple[int, list[list[int]]] | None = None  # (epoch, its batches)
+        self._permutations: dict[tuple[int, int], list[int]] = {}  # (epoch, cycle) -> order
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """``start`` counts items of this process's stream (a multiple of batch_size)."""
@@ -91,16 +93,21 @@ class ReplaySampler(Sampler[int]):
     def replay_positions(self, first: int, count: int) -> list[int]:
         """Replay indices at stream positions ``first .. first + count``: the stream is one
         seeded permutation of the replay set after another (a new one each cycle)."""
-        out, cache = [], {}
+        out, cache = [], self._permutations
         for position in range(first, first + count):
             cycle, offset = divmod(position, self.replay_size)
-            if cycle not in cache:
+            key = (self.epoch, cycle)
+            if key not in cache:
                 generator = torch.Generator().manual_seed(hash_seed(self.seed, self.epoch, cycle))
-                cache[cycle] = torch.randperm(self.replay_size, generator=generator).tolist()
-            out.append(self.size + cache[cycle][offset])
+                cache[key] = torch.randperm(self.replay_size, generator=generator).tolist()
+            out.append(self.size + cache[key][offset])
         return out
 
     def batches(self) -> list[list[int]]:
+        """This process's batches of the current epoch (computed once per epoch)."""
+        if self._batches is not None and self._batches[0] == self.epoch:
+            return self._batches[1]
+        self._permutations.clear()
         own = self.batch_size - self.per_batch
         target = self.target.shard()
         out = []
@@ -109,6 +116,8 @@ class ReplaySampler(Sampler[int]):
             out.append(
                 target[b * own : (b + 1) * own] + self.replay_positions(first, self.per_batch)
             )
+        self._permutations.clear()  # the batches hold what is needed
+        self._batches = (self.epoch, out)
         return out
 
     def __iter__(self) -> Iterator[int]:

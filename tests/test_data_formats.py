@@ -314,3 +314,31 @@ tasks:
     (run,) = score_model(tiny_hf_dir, options)
     assert run.n_items == 64
     assert {m.task for m in run.metrics} == {"article", "knn"}
+
+
+def test_hf_dataset_class_labels_read_as_their_names(real_items: list[Item], tmp_path: Path):
+    """A ClassLabel column (the usual label type of Hugging Face image data sets) stores
+    integers; an item carries the class name, and -1 (no label) as a missing value."""
+    import datasets
+
+    from evalsuite.data import get_reader
+
+    rows = real_items[:3]
+    names = ["Casual Shoes", "Heels"]
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "text": datasets.Value("string"),
+            "id": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=names),
+        }
+    )
+    columns = {
+        "image": [{"bytes": Path(i.path).read_bytes(), "path": None} for i in rows],
+        "text": [i.caption for i in rows],
+        "id": [i.id for i in rows],
+        "label": [1, 0, -1],
+    }
+    datasets.Dataset.from_dict(columns, features=features).save_to_disk(str(tmp_path / "ds"))
+    items = get_reader("hf_dataset")(tmp_path / "ds", id_key="id")
+    assert [item.fields["label"] for item in items] == ["Heels", "Casual Shoes", ""]

@@ -15,7 +15,7 @@ from accelerate.state import AcceleratorState
 
 import evalsuite.data as data_registry
 from evalsuite.data.items import Item
-from evalsuite.errors import ConfigError
+from evalsuite.errors import ConfigError, DataError
 from finetune.config import validate_config
 from finetune.data import build_loaders, read_split, set_epoch
 from finetune.loop import train
@@ -189,15 +189,20 @@ def test_a_replay_fraction_that_cannot_work_is_refused(
 class Streamed(Sequence[Item]):
     """A lazy sequence, as a streamed reader returns (the trainer must not list it)."""
 
-    def __init__(self, items: list[Item]) -> None:
+    def __init__(self, items: list[Item | Exception]) -> None:
         self.items, self.reads = items, 0
+        self.reads_of: Counter[int] = Counter()
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index):  # type: ignore[override]
         self.reads += 1
-        return self.items[index]
+        self.reads_of[index] += 1
+        item = self.items[index]
+        if isinstance(item, Exception):
+            raise item
+        return item
 
 
 def test_streamed_items_are_not_read_before_training_and_bad_ones_replaced(
@@ -215,7 +220,8 @@ def test_streamed_items_are_not_read_before_training_and_bad_ones_replaced(
     keys = {"reader": "streamed", "classes": ["Heels", "Sandals", "Casual Shoes", "Sports Shoes"]}
     cfg = validate_config(config(folder, data, tmp_path / "run", **keys))
     loaders = build_loaders(cfg, model)
-    assert streamed.reads == 0 and loaders.counts["train_items"] == 16
+    # only the first item is looked at (fields, no image decoded) before training
+    assert streamed.reads == 1 and loaders.counts["train_items"] == 16
     seen = batches(loaders.train, 0)
     assert sum(int(b["replaced"]) for b in seen) == 2
     assert all(len(b["labels"]) == 8 for b in seen)
@@ -259,3 +265,71 @@ def test_training_json_names_the_reader_and_hashes_a_source_file(tmp_path: Path)
     assert record["reader"] == "pairs_csv" and record["options"] == {"separator": ","}
     assert record["file_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
     assert record["manifest_hash"] is None
+
+
+def test_a_run_of_bad_streamed_items_is_counted_once_per_bad_read(
+    tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three bad items in a row (an unreadable image, an unreadable sample, no caption) count
+    as the bad reads they cost, not 1 + 2 + 3, and no good item fills several slots."""
+    from evalsuite.data.catalogue import read_catalogue
+    from evalsuite.errors import ItemError
+
+    folder, model = tiny
+    data = write_synthetic_catalogue(tmp_path / "data", train=32, val=0, test=0)
+    items: list = read_catalogue(data, "train")
+    items[4] = Item(items[4].id, items[4].fields, data=b"broken", caption=items[4].caption)
+    items[5] = ItemError("shard-000000.tar, sample 5: its .json member is not valid JSON")
+    items[6] = Item(items[6].id, items[6].fields, path=items[6].path, caption=None)
+    streamed = Streamed(items)
+    monkeypatch.setitem(data_registry.READERS, "streamed", lambda path, split=None: streamed)
+    keys = {"reader": "streamed", "classes": ["Heels", "Sandals", "Casual Shoes", "Sports Shoes"]}
+    loaders = build_loaders(validate_config(config(folder, data, tmp_path / "r", **keys)), model)
+    streamed.reads_of.clear()
+    seen = batches(loaders.train, 0)
+    bad_reads = sum(streamed.reads_of[k] for k in (4, 5, 6))
+    assert sum(int(b["replaced"]) for b in seen) == bad_reads >= 3
+    captions = [c for b in seen for c in b["input_ids"].tolist()]
+    assert len(captions) == 32 and bad_reads < 6
+
+
+def test_a_streamed_source_without_the_caption_field_fails_at_start(
+    tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evalsuite.data.catalogue import read_catalogue
+
+    folder, model = tiny
+    data = write_synthetic_catalogue(tmp_path / "data", train=8, val=0, test=0)
+    streamed = Streamed(read_catalogue(data, "train"))
+    monkeypatch.setitem(data_registry.READERS, "streamed", lambda path, split=None: streamed)
+    keys = {"reader": "streamed", "classes": ["Heels"], "caption_field": "title"}
+    with pytest.raises(DataError, match=r"data\.caption_field") as err:
+        build_loaders(validate_config(config(folder, data, tmp_path / "r", **keys)), model)
+    assert "title" in str(err.value) and "productDisplayName" in str(err.value)  # what there is
+    assert streamed.reads <= 16
+
+
+@pytest.mark.parametrize(("train_split", "val_split"), [(None, "val"), ("train", "train")])
+def test_a_training_split_that_holds_the_validation_split_is_refused(
+    tmp_path: Path, train_split, val_split
+) -> None:
+    raw = config(tmp_path / "m", tmp_path / "d", tmp_path / "r")
+    raw["data"].update(train_split=train_split, val_split=val_split)
+    with pytest.raises(ConfigError, match="trains on the validation items"):
+        validate_config(raw)
+
+
+def test_replay_with_zeroshot_ce_is_refused(tmp_path: Path) -> None:
+    raw = config(tmp_path / "m", tmp_path / "d", tmp_path / "r")
+    raw["data"]["replay"] = {"path": str(tmp_path / "g"), "fraction": 0.25}
+    raw["loss"] = {"objective": "zeroshot_ce"}
+    with pytest.raises(ConfigError, match=r"data\.replay needs loss\.objective 'contrastive'"):
+        validate_config(raw)
+
+
+def test_two_processes_of_b_items_replay_like_one_of_2b() -> None:
+    one = ReplaySampler(60, 9, 8, 2, seed=4, world_size=1)
+    two = [ReplaySampler(60, 9, 4, 1, seed=4, rank=r, world_size=2) for r in (0, 1)]
+    for step, batch in enumerate(one.batches()):
+        parts = [s.batches()[step] for s in two]
+        assert sorted(batch) == sorted(parts[0] + parts[1])

@@ -174,3 +174,19 @@ def test_scores_a_benchmark_of_shards(
     )
     [run] = score_model(tiny_hf_dir, opts)
     assert run.n_items == 60 and run.n_skipped_images == 1
+
+
+def test_ids_repeated_across_shards_are_refused_when_scoring(
+    real_items: list[Item], tmp_path: Path
+) -> None:
+    """A writer that restarts its keys in each shard gives two items one id: scoring (which
+    keys embeddings by id) refuses it, naming both positions and id_key."""
+    from evalsuite.spec import ResolvedDataset
+
+    for name in ("a", "b"):
+        with wds.TarWriter(str(tmp_path / f"{name}.tar"), encoder=False) as sink:
+            for k, item in enumerate(real_items[:2]):
+                sink.write({"__key__": f"{k:04d}", "jpg": item.path.read_bytes(), "txt": b"x"})
+    dataset = ResolvedDataset(get_reader("webdataset"), tmp_path, None, {})
+    with pytest.raises(DataError, match=r"id '0000' of item 2 repeats item 0.*id_key"):
+        dataset.load()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from evalsuite.data.items import Item
 from evalsuite.data.text import field_text, is_missing
-from evalsuite.errors import DataError, SpecError
+from evalsuite.errors import DataError, ItemError, SpecError
 
 if TYPE_CHECKING:
     import datasets
@@ -186,6 +186,7 @@ class DatasetItems(Sequence[Item]):
         self._caption_key: str | None = keys["caption_key"]
         self._scalars: list[str] = keys["scalars"]
         self._lists: list[str] = keys["lists"]
+        self._label_names: dict[str, list[str]] = keys.get("label_names", {})
         self._source = source
         self._keep_alive = keep_alive  # the temporary Arrow cache of Parquet input
 
@@ -220,7 +221,7 @@ class DatasetItems(Sequence[Item]):
         image = row[self._image_key] or {}
         data, path = image.get("bytes"), image.get("path")
         if data is None and not path:
-            raise DataError(
+            raise ItemError(
                 f"{self._source}, row {position}, column {self._image_key!r}: no image "
                 "(neither bytes nor a path)"
             )
@@ -229,12 +230,19 @@ class DatasetItems(Sequence[Item]):
             caption = caption[0] if caption else None
         return Item(
             id=self._ids[position],
-            fields={name: field_text(row[name]) for name in self._scalars},
+            fields={name: self._field(name, row[name]) for name in self._scalars},
             data=data,
             path=None if data is not None else self._source_dir / path,
             caption=None if is_missing(caption) else str(caption),
             lists={name: tuple(v.strip() for v in row[name] or ()) for name in self._lists},
         )
+
+    def _field(self, name: str, value: Any) -> str:
+        """A column's value as text; a ClassLabel's integer as its class name."""
+        names = self._label_names.get(name)
+        if names is not None and isinstance(value, int) and 0 <= value < len(names):
+            return names[value]
+        return "" if names is not None and value == -1 else field_text(value)  # -1: no label
 
     @property
     def _source_dir(self) -> Path:
@@ -275,4 +283,10 @@ def read_hf_dataset(path: Path, split: str | None = None, **options: Any) -> Seq
         raise DataError(f"{source}, {exc}") from None
     ids = read_ids(dataset, source, id_key, image_key)
     keys = {"image_key": image_key, "caption_key": caption_key, "scalars": scalars, "lists": lists}
+    # a ClassLabel column stores integers: the items carry its names (the usual label type)
+    keys["label_names"] = {
+        name: list(feature.names)
+        for name, feature in dataset.features.items()
+        if isinstance(feature, datasets.ClassLabel)
+    }
     return DatasetItems(dataset, ids, keys, source, keep_alive)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import braceexpand
-from wids.wids_mmtar import next_header, parse_tar_header
 
 from evalsuite.errors import DataError
 
@@ -141,6 +140,9 @@ def count_samples(path: Path) -> int:
 
     Grouped as wids groups them (consecutive members of one key; regular files whose name
     holds a dot), so the count is the length wids' index of the shard will have."""
+    # wids' package imports torch (2 s): only when a shard must be scanned
+    from wids.wids_mmtar import next_header, parse_tar_header
+
     count, last = 0, None
     with open(path, "rb") as handle:
         offset = 0

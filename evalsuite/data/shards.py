@@ -23,14 +23,15 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, SupportsIndex, overload
-
-from wids.wids import IndexedTarSamples
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 from evalsuite.data.items import Item
 from evalsuite.data.shard_files import Shard, resolve_shards
 from evalsuite.data.text import field_text, is_missing
-from evalsuite.errors import DataError, SpecError
+from evalsuite.errors import DataError, ItemError, SpecError
+
+if TYPE_CHECKING:
+    from wids.wids import IndexedTarSamples
 
 _OPTIONS = {"image_key", "caption_key", "id_key", "open_shards"}
 _SMALL_TEXT = 4096  # bytes: larger non-image members (embeddings, masks) are not fields
@@ -48,9 +49,7 @@ class ShardItems(Sequence[Item]):
         self._image_exts = _extensions(options, "image_key", "jpg;jpeg;png;webp")
         self._caption_exts = _extensions(options, "caption_key", "txt")
         self._id_key: str | None = options.get("id_key")
-        self._open_limit = int(options.get("open_shards", 64))
-        if self._open_limit < 1:
-            raise SpecError(f"webdataset reader: open_shards must be >= 1, got {self._open_limit}")
+        self._open_limit = open_shards_option(options)
         self._ends: list[int] = []
         for shard in shards:
             self._ends.append((self._ends[-1] if self._ends else 0) + shard.count)
@@ -108,6 +107,8 @@ class ShardItems(Sequence[Item]):
         if number in self._open:
             self._open.move_to_end(number)
             return self._open[number]
+        from wids.wids import IndexedTarSamples  # imports torch: only when a shard is read
+
         shard = self.shards[number]
         try:
             samples = IndexedTarSamples(path=str(shard.path))
@@ -151,7 +152,7 @@ class ShardItems(Sequence[Item]):
             return key
         value = fields.get(self._id_key, "")
         if not value:
-            raise DataError(f"{where}: no id: its .json has no {self._id_key!r} (id_key)")
+            raise ItemError(f"{where}: no id: its .json has no {self._id_key!r} (id_key)")
         return value
 
 
@@ -171,9 +172,9 @@ def _json_fields(
     try:
         record = json.loads(data)
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both
-        raise DataError(f"{where}: its .json member is not valid JSON ({exc})") from None
+        raise ItemError(f"{where}: its .json member is not valid JSON ({exc})") from None
     if not isinstance(record, dict):
-        raise DataError(f"{where}: its .json member is not an object of fields")
+        raise ItemError(f"{where}: its .json member is not an object of fields")
     fields, lists = {}, {}
     for key, value in record.items():
         if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
@@ -201,7 +202,7 @@ def _caption(data: bytes | None, where: str) -> str | None:
     try:
         text = data.decode("utf-8").strip()
     except UnicodeDecodeError as exc:
-        raise DataError(f"{where}: its caption is not UTF-8 ({exc})") from None
+        raise ItemError(f"{where}: its caption is not UTF-8 ({exc})") from None
     return None if is_missing(text) else text
 
 
@@ -218,4 +219,18 @@ def read_webdataset(path: Path, split: str | None = None, **options: Any) -> Sha
         raise SpecError(
             f"webdataset reader: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}"
         )
+    open_shards_option(options)  # checked before any shard is looked at
+    for name in ("image_key", "caption_key", "id_key"):
+        if name in options and not (options[name] is None or isinstance(options[name], str)):
+            raise SpecError(f"webdataset reader: option {name} must be text, got {options[name]!r}")
     return ShardItems(resolve_shards(path, split), dict(options))
+
+
+def open_shards_option(options: dict[str, Any]) -> int:
+    """The ``open_shards`` option: a whole number >= 1 (default 64)."""
+    value = options.get("open_shards", 64)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(
+            f"webdataset reader: open_shards must be a whole number >= 1, got {value!r}"
+        )
+    return value
