@@ -144,7 +144,7 @@ def write_hf_dataset(
 
 
 def write_catalogue(items: Sequence[Item], out: Path) -> WriterResult:
-    """A prepared-catalogue split (``out/train.jsonl``, as `evalsuite prepare` writes it)
+    """A prepared-catalogue split file (``out/train.jsonl``, as `evalsuite prepare` writes it)
     over the items' image files: every field a key, the caption as ``description``."""
     lines = []
     for item in items:
@@ -152,7 +152,7 @@ def write_catalogue(items: Sequence[Item], out: Path) -> WriterResult:
         record = {"id": item.id, "image": str(item.path), **item.fields}
         lines.append(json.dumps({**record, **item.lists, "description": item.caption}))
     (out / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return "catalogue", out, {}
+    return "catalogue", out / "train.jsonl", {}  # one split file: read whatever the split
 
 
 def write_webdataset(items: Sequence[Item], out: Path) -> WriterResult:
