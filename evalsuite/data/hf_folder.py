@@ -17,7 +17,7 @@ from typing import Any
 from evalsuite.data.catalogue import Record, read_jsonl
 from evalsuite.data.items import Item
 from evalsuite.data.pairs import check_unique, image_path
-from evalsuite.data.text import field_text, id_text, is_missing, read_csv_rows
+from evalsuite.data.text import id_text, is_missing, read_csv_rows, record_fields
 from evalsuite.errors import DataError, SpecError
 
 METADATA_NAMES = ("metadata.jsonl", "metadata.csv")
@@ -47,20 +47,6 @@ def metadata_records(file: Path) -> Iterable[tuple[int, Record]]:
         yield line, dict(zip(header, fields, strict=True))
 
 
-def split_value(file: Path, line: int, key: str, value: Any) -> tuple[str, ...] | None:
-    """A list of strings as a tuple (several captions of one item); None for a scalar. A
-    nested object or a list holding anything but text names the line and key: a field must
-    be text for the tasks to compare it."""
-    if isinstance(value, dict) or (
-        isinstance(value, list) and not all(isinstance(v, str) for v in value)
-    ):
-        raise DataError(
-            f"{file}, line {line}, key {key!r}: expected text, a number or a list of "
-            f"strings, got {json.dumps(value)[:80]}"
-        )
-    return tuple(v.strip() for v in value) if isinstance(value, list) else None
-
-
 def record_item(
     file: Path, line: int, record: Record, caption_key: str | None, id_key: str | None
 ) -> Item:
@@ -73,13 +59,7 @@ def record_item(
     if id_key is not None and id_key not in record:
         raise DataError(f"{where}, key {id_key!r}: no id (id_key); keys found: {list(record)}")
     item_id = id_text(file, line, record[id_key]) if id_key else name
-    fields, lists = {}, {}
-    for key, value in record.items():
-        listed = split_value(file, line, key, value)
-        if listed is None:
-            fields[key] = field_text(value)
-        else:
-            lists[key] = listed
+    fields, lists = record_fields(where, record)
     caption: str | None = None
     if caption_key is not None:
         # a list of captions gives its first as the item's caption; all stay in lists

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 from evalsuite.data.items import Item
 from evalsuite.data.shard_files import Shard, resolve_shards
-from evalsuite.data.text import field_text, is_missing
+from evalsuite.data.text import field_text, is_missing, record_fields
 from evalsuite.errors import DataError, ItemError, SpecError
 
 if TYPE_CHECKING:
@@ -175,15 +175,10 @@ def _json_fields(
         raise ItemError(f"{where}: its .json member is not valid JSON ({exc})") from None
     if not isinstance(record, dict):
         raise ItemError(f"{where}: its .json member is not an object of fields")
-    fields, lists = {}, {}
-    for key, value in record.items():
-        if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
-            lists[key] = tuple(field_text(v) for v in value)
-        elif isinstance(value, dict | list):  # nested: kept whole, as JSON text
-            fields[key] = json.dumps(value, sort_keys=True)
-        else:
-            fields[key] = field_text(value)
-    return fields, lists
+    try:
+        return record_fields(f"{where}, .json", record)
+    except DataError as exc:  # one sample's fields: the others may be fine
+        raise ItemError(str(exc)) from None
 
 
 def _small_text(data: bytes) -> str | None:

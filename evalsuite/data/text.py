@@ -172,10 +172,11 @@ def read_csv_rows(
 def record_fields(
     where: str, record: Mapping[str, Any], exclude: Collection[str] = ()
 ) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-    """Every key of a JSON record (but ``exclude``) as a field: scalars as text
-    (:func:`field_text`), a list of strings into the second mapping (several captions of one
-    item, missing entries left out), an object as its JSON text. A list holding anything but
-    strings is refused, naming ``where`` and the key."""
+    """Every key of a JSON record (but ``exclude``) as a field, one rule for every reader:
+    scalars as text (:func:`field_text`), a list of texts into the second mapping (several
+    captions of one item; missing entries left out), an object as its JSON text. A list
+    holding anything but text is refused, naming ``where`` and the key: a field must be text
+    for the tasks to compare it."""
     fields: dict[str, str] = {}
     lists: dict[str, tuple[str, ...]] = {}
     for key, value in record.items():
@@ -183,7 +184,10 @@ def record_fields(
             continue
         if isinstance(value, list):
             if not all(v is None or isinstance(v, str) for v in value):
-                raise DataError(f"{where}: {key} must be text or a list of texts")
+                raise DataError(
+                    f"{where}, key {key!r}: expected text, a number or a list of texts, got "
+                    f"{json.dumps(value)[:80]}"
+                )
             lists[key] = tuple(v.strip() for v in value if not is_missing(v))
         elif isinstance(value, dict):
             fields[key] = json.dumps(value, ensure_ascii=False, sort_keys=True)
