@@ -134,6 +134,9 @@ def test_split_folders_and_wids_index(real_items: list[Item], tmp_path: Path) ->
     (tmp_path / "index.json").write_text(json.dumps(index))
     items = get_reader("webdataset")(tmp_path / "index.json")
     assert [i.id for i in items] == [i.id for i in real_items[4:8]]
+    write_shards(real_items[8:11], tmp_path / "val", per_shard=4)
+    every = get_reader("webdataset")(tmp_path)  # no split: each split folder, by name
+    assert [i.id for i in every] == [i.id for i in real_items[:11]]
 
 
 def _ids(batch: list[Item]) -> list[str]:

@@ -63,9 +63,12 @@ def find_shards(path: Path | str, split: str | None) -> tuple[list[Path], Path |
 
 
 def _folder_shards(folder: Path, split: str | None) -> list[Path]:
-    """The folder's *.tar sorted by name, or with a split its <split>-*.tar or <split>/*.tar."""
+    """The folder's *.tar sorted by name, or with a split its <split>-*.tar or <split>/*.tar.
+    No split and only split folders (train/, val/, test/): every split, folder by folder."""
     if split is None:
-        tried, shards = f"{folder}/*.tar", sorted(folder.glob("*.tar"))
+        tried, shards = f"{folder}/*.tar or {folder}/*/*.tar", sorted(folder.glob("*.tar"))
+        if not shards:
+            shards = [t for sub in sorted(folder.iterdir()) for t in sorted(sub.glob("*.tar"))]
     else:
         tried = f"{folder}/{split}-*.tar or {folder}/{split}/*.tar"
         shards = sorted(folder.glob(f"{split}-*.tar")) or sorted((folder / split).glob("*.tar"))
