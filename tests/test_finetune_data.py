@@ -205,6 +205,13 @@ class Streamed(Sequence[Item]):
         return item
 
 
+def streamed_reader(monkeypatch: pytest.MonkeyPatch, items: list) -> Streamed:
+    """Register a reader "streamed" that returns ``items`` as a lazy sequence."""
+    streamed = Streamed(items)
+    monkeypatch.setitem(data_registry.READERS, "streamed", lambda path, split=None: streamed)
+    return streamed
+
+
 def test_streamed_items_are_not_read_before_training_and_bad_ones_replaced(
     tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,8 +222,7 @@ def test_streamed_items_are_not_read_before_training_and_bad_ones_replaced(
     items = read_catalogue(data, "train")
     items[3] = Item(items[3].id, items[3].fields, data=b"not an image", caption=items[3].caption)
     items[5] = Item(items[5].id, items[5].fields, path=items[5].path, caption=None)
-    streamed = Streamed(items)
-    monkeypatch.setitem(data_registry.READERS, "streamed", lambda path, split=None: streamed)
+    streamed = streamed_reader(monkeypatch, items)
     keys = {"reader": "streamed", "classes": ["Heels", "Sandals", "Casual Shoes", "Sports Shoes"]}
     cfg = validate_config(config(folder, data, tmp_path / "run", **keys))
     loaders = build_loaders(cfg, model)
@@ -236,8 +242,7 @@ def test_a_streamed_set_without_classes_or_validation_is_refused(
 
     folder, model = tiny
     data = write_synthetic_catalogue(tmp_path / "data", train=8, val=0, test=0)
-    streamed = Streamed(read_catalogue(data, "train"))
-    monkeypatch.setitem(data_registry.READERS, "streamed", lambda path, split=None: streamed)
+    streamed_reader(monkeypatch, read_catalogue(data, "train"))
     cfg = validate_config(config(folder, data, tmp_path / "run", reader="streamed"))
     with pytest.raises(ConfigError, match=r"data\.classes"):
         build_loaders(cfg, model)
@@ -281,8 +286,7 @@ def test_a_run_of_bad_streamed_items_is_counted_once_per_bad_read(
     items[4] = Item(items[4].id, items[4].fields, data=b"broken", caption=items[4].caption)
     items[5] = ItemError("shard-000000.tar, sample 5: its .json member is not valid JSON")
     items[6] = Item(items[6].id, items[6].fields, path=items[6].path, caption=None)
-    streamed = Streamed(items)
-    monkeypatch.setitem(data_registry.READERS, "streamed", lambda path, split=None: streamed)
+    streamed = streamed_reader(monkeypatch, items)
     keys = {"reader": "streamed", "classes": ["Heels", "Sandals", "Casual Shoes", "Sports Shoes"]}
     loaders = build_loaders(validate_config(config(folder, data, tmp_path / "r", **keys)), model)
     streamed.reads_of.clear()
@@ -300,8 +304,7 @@ def test_a_streamed_source_without_the_caption_field_fails_at_start(
 
     folder, model = tiny
     data = write_synthetic_catalogue(tmp_path / "data", train=8, val=0, test=0)
-    streamed = Streamed(read_catalogue(data, "train"))
-    monkeypatch.setitem(data_registry.READERS, "streamed", lambda path, split=None: streamed)
+    streamed = streamed_reader(monkeypatch, read_catalogue(data, "train"))
     keys = {"reader": "streamed", "classes": ["Heels"], "caption_field": "title"}
     with pytest.raises(DataError, match=r"data\.caption_field") as err:
         build_loaders(validate_config(config(folder, data, tmp_path / "r", **keys)), model)
