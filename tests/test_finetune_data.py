@@ -17,9 +17,10 @@ import evalsuite.data as data_registry
 from evalsuite.data.items import Item
 from evalsuite.errors import ConfigError, DataError
 from finetune.config import validate_config
-from finetune.data import build_loaders, read_split, set_epoch
+from finetune.data import build_loaders, set_epoch
 from finetune.loop import train
 from finetune.sampling import ReplaySampler
+from finetune.sources import read_split
 from finetune.synthetic import write_synthetic_catalogue
 
 TINY = {"name": "tiny-train"}

@@ -116,7 +116,7 @@ def test_open_clip_bf16_zeroshot_ce_trains_the_image_tower_only(tmp_path: Path) 
 
 
 def test_unreadable_images_are_skipped_and_counted(tmp_path: Path) -> None:
-    from finetune.data import read_split
+    from finetune.sources import read_split
 
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=8, val=0, test=0)
     first = json.loads((data / "train.jsonl").read_text().splitlines()[0])

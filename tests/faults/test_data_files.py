@@ -21,7 +21,7 @@ from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.errors import DataError
 from evalsuite.runner import ScoreOptions, score_model
 from finetune.config import TrainConfig, validate_config
-from finetune.data import class_names, read_split
+from finetune.sources import class_names, read_split
 from finetune.synthetic import write_synthetic_catalogue
 
 HEADER = (
