@@ -133,3 +133,29 @@ def test_an_export_of_an_older_schema_is_upgraded(scored: Path, tmp_path: Path) 
     merged = tmp_path / "merged.duckdb"
     assert import_runs(merged, [folder])[0] == [folder.name]
     assert store.list_models(merged)["is_baseline"].isna().all()
+
+
+@pytest.mark.slow
+def test_ci_jobs_export_and_import_equals_scoring_into_one_database(
+    tiny_hf_dir: Path, tiny_open_clip_dir: Path, shared_data: Path, fmnist_dir: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Two "CI jobs", each with its own database, score a model and export; importing both
+    exports gives the rows of scoring both models into one database."""
+    common = ["--benchmarks", "fmnist", "--data-root", str(shared_data), "--bootstrap", "100"]
+    common += ["--cache-dir", str(tmp_path / "cache")]
+    models = {"base": tiny_hf_dir, "other": tiny_open_clip_dir}
+    for name, model in models.items():
+        job = ["--db", str(tmp_path / f"job-{name}.duckdb"), "score", str(model), "--name", name]
+        assert main([*job, "--export", str(tmp_path / "artifacts" / name), *common]) == 0
+        one = ["--db", str(tmp_path / "one.duckdb"), "score", str(model), "--name", name]
+        assert main([*one, *common]) == 0
+    merged = tmp_path / "merged.duckdb"
+    assert main(["--db", str(merged), "import", str(tmp_path / "artifacts" / "*")]) == 0
+    columns = ["model_name", "benchmark", "task", "metric", "value", "ci_low", "ci_high"]
+    got, want = (
+        store.latest_metrics(db)[columns].sort_values(columns[:4]).reset_index(drop=True)
+        for db in (merged, tmp_path / "one.duckdb")
+    )
+    assert len(got) > 10 and set(got["model_name"]) == set(models)
+    assert got.equals(want)
