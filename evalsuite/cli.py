@@ -163,6 +163,9 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         help="skip benchmarks already scored for this model and data",
     )
     score.add_argument("--no-store", action="store_true", help="do not write the database")
+    score.add_argument(
+        "--export", type=Path, metavar="DIR", help="also write each run as a portable run folder"
+    )
     score.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
     score.add_argument("--seed", type=non_negative_int, default=0)
     score.add_argument("--json", action="store_true", help="print results as JSON")
@@ -224,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "what", nargs="?", choices=("models", "runs", "benchmarks"), default="runs"
     )
+    export = sub.add_parser("export", help="write a model's runs as portable Parquet folders")
+    export.add_argument("model", help="model name (or fingerprint)")
+    export.add_argument("out", type=Path, help="folder to write <run_id>/ folders into")
+    export.add_argument(
+        "--all-runs", action="store_true", help="every run, not only the latest per benchmark"
+    )
+    merge = sub.add_parser("import", help="merge exported runs into the database")
+    merge.add_argument("paths", nargs="+", help="run folders, folders of them, or globs")
     mark = sub.add_parser("baseline", help="mark the model comparisons default to")
     mark.add_argument("model", help="name or fingerprint of a scored model")
     board = sub.add_parser("leaderboard", help="serve the Streamlit leaderboard")

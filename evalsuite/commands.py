@@ -69,6 +69,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     if args.fail_on_regression and not args.baseline:
         raise EvalSuiteError("--fail-on-regression needs --baseline NAME")
+    if args.export and args.no_store:
+        raise EvalSuiteError("--export writes the stored runs: it cannot go with --no-store")
     opts = ScoreOptions(
         benchmarks=tuple(b.strip() for b in args.benchmarks.split(","))
         if args.benchmarks
@@ -107,6 +109,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         for run in runs:
             print_run(run)
+    if args.export and runs and opts.db_path:
+        from evalsuite.run_files import export_runs
+
+        folders = export_runs(opts.db_path, [run.run_id for run in runs], args.export)
+        print(f"exported {len(folders)} run(s) to {args.export}", file=sys.stderr)
     if args.mark_baseline and runs and opts.db_path:
         from evalsuite.store import mark_baseline
 
@@ -267,6 +274,32 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = write_report(_db(args), args.out, baseline=args.baseline)
     console.print(f"report written to {path}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a model's runs (every run, or its latest per benchmark) as portable run folders."""
+    from evalsuite import store
+    from evalsuite.run_files import export_runs
+
+    db = _db(args)
+    runs = store.list_runs(db, args.model)
+    if runs.empty:
+        raise EvalSuiteError(f"{db}: no run of a model named {args.model!r} (see `evalsuite list`)")
+    if not args.all_runs:  # the latest run of each benchmark, as the leaderboard shows
+        runs = runs.sort_values("started_at").groupby("benchmark").tail(1)
+    folders = export_runs(db, list(runs["run_id"]), args.out)
+    for folder in folders:
+        console.print(f"exported {folder}")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Merge exported run folders into the database, in one transaction."""
+    from evalsuite.run_files import import_runs
+
+    added, present = import_runs(_db(args), args.paths)
+    console.print(f"imported {len(added)} run(s) into {_db(args)}; {len(present)} already there")
     return EXIT_OK
 
 

@@ -634,3 +634,103 @@ def data_roots(db_path: str | Path, *, timeout_s: float | None = None) -> list[s
     """Distinct dataset folders recorded in runs: the only places thumbnails are served from."""
     sql = "SELECT DISTINCT data_root FROM runs WHERE data_root IS NOT NULL ORDER BY data_root"
     return [str(root) for root in _read(db_path, sql, (), timeout_s)["data_root"]]
+
+
+# ---------------------------------------------------------------- moving runs between files
+
+RUN_TABLES = ("runs", *RUN_CHILDREN)  # a run's own rows; its model's rows travel with it
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of ``table``'s rows (what an exported Parquet file must hold)."""
+    return _arrow(table, []).schema
+
+
+def run_rows(db_path: str | Path, run_id: str, *, timeout_s: float | None = None):
+    """Every row of one run, per table (``models`` and ``history``: its model's), as Arrow
+    tables of the current schema; None when no such run."""
+    with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
+        try:
+            check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
+            query = "SELECT model_fingerprint FROM runs WHERE run_id = ?"
+            found = con.execute(query, [run_id]).fetchall()  # all: DuckDB 2 keeps a result open
+            if not found:
+                return None
+            row = found[0]
+            out = {}
+            for table in RUN_TABLES:
+                query = f"SELECT * FROM {table} WHERE run_id = ?"
+                out[table] = (
+                    con.sql(query, params=[run_id]).to_arrow_table().cast(arrow_schema(table))
+                )
+            for table, key in (("models", "fingerprint"), ("history", "model_fingerprint")):
+                query = f"SELECT * FROM {table} WHERE {key} = ?"
+                out[table] = (
+                    con.sql(query, params=[row[0]]).to_arrow_table().cast(arrow_schema(table))
+                )
+        except duckdb.Error as exc:
+            raise explain(Path(db_path), exc, writing=False) from exc
+    return out
+
+
+def merge_runs(
+    db_path: str | Path, runs: Sequence[tuple[str, dict[str, pa.Table]]],
+    *, timeout_s: float | None = None,
+) -> tuple[list[str], list[str]]:  # fmt: skip
+    """Add exported runs (``(source, tables)`` each, tables as :func:`run_rows` gives them)
+    in one transaction: (run ids added, run ids already there with the same rows). A run id
+    already there with other rows is a :class:`StoreError` naming its source, and nothing
+    of the batch is written."""
+    added, present = [], []
+    try:
+        with connect(db_path, timeout_s=timeout_s) as con, _transaction(con):
+            _ensure_schema(con, db_path)
+            for source, tables in runs:
+                run_id = tables["runs"].column("run_id")[0].as_py()
+                if _same_run_there(con, run_id, tables, f"{source} -> {db_path}"):
+                    present.append(run_id)
+                    continue
+                _merge_model(con, tables)
+                for table in RUN_TABLES:
+                    _insert_table(con, table, tables[table])
+                added.append(run_id)
+    except duckdb.Error as exc:
+        raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
+    return added, present
+
+
+def _same_run_there(
+    con: duckdb.DuckDBPyConnection, run_id: str, tables: dict[str, pa.Table], source: str
+) -> bool:
+    """True when the run is already stored with the same rows; another run under its id is
+    an error (two exports of different runs cannot share an id)."""
+    for table in RUN_TABLES:
+        query = f"SELECT * FROM {table} WHERE run_id = ?"
+        there = con.sql(query, params=[run_id]).to_arrow_table()
+        mine = tables[table]
+        if table == "runs" and there.num_rows == 0:
+            return False
+        if sorted(map(str, there.cast(mine.schema).to_pylist())) != sorted(
+            map(str, mine.to_pylist())
+        ):
+            raise StoreError(
+                f"{source}: run {run_id} is already there with other {table} rows: two "
+                "different runs share this id; nothing of this import was written"
+            )
+    return True
+
+
+def _merge_model(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """The run's model row and history, unless the database already has that model."""
+    models = tables["models"]
+    if models.num_rows == 0:
+        return
+    fingerprint = models.column("fingerprint")[0].as_py()
+    known = con.execute("SELECT 1 FROM models WHERE fingerprint = ?", [fingerprint]).fetchall()
+    if not known:
+        _insert_table(con, "models", models)
+    has_history = con.execute(
+        "SELECT 1 FROM history WHERE model_fingerprint = ? LIMIT 1", [fingerprint]
+    ).fetchall()
+    if not has_history:
+        _insert_table(con, "history", tables["history"])
