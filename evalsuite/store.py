@@ -721,14 +721,16 @@ def _same_run_there(
 
 
 def _merge_model(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """The run's model row and history, unless the database already has that model."""
+    """The run's model row and history, unless the database already has that model. An
+    imported model is never the baseline: two databases may each have marked one."""
     models = tables["models"]
     if models.num_rows == 0:
         return
     fingerprint = models.column("fingerprint")[0].as_py()
     known = con.execute("SELECT 1 FROM models WHERE fingerprint = ?", [fingerprint]).fetchall()
-    if not known:
-        _insert_table(con, "models", models)
+    if not known:  # the baseline is chosen where runs are merged (`evalsuite baseline`)
+        at = models.schema.get_field_index("is_baseline")
+        _insert_table(con, "models", models.set_column(at, "is_baseline", pa.nulls(1, pa.bool_())))
     has_history = con.execute(
         "SELECT 1 FROM history WHERE model_fingerprint = ? LIMIT 1", [fingerprint]
     ).fetchall()

@@ -43,6 +43,7 @@ def run_ids(db: Path) -> list[str]:
 
 
 def test_export_then_import_gives_the_same_rows_once(scored: Path, tmp_path: Path) -> None:
+    store.mark_baseline(scored, store.list_models(scored)["name"].iloc[0])
     folders = export_runs(scored, run_ids(scored), tmp_path / "runs")
     assert len(folders) == len(run_ids(scored)) and all((f / MANIFEST).is_file() for f in folders)
     merged = tmp_path / "merged.duckdb"
@@ -55,6 +56,8 @@ def test_export_then_import_gives_the_same_rows_once(scored: Path, tmp_path: Pat
             continue
         assert before[table] == want[table], table
     assert len(before["models"]) == len(want["models"])
+    baselines = store.list_models(merged)["is_baseline"]
+    assert not baselines.fillna(False).any()  # chosen here: `evalsuite baseline NAME`
     again = import_runs(merged, [str(tmp_path / "runs" / "*")])  # a glob, the same runs
     assert again == ([], sorted(run_ids(scored)))
     assert all_rows(merged) == before
