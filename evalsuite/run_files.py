@@ -87,13 +87,14 @@ def find_run_folders(paths: Sequence[str | Path]) -> list[Path]:
     found: set[Path] = set()
     for given in paths:
         text = str(given)
-        matches = [Path(m) for m in glob.glob(text, recursive=True)] or [Path(text)]
+        pattern = glob.has_magic(text)
+        matches = [Path(m) for m in glob.glob(text, recursive=True)] if pattern else [Path(text)]
         for path in matches:
             if path.name == MANIFEST and path.is_file():
                 found.add(path.parent.resolve())
             elif path.is_dir():
                 found.update(m.parent.resolve() for m in path.rglob(MANIFEST))
-            else:
+            elif not pattern:  # a glob may also match other files (the database itself)
                 raise StoreError(f"{path}: no such run folder, manifest or folder of runs")
     if not found:
         shown = ", ".join(str(p) for p in paths)
