@@ -215,7 +215,14 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalsuite", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument("--db", type=Path, help="results database (reports/results.duckdb)")
+    parser.add_argument(
+        "--db",
+        "--results",
+        dest="db",
+        type=Path,
+        help="results database (reports/results.duckdb); for reading, also a folder of "
+        "exported runs (read in place)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare(sub)
     _add_score(sub)

@@ -431,7 +431,12 @@ def _read(
     """Run one parameterised query read-only; a database without ``tables`` (empty, or of an
     older schema: readers never migrate) gives empty frames with the current columns."""
     frame = None
-    with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
+    opened = (
+        _exported(Path(db_path))
+        if is_export_folder(db_path)
+        else connect(db_path, read_only=True, timeout_s=timeout_s)
+    )
+    with opened as con:
         try:  # a foreign or damaged schema is refused, never read as if it were ours
             schema = check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
             if schema.version is not None and schema.tables >= set(tables):
@@ -448,6 +453,51 @@ def _read(
         if column in frame.columns:
             frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
     return frame
+
+
+def is_export_folder(path: str | Path) -> bool:
+    """A folder holding exported runs (``<run_id>/manifest.json`` at any depth)."""
+    path = Path(path)
+    return path.is_dir() and next(path.rglob("manifest.json"), None) is not None
+
+
+@contextmanager
+def _exported(folder: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory database whose tables are views over a folder of exported runs, read in
+    place by DuckDB's Parquet reader (no copy); a model or history row exported with several
+    runs appears once. The manifests' schema versions must all be this one's."""
+    runs = sorted({manifest.parent for manifest in folder.rglob("manifest.json")})
+    versions = set()
+    for run in runs:
+        try:
+            versions.add(json.loads((run / "manifest.json").read_text())["schema_version"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{run / 'manifest.json'}: not a run manifest ({exc})") from None
+    if versions != {SCHEMA_VERSION}:
+        raise StoreError(
+            f"{folder}: exports of schema version(s) {sorted(versions)}; reading in place needs "
+            f"version {SCHEMA_VERSION}: `evalsuite import` them into a database instead"
+        )
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET python_enable_replacements = false")
+        distinct = {"models": "DISTINCT ON (fingerprint) ", "history": "DISTINCT "}
+        for table in (*RUN_TABLES, "models", "history"):
+            files = [str(run / f"{table}.parquet") for run in runs]
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT {distinct.get(table, '')}* "
+                "FROM read_parquet(?::VARCHAR[])".replace("?::VARCHAR[]", _sql_list(files))
+            )
+        con.execute(f"CREATE VIEW schema_version AS SELECT {SCHEMA_VERSION} AS version, "
+                    "NULL::TIMESTAMP AS created_at")  # fmt: skip
+        yield con
+    finally:
+        con.close()
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    """A SQL list of string literals (DDL takes no parameters; quotes doubled)."""
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
 def _eq(value: Any, times: int = 1) -> list[Any] | None:

@@ -62,8 +62,8 @@ def check_path(path: Path, read_only: bool) -> None:
     """Refuse, before DuckDB opens it, a path that cannot hold a results database as asked."""
     if path.is_dir():
         raise StoreError(
-            f"results database {path} is a folder, not a file: pass a file path such as "
-            f"{path / 'results.duckdb'}"
+            f"results database {path} is a folder, not a file, and holds no exported runs: "
+            f"pass a file path such as {path / 'results.duckdb'}"
         )
     if path.is_file() and path.stat().st_size == 0:
         # DuckDB refuses it anyway; an empty file is most likely a copy or download cut short

@@ -162,3 +162,29 @@ def test_ci_jobs_export_and_import_equals_scoring_into_one_database(
     )
     assert len(got) > 10 and set(got["model_name"]) == set(models)
     assert got.equals(want)
+
+
+def test_readers_take_a_folder_of_exports_in_place(scored: Path, tmp_path: Path, capsys) -> None:
+    """`list` and `compare` read a folder of exported runs as they read the database the
+    runs came from (DuckDB reads the Parquet files in place; nothing is imported)."""
+    export_runs(scored, run_ids(scored), tmp_path / "artifacts" / "job")
+    models = store.list_models(scored)
+    base, tuned = models["name"].iloc[0], models["name"].iloc[1]
+    for source in (scored, tmp_path / "artifacts"):
+        got = store.latest_metrics(source).sort_values(
+            ["model_name", "benchmark", "task", "metric"]
+        )
+        if source == scored:
+            want = got.reset_index(drop=True)
+        else:
+            assert got.reset_index(drop=True).equals(want)
+    outputs = []
+    for source in (scored, tmp_path / "artifacts"):
+        pair = ["--results", str(source), "compare", "--baseline", base, "--candidate", tuned]
+        main([*pair, "--json"])
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] and outputs[0]
+    assert not (tmp_path / "artifacts" / "results.duckdb").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["--results", str(tmp_path / "empty"), "list", "runs"]) == 2
+    assert "holds no exported runs" in capsys.readouterr().err
