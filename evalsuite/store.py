@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import pandas as pd
@@ -38,7 +38,9 @@ __all__ = ["StoreBusyError", "StoreError", "StoreMissingError"]  # re-exported: 
 DEFAULT_DB = Path("reports/results.duckdb")
 # 2: per-query retrieval values (query_values) and the baseline mark (models.is_baseline),
 # what paired comparisons need; a version-1 file gains both on its next write.
-SCHEMA_VERSION = 2
+# 3: a model is the name the user gave it (models keyed by name); the fingerprint of its
+# weights is provenance, kept per run. A v1/v2 file is migrated on its next write.
+SCHEMA_VERSION = 3
 WRITE_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 5.0
 # Readers poll a held lock often: with two writers taking turns the free gaps are short.
@@ -49,7 +51,7 @@ ROLLED_BACK = "the write was rolled back, the file is as it was"
 # name -> "column TYPE, ..."; the DDL and the Arrow schemas of bulk inserts derive from this.
 TABLES: dict[str, str] = {
     "schema_version": "version INTEGER, created_at TIMESTAMP",
-    "models": "fingerprint VARCHAR PRIMARY KEY, name VARCHAR, spec VARCHAR, backend VARCHAR, "
+    "models": "name VARCHAR PRIMARY KEY, fingerprint VARCHAR, spec VARCHAR, backend VARCHAR, "
     "base_model VARCHAR, base_fingerprint VARCHAR, parameter_count BIGINT, training JSON, "
     "created_at TIMESTAMP, updated_at TIMESTAMP, is_baseline BOOLEAN",
     "runs": "run_id VARCHAR PRIMARY KEY, model_fingerprint VARCHAR, model_name VARCHAR, "
@@ -87,9 +89,15 @@ JSON_COLUMNS = ("training", "extra")
 _ARROW = {"VARCHAR": pa.string(), "JSON": pa.string(), "DOUBLE": pa.float64(),
           "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
           "TIMESTAMP": pa.timestamp("us")}  # fmt: skip
-# The runs that --skip-existing skips and write_run(replace=True) replaces.
-_SAME = ("model_fingerprint = ? AND benchmark = ? AND benchmark_hash IS NOT DISTINCT FROM ? "
-         "AND data_manifest_hash IS NOT DISTINCT FROM ?")  # fmt: skip
+# The runs that --skip-existing skips and write_run(replace=True) replaces: the same model
+# (name) with the same weights on the same benchmark and data.
+_SAME = ("model_name = ? AND model_fingerprint = ? AND benchmark = ? AND benchmark_hash IS NOT "
+         "DISTINCT FROM ? AND data_manifest_hash IS NOT DISTINCT FROM ?")  # fmt: skip
+# The runs of each model's current weights: those of its most recently started run. A model
+# re-scored with other weights keeps its earlier runs, which no latest-run view shows.
+CURRENT_RUNS = """SELECT r.* FROM runs r JOIN (SELECT model_name, arg_max(model_fingerprint,
+    (started_at, run_id)) AS current FROM runs GROUP BY model_name) c ON c.model_name = r.model_name
+    AND c.current = r.model_fingerprint"""
 _BUSY_MARKERS = (
     "could not set lock",  # another process holds the file lock
     "conflicting lock",
@@ -235,6 +243,16 @@ def _coerce(value: Any, kind: pa.DataType) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+class Written(NamedTuple):
+    """What :func:`write_run` changed besides adding the run, for the user to be told:
+    ``replaced``: run ids of the same model, weights, benchmark and data it replaced;
+    ``superseded``: the fingerprint of the weights this model name had until now, when they
+    were others (their runs are kept, no longer current)."""
+
+    replaced: tuple[str, ...] = ()
+    superseded: str | None = None
+
+
 def _history_rows(model: ModelInfo) -> list[tuple[Any, ...]]:
     rows = []
     for entry in model.history:
@@ -286,14 +304,42 @@ def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) ->
 
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection, path: str | Path = "") -> None:
-    """Create the tables of a new database, migrate a v1 one; refuse any other schema."""
+    """Create the tables of a new database, migrate a v1 or v2 one; refuse any other schema."""
     found = check_schema(con, Path(path), _schema(), SCHEMA_VERSION).version
     for statement in _ddl():
         con.execute(statement)
     # v1 -> v2: CREATE TABLE IF NOT EXISTS above added query_values; models gains a column.
     con.execute("ALTER TABLE models ADD COLUMN IF NOT EXISTS is_baseline BOOLEAN")
+    if found is not None and found < 3:
+        _models_by_name(con)
     if found is None or found < SCHEMA_VERSION:
         con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, _now()])
+
+
+def _models_by_name(con: duckdb.DuckDBPyConnection) -> None:
+    """v2 -> v3: models were keyed by fingerprint, and the last name scored for some weights
+    took over the others' runs. Now one row per name runs were scored under (with the weights
+    of its latest run), plus any model without runs; the baseline mark stays with the name
+    the marked row had."""
+    baseline = "coalesce(m.is_baseline AND m.name = n.name, false) AS is_baseline"
+    columns = ", ".join(
+        baseline if c == "is_baseline" else f"m.{c}"
+        for c in _schema()["models"]
+        if c not in ("name", "fingerprint")
+    )
+    con.execute(f"""CREATE TEMP TABLE models_v3 AS
+        WITH named AS (SELECT model_name AS name, arg_max(model_fingerprint,
+            (started_at, run_id))
+            AS fingerprint FROM runs GROUP BY model_name)
+        SELECT n.name, n.fingerprint, {columns}
+        FROM named n LEFT JOIN models m ON m.fingerprint = n.fingerprint
+        UNION ALL BY NAME SELECT * FROM models WHERE name IS NOT NULL AND fingerprint NOT IN
+            (SELECT model_fingerprint FROM runs) AND name NOT IN (SELECT model_name FROM runs)
+            QUALIFY row_number() OVER (PARTITION BY name ORDER BY updated_at DESC) = 1""")
+    con.execute("DROP TABLE models")
+    con.execute(_ddl()[list(TABLES).index("models")])
+    con.execute("INSERT INTO models BY NAME SELECT * FROM models_v3")
+    con.execute("DROP TABLE models_v3")
 
 
 def _now() -> datetime:
@@ -301,14 +347,18 @@ def _now() -> datetime:
 
 
 def _upsert_model(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> None:
+    """The model row of ``model.name`` now describes ``model``'s weights (the current ones)."""
     con.execute(
         "INSERT INTO models (fingerprint, name, spec, backend, base_model, base_fingerprint, "
         "parameter_count, training, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO "
-        "UPDATE SET name = excluded.name, spec = excluded.spec, backend = excluded.backend, "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO "
+        "UPDATE SET fingerprint = excluded.fingerprint, spec = excluded.spec, "
+        "backend = excluded.backend, "
         "base_model = excluded.base_model, base_fingerprint = excluded.base_fingerprint, "
         "parameter_count = excluded.parameter_count, "
-        "training = coalesce(excluded.training, models.training), updated_at = excluded.updated_at",
+        "training = CASE WHEN excluded.fingerprint = models.fingerprint THEN "
+        "coalesce(excluded.training, models.training) ELSE excluded.training END, "
+        "updated_at = excluded.updated_at",
         [model.fingerprint, model.name, model.spec, model.backend, model.base_model,
          model.base_fingerprint, model.parameter_count, _json(model.training), _now(), _now()],
     )  # fmt: skip
@@ -339,18 +389,22 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def _write(
     con: duckdb.DuckDBPyConnection, path: str | Path, run: RunResult,
     tables: dict[str, pa.Table], replace: bool,
-) -> None:  # fmt: skip
+) -> Written:  # fmt: skip
     _ensure_schema(con, path)
-    _upsert_model(con, run.model)
-    stale = [run.run_id]  # rewriting the same run is idempotent even without replace
+    model = run.model
+    query = "SELECT fingerprint FROM models WHERE name = ? AND fingerprint IS DISTINCT FROM ?"
+    superseded = con.execute(query, [model.name, model.fingerprint]).fetchall()
+    _upsert_model(con, model)
+    replaced = []
     if replace:
-        key = [run.model.fingerprint, run.benchmark, run.benchmark_hash, run.data_manifest_hash]
-        stale += [
-            r[0] for r in con.execute(f"SELECT run_id FROM runs WHERE {_SAME}", key).fetchall()
-        ]
-    _delete_runs(con, stale)
+        key = [model.name, model.fingerprint, run.benchmark, run.benchmark_hash,
+               run.data_manifest_hash]  # fmt: skip
+        query = f"SELECT run_id FROM runs WHERE {_SAME} AND run_id <> ? ORDER BY run_id"
+        replaced = [r[0] for r in con.execute(query, [*key, run.run_id]).fetchall()]
+    _delete_runs(con, [run.run_id, *replaced])  # rewriting one run is idempotent
     for table, data in tables.items():
         _insert_table(con, table, data)
+    return Written(tuple(replaced), superseded[0][0] if superseded else None)
 
 
 def check_writable(db_path: str | Path) -> None:
@@ -372,34 +426,32 @@ def check_writable(db_path: str | Path) -> None:
 
 
 def mark_baseline(db_path: str | Path, model: str, *, timeout_s: float | None = None) -> str:
-    """Mark the model named ``model`` (or with that fingerprint) as the baseline every
-    comparison defaults to, unmarking any other; returns its fingerprint."""
+    """Mark the model named ``model`` as the baseline every comparison defaults to,
+    unmarking any other; returns its name."""
     try:
         with connect(db_path, timeout_s=timeout_s) as con, _transaction(con):
             _ensure_schema(con, db_path)
-            rows = con.execute(
-                "SELECT fingerprint FROM models WHERE name = ? OR fingerprint = ?", [model, model]
-            ).fetchall()
-            if len(rows) != 1:
+            rows = con.execute("SELECT name FROM models WHERE name = ?", [model]).fetchall()
+            if not rows:
                 names = con.execute("SELECT name FROM models ORDER BY name").fetchall()
                 known = [r[0] for r in names]
-                why = "several models are" if rows else "no model is"
                 raise StoreError(
-                    f"cannot mark {model!r} as the baseline: {why} called that in {db_path}; "
-                    f"known: {', '.join(known) or '(none)'}"
+                    f"cannot mark {model!r} as the baseline: no model is called that in "
+                    f"{db_path}; known: {', '.join(known) or '(none)'}"
                 )
-            fingerprint = rows[0][0]
-            con.execute("UPDATE models SET is_baseline = (fingerprint = ?)", [fingerprint])
+            con.execute("UPDATE models SET is_baseline = (name = ?)", [model])
     except duckdb.Error as exc:  # e.g. a damaged file: the transaction was rolled back
         raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
-    return fingerprint
+    return model
 
 
 def write_run(
     db_path: str | Path, run: RunResult, replace: bool = True, *, timeout_s: float | None = None
-) -> None:
-    """Store ``run`` in one transaction; with ``replace``, drop the model's earlier run on the
-    same benchmark, benchmark hash and data manifest hash (and all its rows) first."""
+) -> Written:
+    """Store ``run`` in one transaction; with ``replace``, drop the model's earlier run with
+    the same weights on the same benchmark, benchmark hash and data manifest hash (and all
+    its rows) first. The model is ``run.model.name``: a run of other weights under that
+    name is kept, and what was replaced or superseded is returned for the user to see."""
     tables = {name: _arrow(name, rows) for name, rows in _run_rows(run).items()}
     timeout_s = WRITE_TIMEOUT_S if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
@@ -409,8 +461,8 @@ def write_run(
                 connect(db_path, timeout_s=max(deadline - time.monotonic(), 0.0)) as con,
                 _transaction(con),
             ):
-                _write(con, db_path, run, tables, replace)
-            return
+                written = _write(con, db_path, run, tables, replace)
+            return written
         except duckdb.TransactionException as exc:
             if "conflict" not in str(exc).lower():  # e.g. aborted by an I/O error
                 raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
@@ -481,13 +533,13 @@ def _exported(folder: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET python_enable_replacements = false")
-        distinct = {"models": "DISTINCT ON (fingerprint) ", "history": "DISTINCT "}
         for table in (*RUN_TABLES, "models", "history"):
-            files = [str(run / f"{table}.parquet") for run in runs]
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT {distinct.get(table, '')}* "
-                "FROM read_parquet(?::VARCHAR[])".replace("?::VARCHAR[]", _sql_list(files))
-            )
+            files = _sql_list([str(run / f"{table}.parquet") for run in runs])
+            con.execute(f"CREATE VIEW {table}_files AS SELECT * FROM read_parquet({files})")
+        for table in RUN_TABLES:
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_files")
+        con.execute(f"CREATE VIEW models AS {EXPORTED_MODELS}")
+        con.execute("CREATE VIEW history AS SELECT DISTINCT * FROM history_files")
         con.execute(f"CREATE VIEW schema_version AS SELECT {SCHEMA_VERSION} AS version, "
                     "NULL::TIMESTAMP AS created_at")  # fmt: skip
         yield con
@@ -513,40 +565,53 @@ def _where(*conditions: tuple[str, list[Any] | None]) -> tuple[str, list[Any]]:
 
 
 def run_exists(
-    db_path: str | Path, model_fingerprint: str, benchmark: str, benchmark_hash: str,
-    data_manifest_hash: str, *, timeout_s: float | None = None,
+    db_path: str | Path, model_name: str, model_fingerprint: str, benchmark: str,
+    benchmark_hash: str, data_manifest_hash: str, *, timeout_s: float | None = None,
 ) -> bool:  # fmt: skip
-    """Whether an ``ok`` run of this model on this exact benchmark and data is stored."""
+    """Whether an ``ok`` run of this model with these weights on this exact benchmark and
+    data is stored."""
     if not Path(db_path).is_file():
         return False
     frame = _read(
         db_path,
         f"SELECT count(*) AS n FROM runs WHERE {_SAME} AND status = 'ok'",
-        [model_fingerprint, benchmark, benchmark_hash, data_manifest_hash],
+        [model_name, model_fingerprint, benchmark, benchmark_hash, data_manifest_hash],
         timeout_s,
     )
     return bool(frame["n"].iloc[0])
 
 
 def list_models(db_path: str | Path, *, timeout_s: float | None = None) -> pd.DataFrame:
-    """One row per model, with its number of runs and the start of its latest run."""
-    sql = """SELECT m.*, (SELECT count(*) FROM runs r WHERE r.model_fingerprint = m.fingerprint)
-        AS n_runs, (SELECT max(started_at) FROM runs r WHERE r.model_fingerprint = m.fingerprint)
-        AS last_run FROM models m ORDER BY m.name, m.fingerprint"""
-    return _read(db_path, sql, (), timeout_s)
+    """One row per model (name), with its number of runs of its current weights, its runs of
+    earlier weights (kept, not current), the start of its latest run, and ``same_weights_as``:
+    the other models with the same current weights (e.g. a WiSE-FT at alpha 0 and its base)."""
+    sql = """WITH counts AS (SELECT r.model_name, count(*) FILTER (WHERE r.model_fingerprint =
+            m.fingerprint) AS n_runs, count(*) FILTER (WHERE r.model_fingerprint IS DISTINCT FROM
+            m.fingerprint) AS n_earlier_runs, max(r.started_at) AS last_run
+            FROM runs r JOIN models m ON m.name = r.model_name GROUP BY r.model_name)
+        SELECT m.*, coalesce(c.n_runs, 0) AS n_runs, coalesce(c.n_earlier_runs, 0)
+            AS n_earlier_runs, c.last_run, (SELECT list(o.name ORDER BY o.name) FROM models o
+            WHERE o.fingerprint = m.fingerprint AND o.name <> m.name) AS same_weights_as
+        FROM models m LEFT JOIN counts c ON c.model_name = m.name ORDER BY m.name"""
+    frame = _read(db_path, sql, (), timeout_s)
+    frame["same_weights_as"] = [list(v) if v is not None else [] for v in
+                                frame["same_weights_as"]]  # fmt: skip
+    return frame
 
 
 def list_runs(
     db_path: str | Path, model: str | None = None, benchmark: str | None = None,
     *, timeout_s: float | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Runs, newest first; ``model`` matches a model name or fingerprint."""
+    """Runs, newest first; ``model`` matches a model name or a weights fingerprint.
+    ``current``: whether the run is of its model's current weights (false: of weights the
+    name was scored with before, kept as history)."""
     where, params = _where(
-        ("model_fingerprint = ? OR model_name = ? OR model_fingerprint IN "
-         "(SELECT fingerprint FROM models WHERE name = ?)", _eq(model, 3)),
+        ("model_fingerprint = ? OR model_name = ?", _eq(model, 2)),
         ("benchmark = ?", _eq(benchmark)),
     )  # fmt: skip
-    sql = f"SELECT * FROM runs WHERE {where} ORDER BY started_at DESC, run_id"
+    sql = f"""SELECT *, run_id IN (SELECT run_id FROM ({CURRENT_RUNS})) AS current FROM runs
+        WHERE {where} ORDER BY started_at DESC, run_id"""
     return _read(db_path, sql, params, timeout_s)
 
 
@@ -555,23 +620,24 @@ def metrics_table(
     run_ids: Sequence[str] | None = None, task: str | None = None, *,
     latest_only: bool = False, timeout_s: float | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Metrics in long format, one row per (run, task, metric), with the run's provenance."""
-    latest = ("SELECT run_id FROM runs WHERE status = 'ok' QUALIFY row_number() OVER "
-              "(PARTITION BY model_fingerprint, benchmark ORDER BY started_at DESC, "
+    """Metrics in long format, one row per (run, task, metric), with the run's provenance
+    (``fingerprint``: the weights the run scored). ``latest_only``: each model's latest
+    ``ok`` run per benchmark, of its current weights."""
+    latest = (f"SELECT run_id FROM ({CURRENT_RUNS}) WHERE status = 'ok' QUALIFY row_number() "
+              "OVER (PARTITION BY model_name, benchmark ORDER BY started_at DESC, "
               "finished_at DESC, run_id) = 1")  # fmt: skip
     where, params = _where(
-        ("r.model_fingerprint = ? OR coalesce(mo.name, r.model_name) = ?", _eq(model, 2)),
+        ("r.model_fingerprint = ? OR r.model_name = ?", _eq(model, 2)),
         ("r.benchmark = ?", _eq(benchmark)),
         ("list_contains(?::VARCHAR[], r.run_id)", None if run_ids is None else [list(run_ids)]),
         ("m.task = ?", _eq(task)),
         (f"r.run_id IN ({latest})", [] if latest_only else None),
     )
-    sql = f"""SELECT coalesce(mo.name, r.model_name) AS model_name, r.model_fingerprint AS
+    sql = f"""SELECT r.model_name, r.model_fingerprint AS
         fingerprint, r.benchmark, m.task, m.name AS metric, m.value, m.maximum, m.ci_low,
         m.ci_high, m.higher_is_better, r.run_id, r.started_at, r.data_manifest_hash,
         r.benchmark_hash, r.code_version, ((r.extra -> 'tasks') -> m.task) ->> 'type' AS task_type
         FROM metrics m JOIN runs r USING (run_id)
-        LEFT JOIN models mo ON mo.fingerprint = r.model_fingerprint
         WHERE {where} ORDER BY model_name, r.benchmark, m.task, metric, r.started_at DESC"""
     return _read(db_path, sql, params, timeout_s)
 
@@ -689,6 +755,11 @@ def data_roots(db_path: str | Path, *, timeout_s: float | None = None) -> list[s
 # ---------------------------------------------------------------- moving runs between files
 
 RUN_TABLES = ("runs", *RUN_CHILDREN)  # a run's own rows; its model's rows travel with it
+# Exported runs read in place, as `evalsuite import` would merge them: one row per name, the
+# one exported with its current weights' latest run, never marked as the baseline.
+EXPORTED_MODELS = f"""SELECT m.* REPLACE (NULL::BOOLEAN AS is_baseline) FROM models_files m
+    JOIN ({CURRENT_RUNS}) r ON r.model_name = m.name AND r.model_fingerprint = m.fingerprint
+    QUALIFY row_number() OVER (PARTITION BY m.name ORDER BY r.started_at DESC, r.run_id) = 1"""
 
 
 def arrow_schema(table: str) -> pa.Schema:
@@ -702,22 +773,28 @@ def run_rows(db_path: str | Path, run_id: str, *, timeout_s: float | None = None
     with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
         try:
             check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
-            query = "SELECT model_fingerprint FROM runs WHERE run_id = ?"
+            query = "SELECT model_name, model_fingerprint FROM runs WHERE run_id = ?"
             found = con.execute(query, [run_id]).fetchall()  # all: DuckDB 2 keeps a result open
             if not found:
                 return None
-            row = found[0]
+            name, fingerprint = found[0]
             out = {}
             for table in RUN_TABLES:
                 query = f"SELECT * FROM {table} WHERE run_id = ?"
                 out[table] = (
                     con.sql(query, params=[run_id]).to_arrow_table().cast(arrow_schema(table))
                 )
-            for table, key in (("models", "fingerprint"), ("history", "model_fingerprint")):
-                query = f"SELECT * FROM {table} WHERE {key} = ?"
-                out[table] = (
-                    con.sql(query, params=[row[0]]).to_arrow_table().cast(arrow_schema(table))
-                )
+            # the model row describes its current weights: a run of earlier weights travels
+            # with the name only (its spec and training were not kept)
+            query = """SELECT * REPLACE (? AS fingerprint, CASE WHEN fingerprint = ? THEN
+                training END AS training, CASE WHEN fingerprint = ? THEN spec END AS spec)
+                FROM models WHERE name = ?"""
+            out["models"] = con.sql(query, params=[fingerprint, fingerprint, fingerprint, name])
+            out["models"] = out["models"].to_arrow_table().cast(arrow_schema("models"))
+            query = "SELECT * FROM history WHERE model_fingerprint = ?"
+            out["history"] = (
+                con.sql(query, params=[fingerprint]).to_arrow_table().cast(arrow_schema("history"))
+            )
         except duckdb.Error as exc:
             raise explain(Path(db_path), exc, writing=False) from exc
     return out
@@ -740,9 +817,9 @@ def merge_runs(
                 if _same_run_there(con, run_id, tables, f"{source} -> {db_path}"):
                     present.append(run_id)
                     continue
-                _merge_model(con, tables)
                 for table in RUN_TABLES:
                     _insert_table(con, table, tables[table])
+                _merge_model(con, tables)
                 added.append(run_id)
     except duckdb.Error as exc:
         raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
@@ -771,16 +848,29 @@ def _same_run_there(
 
 
 def _merge_model(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """The run's model row and history, unless the database already has that model. An
-    imported model is never the baseline: two databases may each have marked one."""
+    """The model row of the (already inserted) run's name: added when new; replaced when the
+    run is of weights that are now the name's current ones (its latest run) and the row
+    describes others. Its training history is added unless those weights have one. An
+    imported model is never the baseline: two databases may each have marked one (the
+    baseline is chosen where runs are merged, with `evalsuite baseline`)."""
+    run = tables["runs"].to_pylist()[0]
+    name, fingerprint = run["model_name"], run["model_fingerprint"]
     models = tables["models"]
-    if models.num_rows == 0:
-        return
-    fingerprint = models.column("fingerprint")[0].as_py()
-    known = con.execute("SELECT 1 FROM models WHERE fingerprint = ?", [fingerprint]).fetchall()
-    if not known:  # the baseline is chosen where runs are merged (`evalsuite baseline`)
-        at = models.schema.get_field_index("is_baseline")
-        _insert_table(con, "models", models.set_column(at, "is_baseline", pa.nulls(1, pa.bool_())))
+    if models.num_rows:
+        # an export of schema v2 may carry the name its weights were last scored under
+        models = models.set_column(models.schema.get_field_index("name"), "name",
+                                   pa.array([name], pa.string()))  # fmt: skip
+        query = "SELECT fingerprint, is_baseline FROM models WHERE name = ?"
+        there = con.execute(query, [name]).fetchall()
+        current = con.execute(
+            f"SELECT 1 FROM ({CURRENT_RUNS}) WHERE run_id = ?", [run["run_id"]]
+        ).fetchall()
+        if not there or (current and there[0][0] != fingerprint):
+            baseline = there[0][1] if there else None  # this database's mark stays
+            models = models.set_column(models.schema.get_field_index("is_baseline"),
+                                       "is_baseline", pa.array([baseline], pa.bool_()))  # fmt: skip
+            con.execute("DELETE FROM models WHERE name = ?", [name])
+            _insert_table(con, "models", models)
     has_history = con.execute(
         "SELECT 1 FROM history WHERE model_fingerprint = ? LIMIT 1", [fingerprint]
     ).fetchall()
