@@ -590,12 +590,11 @@ def list_models(db_path: str | Path, *, timeout_s: float | None = None) -> pd.Da
             m.fingerprint) AS n_earlier_runs, max(r.started_at) AS last_run
             FROM runs r JOIN models m ON m.name = r.model_name GROUP BY r.model_name)
         SELECT m.*, coalesce(c.n_runs, 0) AS n_runs, coalesce(c.n_earlier_runs, 0)
-            AS n_earlier_runs, c.last_run, (SELECT list(o.name ORDER BY o.name) FROM models o
-            WHERE o.fingerprint = m.fingerprint AND o.name <> m.name) AS same_weights_as
+            AS n_earlier_runs, c.last_run, coalesce((SELECT list(o.name ORDER BY o.name) FROM models
+            o WHERE o.fingerprint = m.fingerprint AND o.name <> m.name), []) AS same_weights_as
         FROM models m LEFT JOIN counts c ON c.model_name = m.name ORDER BY m.name"""
     frame = _read(db_path, sql, (), timeout_s)
-    frame["same_weights_as"] = [list(v) if v is not None else [] for v in
-                                frame["same_weights_as"]]  # fmt: skip
+    frame["same_weights_as"] = [list(names) for names in frame["same_weights_as"]]
     return frame
 
 

@@ -166,8 +166,9 @@ def test_round_trip(db: Path) -> None:
     assert store.skipped_images(db, run.run_id).values.tolist() == [
         ["item99", "images/99.jpg", "cannot decode image"]
     ]
-    assert store.run_exists(db, "fp-1", "footwear", "bh-1", "dh-1")
-    assert not store.run_exists(db, "fp-1", "footwear", "bh-2", "dh-1")
+    assert store.run_exists(db, "o'clip", "fp-1", "footwear", "bh-1", "dh-1")
+    assert not store.run_exists(db, "o'clip", "fp-1", "footwear", "bh-2", "dh-1")
+    assert not store.run_exists(db, "other name", "fp-1", "footwear", "bh-1", "dh-1")
 
 
 def test_replace_keeps_one_run_per_model_benchmark_and_hashes(db: Path) -> None:
@@ -196,10 +197,52 @@ def test_replace_keeps_one_run_per_model_benchmark_and_hashes(db: Path) -> None:
 
 def test_model_upsert_keeps_history_when_none_given(db: Path) -> None:
     store.write_run(db, make_run())
-    store.write_run(db, make_run(model=make_model(name="renamed", history=[]), benchmark="b2"))
-    assert store.list_models(db)["name"].tolist() == ["renamed"]
-    assert len(store.history(db, "fp-1")) == 2
-    assert set(store.metrics_table(db)["model_name"]) == {"renamed"}
+    store.write_run(db, make_run(model=make_model(history=[]), benchmark="b2"))
+    assert store.list_models(db)["name"].tolist() == ["o'clip"]
+    assert len(store.history(db, "fp-1")) == 2  # an empty history means "unknown"
+
+
+def test_the_same_weights_under_two_names_are_two_models(db: Path) -> None:
+    """A model is what the user named it: scoring its weights under another name (a copy, a
+    WiSE-FT at alpha 0) adds a model, and takes over neither the first name nor its runs."""
+    store.write_run(db, make_run())
+    store.write_run(db, make_run(model=make_model(name="copy", history=[])))
+    models = store.list_models(db).set_index("name")
+    assert list(models.index) == ["copy", "o'clip"]
+    assert models.loc["copy", "same_weights_as"] == ["o'clip"]
+    assert models.loc["o'clip", "same_weights_as"] == ["copy"]
+    assert models["n_runs"].tolist() == [1, 1]
+    latest = store.latest_metrics(db)
+    assert latest.groupby("model_name")["run_id"].nunique().to_dict() == {"copy": 1, "o'clip": 1}
+    assert len(store.history(db, "fp-1")) == 2  # the training log of those weights, once
+
+
+def test_a_version_2_database_gives_every_name_its_runs_back_on_write(db: Path) -> None:
+    """Schema v2 keyed models by fingerprint: scoring the base's weights as "base-wise-0"
+    renamed the base and took over its runs. The next write migrates: a row per name the
+    runs were scored under, the baseline mark with the name its row had."""
+    base, copy = make_model(name="base", history=[]), make_model(name="base-wise-0")
+    store.write_run(db, make_run(model=base, started_at=T0))
+    store.write_run(db, make_run(model=copy, started_at=T0 + timedelta(hours=1)))
+    with duckdb.connect(str(db)) as con:  # what v2 held after the takeover
+        con.execute("CREATE TEMP TABLE m AS SELECT * FROM models WHERE name = 'base-wise-0'")
+        con.execute("DROP TABLE models")
+        con.execute(f"CREATE TABLE models ({store.TABLES['models']})".replace(
+            "name VARCHAR PRIMARY KEY, fingerprint VARCHAR",
+            "name VARCHAR, fingerprint VARCHAR PRIMARY KEY"))  # fmt: skip
+        con.execute("INSERT INTO models SELECT * REPLACE (true AS is_baseline) FROM m")
+        con.execute("UPDATE schema_version SET version = 2")
+    assert store.list_models(db)["name"].tolist() == ["base-wise-0"]  # read as it is
+    store.write_run(db, make_run(model=make_model(name="other", fingerprint="fp-2"),
+                                 started_at=T0 + timedelta(hours=2)))  # fmt: skip
+    models = store.list_models(db).set_index("name")
+    assert sorted(models.index) == ["base", "base-wise-0", "other"]
+    assert models.loc["base", "fingerprint"] == models.loc["base-wise-0", "fingerprint"]
+    assert models.loc["base", "n_runs"] == 1 and models.loc["base-wise-0", "n_runs"] == 1
+    assert models["is_baseline"].fillna(False).tolist() == [False, True, False]
+    assert models.loc["base", "spec"] == "checkpoint:runs/base-wise-0"  # what v2 kept
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(3,)]
 
 
 def test_exception_mid_transaction_leaves_db_unchanged(
@@ -284,7 +327,7 @@ def test_busy_database_times_out_naming_the_file(db: Path) -> None:
 def test_missing_and_empty_databases(db: Path) -> None:
     with pytest.raises(store.StoreMissingError, match="evalsuite score"):
         store.list_models(db)
-    assert not store.run_exists(db, "fp-1", "footwear", "bh-1", "dh-1")
+    assert not store.run_exists(db, "o'clip", "fp-1", "footwear", "bh-1", "dh-1")
     assert not db.exists()  # reading never creates the file
     db.parent.mkdir(parents=True)
     duckdb.connect(str(db)).close()  # a file without tables
@@ -298,7 +341,7 @@ def test_names_with_quotes_are_parameters_not_sql(db: Path) -> None:
     store.write_run(db, make_run(model=model, benchmark="o'bench"))
     assert store.list_runs(db, model=nasty)["benchmark"].tolist() == ["o'bench"]
     assert len(store.metrics_table(db, model="fp\"'2", benchmark="o'bench")) == 3
-    assert store.run_exists(db, "fp\"'2", "o'bench", "bh-1", "dh-1")
+    assert store.run_exists(db, nasty, "fp\"'2", "o'bench", "bh-1", "dh-1")
 
 
 def test_reader_inside_process_holding_a_write_connection(db: Path) -> None:

@@ -189,7 +189,7 @@ def test_every_read_takes_hostile_values_as_data(tmp_path: Path) -> None:
     ]
     for read in reads:
         assert read().empty
-    assert not store.run_exists(db, HOSTILE, HOSTILE, HOSTILE, HOSTILE)
+    assert not store.run_exists(db, HOSTILE, HOSTILE, HOSTILE, HOSTILE, HOSTILE)
     assert store.list_runs(db)["run_id"].tolist() == [run.run_id]  # nothing was dropped
 
 
