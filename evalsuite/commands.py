@@ -290,6 +290,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise EvalSuiteError(f"{db}: no run of a model named {args.model!r} (see `evalsuite list`)")
     if not args.all_runs:  # the latest run of each benchmark, as the leaderboard shows
         current = runs[runs["current"]]
+        if current.empty:
+            raise EvalSuiteError(
+                f"{db}: {args.model!r} names only runs of weights its model no longer stands "
+                "for (scored again with other weights); pass --all-runs to export them"
+            )
         runs = current.sort_values("started_at").groupby(["model_name", "benchmark"]).tail(1)
     folders = export_runs(db, list(runs["run_id"]), args.out)
     for folder in folders:
@@ -301,8 +306,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Merge exported run folders into the database, in one transaction."""
     from evalsuite.run_files import import_runs
 
-    added, present = import_runs(_db(args), args.paths)
-    console.print(f"imported {len(added)} run(s) into {_db(args)}; {len(present)} already there")
+    merged = import_runs(_db(args), args.paths)
+    console.print(
+        f"imported {len(merged.added)} run(s) into {_db(args)}; {len(merged.present)} already there"
+    )
+    for name, (old, new) in sorted(merged.superseded.items()):
+        print(
+            f"warning: {name} now stands for other weights ({new[:12]}, of its latest imported "
+            f"run) than before ({old[:12]}); the runs of the earlier weights are kept as history",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

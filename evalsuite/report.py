@@ -682,13 +682,14 @@ def wise_lines(data: ReportData) -> list[list[tuple[ModelEntry, float]]]:
     lines = []
     for spec, points in groups.items():
         finetuned = _find_spec(data.models, spec)
-        if finetuned is not None and all(m is not finetuned for m, _ in points):
+        # an end already on the curve (e.g. alpha 0, with the base's weights) is not added twice
+        if finetuned is not None and all(m is not finetuned and a != 1.0 for m, a in points):
             points.append((finetuned, 1.0))
         ref = points[0][0]
         base = _find_spec(data.models, _base_spec(ref), ref.base_fingerprint)
         if base is None and finetuned is not None:
             base = _find_spec(data.models, _base_spec(finetuned), finetuned.base_fingerprint)
-        if base is not None and all(m is not base for m, _ in points):
+        if base is not None and all(m is not base and a != 0.0 for m, a in points):
             points.append((base, 0.0))
         lines.append(sorted(points, key=lambda p: p[1]))
     return lines

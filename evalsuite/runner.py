@@ -120,6 +120,12 @@ def tell_written(run: RunResult, written: Written) -> None:
             "two --name values.",
             name, written.superseded[:12], run.model.fingerprint[:12],
         )  # fmt: skip
+    if written.history:
+        log.warning(
+            "%s on %s: stored as history, not shown: %s stands for other weights, those of a run "
+            "that started later than this one (%s)",
+            name, run.benchmark, name, run.model.fingerprint[:12],
+        )  # fmt: skip
 
 
 def _chosen_benchmarks(opts: ScoreOptions) -> list[BenchmarkSpec]:

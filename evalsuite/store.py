@@ -25,12 +25,21 @@ import pyarrow as pa
 
 from evalsuite.results import ModelInfo, RunResult
 from evalsuite.store_checks import (
+    Schema,
     StoreBusyError,
     StoreError,
     StoreMissingError,
     check_path,
     check_schema,
     explain,
+)
+from evalsuite.store_models import (
+    CURRENT,
+    CURRENT_RUNS,
+    Written,
+    models_by_name_select,
+    row_for_weights,
+    settle_model,
 )
 
 __all__ = ["StoreBusyError", "StoreError", "StoreMissingError"]  # re-exported: store.StoreError
@@ -93,11 +102,6 @@ _ARROW = {"VARCHAR": pa.string(), "JSON": pa.string(), "DOUBLE": pa.float64(),
 # (name) with the same weights on the same benchmark and data.
 _SAME = ("model_name = ? AND model_fingerprint = ? AND benchmark = ? AND benchmark_hash IS NOT "
          "DISTINCT FROM ? AND data_manifest_hash IS NOT DISTINCT FROM ?")  # fmt: skip
-# The runs of each model's current weights: those of its most recently started run. A model
-# re-scored with other weights keeps its earlier runs, which no latest-run view shows.
-CURRENT_RUNS = """SELECT r.* FROM runs r JOIN (SELECT model_name, arg_max(model_fingerprint,
-    (started_at, run_id)) AS current FROM runs GROUP BY model_name) c ON c.model_name = r.model_name
-    AND c.current = r.model_fingerprint"""
 _BUSY_MARKERS = (
     "could not set lock",  # another process holds the file lock
     "conflicting lock",
@@ -243,16 +247,6 @@ def _coerce(value: Any, kind: pa.DataType) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-class Written(NamedTuple):
-    """What :func:`write_run` changed besides adding the run, for the user to be told:
-    ``replaced``: run ids of the same model, weights, benchmark and data it replaced;
-    ``superseded``: the fingerprint of the weights this model name had until now, when they
-    were others (their runs are kept, no longer current)."""
-
-    replaced: tuple[str, ...] = ()
-    superseded: str | None = None
-
-
 def _history_rows(model: ModelInfo) -> list[tuple[Any, ...]]:
     rows = []
     for entry in model.history:
@@ -310,62 +304,19 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, path: str | Path = "") -> Non
         con.execute(statement)
     # v1 -> v2: CREATE TABLE IF NOT EXISTS above added query_values; models gains a column.
     con.execute("ALTER TABLE models ADD COLUMN IF NOT EXISTS is_baseline BOOLEAN")
-    if found is not None and found < 3:
-        _models_by_name(con)
+    if found is not None and found < 3:  # v2 -> v3: models keyed by name
+        select = models_by_name_select(has_baseline=True)
+        con.execute(f"CREATE TEMP TABLE models_v3 AS {select}")
+        con.execute("DROP TABLE models")
+        con.execute(_ddl()[list(TABLES).index("models")])
+        con.execute("INSERT INTO models BY NAME SELECT * FROM models_v3")
+        con.execute("DROP TABLE models_v3")
     if found is None or found < SCHEMA_VERSION:
         con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, _now()])
 
 
-def _models_by_name(con: duckdb.DuckDBPyConnection) -> None:
-    """v2 -> v3: models were keyed by fingerprint, and the last name scored for some weights
-    took over the others' runs. Now one row per name runs were scored under (with the weights
-    of its latest run), plus any model without runs; the baseline mark stays with the name
-    the marked row had."""
-    baseline = "coalesce(m.is_baseline AND m.name = n.name, false) AS is_baseline"
-    columns = ", ".join(
-        baseline if c == "is_baseline" else f"m.{c}"
-        for c in _schema()["models"]
-        if c not in ("name", "fingerprint")
-    )
-    con.execute(f"""CREATE TEMP TABLE models_v3 AS
-        WITH named AS (SELECT model_name AS name, arg_max(model_fingerprint,
-            (started_at, run_id))
-            AS fingerprint FROM runs GROUP BY model_name)
-        SELECT n.name, n.fingerprint, {columns}
-        FROM named n LEFT JOIN models m ON m.fingerprint = n.fingerprint
-        UNION ALL BY NAME SELECT * FROM models WHERE name IS NOT NULL AND fingerprint NOT IN
-            (SELECT model_fingerprint FROM runs) AND name NOT IN (SELECT model_name FROM runs)
-            QUALIFY row_number() OVER (PARTITION BY name ORDER BY updated_at DESC) = 1""")
-    con.execute("DROP TABLE models")
-    con.execute(_ddl()[list(TABLES).index("models")])
-    con.execute("INSERT INTO models BY NAME SELECT * FROM models_v3")
-    con.execute("DROP TABLE models_v3")
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _upsert_model(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> None:
-    """The model row of ``model.name`` now describes ``model``'s weights (the current ones)."""
-    con.execute(
-        "INSERT INTO models (fingerprint, name, spec, backend, base_model, base_fingerprint, "
-        "parameter_count, training, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO "
-        "UPDATE SET fingerprint = excluded.fingerprint, spec = excluded.spec, "
-        "backend = excluded.backend, "
-        "base_model = excluded.base_model, base_fingerprint = excluded.base_fingerprint, "
-        "parameter_count = excluded.parameter_count, "
-        "training = CASE WHEN excluded.fingerprint = models.fingerprint THEN "
-        "coalesce(excluded.training, models.training) ELSE excluded.training END, "
-        "updated_at = excluded.updated_at",
-        [model.fingerprint, model.name, model.spec, model.backend, model.base_model,
-         model.base_fingerprint, model.parameter_count, _json(model.training), _now(), _now()],
-    )  # fmt: skip
-    # Same fingerprint = same weights = same log; an empty history means "unknown", not "none".
-    if model.history:
-        con.execute("DELETE FROM history WHERE model_fingerprint = ?", [model.fingerprint])
-        _insert_table(con, "history", _arrow("history", _history_rows(model)))
 
 
 def _delete_runs(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
@@ -392,9 +343,6 @@ def _write(
 ) -> Written:  # fmt: skip
     _ensure_schema(con, path)
     model = run.model
-    query = "SELECT fingerprint FROM models WHERE name = ? AND fingerprint IS DISTINCT FROM ?"
-    superseded = con.execute(query, [model.name, model.fingerprint]).fetchall()
-    _upsert_model(con, model)
     replaced = []
     if replace:
         key = [model.name, model.fingerprint, run.benchmark, run.benchmark_hash,
@@ -404,7 +352,20 @@ def _write(
     _delete_runs(con, [run.run_id, *replaced])  # rewriting one run is idempotent
     for table, data in tables.items():
         _insert_table(con, table, data)
-    return Written(tuple(replaced), superseded[0][0] if superseded else None)
+    superseded, history = settle_model(
+        con, tables["runs"].to_pylist()[0], _model_row(model), _now()
+    )
+    # Same fingerprint = same weights = same log; an empty history means "unknown", not "none".
+    if model.history:
+        con.execute("DELETE FROM history WHERE model_fingerprint = ?", [model.fingerprint])
+        _insert_table(con, "history", _arrow("history", _history_rows(model)))
+    return Written(tuple(replaced), superseded, history)
+
+
+def _model_row(model: ModelInfo) -> pa.Table:
+    return _arrow("models", [(model.name, model.fingerprint, model.spec, model.backend,
+                              model.base_model, model.base_fingerprint, model.parameter_count,
+                              _json(model.training), _now(), _now(), None)])  # fmt: skip
 
 
 def check_writable(db_path: str | Path) -> None:
@@ -492,7 +453,7 @@ def _read(
         try:  # a foreign or damaged schema is refused, never read as if it were ours
             schema = check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
             if schema.version is not None and schema.tables >= set(tables):
-                frame = con.execute(sql, list(params)).fetchdf()
+                frame = con.execute(_models_of(sql, con, schema), list(params)).fetchdf()
         except duckdb.Error as exc:
             raise explain(Path(db_path), exc, writing=False) from exc
     if frame is None:  # same query on an empty in-memory schema: the right (empty) columns
@@ -500,11 +461,28 @@ def _read(
             empty.execute("SET python_enable_replacements = false")
             for statement in _ddl():
                 empty.execute(statement)
-            frame = empty.execute(sql, list(params)).fetchdf()
+            frame = empty.execute(sql.replace(_MODELS, "models"), list(params)).fetchdf()
     for column in JSON_COLUMNS:
         if column in frame.columns:
             frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
     return frame
+
+
+_MODELS = "__MODELS__"  # in reader SQL: the v3 models rows, whatever the file's version
+
+
+def _models_of(sql: str, con: duckdb.DuckDBPyConnection, schema: Schema) -> str:
+    """``sql`` reading v3 ``models`` rows: a v1/v2 file (readers never migrate) is read
+    through the migration's SELECT, so its names mean what they will after the next write."""
+    if _MODELS not in sql:
+        return sql
+    if schema.version is None or schema.version >= 3:
+        return sql.replace(_MODELS, "models")
+    has_baseline = "is_baseline" in {
+        r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = "
+                                  "'models' AND schema_name = 'main'").fetchall()
+    }  # fmt: skip
+    return sql.replace(_MODELS, f"({models_by_name_select(has_baseline)})")
 
 
 def is_export_folder(path: str | Path) -> bool:
@@ -535,11 +513,14 @@ def _exported(folder: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.execute("SET python_enable_replacements = false")
         for table in (*RUN_TABLES, "models", "history"):
             files = _sql_list([str(run / f"{table}.parquet") for run in runs])
-            con.execute(f"CREATE VIEW {table}_files AS SELECT * FROM read_parquet({files})")
+            con.execute(f"CREATE VIEW {table}_files AS SELECT *, parse_dirpath(filename) AS "
+                        f"folder FROM read_parquet({files}, filename = true)")  # fmt: skip
         for table in RUN_TABLES:
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_files")
+            con.execute(f"CREATE VIEW {table} AS SELECT * EXCLUDE (filename, folder) "
+                        f"FROM {table}_files")  # fmt: skip
         con.execute(f"CREATE VIEW models AS {EXPORTED_MODELS}")
-        con.execute("CREATE VIEW history AS SELECT DISTINCT * FROM history_files")
+        con.execute("CREATE VIEW history AS SELECT DISTINCT * EXCLUDE (filename, folder) "
+                    "FROM history_files")  # fmt: skip
         con.execute(f"CREATE VIEW schema_version AS SELECT {SCHEMA_VERSION} AS version, "
                     "NULL::TIMESTAMP AS created_at")  # fmt: skip
         yield con
@@ -569,12 +550,13 @@ def run_exists(
     benchmark_hash: str, data_manifest_hash: str, *, timeout_s: float | None = None,
 ) -> bool:  # fmt: skip
     """Whether an ``ok`` run of this model with these weights on this exact benchmark and
-    data is stored."""
+    data is stored, and those weights are the model's current ones (scoring weights the name
+    stood for before makes them current again, so it is never skipped)."""
     if not Path(db_path).is_file():
         return False
     frame = _read(
         db_path,
-        f"SELECT count(*) AS n FROM runs WHERE {_SAME} AND status = 'ok'",
+        f"SELECT count(*) AS n FROM ({CURRENT_RUNS}) WHERE {_SAME} AND status = 'ok'",
         [model_name, model_fingerprint, benchmark, benchmark_hash, data_manifest_hash],
         timeout_s,
     )
@@ -588,11 +570,12 @@ def list_models(db_path: str | Path, *, timeout_s: float | None = None) -> pd.Da
     sql = """WITH counts AS (SELECT r.model_name, count(*) FILTER (WHERE r.model_fingerprint =
             m.fingerprint) AS n_runs, count(*) FILTER (WHERE r.model_fingerprint IS DISTINCT FROM
             m.fingerprint) AS n_earlier_runs, max(r.started_at) AS last_run
-            FROM runs r JOIN models m ON m.name = r.model_name GROUP BY r.model_name)
+            FROM runs r JOIN __MODELS__ m ON m.name = r.model_name GROUP BY r.model_name)
         SELECT m.*, coalesce(c.n_runs, 0) AS n_runs, coalesce(c.n_earlier_runs, 0)
-            AS n_earlier_runs, c.last_run, coalesce((SELECT list(o.name ORDER BY o.name) FROM models
-            o WHERE o.fingerprint = m.fingerprint AND o.name <> m.name), []) AS same_weights_as
-        FROM models m LEFT JOIN counts c ON c.model_name = m.name ORDER BY m.name"""
+            AS n_earlier_runs, c.last_run, coalesce((SELECT list(o.name ORDER BY o.name) FROM
+            __MODELS__ o WHERE o.fingerprint = m.fingerprint AND o.name <> m.name), [])
+            AS same_weights_as
+        FROM __MODELS__ m LEFT JOIN counts c ON c.model_name = m.name ORDER BY m.name"""
     frame = _read(db_path, sql, (), timeout_s)
     frame["same_weights_as"] = [list(names) for names in frame["same_weights_as"]]
     return frame
@@ -756,9 +739,9 @@ def data_roots(db_path: str | Path, *, timeout_s: float | None = None) -> list[s
 RUN_TABLES = ("runs", *RUN_CHILDREN)  # a run's own rows; its model's rows travel with it
 # Exported runs read in place, as `evalsuite import` would merge them: one row per name, the
 # one exported with its current weights' latest run, never marked as the baseline.
-EXPORTED_MODELS = f"""SELECT m.* REPLACE (NULL::BOOLEAN AS is_baseline) FROM models_files m
-    JOIN ({CURRENT_RUNS}) r ON r.model_name = m.name AND r.model_fingerprint = m.fingerprint
-    QUALIFY row_number() OVER (PARTITION BY m.name ORDER BY r.started_at DESC, r.run_id) = 1"""
+EXPORTED_MODELS = f"""SELECT m.* EXCLUDE (filename, folder) REPLACE (NULL::BOOLEAN AS
+    is_baseline) FROM models_files m JOIN runs_files r ON r.folder = m.folder
+    JOIN ({CURRENT}) c ON c.run_id = r.run_id"""
 
 
 def arrow_schema(table: str) -> pa.Schema:
@@ -771,7 +754,7 @@ def run_rows(db_path: str | Path, run_id: str, *, timeout_s: float | None = None
     tables of the current schema; None when no such run."""
     with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
         try:
-            check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
+            schema = check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
             query = "SELECT model_name, model_fingerprint FROM runs WHERE run_id = ?"
             found = con.execute(query, [run_id]).fetchall()  # all: DuckDB 2 keeps a result open
             if not found:
@@ -784,12 +767,11 @@ def run_rows(db_path: str | Path, run_id: str, *, timeout_s: float | None = None
                     con.sql(query, params=[run_id]).to_arrow_table().cast(arrow_schema(table))
                 )
             # the model row describes its current weights: a run of earlier weights travels
-            # with the name only (its spec and training were not kept)
-            query = """SELECT * REPLACE (? AS fingerprint, CASE WHEN fingerprint = ? THEN
-                training END AS training, CASE WHEN fingerprint = ? THEN spec END AS spec)
-                FROM models WHERE name = ?"""
-            out["models"] = con.sql(query, params=[fingerprint, fingerprint, fingerprint, name])
-            out["models"] = out["models"].to_arrow_table().cast(arrow_schema("models"))
+            # with the name only (what described those weights was not kept)
+            query = _models_of(f"SELECT {row_for_weights('$fp')} FROM {_MODELS} WHERE name = "
+                               "$name", con, schema)  # fmt: skip
+            found = con.sql(query, params={"fp": fingerprint, "name": name}).to_arrow_table()
+            out["models"] = found.cast(arrow_schema("models"))
             query = "SELECT * FROM history WHERE model_fingerprint = ?"
             out["history"] = (
                 con.sql(query, params=[fingerprint]).to_arrow_table().cast(arrow_schema("history"))
@@ -799,30 +781,39 @@ def run_rows(db_path: str | Path, run_id: str, *, timeout_s: float | None = None
     return out
 
 
+class Merged(NamedTuple):
+    """What :func:`merge_runs` did: run ids added, run ids already there with the same rows,
+    and each model name whose current weights the import changed: name -> (fingerprint it
+    stood for until now, fingerprint it stands for now)."""
+
+    added: list[str]
+    present: list[str]
+    superseded: dict[str, tuple[str, str]]
+
+
 def merge_runs(
     db_path: str | Path, runs: Sequence[tuple[str, dict[str, pa.Table]]],
     *, timeout_s: float | None = None,
-) -> tuple[list[str], list[str]]:  # fmt: skip
+) -> Merged:  # fmt: skip
     """Add exported runs (``(source, tables)`` each, tables as :func:`run_rows` gives them)
-    in one transaction: (run ids added, run ids already there with the same rows). A run id
-    already there with other rows is a :class:`StoreError` naming its source, and nothing
-    of the batch is written."""
-    added, present = [], []
+    in one transaction. A run id already there with other rows is a :class:`StoreError`
+    naming its source, and nothing of the batch is written."""
+    merged = Merged([], [], {})
     try:
         with connect(db_path, timeout_s=timeout_s) as con, _transaction(con):
             _ensure_schema(con, db_path)
             for source, tables in runs:
                 run_id = tables["runs"].column("run_id")[0].as_py()
                 if _same_run_there(con, run_id, tables, f"{source} -> {db_path}"):
-                    present.append(run_id)
+                    merged.present.append(run_id)
                     continue
                 for table in RUN_TABLES:
                     _insert_table(con, table, tables[table])
-                _merge_model(con, tables)
-                added.append(run_id)
+                _merge_model(con, tables, merged.superseded)
+                merged.added.append(run_id)
     except duckdb.Error as exc:
         raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
-    return added, present
+    return merged
 
 
 def _same_run_there(
@@ -846,30 +837,26 @@ def _same_run_there(
     return True
 
 
-def _merge_model(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """The model row of the (already inserted) run's name: added when new; replaced when the
-    run is of weights that are now the name's current ones (its latest run) and the row
-    describes others. Its training history is added unless those weights have one. An
+def _merge_model(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table],
+    superseded: dict[str, tuple[str, str]],
+) -> None:  # fmt: skip
+    """The model row of the (already inserted) run's name, by the rule of writes (the row of
+    the name's latest run), and its training history unless those weights have one. An
     imported model is never the baseline: two databases may each have marked one (the
-    baseline is chosen where runs are merged, with `evalsuite baseline`)."""
+    baseline is chosen where runs are merged, with `evalsuite baseline`); this database's
+    mark stays. A name whose current weights change is added to ``superseded``."""
     run = tables["runs"].to_pylist()[0]
     name, fingerprint = run["model_name"], run["model_fingerprint"]
-    models = tables["models"]
-    if models.num_rows:
-        # an export of schema v2 may carry the name its weights were last scored under
-        models = models.set_column(models.schema.get_field_index("name"), "name",
-                                   pa.array([name], pa.string()))  # fmt: skip
-        query = "SELECT fingerprint, is_baseline FROM models WHERE name = ?"
-        there = con.execute(query, [name]).fetchall()
-        current = con.execute(
-            f"SELECT 1 FROM ({CURRENT_RUNS}) WHERE run_id = ?", [run["run_id"]]
-        ).fetchall()
-        if not there or (current and there[0][0] != fingerprint):
-            baseline = there[0][1] if there else None  # this database's mark stays
-            models = models.set_column(models.schema.get_field_index("is_baseline"),
-                                       "is_baseline", pa.array([baseline], pa.bool_()))  # fmt: skip
-            con.execute("DELETE FROM models WHERE name = ?", [name])
-            _insert_table(con, "models", models)
+    row = tables["models"]
+    if row.num_rows != 1 or row["fingerprint"][0].as_py() != fingerprint:
+        # an older export without its model row, or one describing other weights
+        row = _arrow("models", [(name, fingerprint, *[None] * (len(_columns("models")) - 2))])
+    row = row.set_column(row.schema.get_field_index("is_baseline"), "is_baseline",
+                         pa.nulls(1, pa.bool_()))  # fmt: skip
+    old, _ = settle_model(con, run, row, _now())
+    if old is not None:
+        superseded[name] = (superseded.get(name, (old,))[0], fingerprint)
     has_history = con.execute(
         "SELECT 1 FROM history WHERE model_fingerprint = ? LIMIT 1", [fingerprint]
     ).fetchall()
