@@ -12,7 +12,7 @@ from rich.table import Table
 
 from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import format_interval, format_value, metric_label
+from evalsuite.formatting import format_interval, format_value, is_missing, metric_label
 from evalsuite.results import RunResult
 from evalsuite.store import DEFAULT_DB
 from evalsuite.verdicts import NOT_COMPARABLE, ModelComparison
@@ -361,18 +361,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     for column in columns:
         table.add_column(column)
     for _, row in frame.iterrows():
-        table.add_row(
-            *(
-                str(row.get(c, ""))[:16]
-                if c == "fingerprint"
-                else ", ".join(row[c])
-                if c == "same_weights_as"
-                else str(row.get(c, ""))
-                for c in columns
-            )
-        )
+        table.add_row(*(_list_cell(column, row.get(column)) for column in columns))
     console.print(table)
     return EXIT_OK
+
+
+def _list_cell(column: str, value: object) -> str:
+    """One cell of `evalsuite list`: a missing value blank, seconds rounded, fingerprints
+    shortened."""
+    if column == "same_weights_as":
+        return ", ".join(value or [])  # type: ignore[arg-type]
+    if is_missing(value):  # type: ignore[arg-type]
+        return ""
+    if column == "seconds":
+        return f"{float(value):.1f}"  # type: ignore[arg-type]
+    if column == "started_at":
+        return str(value)[:19]
+    return str(value)[:16] if column == "fingerprint" else str(value)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
