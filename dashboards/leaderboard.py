@@ -3,12 +3,16 @@
     streamlit run dashboards/leaderboard.py -- --db reports/results.duckdb [--baseline NAME]
         [--target BENCHMARK/TASK/METRIC]
     evalsuite leaderboard --db reports/results.duckdb
+    evalsuite leaderboard --db exported-runs/   # a folder of exported runs, read in place
 
 Layout and widgets only: every number comes from ``evalsuite.store`` (read-only, short-lived
 connections, retried while a scorer writes), every verdict from ``evalsuite.verdicts``, and
-``dashboards.views`` / ``dashboards.overview`` shape them. The database path comes from
-``--db``, else ``$EVALSUITE_DB``, else reports/results.duckdb. The baseline and the target
-come from the URL (``?baseline=NAME&target=B/T/M``), else ``--baseline`` / ``--target``.
+``dashboards.views`` / ``dashboards.overview`` shape them. The database path (a DuckDB file,
+or a folder of exported runs) comes from ``--db``, else ``$EVALSUITE_DB``, else
+reports/results.duckdb. A model is its name (two names with the same weights are two
+models); its weights' fingerprint is provenance, and keys its training history. The baseline
+and the target come from the URL (``?baseline=NAME&target=B/T/M``), else ``--baseline`` /
+``--target``.
 """
 
 from __future__ import annotations
@@ -108,18 +112,11 @@ def read(function: str, *args: Any, **kwargs: Any) -> Any:
     return _last_good(key, lambda: _cached(*key))
 
 
-def db_stamp(db: Path) -> tuple[int, ...]:
-    """Modification times of the database (and its write-ahead log): the verdicts' cache key,
-    so they are computed again only when a scorer wrote."""
-    files = (db, db.with_name(db.name + ".wal"))
-    return tuple(f.stat().st_mtime_ns for f in files if f.exists())
-
-
 @st.cache_data(show_spinner="Comparing every model with the baseline…", max_entries=32)
 def _comparisons(
     db: str, stamp: tuple[int, ...], baseline: str, candidates: tuple[str, ...]
 ) -> dict[str, ModelComparison | str]:
-    """Fingerprint -> its :class:`ModelComparison` against ``baseline``, or why none."""
+    """Model name -> its :class:`ModelComparison` against ``baseline``, or why none."""
     metrics = store.latest_metrics(db, timeout_s=READ_TIMEOUT_S)
     return compare_many(db, metrics, baseline, candidates)
 
@@ -140,12 +137,14 @@ def comparisons(baseline: str | None, candidates: list[str]) -> dict[str, ModelC
     if baseline is None or not candidates:
         return {}
     key = ("_comparisons", str(DB), baseline, tuple(candidates))
-    return _last_good(key, lambda: _comparisons(str(DB), db_stamp(DB), *key[2:]))
+    return _last_good(key, lambda: _comparisons(str(DB), views.db_stamp(DB), *key[2:]))
 
 
 def rank_bands(target: tuple[str, str, str], baseline: str | None) -> pd.DataFrame:
     key = ("_rank_bands", str(DB), tuple(target), baseline)
-    return _last_good(key, lambda: _rank_bands(str(DB), db_stamp(DB), tuple(target), baseline))
+    return _last_good(
+        key, lambda: _rank_bands(str(DB), views.db_stamp(DB), tuple(target), baseline)
+    )
 
 
 def show_busy_notice(slot: Any) -> None:
@@ -184,7 +183,7 @@ def show_empty(db: Path, missing: bool) -> None:
 def provenance(runs: pd.DataFrame, models: pd.DataFrame, baseline: str | None) -> None:
     """Expander with what was scored and how; a warning when compared runs differ."""
     messages = views.mismatch_messages(
-        views.provenance_mismatches(runs, baseline), LABELS.get(baseline, "the baseline")
+        views.provenance_mismatches(runs, baseline), baseline or "the baseline"
     )
     for message in messages:
         st.warning(message, icon="⚠️")
@@ -222,7 +221,7 @@ def missing_images_note(image_paths: list[Any], shown: list[Path | None]) -> Non
 
 def overview_page(ctx: dict[str, Any]) -> None:
     comp, models, columns = ctx["comparison"], ctx["models"], ctx["columns"]
-    baseline_label = LABELS.get(ctx["baseline"], "")
+    baseline_label = ctx["baseline"] or ""
     show_summary(ctx, baseline_label)
     _, styler = overview.styled_overview(comp, models, columns)
     hidden: dict[str, Any] = {overview.delta_name(c): None for c in columns}
@@ -245,11 +244,11 @@ def show_summary(ctx: dict[str, Any], baseline_label: str) -> None:
     """Above the table: what changed significantly for each model, every loss included."""
     if ctx["baseline"] is None:
         st.warning(NO_BASELINE, icon="⚖️")
-    lines = overview.summary_lines(ctx["verdicts"], LABELS)
+    lines = overview.summary_lines(ctx["verdicts"])
     if lines:
         st.markdown(f"**Compared with {views.md(baseline_label)}:**")
         st.markdown("\n".join(f"- {line}" for line in lines))
-        st.caption("  \n".join(overview.method_notes(ctx["verdicts"], LABELS)))
+        st.caption("  \n".join(overview.method_notes(ctx["verdicts"])))
     elif len(ctx["models"]) == 1:
         st.info("Only one model is scored so far: score another to compare.")
     base = views.md(baseline_label)
@@ -286,7 +285,7 @@ def show_ranks(ctx: dict[str, Any]) -> None:
     title = views.short_label(*target)
     st.subheader(f"Ranks on {views.md(title)}")
     bands = rank_bands(target, ctx["baseline"])
-    table = overview.rank_table(bands, LABELS, target, ctx["verdicts"], column.count)
+    table = overview.rank_table(bands, target, ctx["verdicts"], column.count)
     st.caption(
         "Models not significantly different from the best of a rank (paired test, "
         "Benjamini-Hochberg-corrected over the comparisons with that best model alone, so a "
@@ -337,11 +336,8 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
     choice = left.selectbox("Benchmark and task", names, key="bm_task")
     benchmark, task = tasks[names.index(choice)]
     have = [m for m in ctx["order"] if views.run_of(metrics, m, benchmark)]
-    labels = [LABELS[m] for m in have]
-    default = [LABELS[m] for m in have[:2]]
-    chosen = right.multiselect("Models", labels, default=default, key="bm_models")
-    chosen_fps = [m for m in have if LABELS[m] in chosen]
-    run_ids = {views.run_of(metrics, m, benchmark): LABELS[m] for m in chosen_fps}
+    chosen = right.multiselect("Models", have, default=have[:2], key="bm_models")
+    run_ids = {views.run_of(metrics, m, benchmark): m for m in have if m in chosen}
     if not run_ids:
         st.info("Pick at least one model.")
         return
@@ -427,11 +423,9 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
     choice = top[0].selectbox("Search task", names, key="rt_task")
     benchmark, task = tasks[names.index(choice)]
     have = [m for m in ctx["order"] if views.run_of(metrics, m, benchmark)]
-    labels = [LABELS[m] for m in have]
-    a = select(top[1], "Model A", "rt_a", labels, labels[0])
-    b = select(top[2], "Model B", "rt_b", labels, labels[1] if len(labels) > 1 else labels[0])
-    fp = {LABELS[m]: m for m in have}
-    run_a, run_b = (views.run_of(metrics, fp[x], benchmark) for x in (a, b))
+    a = select(top[1], "Model A", "rt_a", have, have[0])
+    b = select(top[2], "Model B", "rt_b", have, have[1] if len(have) > 1 else have[0])
+    run_a, run_b = (views.run_of(metrics, x, benchmark) for x in (a, b))
     queries_a, queries_b = read("queries", run_a, task), read("queries", run_b, task)
     if queries_a.empty:  # e.g. a database written without the retrievals table
         st.info(
@@ -485,7 +479,12 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
 def training_page(ctx: dict[str, Any]) -> None:
     models = ctx["models"]
     tuned = models[models["kind"] != "base"]
-    histories = {LABELS[fp]: read("history", fp) for fp in tuned["fingerprint"]}
+    # a training log belongs to weights: read by the fingerprint, shown under the name
+    histories = {
+        name: read("history", fp)
+        for name, fp in zip(tuned["name"], tuned["fingerprint"], strict=True)
+        if isinstance(fp, str)
+    }
     histories = {k: v for k, v in histories.items() if not v.empty}
     summary = views.training_summary(tuned)
     if not summary.empty:
@@ -517,18 +516,18 @@ def training_page(ctx: dict[str, Any]) -> None:
     if "lr" in set(long["key"]):
         left.altair_chart(views.history_chart(long, ["lr"], "Learning rate"), width="stretch")
     with st.expander("Training configuration (training.json)"):
-        for fp in tuned["fingerprint"]:
-            if LABELS[fp] in chosen:
-                training = tuned.set_index("fingerprint").loc[fp, "training"] or {}
-                st.markdown(f"**{views.md(LABELS[fp])}**")
+        for name, training in zip(tuned["name"], tuned["training"], strict=True):
+            if name in chosen:
+                training = training or {}
+                st.markdown(f"**{views.md(name)}**")
                 st.code(
                     json.dumps(
                         {k: v for k, v in training.items() if k != "history"}, indent=2, default=str
                     ),
                     language="json",
                 )
-    keep = set(tuned["fingerprint"]) | {ctx["baseline"]}
-    provenance(ctx["runs"][ctx["runs"]["model_fingerprint"].isin(keep)], models, ctx["baseline"])
+    keep = set(tuned["name"]) | {ctx["baseline"]}
+    provenance(ctx["runs"][ctx["runs"]["model_name"].isin(keep)], models, ctx["baseline"])
 
 
 # ---------------------------------------------------------------- sidebar and main
@@ -593,32 +592,32 @@ def select(
 
 
 def choose_baseline_widget(bar: Any, models: pd.DataFrame, models_raw: pd.DataFrame) -> str | None:
-    """The baseline picker: by default the model asked for in the URL or on the command line,
-    else the one ``evalsuite.verdicts.choose_baseline`` names (marked in the database, or the
-    one base of the fine-tunes); else none, and the user chooses. Never guessed from names."""
-    scored = models_raw[models_raw["fingerprint"].isin(set(models["fingerprint"]))]
+    """The baseline picker (a model name): by default the model asked for in the URL or on
+    the command line, else the one ``evalsuite.verdicts.choose_baseline`` names (marked in
+    the database, or the one base of the fine-tunes); else none, and the user chooses. Never
+    guessed from names."""
+    scored = models_raw[models_raw["name"].isin(set(models["name"]))]
     try:
         default = choose_baseline(scored, requested("baseline"))
     except EvalSuiteError as exc:
         asked = views.md(repr(requested("baseline")))
         bar.warning(f"Baseline {asked} not found: {views.md(exc)}", icon="⚠️")
         default = choose_baseline(scored)
-    labels = list(models["label"])
-    if "baseline" in st.session_state and st.session_state["baseline"] not in labels:
+    names = list(models["name"])
+    if "baseline" in st.session_state and st.session_state["baseline"] not in names:
         del st.session_state["baseline"]
-    label = bar.selectbox(
-        "Baseline (changes are judged against it)", labels,
-        index=labels.index(LABELS[default]) if default in LABELS else None,
+    same = views.same_weights_note(models)
+    name = bar.selectbox(
+        "Baseline (changes are judged against it)", names,
+        index=names.index(default) if default in names else None,
         key="baseline", placeholder="Choose a baseline",
+        help=f"A model is the name it was scored under: {same}, yet each is a model of its "
+        "own." if same else None,
     )  # fmt: skip
-    if label is None:
+    if name is None:
         return None
-    row = models[models["label"] == label].iloc[0]
-    share(
-        "baseline",
-        row["name"] if (models["name"] == row["name"]).sum() == 1 else row["fingerprint"],
-    )
-    return str(row["fingerprint"])
+    share("baseline", name)
+    return str(name)
 
 
 def choose_target_widget(
@@ -686,16 +685,13 @@ def main() -> None:
         return
 
     models = views.model_table(models_raw, metrics)
-    LABELS.clear()
-    LABELS.update(zip(models["fingerprint"], models["label"], strict=True))
     runs_shown = views.latest_runs(runs, metrics)
     types = views.task_types(runs_shown)
     try:
         ctx = sidebar(metrics, models, models_raw, types)
         baseline = ctx["baseline"]
-        order = [fp for fp in [baseline, *models["fingerprint"]] if fp is not None]
-        order = list(dict.fromkeys(order))
-        models = models.set_index("fingerprint").loc[order].reset_index()
+        order = list(dict.fromkeys(n for n in [baseline, *models["name"]] if n is not None))
+        models = models.set_index("name").loc[order].reset_index()
         verdicts = comparisons(baseline, order[1:] if baseline else [])
     except Busy:
         show_busy_notice(notice)
@@ -732,6 +728,5 @@ def main() -> None:
         show_busy_notice(notice)
 
 
-LABELS: dict[str, str] = {}
 DB = db_path()
 main()

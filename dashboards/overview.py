@@ -49,14 +49,14 @@ LEGEND = (
     "≈ no significant difference; n/a not comparable"
 )
 NO_VERDICT = "no paired verdict was computed for this metric"
-Comparisons = Mapping[str, "ModelComparison | str"]  # fingerprint -> comparison or why none
+Comparisons = Mapping[str, "ModelComparison | str"]  # model name -> comparison or why none
 
 
 def verdict_lookup(comparisons: Comparisons) -> dict[tuple[str, str, str, str], MetricVerdict]:
-    """(candidate fingerprint, benchmark, task, metric) -> its verdict."""
+    """(candidate name, benchmark, task, metric) -> its verdict."""
     return {
-        (fp, v.benchmark, v.task, v.metric): v
-        for fp, comp in comparisons.items()
+        (name, v.benchmark, v.task, v.metric): v
+        for name, comp in comparisons.items()
         if isinstance(comp, ModelComparison)
         for v in comp.verdicts
     }
@@ -64,7 +64,7 @@ def verdict_lookup(comparisons: Comparisons) -> dict[tuple[str, str, str, str], 
 
 def _lookup(metrics: pd.DataFrame) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     return {
-        (r["fingerprint"], r["benchmark"], r["task"], r["metric"]): r
+        (r["model_name"], r["benchmark"], r["task"], r["metric"]): r
         for r in metrics.to_dict("records")
     }
 
@@ -101,7 +101,8 @@ def comparison(
     not_applicable: Mapping[tuple[str, str, str], str] | None = None,
 ) -> pd.DataFrame:
     """Tidy comparison: one row per (model, column) with the value, the change against the
-    baseline and the verdict of that change from ``comparisons``.
+    baseline (a model name) and the verdict of that change from ``comparisons`` (by name).
+    ``model`` is the model's name, ``fingerprint`` the weights it was scored with.
 
     ``status`` is a verdict ("better", "worse", "tied", "not comparable", with ``marker``,
     ``colour`` and ``reason`` from the verdict), or "baseline", "missing" (no value),
@@ -111,14 +112,14 @@ def comparison(
     look, judged = _lookup(metrics), verdict_lookup(comparisons)
     rows = []
     for model in models.to_dict("records"):
-        fp = model["fingerprint"]
-        failure = comparisons.get(fp) if isinstance(comparisons.get(fp), str) else None
+        name = model["name"]
+        failure = comparisons.get(name) if isinstance(comparisons.get(name), str) else None
         for col in columns:
-            cand = look.get((fp, *col.key))
-            row = {"model": model["label"], "fingerprint": fp, "kind": model["kind"],
+            cand = look.get((name, *col.key))
+            row = {"model": name, "fingerprint": model["fingerprint"], "kind": model["kind"],
                    "column": col.label, "benchmark": col.benchmark, "task": col.task,
                    "metric": col.metric, "count": col.count}  # fmt: skip
-            reason = (not_applicable or {}).get((fp, col.benchmark, col.task))
+            reason = (not_applicable or {}).get((name, col.benchmark, col.task))
             if cand is None:
                 status = NOT_APPLICABLE if reason else MISSING
                 rows.append({**row, "status": status, "reason": reason})
@@ -128,7 +129,7 @@ def comparison(
                        maximum=maximum, points=points(cand["value"], maximum),
                        run_id=cand.get("run_id"))  # fmt: skip
             base = look.get((baseline, *col.key)) if baseline else None
-            if fp == baseline:
+            if name == baseline:
                 rows.append({**row, "status": BASELINE, "delta": 0.0, "delta_points": 0.0})
             elif base is None:
                 rows.append({**row, "status": NO_BASELINE})
@@ -138,7 +139,7 @@ def comparison(
                     "baseline_value": shown(base["value"], base.get("maximum")),
                     "delta": row["value"] - shown(base["value"], base.get("maximum")),
                     "delta_points": row["points"] - points(base["value"], base.get("maximum")),
-                    **_judged(judged.get((fp, *col.key)), failure, is_count(maximum)),
+                    **_judged(judged.get((name, *col.key)), failure, is_count(maximum)),
                 })  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
 
@@ -194,7 +195,7 @@ def overview_frame(
 ) -> pd.DataFrame:
     """Wide numeric frame behind the overview: Model, Type, one column per metric (displayed
     units), one hidden "Δ <metric>" column per metric, then the cost columns."""
-    table = pd.DataFrame({"Model": models["label"], "Type": models["kind"]})
+    table = pd.DataFrame({"Model": models["name"], "Type": models["kind"]})
     for field, name in (("value", lambda c: c.label), ("delta", delta_name)):
         for col in columns:
             part = comp[comp["column"] == col.label].set_index("model")
@@ -258,30 +259,30 @@ def _not_comparable_tasks(comp: ModelComparison) -> list[str]:
     return [f"{task} ({reason})" for task, reason in tasks.items()]
 
 
-def summary_lines(comparisons: Comparisons, labels: Mapping[str, str]) -> list[str]:
+def summary_lines(comparisons: Comparisons) -> list[str]:
     """One line per compared model from ``ModelComparison.summary_line()``: every significant
     loss and the strongest gains, whatever columns the table shows; then the tasks whose
     runs cannot be compared."""
     lines = []
-    for fp, comp in comparisons.items():
+    for name, comp in comparisons.items():
         if not isinstance(comp, ModelComparison):
-            lines.append(f"**{md(labels.get(fp, fp))}**: not comparable ({md(comp)})")
+            lines.append(f"**{md(name)}**: not comparable ({md(comp)})")
             continue
         text = comp.summary_line()
         missing = _not_comparable_tasks(comp)
         if missing:
             text += "; not comparable on " + "; ".join(missing)
-        lines.append(f"**{md(labels.get(fp, fp))}**: {md(text)}")
+        lines.append(f"**{md(name)}**: {md(text)}")
     return lines
 
 
-def method_notes(comparisons: Comparisons, labels: Mapping[str, str]) -> list[str]:
+def method_notes(comparisons: Comparisons) -> list[str]:
     """How the verdicts were reached (number of comparisons, the correction): one note when every
     comparison has the same, else one per model."""
-    notes = {fp: c.method_note() for fp, c in comparisons.items() if isinstance(c, ModelComparison)}
+    notes = {n: c.method_note() for n, c in comparisons.items() if isinstance(c, ModelComparison)}
     if len(set(notes.values())) <= 1:
         return list(dict.fromkeys(notes.values()))
-    return [f"{md(labels.get(fp, fp))}: {note}" for fp, note in notes.items()]
+    return [f"{md(name)}: {note}" for name, note in notes.items()]
 
 
 # ---------------------------------------------------------------- rank bands
@@ -289,7 +290,6 @@ def method_notes(comparisons: Comparisons, labels: Mapping[str, str]) -> list[st
 
 def rank_table(
     bands: pd.DataFrame,
-    labels: Mapping[str, str],
     target: tuple[str, str, str],
     comparisons: Comparisons,
     count: bool,
@@ -309,10 +309,10 @@ def rank_table(
             band_text = f"not comparable ({row['note']})"
         else:
             band_text = "statistically tied" if sizes[band] > 1 else ""
-        verdict = judged.get((row["fingerprint"], *target))
+        verdict = judged.get((row["model_name"], *target))
         rows.append({
             "Rank": None if band is None or pd.isna(band) else int(band),
-            "Model": labels.get(row["fingerprint"], row["model_name"]),
+            "Model": row["model_name"],
             "Score": shown(row["value"], 1.0 if count else None),
             "Band": band_text,
             "Detectable difference": verdict.mdd_text if verdict else "",
@@ -346,18 +346,19 @@ def tradeoff_points(
     usable = usable.assign(key=key)
     rows = []
     for model in models.to_dict("records"):
-        mine = usable[usable["fingerprint"] == model["fingerprint"]]
+        mine = usable[usable["model"] == model["name"]]
         tgt = mine[mine["key"].isin([tuple(target)])]
         gen = mine[mine["key"].isin([tuple(g) for g in general])]
         if tgt.empty or gen.empty:
             continue
         rows.append({
-            "model": model["label"], "fingerprint": model["fingerprint"], "kind": model["kind"],
+            "model": model["name"], "fingerprint": model["fingerprint"], "kind": model["kind"],
             "target_gain": float(tgt["delta_points"].iloc[0]),
             "general_change": float(gen["delta_points"].mean()), "n_general": len(gen),
             "curve": None, "alpha": math.nan,
             "comparable": bool((pd.concat([tgt, gen])["status"] != NOT_COMPARABLE).all()),
         })  # fmt: skip
     out = pd.DataFrame(rows, columns=columns)
-    lines = wise_curves(models).merge(out.drop(columns=["curve", "alpha"]), on="fingerprint")
+    curves = wise_curves(models).rename(columns={"name": "model"})
+    lines = curves.merge(out.drop(columns=["curve", "alpha"]), on="model")
     return pd.concat([out, lines[columns]], ignore_index=True) if not lines.empty else out

@@ -68,8 +68,9 @@ def main(
 ) -> int:
     """Run the leaderboard until interrupted; returns streamlit's exit status (0 on Ctrl-C).
 
-    A missing database is not an error: the page explains how to fill it. ``baseline`` (a
-    model name) and ``target`` (``BENCHMARK/TASK/METRIC``) are the page's defaults.
+    ``db_path`` is a DuckDB file or a folder of exported runs. A missing database is not an
+    error: the page explains how to fill it. ``baseline`` (a model name) and ``target``
+    (``BENCHMARK/TASK/METRIC``) are the page's defaults.
     """
     db = Path(db_path).expanduser().absolute()
     env = {**os.environ, DB_ENV: str(db)}
@@ -90,7 +91,10 @@ def main(
 
 def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="reports/results.duckdb", help="results database")
+    parser.add_argument(
+        "--db", default="reports/results.duckdb",
+        help="results database, or a folder of exported runs (read in place)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--no-headless", action="store_true", help="open a browser tab")
     parser.add_argument("--baseline", help="model the changes are judged against")

@@ -11,8 +11,10 @@ here: ``dashboards.overview`` shows the verdicts of ``evalsuite.verdicts``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,68 +245,72 @@ def training_seconds(training: dict[str, Any] | None) -> float:
     return sum(total) if total else math.nan
 
 
-def model_table(models: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per model that has results (all models when ``metrics`` is None).
+MODEL_COLUMNS = ["name", "fingerprint", "spec", "kind", "alpha", "training", "base_model",
+                 "base_fingerprint", "parameter_count", "train_seconds", "backend",
+                 "same_weights_as"]  # fmt: skip
 
-    Columns: fingerprint, label (unique display name), name, spec, kind, alpha, training,
-    base_model, parameter_count, train_seconds.
+
+def _names(value: Any) -> list[str]:
+    """``same_weights_as`` as a list of names (a list, an array or nothing)."""
+    if value is None or isinstance(value, (str, float)):
+        return []
+    return [str(v) for v in value]
+
+
+def _model_row(row: dict[str, Any]) -> dict[str, Any]:
+    training = _training(row.get("training"))
+    wise = (training or {}).get("wise")
+    alpha = wise.get("alpha") if isinstance(wise, dict) else None
+    return {
+        "name": str(row["name"]),
+        "fingerprint": row.get("fingerprint"),
+        "spec": row.get("spec"),
+        "kind": model_kind(training, row.get("backend")),
+        "alpha": float(alpha) if alpha is not None else math.nan,
+        "training": training,
+        "base_model": row.get("base_model"),
+        "base_fingerprint": row.get("base_fingerprint"),
+        "parameter_count": row.get("parameter_count"),
+        "train_seconds": training_seconds(training),
+        "backend": row.get("backend"),
+        "same_weights_as": _names(row.get("same_weights_as")),
+    }
+
+
+def model_table(models: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per model (its name: names are unique, two names with the same weights are
+    two models) that has results; all models when ``metrics`` is None.
+
+    Columns: name, fingerprint (its current weights), spec, kind, alpha, training,
+    base_model, base_fingerprint, parameter_count, train_seconds, backend, same_weights_as
+    (the other models with the same weights).
     """
     frame = models.copy()
     if metrics is not None:
-        frame = frame[frame["fingerprint"].isin(set(metrics["fingerprint"]))]
-        missing = sorted(set(metrics["fingerprint"]) - set(models["fingerprint"]))
-        if missing:  # runs of a model whose row is gone: still shown, under the run's name
-            names = metrics.drop_duplicates("fingerprint").set_index("fingerprint")["model_name"]
-            extra = pd.DataFrame({"fingerprint": missing, "name": [names[f] for f in missing]})
+        frame = frame[frame["name"].isin(set(metrics["model_name"]))]
+        missing = sorted(set(metrics["model_name"]) - set(models["name"]))
+        if missing:  # runs of a model whose row is gone: still shown, with the run's weights
+            weights = metrics.drop_duplicates("model_name").set_index("model_name")["fingerprint"]
+            extra = pd.DataFrame({"name": missing, "fingerprint": [weights[n] for n in missing]})
             frame = pd.concat([frame, extra], ignore_index=True)
-    rows = []
-    for row in frame.to_dict("records"):
-        training = _training(row.get("training"))
-        wise = (training or {}).get("wise")
-        rows.append(
-            {
-                "fingerprint": row["fingerprint"],
-                "name": str(row.get("name") or row["fingerprint"][:12]),
-                "spec": row.get("spec"),
-                "kind": model_kind(training, row.get("backend")),
-                "alpha": float(wise["alpha"])
-                if isinstance(wise, dict) and wise.get("alpha") is not None
-                else math.nan,
-                "training": training,
-                "base_model": row.get("base_model"),
-                "parameter_count": row.get("parameter_count"),
-                "train_seconds": training_seconds(training),
-                "backend": row.get("backend"),
-            }
-        )
-    out = pd.DataFrame(
-        rows,
-        columns=[
-            "fingerprint",
-            "name",
-            "spec",
-            "kind",
-            "alpha",
-            "training",
-            "base_model",
-            "parameter_count",
-            "train_seconds",
-            "backend",
-        ],
-    )
-    out = out.sort_values(["name", "fingerprint"], key=lambda s: s.str.lower()).reset_index(
-        drop=True
-    )
-    counts = out["name"].value_counts()
-    out.insert(
-        1,
-        "label",
-        [
-            name if counts[name] == 1 else f"{name} ({fp[:8]})"
-            for name, fp in zip(out["name"], out["fingerprint"], strict=True)
-        ],
-    )
-    return out
+    out = pd.DataFrame([_model_row(r) for r in frame.to_dict("records")], columns=MODEL_COLUMNS)
+    return out.sort_values("name", key=lambda s: s.str.lower()).reset_index(drop=True)
+
+
+def same_weights_note(models: pd.DataFrame) -> str:
+    """ "a and b have the same weights" for each group of models sharing their weights (two
+    names of the same weights are two models, e.g. a WiSE-FT at alpha 0 and its base); ""
+    when none do."""
+    groups = {
+        tuple(sorted({name, *others}, key=str.lower))
+        for name, others in zip(models["name"], models["same_weights_as"], strict=True)
+        if others
+    }
+    lines = []
+    for group in sorted(groups):
+        names = [md(n) for n in group]
+        lines.append(f"{', '.join(names[:-1])} and {names[-1]} have the same weights")
+    return "; ".join(lines)
 
 
 # ---------------------------------------------------------------- headline columns
@@ -421,13 +427,13 @@ def task_types(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
 
 
 def skipped_tasks(runs: pd.DataFrame) -> dict[tuple[str, str, str], str]:
-    """(model fingerprint, benchmark, task) -> why the run did not score the task, e.g. a
+    """(model name, benchmark, task) -> why the run did not score the task, e.g. a
     text task on precomputed image embeddings without a text encoder. From the runs shown
     (pass :func:`latest_runs`); their cells read "n/a", not blank and never zero."""
     out: dict[tuple[str, str, str], str] = {}
     for run in runs.to_dict("records"):
         for task, reason in ((run.get("extra") or {}).get("skipped_tasks") or {}).items():
-            out[(run["model_fingerprint"], run["benchmark"], task)] = str(reason)
+            out[(run["model_name"], run["benchmark"], task)] = str(reason)
     return out
 
 
@@ -449,57 +455,105 @@ def _same_spec(a: Any, b: Any) -> bool:
         return False
 
 
-def _match_model(models: pd.DataFrame, spec: Any, fingerprint: Any) -> str | None:
-    for row in models.to_dict("records"):
-        if fingerprint and row["fingerprint"] == fingerprint:
-            return str(row["fingerprint"])
-    for row in models.to_dict("records"):
-        if _same_spec(row.get("spec"), spec):
-            return str(row["fingerprint"])
-    return None
+def _derived(row: dict[str, Any]) -> tuple[bool, bool]:
+    """(made from another model, a WiSE-FT interpolation): what a curve's end is not."""
+    training = row.get("training") or {}
+    base = row.get("base_fingerprint")
+    has_base = isinstance(base, str) and bool(base)
+    return bool(training) or has_base, isinstance(training.get("wise"), dict)
 
 
-def wise_curves(models: pd.DataFrame) -> pd.DataFrame:
-    """WiSE-FT interpolations of one fine-tune joined as a curve.
+def _match_model(models: pd.DataFrame, spec: Any, fingerprint: Any, name: Any = None) -> str | None:
+    """The name of the model a WiSE-FT curve's end is: the name recorded, else the models
+    with the recorded weights, else with the same spec. Of several names of those weights
+    (a base and a WiSE-FT at alpha 0 of the same weights), the one not derived itself, then
+    the one of the recorded spec, then the first name."""
+    rows = models.to_dict("records")
+    if name and any(row["name"] == name for row in rows):
+        return str(name)
+    found = [row for row in rows if fingerprint and row["fingerprint"] == fingerprint]
+    found = found or [row for row in rows if _same_spec(row.get("spec"), spec)]
+    if not found:
+        return None
 
-    Models whose training has "wise" are grouped by its finetuned_spec and sorted by alpha;
-    the base model (alpha 0, wise.base_spec) and the fine-tuned model (alpha 1) join their
-    curve where they are present. Columns: curve, alpha, fingerprint.
-    """
-    groups: dict[str, list[tuple[float, str]]] = {}
-    ends: dict[str, tuple[Any, Any, Any, Any]] = {}
+    def rank(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (*_derived(row), not _same_spec(row.get("spec"), spec), str(row["name"]).lower())
+
+    return str(min(found, key=rank)["name"])
+
+
+def _wise_groups(models: pd.DataFrame):
+    """finetune key -> ([(alpha, name, fingerprint)], its wise record), in model order."""
+    groups: dict[str, list[tuple[float, str, Any]]] = {}
+    ends: dict[str, dict[str, Any]] = {}
     for row in models.to_dict("records"):
         wise = (row.get("training") or {}).get("wise")
         if not isinstance(wise, dict) or wise.get("alpha") is None:
             continue
         spec = wise.get("finetuned_spec")
         key = os.path.normpath(str(spec)) if spec else str(wise.get("finetuned_fingerprint"))
-        groups.setdefault(key, []).append((float(wise["alpha"]), str(row["fingerprint"])))
-        ends.setdefault(
-            key,
-            (
-                wise.get("base_spec"),
-                wise.get("base_fingerprint"),
-                wise.get("finetuned_spec"),
-                wise.get("finetuned_fingerprint"),
-            ),
+        groups.setdefault(key, []).append((float(wise["alpha"]), str(row["name"]),
+                                           row["fingerprint"]))  # fmt: skip
+        ends.setdefault(key, wise)
+    return groups, ends
+
+
+def _curve_ends(
+    models: pd.DataFrame, members: list[tuple[float, str, Any]], wise: dict[str, Any]
+) -> list[tuple[float, str]]:
+    """The base (alpha 0) and the fine-tune (alpha 1) of a curve, where they are scored and
+    no interpolation already stands for them (its alpha, its name or its weights)."""
+    alphas = {alpha for alpha, _, _ in members}
+    names = {name for _, name, _ in members}
+    weights = {fp for _, _, fp in members if isinstance(fp, str)}
+    fingerprints = dict(zip(models["name"], models["fingerprint"], strict=True))
+    out = []
+    for alpha, end in ((0.0, "base"), (1.0, "finetuned")):
+        name = _match_model(
+            models, wise.get(f"{end}_spec"), wise.get(f"{end}_fingerprint"), wise.get(f"{end}_name")
         )
+        if name and alpha not in alphas and name not in names and fingerprints[name] not in weights:
+            out.append((alpha, name))
+    return out
+
+
+def wise_curves(models: pd.DataFrame) -> pd.DataFrame:
+    """WiSE-FT interpolations of one fine-tune joined as a curve.
+
+    Models whose training has "wise" are grouped by its finetuned_spec and sorted by alpha;
+    the base model (alpha 0, wise.base_spec / base_fingerprint) and the fine-tuned model
+    (alpha 1) join their curve where they are present, unless an interpolation already is
+    that end (alpha 0 or 1, or the same weights). Columns: curve, alpha, name.
+    """
+    groups, ends = _wise_groups(models)
     rows = []
     for key, members in groups.items():
-        base_spec, base_fp, ft_spec, ft_fp = ends[key]
-        base = _match_model(models, base_spec, base_fp)
-        tuned = _match_model(models, ft_spec, ft_fp)
-        label = Path(str(ft_spec)).name if ft_spec else key
-        done = {fp for _, fp in members}
-        if base and base not in done:
-            members.append((0.0, base))
-        if tuned and tuned not in done:
-            members.append((1.0, tuned))
-        rows += [
-            {"curve": f"WiSE-FT of {label}", "alpha": a, "fingerprint": fp}
-            for a, fp in sorted(members)
-        ]
-    return pd.DataFrame(rows, columns=["curve", "alpha", "fingerprint"])
+        points = [(alpha, name) for alpha, name, _ in members]
+        points += _curve_ends(models, members, ends[key])
+        spec = ends[key].get("finetuned_spec")
+        label = Path(str(spec)).name if spec else key
+        rows += [{"curve": f"WiSE-FT of {label}", "alpha": a, "name": n} for a, n in sorted(points)]
+    return pd.DataFrame(rows, columns=["curve", "alpha", "name"])
+
+
+# ---------------------------------------------------------------- cache key
+
+
+def db_stamp(db: Path) -> tuple[int, ...]:
+    """What changes when the results change (the leaderboard's cache key for its verdicts):
+    modification times of the database file and its write-ahead log; of a folder of exported
+    runs, the number of run manifests, the latest of their modification times and a digest
+    of their paths (a folder's own time does not change when a run is added deeper in it)."""
+    if db.is_dir():
+        manifests = sorted(db.rglob("manifest.json"))
+        times = []
+        for manifest in manifests:
+            with contextlib.suppress(OSError):  # a run folder being replaced right now
+                times.append(manifest.stat().st_mtime_ns)
+        paths = "\n".join(str(m.relative_to(db)) for m in manifests).encode()
+        return (len(manifests), max(times, default=0), zlib.crc32(paths))
+    files = (db, db.with_name(db.name + ".wal"))
+    return tuple(f.stat().st_mtime_ns for f in files if f.exists())
 
 
 # ---------------------------------------------------------------- provenance
@@ -511,22 +565,20 @@ def latest_runs(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def provenance_table(runs: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
-    """What was scored, how and when, for each run shown."""
-    label = dict(zip(models["fingerprint"], models["label"], strict=True))
-    frame = runs.copy()
-    frame["Model"] = [
-        label.get(fp, name)
-        for fp, name in zip(frame["model_fingerprint"], frame["model_name"], strict=True)
-    ]
-    frame = frame.sort_values(["benchmark", "Model"])
+    """What was scored, how and when, for each run shown: the model (its name), the weights
+    the run scored (fingerprint) and the other models of the same weights."""
+    same = dict(zip(models["name"], models["same_weights_as"], strict=True))
+    frame = runs.sort_values(["benchmark", "model_name"])
     return pd.DataFrame(
         {
-            "Model": frame["Model"],
+            "Model": frame["model_name"],
             "Benchmark": frame["benchmark"],
             "Data manifest": frame["data_manifest_hash"].map(short_hash),
             "Benchmark hash": frame["benchmark_hash"].map(short_hash),
             "Code version": frame["code_version"],
             "Scored at (UTC)": pd.to_datetime(frame["started_at"]).dt.strftime("%Y-%m-%d %H:%M"),
+            "Weights": frame["model_fingerprint"].map(short_hash),
+            "Same weights as": [", ".join(same.get(n) or []) for n in frame["model_name"]],
             "Items": frame["n_items"],
             "Skipped images": frame["n_skipped"],
             "Data root": frame["data_root"],
@@ -536,18 +588,19 @@ def provenance_table(runs: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
 
 
 def provenance_mismatches(
-    runs: pd.DataFrame, baseline: str | None, fingerprints: Iterable[str] | None = None
+    runs: pd.DataFrame, baseline: str | None, names: Iterable[str] | None = None
 ) -> list[dict[str, Any]]:
     """Pairs (baseline run, candidate run) on the same benchmark whose data manifest hash or
-    benchmark hash differ: their numbers are not measured on the same thing."""
+    benchmark hash differ: their numbers are not measured on the same thing. ``baseline``
+    and ``names`` (the candidates, default all) are model names."""
     if baseline is None or runs.empty:
         return []
-    wanted = None if fingerprints is None else set(fingerprints)
-    base_runs = runs[runs["model_fingerprint"] == baseline].set_index("benchmark")
+    wanted = None if names is None else set(names)
+    base_runs = runs[runs["model_name"] == baseline].set_index("benchmark")
     out = []
     for run in runs.to_dict("records"):
-        fp, bench = run["model_fingerprint"], run["benchmark"]
-        if fp == baseline or (wanted is not None and fp not in wanted):
+        name, bench = run["model_name"], run["benchmark"]
+        if name == baseline or (wanted is not None and name not in wanted):
             continue
         if bench not in base_runs.index:
             continue
@@ -560,8 +613,8 @@ def provenance_mismatches(
             if run[field] != base[field]:
                 out.append(
                     {
-                        "model": run["model_name"],
-                        "fingerprint": fp,
+                        "model": name,
+                        "fingerprint": run["model_fingerprint"],
                         "benchmark": bench,
                         "field": field,
                         "what": what,
@@ -649,8 +702,9 @@ def retrieval_tasks(metrics: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda bt: _task_sort(*bt))
 
 
-def run_of(metrics: pd.DataFrame, fingerprint: str, benchmark: str) -> str | None:
-    part = metrics[(metrics["fingerprint"] == fingerprint) & (metrics["benchmark"] == benchmark)]
+def run_of(metrics: pd.DataFrame, name: str, benchmark: str) -> str | None:
+    """The run shown for the model called ``name`` on ``benchmark``, or None."""
+    part = metrics[(metrics["model_name"] == name) & (metrics["benchmark"] == benchmark)]
     return None if part.empty else str(part["run_id"].iloc[0])
 
 
@@ -790,7 +844,7 @@ def training_summary(models: pd.DataFrame) -> pd.DataFrame:
         wise = training.get("wise") if isinstance(training.get("wise"), dict) else {}
         rows.append(
             {
-                "Model": row["label"],
+                "Model": row["name"],
                 "Type": row["kind"],
                 "Run": training.get("run_name", ""),
                 "Base model": _text(base)

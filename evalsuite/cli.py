@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         "what", nargs="?", choices=("models", "runs", "benchmarks"), default="runs"
     )
     export = sub.add_parser("export", help="write a model's runs as portable Parquet folders")
-    export.add_argument("model", help="model name (or fingerprint)")
+    export.add_argument("model", help="model name (or a fingerprint of its weights)")
     export.add_argument("out", type=Path, help="folder to write <run_id>/ folders into")
     export.add_argument(
         "--all-runs", action="store_true", help="every run, not only the latest per benchmark"
@@ -243,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("import", help="merge exported runs into the database")
     merge.add_argument("paths", nargs="+", help="run folders, folders of them, or globs")
     mark = sub.add_parser("baseline", help="mark the model comparisons default to")
-    mark.add_argument("model", help="name or fingerprint of a scored model")
+    mark.add_argument(
+        "model", help="name of a scored model (or a prefix of its weights' fingerprint)"
+    )
     board = sub.add_parser("leaderboard", help="serve the Streamlit leaderboard")
     board.add_argument("--port", type=_port, default=8501)
     board.add_argument("--baseline", help="model the differences are against")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import format_interval, format_value, metric_label
+from evalsuite.formatting import format_interval, format_value, is_missing, metric_label
 from evalsuite.results import RunResult
 from evalsuite.store import DEFAULT_DB
 from evalsuite.verdicts import NOT_COMPARABLE, ModelComparison
@@ -117,20 +117,22 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.mark_baseline and runs and opts.db_path:
         from evalsuite.store import mark_baseline
 
-        mark_baseline(opts.db_path, runs[0].model.fingerprint)
+        mark_baseline(opts.db_path, runs[0].model.name)
         console.print(f"{runs[0].model.name} is now the baseline of comparisons in {_db(args)}")
     if args.baseline and runs:
-        comparison = _compare_db(args, args.baseline, runs[0].model.fingerprint)
+        comparison = _compare_db(args, args.baseline, runs[0].model.name)
         return _gate(comparison, args.fail_on_regression, as_json=False)
     return EXIT_OK
 
 
-def _scored_fingerprint(db: Path, name: str) -> str:
-    """The fingerprint of the one scored model ``name`` names, by compare's rule."""
+def _scored_model(db: Path, name: str) -> tuple[str, str]:
+    """(name, weights fingerprint) of the one scored model ``name`` names, by compare's rule
+    (a name, else a fingerprint prefix of one model's weights)."""
     from evalsuite.store import latest_metrics
     from evalsuite.verdicts.compare import model_rows
 
-    return str(model_rows(latest_metrics(db), name)["fingerprint"].iloc[0])
+    row = model_rows(latest_metrics(db), name).iloc[0]
+    return str(row["model_name"]), str(row["fingerprint"])
 
 
 def _check_baseline(db: Path, baseline: str) -> None:
@@ -139,7 +141,7 @@ def _check_baseline(db: Path, baseline: str) -> None:
         raise EvalSuiteError(
             f"--baseline {baseline}: {db} does not exist yet: score the baseline first"
         )
-    _scored_fingerprint(db, baseline)
+    _scored_model(db, baseline)
 
 
 def _run_json(run: RunResult) -> dict:
@@ -261,11 +263,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     db = _db(args)
     if not db.exists():
         raise EvalSuiteError(f"{db} does not exist; run `evalsuite score MODEL --db {db}`")
-    # the name -> model rule of `compare` (name first, then a fingerprint prefix; a name two
-    # models share is refused with their fingerprints), so its advice works here too
-    fingerprint = _scored_fingerprint(db, args.model)
-    mark_baseline(db, fingerprint)
-    console.print(f"{args.model} ({fingerprint[:12]}) is now the baseline of comparisons in {db}")
+    # the name -> model rule of `compare` (name first, then a fingerprint prefix of one
+    # model's weights), so its advice works here too
+    name, fingerprint = _scored_model(db, args.model)
+    mark_baseline(db, name)
+    console.print(f"{name} ({fingerprint[:12]}) is now the baseline of comparisons in {db}")
     return EXIT_OK
 
 
@@ -287,7 +289,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if runs.empty:
         raise EvalSuiteError(f"{db}: no run of a model named {args.model!r} (see `evalsuite list`)")
     if not args.all_runs:  # the latest run of each benchmark, as the leaderboard shows
-        runs = runs.sort_values("started_at").groupby("benchmark").tail(1)
+        current = runs[runs["current"]]
+        if current.empty:
+            raise EvalSuiteError(
+                f"{db}: {args.model!r} names only runs of weights its model no longer stands "
+                "for (scored again with other weights); pass --all-runs to export them"
+            )
+        runs = current.sort_values("started_at").groupby(["model_name", "benchmark"]).tail(1)
     folders = export_runs(db, list(runs["run_id"]), args.out)
     for folder in folders:
         console.print(f"exported {folder}")
@@ -298,8 +306,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Merge exported run folders into the database, in one transaction."""
     from evalsuite.run_files import import_runs
 
-    added, present = import_runs(_db(args), args.paths)
-    console.print(f"imported {len(added)} run(s) into {_db(args)}; {len(present)} already there")
+    merged = import_runs(_db(args), args.paths)
+    console.print(
+        f"imported {len(merged.added)} run(s) into {_db(args)}; {len(merged.present)} already there"
+    )
+    for name, (old, new) in sorted(merged.superseded.items()):
+        print(
+            f"warning: {name} now stands for other weights ({new[:12]}, of its latest imported "
+            f"run) than before ({old[:12]}); the runs of the earlier weights are kept as history",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -319,10 +335,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         raise EvalSuiteError(f"{db} does not exist; run `evalsuite score MODEL --db {db}`")
     frame = store.list_models(db) if args.what == "models" else store.list_runs(db)
     columns = (
-        ["name", "fingerprint", "backend", "base_model", "parameter_count", "n_runs"]
+        [
+            "name",
+            "fingerprint",
+            "backend",
+            "base_model",
+            "parameter_count",
+            "n_runs",
+            "n_earlier_runs",
+            "same_weights_as",
+        ]
         if args.what == "models"
         else [
             "model_name",
+            "current",
             "benchmark",
             "benchmark_version",
             "n_items",
@@ -335,14 +361,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     for column in columns:
         table.add_column(column)
     for _, row in frame.iterrows():
-        table.add_row(
-            *(
-                str(row.get(c, ""))[:16] if c == "fingerprint" else str(row.get(c, ""))
-                for c in columns
-            )
-        )
+        table.add_row(*(_list_cell(column, row.get(column)) for column in columns))
     console.print(table)
     return EXIT_OK
+
+
+def _list_cell(column: str, value: object) -> str:
+    """One cell of `evalsuite list`: a missing value blank, seconds rounded, fingerprints
+    shortened."""
+    if column == "same_weights_as":
+        return ", ".join(value or [])  # type: ignore[arg-type]
+    if is_missing(value):  # type: ignore[arg-type]
+        return ""
+    if column == "seconds":
+        return f"{float(value):.1f}"  # type: ignore[arg-type]
+    if column == "started_at":
+        return str(value)[:19]
+    return str(value)[:16] if column == "fingerprint" else str(value)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

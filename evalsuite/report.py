@@ -125,9 +125,9 @@ class Cell:
 
 @dataclass(eq=False)  # compared and hashed by identity
 class ModelEntry:
-    fingerprint: str
-    name: str  # display name, unique within the report
-    stored_name: str = ""  # the name in the database (two models may share one)
+    name: str  # the model: unique in the database, and the key of everything shown
+    fingerprint: str  # of its current weights (provenance)
+    same_weights_as: tuple[str, ...] = ()  # other models with the same weights
     spec: str = ""
     base_model: str | None = None
     base_fingerprint: str | None = None
@@ -151,11 +151,11 @@ class ReportData:
     target: str | None
     benchmarks: list[str]
     tasks: dict[str, list[tuple[str, str | None]]]  # benchmark -> [(task, kind)]
-    cells: dict[tuple[str, str, str, str], Cell]  # (fingerprint, benchmark, task, metric)
+    cells: dict[tuple[str, str, str, str], Cell]  # (model name, benchmark, task, metric)
     runs: pd.DataFrame  # the runs shown, with their provenance
     class_f1: pd.DataFrame
     skipped_tasks: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
-    # fingerprint -> every verdict of that model against the baseline (none for the baseline,
+    # model name -> every verdict of that model against the baseline (none for the baseline,
     # nor for a model sharing no metric with it)
     comparisons: dict[str, ModelComparison] = field(default_factory=dict)
 
@@ -164,28 +164,26 @@ class ReportData:
         return self.models[0]
 
     def cell(self, model: ModelEntry, benchmark: str, task: str, metric: str) -> Cell | None:
-        return self.cells.get((model.fingerprint, benchmark, task, metric))
+        return self.cells.get((model.name, benchmark, task, metric))
 
     def __post_init__(self) -> None:
-        self._runs = {
-            (row["model_fingerprint"], row["benchmark"]): row for _, row in self.runs.iterrows()
-        }
+        self._runs = {(row["model_name"], row["benchmark"]): row for _, row in self.runs.iterrows()}
         self._verdicts = {
-            (fingerprint, v.benchmark, v.task, v.metric): v
-            for fingerprint, comparison in self.comparisons.items()
+            (name, v.benchmark, v.task, v.metric): v
+            for name, comparison in self.comparisons.items()
             for v in comparison.verdicts
         }
 
     def run_of(self, model: ModelEntry, benchmark: str) -> pd.Series | None:
         """The run shown for ``model`` on ``benchmark`` (its latest ``ok`` one), or None."""
-        return self._runs.get((model.fingerprint, benchmark))
+        return self._runs.get((model.name, benchmark))
 
     def verdict(
         self, model: ModelEntry, benchmark: str, task: str, metric: str
     ) -> MetricVerdict | None:
         """The verdict on ``model``'s change against the baseline; None when either lacks
         the metric."""
-        return self._verdicts.get((model.fingerprint, benchmark, task, metric))
+        return self._verdicts.get((model.name, benchmark, task, metric))
 
     def metrics_of(self, benchmark: str, task: str) -> list[str]:
         """Every metric of the task, headline ones first in headline order."""
@@ -239,47 +237,40 @@ def _check_db(db_path: Path) -> pd.DataFrame:
 
 
 def _model_entries(metrics: pd.DataFrame, models_df: pd.DataFrame) -> list[ModelEntry]:
-    info = {row["fingerprint"]: row for _, row in models_df.iterrows()}
+    info = {row["name"]: row for _, row in models_df.iterrows()}
     entries = []
-    for fingerprint in dict.fromkeys(metrics["fingerprint"]):
-        row = info.get(fingerprint)
-        names = metrics.loc[metrics["fingerprint"] == fingerprint, "model_name"]
-        name = str(row["name"]) if row is not None and row["name"] else str(names.iloc[0])
+    for name in dict.fromkeys(metrics["model_name"]):
+        row = info.get(name)
+        fingerprint = metrics.loc[metrics["model_name"] == name, "fingerprint"].iloc[0]
         training = row["training"] if row is not None else None
+        same = row.get("same_weights_as") if row is not None else None
         entries.append(
             ModelEntry(
-                fingerprint=fingerprint,
-                name=name,
-                stored_name=name,
+                name=str(name),
+                fingerprint=str(fingerprint),
+                same_weights_as=tuple(same) if isinstance(same, (list, tuple)) else (),
                 spec=str(row["spec"] or "") if row is not None else "",
                 base_model=_optional(row["base_model"]) if row is not None else None,
                 base_fingerprint=_optional(row["base_fingerprint"]) if row is not None else None,
                 training=training if isinstance(training, dict) else None,
             )
         )
-    counts: dict[str, int] = {}
-    for entry in entries:
-        counts[entry.name] = counts.get(entry.name, 0) + 1
-    for entry in entries:  # two models with one name: tell them apart by fingerprint
-        if counts[entry.name] > 1:
-            entry.name = f"{entry.name} ({entry.fingerprint[:8]})"
     return entries
 
 
 def _find(entries: Sequence[ModelEntry], key: str, what: str) -> ModelEntry:
-    """The one model ``key`` names, by compare's rule: a (display) name before a fingerprint
-    prefix; a name that two models share is refused, not resolved to whichever comes first."""
-    found = [e for e in entries if key in (e.name, e.fingerprint)]
-    found = found or [e for e in entries if key == e.stored_name]
+    """The one model ``key`` names, by compare's rule: a name before a fingerprint prefix;
+    a prefix of weights that two models share is refused, not resolved to either."""
+    found = [e for e in entries if key == e.name]
     found = found or [e for e in entries if e.fingerprint.startswith(key)]
     if not found:
         names = ", ".join(e.name for e in entries)
         raise ReportError(f"{what} {key!r} has no results in the database (models: {names})")
     if len(found) > 1:
-        listed = ", ".join(f"{e.fingerprint[:12]} ({e.name})" for e in found)
+        listed = ", ".join(f"{e.name} ({e.fingerprint[:12]})" for e in found)
         raise ReportError(
-            f"{what} {key!r} names {len(found)} scored models: {listed}; pick one by a "
-            f"fingerprint prefix, e.g. {found[0].fingerprint[:12]}"
+            f"{what} {key!r} is the fingerprint prefix of {len(found)} scored models' weights: "
+            f"{listed}; pick one by its name"
         )
     return found[0]
 
@@ -295,15 +286,15 @@ def _baseline(
     if len(entries) == 1:
         return entries[0]
     # only models with results here: a marked model without any cannot be compared with
-    shown = models_df[models_df["fingerprint"].isin([e.fingerprint for e in entries])]
-    fingerprint = choose_baseline(shown)
-    if fingerprint is None:
+    shown = models_df[models_df["name"].isin([e.name for e in entries])]
+    name = choose_baseline(shown)
+    if name is None:
         names = ", ".join(e.name for e in entries)
         raise ReportError(
             f"no baseline marked among the models with results ({names}): pass "
             "--baseline NAME, or mark one with `evalsuite baseline NAME`"
         )
-    return next(e for e in entries if e.fingerprint == fingerprint)
+    return next(e for e in entries if e.name == name)
 
 
 def _order_models(
@@ -362,10 +353,10 @@ def _comparisons(
     if len(models) < 2:
         return {}
     found = compare_many(
-        db_path, metrics, models[0].fingerprint, [m.fingerprint for m in models[1:]],
+        db_path, metrics, models[0].name, [m.name for m in models[1:]],
         n_resamples=n_resamples,
     )  # fmt: skip
-    return {fp: c for fp, c in found.items() if isinstance(c, ModelComparison)}
+    return {name: c for name, c in found.items() if isinstance(c, ModelComparison)}
 
 
 def load_report_data(
@@ -382,8 +373,7 @@ def load_report_data(
     metrics = _check_db(db_path)
     models_df = store.list_models(db_path)
     entries = _order_models(_model_entries(metrics, models_df), models_df, baseline, models)
-    fingerprints = [e.fingerprint for e in entries]
-    metrics = metrics[metrics["fingerprint"].isin(fingerprints)]
+    metrics = metrics[metrics["model_name"].isin([e.name for e in entries])]
     run_ids = list(dict.fromkeys(metrics["run_id"]))
     runs = store.list_runs(db_path)
     runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)
@@ -393,7 +383,7 @@ def load_report_data(
         target = DEFAULT_TARGET if DEFAULT_TARGET in present else (others[0] if others else None)
     benchmarks = _order_benchmarks(metrics["benchmark"], target)
     cells = {
-        (row.fingerprint, row.benchmark, row.task, row.metric): Cell(
+        (row.model_name, row.benchmark, row.task, row.metric): Cell(
             metric=row.metric,
             value=float(row.value),
             maximum=_optional(row.maximum),
@@ -415,7 +405,7 @@ def load_report_data(
     for row in runs.itertuples(index=False):
         extra = row.extra if isinstance(row.extra, dict) else {}
         if extra.get("skipped_tasks"):
-            skipped[(row.model_fingerprint, row.benchmark)] = dict(extra["skipped_tasks"])
+            skipped[(row.model_name, row.benchmark)] = dict(extra["skipped_tasks"])
     return ReportData(
         db_path=db_path,
         models=entries,
@@ -461,9 +451,9 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _colours(models: Sequence[ModelEntry]) -> dict[str, str]:
-    out = {models[0].fingerprint: BASELINE_COLOUR}
+    out = {models[0].name: BASELINE_COLOUR}
     for i, model in enumerate(models[1:]):
-        out[model.fingerprint] = COLOURS[i % len(COLOURS)]
+        out[model.name] = COLOURS[i % len(COLOURS)]
     return out
 
 
@@ -529,7 +519,7 @@ def benchmark_chart(data: ReportData, benchmark: str, path: Path) -> bool:
             width * 0.92,
             yerr=_error(values, lows, highs),
             capsize=3,
-            color=colours[model.fingerprint],
+            color=colours[model.name],
             label=_legend_label(data, model),
             error_kw={"elinewidth": 1, "alpha": 0.7},
         )
@@ -574,7 +564,7 @@ def class_f1_chart(data: ReportData, benchmark: str, task: str, path: Path) -> s
     for model in data.models:
         run = data.run_of(model, benchmark)
         if run is not None:
-            run_ids[model.fingerprint] = run["run_id"]
+            run_ids[model.name] = run["run_id"]
     frame = frame[frame["run_id"].isin(run_ids.values())]
     if frame.empty:
         return None
@@ -584,10 +574,10 @@ def class_f1_chart(data: ReportData, benchmark: str, task: str, path: Path) -> s
     if len(support) > MAX_CLASSES:
         note = f"{len(support) - MAX_CLASSES} classes with the fewest items left out"
     pivot = frame.pivot_table(index="class_name", columns="run_id", values="f1", aggfunc="first")
-    base_run = run_ids.get(data.baseline.fingerprint)
+    base_run = run_ids.get(data.baseline.name)
     sort_by = pivot[base_run] if base_run in pivot else pivot.mean(axis=1)
     classes = sorted(classes, key=lambda c: (-np.nan_to_num(sort_by.get(c, np.nan), nan=-1), c))
-    shown = [m for m in data.models if m.fingerprint in run_ids]
+    shown = [m for m in data.models if m.name in run_ids]
     height = 0.8 / len(shown)
     fig = Figure(
         figsize=(8.0, min(MAX_HEIGHT_IN, 1.5 + len(classes) * (0.15 * len(shown) + 0.12))),
@@ -597,7 +587,7 @@ def class_f1_chart(data: ReportData, benchmark: str, task: str, path: Path) -> s
     colours = _colours(data.models)
     y = np.arange(len(classes))
     for i, model in enumerate(shown):
-        run_id = run_ids[model.fingerprint]
+        run_id = run_ids[model.name]
         values = [
             pivot.at[c, run_id] if run_id in pivot and c in pivot.index else np.nan for c in classes
         ]
@@ -605,7 +595,7 @@ def class_f1_chart(data: ReportData, benchmark: str, task: str, path: Path) -> s
             y - 0.4 + height * (i + 0.5),
             np.nan_to_num(np.array(values, float)) * 100,
             height * 0.92,
-            color=colours[model.fingerprint],
+            color=colours[model.name],
             label=_legend_label(data, model),
         )
     labels = [f"{_short(c)} (n={int(support[c])})" for c in classes]
@@ -692,13 +682,14 @@ def wise_lines(data: ReportData) -> list[list[tuple[ModelEntry, float]]]:
     lines = []
     for spec, points in groups.items():
         finetuned = _find_spec(data.models, spec)
-        if finetuned is not None and all(m is not finetuned for m, _ in points):
+        # an end already on the curve (e.g. alpha 0, with the base's weights) is not added twice
+        if finetuned is not None and all(m is not finetuned and a != 1.0 for m, a in points):
             points.append((finetuned, 1.0))
         ref = points[0][0]
         base = _find_spec(data.models, _base_spec(ref), ref.base_fingerprint)
         if base is None and finetuned is not None:
             base = _find_spec(data.models, _base_spec(finetuned), finetuned.base_fingerprint)
-        if base is not None and all(m is not base for m, _ in points):
+        if base is not None and all(m is not base and a != 0.0 for m, a in points):
             points.append((base, 0.0))
         lines.append(sorted(points, key=lambda p: p[1]))
     return lines
@@ -714,14 +705,14 @@ def _limits(values: Sequence[float]) -> tuple[float, float]:
 def tradeoff_chart(data: ReportData, path: Path) -> bool:
     """Scatter: x = change on the other benchmarks, y = gain on the target, both against the
     baseline (at the origin); WiSE-FT checkpoints joined by a line in order of alpha."""
-    points = {m.fingerprint: tradeoff_point(data, m) for m in data.models}
+    points = {m.name: tradeoff_point(data, m) for m in data.models}
     if sum(p is not None for p in points.values()) < 2:
         return False
     fig = Figure(figsize=(7.5, 5.6), layout="constrained")
     ax = fig.add_subplot()
     colours = _colours(data.models)
     for line in wise_lines(data):
-        xy = [points[m.fingerprint] for m, _ in line if points[m.fingerprint] is not None]
+        xy = [points[m.name] for m, _ in line if points[m.name] is not None]
         if len(xy) >= 2:
             ax.plot(
                 *zip(*xy, strict=True),
@@ -732,7 +723,7 @@ def tradeoff_chart(data: ReportData, path: Path) -> bool:
                 label="WiSE-FT (weight interpolation)",
             )
         for model, alpha in line:
-            p = points[model.fingerprint]
+            p = points[model.name]
             if p is not None and 0 < alpha < 1:
                 ax.annotate(
                     f"α={alpha:g}",
@@ -745,7 +736,7 @@ def tradeoff_chart(data: ReportData, path: Path) -> bool:
     xs = [p[0] for p in points.values() if p is not None]
     ys = [p[1] for p in points.values() if p is not None]
     for model in data.models:
-        p = points[model.fingerprint]
+        p = points[model.name]
         if p is None:
             continue
         is_base = model is data.baseline
@@ -754,7 +745,7 @@ def tradeoff_chart(data: ReportData, path: Path) -> bool:
             s=90 if is_base else 60,
             marker="s" if is_base else "o",
             zorder=3,
-            color=colours[model.fingerprint],
+            color=colours[model.name],
             edgecolor="black",
             linewidth=0.6,
         )
@@ -902,7 +893,7 @@ def draw_figures(data: ReportData, out_dir: Path) -> Figures:
     used: set[str] = set()
     for group in seen.values():
         slug = _slug(group[0].name)
-        slug = slug if slug not in used else f"{slug}-{group[0].fingerprint[:8]}"
+        slug = slug if slug not in used else f"{slug}-{len(used)}"
         used.add(slug)
         path, rel = target(f"training-{slug}.png")
         if training_chart(group, group[0].history, path):  # type: ignore[arg-type]
@@ -1127,7 +1118,7 @@ def summary_paragraph(data: ReportData, model: ModelEntry) -> str:
             f"On average over the tasks' primary scores: {point[1]:+.2f} pts on "
             f"{benchmark_label(target or '')} and {point[0]:+.2f} pts elsewhere."
         )
-    comparison = data.comparisons.get(model.fingerprint)
+    comparison = data.comparisons.get(model.name)
     if comparison is not None:
         sentences.append(
             f"Significant changes (paired tests, {CORRECTION}-corrected): "
@@ -1209,9 +1200,9 @@ def verdict_table(data: ReportData, model: ModelEntry, comparison: ModelComparis
 
 def _verdict_section(data: ReportData) -> list[str]:
     tables = [
-        verdict_table(data, model, data.comparisons[model.fingerprint])
+        verdict_table(data, model, data.comparisons[model.name])
         for model in data.models[1:]
-        if model.fingerprint in data.comparisons
+        if model.name in data.comparisons
     ]
     if not tables:
         return []
@@ -1250,6 +1241,8 @@ def _models_section(data: ReportData) -> list[str]:
             )
         elif model.fine_tuned:
             notes.append("fine-tuned")
+        if model.same_weights_as:  # e.g. WiSE-FT at alpha 0: its base's weights
+            notes.append("same weights as " + ", ".join(md(n) for n in model.same_weights_as))
         if model.history is not None:
             notes.append(f"{len(model.history)} epochs logged")
         for key in ("seed", "run_name"):
@@ -1353,7 +1346,7 @@ def _provenance_section(data: ReportData) -> list[str]:
     skipped: dict[tuple[str, str, str], list[str]] = {}
     for model in data.models:
         for benchmark in data.benchmarks:
-            found = data.skipped_tasks.get((model.fingerprint, benchmark), {})
+            found = data.skipped_tasks.get((model.name, benchmark), {})
             for task, reason in found.items():
                 skipped.setdefault((benchmark, task, reason), []).append(model.name)
     if skipped:

@@ -164,9 +164,10 @@ def upgrade(file: Path, table: str, data: pa.Table) -> pa.Table:
         raise StoreError(f"{file}: a column of another type than table {table}'s ({exc})") from None
 
 
-def import_runs(db_path: str | Path, paths: Sequence[str | Path]) -> tuple[list[str], list[str]]:
-    """Merge the exported runs under ``paths`` into ``db_path`` in one transaction:
-    (run ids added, run ids already there). See the module doc for what is refused."""
+def import_runs(db_path: str | Path, paths: Sequence[str | Path]) -> store.Merged:
+    """Merge the exported runs under ``paths`` into ``db_path`` in one transaction (run ids
+    added, run ids already there, names whose current weights changed). See the module doc
+    for what is refused."""
     batch: dict[str, tuple[str, dict[str, pa.Table]]] = {}
     for folder in find_run_folders(paths):
         tables = read_run_folder(folder)

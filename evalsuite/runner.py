@@ -38,7 +38,7 @@ from evalsuite.spec import (
     spec_hash,
     task_skip_reason,
 )
-from evalsuite.store import DEFAULT_DB, check_writable, run_exists, write_run
+from evalsuite.store import DEFAULT_DB, Written, check_writable, run_exists, write_run
 from evalsuite.tasks import SplitData, TaskContext, get_task_runner
 from evalsuite.version import code_version
 
@@ -99,9 +99,33 @@ def score_model(
         if run is None:
             continue
         if opts.db_path is not None and process_rank_and_count()[0] == 0:
-            write_run(opts.db_path, run)  # one writer: the main process
+            written = write_run(opts.db_path, run)  # one writer: the main process
+            tell_written(run, written)
         results.append(run)
     return results
+
+
+def tell_written(run: RunResult, written: Written) -> None:
+    """Say what storing ``run`` replaced or superseded: never silently."""
+    name = run.model.name
+    if written.replaced:
+        log.warning(
+            "%s on %s: replaced the earlier run %s (same model, weights, benchmark and data)",
+            name, run.benchmark, ", ".join(written.replaced),
+        )  # fmt: skip
+    if written.superseded:
+        log.warning(
+            "%s was scored before with other weights (%s); their runs are kept as history and "
+            "these weights (%s) are now its current ones. To compare both, score them under "
+            "two --name values.",
+            name, written.superseded[:12], run.model.fingerprint[:12],
+        )  # fmt: skip
+    if written.history:
+        log.warning(
+            "%s on %s: stored as history, not shown: %s stands for other weights, those of a run "
+            "that started later than this one (%s)",
+            name, run.benchmark, name, run.model.fingerprint[:12],
+        )  # fmt: skip
 
 
 def _chosen_benchmarks(opts: ScoreOptions) -> list[BenchmarkSpec]:
@@ -207,7 +231,7 @@ def score_benchmark(
     exists = (
         opts.skip_existing
         and opts.db_path is not None
-        and run_exists(opts.db_path, info.fingerprint, spec.name, bench_id, data_id)
+        and run_exists(opts.db_path, info.name, info.fingerprint, spec.name, bench_id, data_id)
     )
     if opts.skip_existing and main_process_value(exists):  # all processes decide alike
         log.info("%s on %s: already scored, skipped", info.name, spec.name)

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import pandas as pd
@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from evalsuite.results import ModelInfo, RunResult
 from evalsuite.store_checks import (
+    Schema,
     StoreBusyError,
     StoreError,
     StoreMissingError,
@@ -32,13 +33,23 @@ from evalsuite.store_checks import (
     check_schema,
     explain,
 )
+from evalsuite.store_models import (
+    CURRENT,
+    CURRENT_RUNS,
+    Written,
+    models_by_name_select,
+    row_for_weights,
+    settle_model,
+)
 
 __all__ = ["StoreBusyError", "StoreError", "StoreMissingError"]  # re-exported: store.StoreError
 
 DEFAULT_DB = Path("reports/results.duckdb")
 # 2: per-query retrieval values (query_values) and the baseline mark (models.is_baseline),
 # what paired comparisons need; a version-1 file gains both on its next write.
-SCHEMA_VERSION = 2
+# 3: a model is the name the user gave it (models keyed by name); the fingerprint of its
+# weights is provenance, kept per run. A v1/v2 file is migrated on its next write.
+SCHEMA_VERSION = 3
 WRITE_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 5.0
 # Readers poll a held lock often: with two writers taking turns the free gaps are short.
@@ -49,7 +60,7 @@ ROLLED_BACK = "the write was rolled back, the file is as it was"
 # name -> "column TYPE, ..."; the DDL and the Arrow schemas of bulk inserts derive from this.
 TABLES: dict[str, str] = {
     "schema_version": "version INTEGER, created_at TIMESTAMP",
-    "models": "fingerprint VARCHAR PRIMARY KEY, name VARCHAR, spec VARCHAR, backend VARCHAR, "
+    "models": "name VARCHAR PRIMARY KEY, fingerprint VARCHAR, spec VARCHAR, backend VARCHAR, "
     "base_model VARCHAR, base_fingerprint VARCHAR, parameter_count BIGINT, training JSON, "
     "created_at TIMESTAMP, updated_at TIMESTAMP, is_baseline BOOLEAN",
     "runs": "run_id VARCHAR PRIMARY KEY, model_fingerprint VARCHAR, model_name VARCHAR, "
@@ -87,9 +98,10 @@ JSON_COLUMNS = ("training", "extra")
 _ARROW = {"VARCHAR": pa.string(), "JSON": pa.string(), "DOUBLE": pa.float64(),
           "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
           "TIMESTAMP": pa.timestamp("us")}  # fmt: skip
-# The runs that --skip-existing skips and write_run(replace=True) replaces.
-_SAME = ("model_fingerprint = ? AND benchmark = ? AND benchmark_hash IS NOT DISTINCT FROM ? "
-         "AND data_manifest_hash IS NOT DISTINCT FROM ?")  # fmt: skip
+# The runs that --skip-existing skips and write_run(replace=True) replaces: the same model
+# (name) with the same weights on the same benchmark and data.
+_SAME = ("model_name = ? AND model_fingerprint = ? AND benchmark = ? AND benchmark_hash IS NOT "
+         "DISTINCT FROM ? AND data_manifest_hash IS NOT DISTINCT FROM ?")  # fmt: skip
 _BUSY_MARKERS = (
     "could not set lock",  # another process holds the file lock
     "conflicting lock",
@@ -286,36 +298,25 @@ def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) ->
 
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection, path: str | Path = "") -> None:
-    """Create the tables of a new database, migrate a v1 one; refuse any other schema."""
+    """Create the tables of a new database, migrate a v1 or v2 one; refuse any other schema."""
     found = check_schema(con, Path(path), _schema(), SCHEMA_VERSION).version
     for statement in _ddl():
         con.execute(statement)
     # v1 -> v2: CREATE TABLE IF NOT EXISTS above added query_values; models gains a column.
     con.execute("ALTER TABLE models ADD COLUMN IF NOT EXISTS is_baseline BOOLEAN")
+    if found is not None and found < 3:  # v2 -> v3: models keyed by name
+        select = models_by_name_select(has_baseline=True)
+        con.execute(f"CREATE TEMP TABLE models_v3 AS {select}")
+        con.execute("DROP TABLE models")
+        con.execute(_ddl()[list(TABLES).index("models")])
+        con.execute("INSERT INTO models BY NAME SELECT * FROM models_v3")
+        con.execute("DROP TABLE models_v3")
     if found is None or found < SCHEMA_VERSION:
         con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, _now()])
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _upsert_model(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> None:
-    con.execute(
-        "INSERT INTO models (fingerprint, name, spec, backend, base_model, base_fingerprint, "
-        "parameter_count, training, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO "
-        "UPDATE SET name = excluded.name, spec = excluded.spec, backend = excluded.backend, "
-        "base_model = excluded.base_model, base_fingerprint = excluded.base_fingerprint, "
-        "parameter_count = excluded.parameter_count, "
-        "training = coalesce(excluded.training, models.training), updated_at = excluded.updated_at",
-        [model.fingerprint, model.name, model.spec, model.backend, model.base_model,
-         model.base_fingerprint, model.parameter_count, _json(model.training), _now(), _now()],
-    )  # fmt: skip
-    # Same fingerprint = same weights = same log; an empty history means "unknown", not "none".
-    if model.history:
-        con.execute("DELETE FROM history WHERE model_fingerprint = ?", [model.fingerprint])
-        _insert_table(con, "history", _arrow("history", _history_rows(model)))
 
 
 def _delete_runs(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
@@ -339,18 +340,32 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def _write(
     con: duckdb.DuckDBPyConnection, path: str | Path, run: RunResult,
     tables: dict[str, pa.Table], replace: bool,
-) -> None:  # fmt: skip
+) -> Written:  # fmt: skip
     _ensure_schema(con, path)
-    _upsert_model(con, run.model)
-    stale = [run.run_id]  # rewriting the same run is idempotent even without replace
+    model = run.model
+    replaced = []
     if replace:
-        key = [run.model.fingerprint, run.benchmark, run.benchmark_hash, run.data_manifest_hash]
-        stale += [
-            r[0] for r in con.execute(f"SELECT run_id FROM runs WHERE {_SAME}", key).fetchall()
-        ]
-    _delete_runs(con, stale)
+        key = [model.name, model.fingerprint, run.benchmark, run.benchmark_hash,
+               run.data_manifest_hash]  # fmt: skip
+        query = f"SELECT run_id FROM runs WHERE {_SAME} AND run_id <> ? ORDER BY run_id"
+        replaced = [r[0] for r in con.execute(query, [*key, run.run_id]).fetchall()]
+    _delete_runs(con, [run.run_id, *replaced])  # rewriting one run is idempotent
     for table, data in tables.items():
         _insert_table(con, table, data)
+    superseded, history = settle_model(
+        con, tables["runs"].to_pylist()[0], _model_row(model), _now()
+    )
+    # Same fingerprint = same weights = same log; an empty history means "unknown", not "none".
+    if model.history:
+        con.execute("DELETE FROM history WHERE model_fingerprint = ?", [model.fingerprint])
+        _insert_table(con, "history", _arrow("history", _history_rows(model)))
+    return Written(tuple(replaced), superseded, history)
+
+
+def _model_row(model: ModelInfo) -> pa.Table:
+    return _arrow("models", [(model.name, model.fingerprint, model.spec, model.backend,
+                              model.base_model, model.base_fingerprint, model.parameter_count,
+                              _json(model.training), _now(), _now(), None)])  # fmt: skip
 
 
 def check_writable(db_path: str | Path) -> None:
@@ -372,34 +387,32 @@ def check_writable(db_path: str | Path) -> None:
 
 
 def mark_baseline(db_path: str | Path, model: str, *, timeout_s: float | None = None) -> str:
-    """Mark the model named ``model`` (or with that fingerprint) as the baseline every
-    comparison defaults to, unmarking any other; returns its fingerprint."""
+    """Mark the model named ``model`` as the baseline every comparison defaults to,
+    unmarking any other; returns its name."""
     try:
         with connect(db_path, timeout_s=timeout_s) as con, _transaction(con):
             _ensure_schema(con, db_path)
-            rows = con.execute(
-                "SELECT fingerprint FROM models WHERE name = ? OR fingerprint = ?", [model, model]
-            ).fetchall()
-            if len(rows) != 1:
+            rows = con.execute("SELECT name FROM models WHERE name = ?", [model]).fetchall()
+            if not rows:
                 names = con.execute("SELECT name FROM models ORDER BY name").fetchall()
                 known = [r[0] for r in names]
-                why = "several models are" if rows else "no model is"
                 raise StoreError(
-                    f"cannot mark {model!r} as the baseline: {why} called that in {db_path}; "
-                    f"known: {', '.join(known) or '(none)'}"
+                    f"cannot mark {model!r} as the baseline: no model is called that in "
+                    f"{db_path}; known: {', '.join(known) or '(none)'}"
                 )
-            fingerprint = rows[0][0]
-            con.execute("UPDATE models SET is_baseline = (fingerprint = ?)", [fingerprint])
+            con.execute("UPDATE models SET is_baseline = (name = ?)", [model])
     except duckdb.Error as exc:  # e.g. a damaged file: the transaction was rolled back
         raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
-    return fingerprint
+    return model
 
 
 def write_run(
     db_path: str | Path, run: RunResult, replace: bool = True, *, timeout_s: float | None = None
-) -> None:
-    """Store ``run`` in one transaction; with ``replace``, drop the model's earlier run on the
-    same benchmark, benchmark hash and data manifest hash (and all its rows) first."""
+) -> Written:
+    """Store ``run`` in one transaction; with ``replace``, drop the model's earlier run with
+    the same weights on the same benchmark, benchmark hash and data manifest hash (and all
+    its rows) first. The model is ``run.model.name``: a run of other weights under that
+    name is kept, and what was replaced or superseded is returned for the user to see."""
     tables = {name: _arrow(name, rows) for name, rows in _run_rows(run).items()}
     timeout_s = WRITE_TIMEOUT_S if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
@@ -409,8 +422,8 @@ def write_run(
                 connect(db_path, timeout_s=max(deadline - time.monotonic(), 0.0)) as con,
                 _transaction(con),
             ):
-                _write(con, db_path, run, tables, replace)
-            return
+                written = _write(con, db_path, run, tables, replace)
+            return written
         except duckdb.TransactionException as exc:
             if "conflict" not in str(exc).lower():  # e.g. aborted by an I/O error
                 raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
@@ -440,7 +453,7 @@ def _read(
         try:  # a foreign or damaged schema is refused, never read as if it were ours
             schema = check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
             if schema.version is not None and schema.tables >= set(tables):
-                frame = con.execute(sql, list(params)).fetchdf()
+                frame = con.execute(_models_of(sql, con, schema), list(params)).fetchdf()
         except duckdb.Error as exc:
             raise explain(Path(db_path), exc, writing=False) from exc
     if frame is None:  # same query on an empty in-memory schema: the right (empty) columns
@@ -448,11 +461,28 @@ def _read(
             empty.execute("SET python_enable_replacements = false")
             for statement in _ddl():
                 empty.execute(statement)
-            frame = empty.execute(sql, list(params)).fetchdf()
+            frame = empty.execute(sql.replace(_MODELS, "models"), list(params)).fetchdf()
     for column in JSON_COLUMNS:
         if column in frame.columns:
             frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
     return frame
+
+
+_MODELS = "__MODELS__"  # in reader SQL: the v3 models rows, whatever the file's version
+
+
+def _models_of(sql: str, con: duckdb.DuckDBPyConnection, schema: Schema) -> str:
+    """``sql`` reading v3 ``models`` rows: a v1/v2 file (readers never migrate) is read
+    through the migration's SELECT, so its names mean what they will after the next write."""
+    if _MODELS not in sql:
+        return sql
+    if schema.version is None or schema.version >= 3:
+        return sql.replace(_MODELS, "models")
+    has_baseline = "is_baseline" in {
+        r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = "
+                                  "'models' AND schema_name = 'main'").fetchall()
+    }  # fmt: skip
+    return sql.replace(_MODELS, f"({models_by_name_select(has_baseline)})")
 
 
 def is_export_folder(path: str | Path) -> bool:
@@ -481,13 +511,16 @@ def _exported(folder: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET python_enable_replacements = false")
-        distinct = {"models": "DISTINCT ON (fingerprint) ", "history": "DISTINCT "}
         for table in (*RUN_TABLES, "models", "history"):
-            files = [str(run / f"{table}.parquet") for run in runs]
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT {distinct.get(table, '')}* "
-                "FROM read_parquet(?::VARCHAR[])".replace("?::VARCHAR[]", _sql_list(files))
-            )
+            files = _sql_list([str(run / f"{table}.parquet") for run in runs])
+            con.execute(f"CREATE VIEW {table}_files AS SELECT *, parse_dirpath(filename) AS "
+                        f"folder FROM read_parquet({files}, filename = true)")  # fmt: skip
+        for table in RUN_TABLES:
+            con.execute(f"CREATE VIEW {table} AS SELECT * EXCLUDE (filename, folder) "
+                        f"FROM {table}_files")  # fmt: skip
+        con.execute(f"CREATE VIEW models AS {EXPORTED_MODELS}")
+        con.execute("CREATE VIEW history AS SELECT DISTINCT * EXCLUDE (filename, folder) "
+                    "FROM history_files")  # fmt: skip
         con.execute(f"CREATE VIEW schema_version AS SELECT {SCHEMA_VERSION} AS version, "
                     "NULL::TIMESTAMP AS created_at")  # fmt: skip
         yield con
@@ -513,40 +546,54 @@ def _where(*conditions: tuple[str, list[Any] | None]) -> tuple[str, list[Any]]:
 
 
 def run_exists(
-    db_path: str | Path, model_fingerprint: str, benchmark: str, benchmark_hash: str,
-    data_manifest_hash: str, *, timeout_s: float | None = None,
+    db_path: str | Path, model_name: str, model_fingerprint: str, benchmark: str,
+    benchmark_hash: str, data_manifest_hash: str, *, timeout_s: float | None = None,
 ) -> bool:  # fmt: skip
-    """Whether an ``ok`` run of this model on this exact benchmark and data is stored."""
+    """Whether an ``ok`` run of this model with these weights on this exact benchmark and
+    data is stored, and those weights are the model's current ones (scoring weights the name
+    stood for before makes them current again, so it is never skipped)."""
     if not Path(db_path).is_file():
         return False
     frame = _read(
         db_path,
-        f"SELECT count(*) AS n FROM runs WHERE {_SAME} AND status = 'ok'",
-        [model_fingerprint, benchmark, benchmark_hash, data_manifest_hash],
+        f"SELECT count(*) AS n FROM ({CURRENT_RUNS}) WHERE {_SAME} AND status = 'ok'",
+        [model_name, model_fingerprint, benchmark, benchmark_hash, data_manifest_hash],
         timeout_s,
     )
     return bool(frame["n"].iloc[0])
 
 
 def list_models(db_path: str | Path, *, timeout_s: float | None = None) -> pd.DataFrame:
-    """One row per model, with its number of runs and the start of its latest run."""
-    sql = """SELECT m.*, (SELECT count(*) FROM runs r WHERE r.model_fingerprint = m.fingerprint)
-        AS n_runs, (SELECT max(started_at) FROM runs r WHERE r.model_fingerprint = m.fingerprint)
-        AS last_run FROM models m ORDER BY m.name, m.fingerprint"""
-    return _read(db_path, sql, (), timeout_s)
+    """One row per model (name), with its number of runs of its current weights, its runs of
+    earlier weights (kept, not current), the start of its latest run, and ``same_weights_as``:
+    the other models with the same current weights (e.g. a WiSE-FT at alpha 0 and its base)."""
+    sql = """WITH counts AS (SELECT r.model_name, count(*) FILTER (WHERE r.model_fingerprint =
+            m.fingerprint) AS n_runs, count(*) FILTER (WHERE r.model_fingerprint IS DISTINCT FROM
+            m.fingerprint) AS n_earlier_runs, max(r.started_at) AS last_run
+            FROM runs r JOIN __MODELS__ m ON m.name = r.model_name GROUP BY r.model_name)
+        SELECT m.*, coalesce(c.n_runs, 0) AS n_runs, coalesce(c.n_earlier_runs, 0)
+            AS n_earlier_runs, c.last_run, coalesce((SELECT list(o.name ORDER BY o.name) FROM
+            __MODELS__ o WHERE o.fingerprint = m.fingerprint AND o.name <> m.name), [])
+            AS same_weights_as
+        FROM __MODELS__ m LEFT JOIN counts c ON c.model_name = m.name ORDER BY m.name"""
+    frame = _read(db_path, sql, (), timeout_s)
+    frame["same_weights_as"] = [list(names) for names in frame["same_weights_as"]]
+    return frame
 
 
 def list_runs(
     db_path: str | Path, model: str | None = None, benchmark: str | None = None,
     *, timeout_s: float | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Runs, newest first; ``model`` matches a model name or fingerprint."""
+    """Runs, newest first; ``model`` matches a model name or a weights fingerprint.
+    ``current``: whether the run is of its model's current weights (false: of weights the
+    name was scored with before, kept as history)."""
     where, params = _where(
-        ("model_fingerprint = ? OR model_name = ? OR model_fingerprint IN "
-         "(SELECT fingerprint FROM models WHERE name = ?)", _eq(model, 3)),
+        ("model_fingerprint = ? OR model_name = ?", _eq(model, 2)),
         ("benchmark = ?", _eq(benchmark)),
     )  # fmt: skip
-    sql = f"SELECT * FROM runs WHERE {where} ORDER BY started_at DESC, run_id"
+    sql = f"""SELECT *, run_id IN (SELECT run_id FROM ({CURRENT_RUNS})) AS current FROM runs
+        WHERE {where} ORDER BY started_at DESC, run_id"""
     return _read(db_path, sql, params, timeout_s)
 
 
@@ -555,23 +602,24 @@ def metrics_table(
     run_ids: Sequence[str] | None = None, task: str | None = None, *,
     latest_only: bool = False, timeout_s: float | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Metrics in long format, one row per (run, task, metric), with the run's provenance."""
-    latest = ("SELECT run_id FROM runs WHERE status = 'ok' QUALIFY row_number() OVER "
-              "(PARTITION BY model_fingerprint, benchmark ORDER BY started_at DESC, "
+    """Metrics in long format, one row per (run, task, metric), with the run's provenance
+    (``fingerprint``: the weights the run scored). ``latest_only``: each model's latest
+    ``ok`` run per benchmark, of its current weights."""
+    latest = (f"SELECT run_id FROM ({CURRENT_RUNS}) WHERE status = 'ok' QUALIFY row_number() "
+              "OVER (PARTITION BY model_name, benchmark ORDER BY started_at DESC, "
               "finished_at DESC, run_id) = 1")  # fmt: skip
     where, params = _where(
-        ("r.model_fingerprint = ? OR coalesce(mo.name, r.model_name) = ?", _eq(model, 2)),
+        ("r.model_fingerprint = ? OR r.model_name = ?", _eq(model, 2)),
         ("r.benchmark = ?", _eq(benchmark)),
         ("list_contains(?::VARCHAR[], r.run_id)", None if run_ids is None else [list(run_ids)]),
         ("m.task = ?", _eq(task)),
         (f"r.run_id IN ({latest})", [] if latest_only else None),
     )
-    sql = f"""SELECT coalesce(mo.name, r.model_name) AS model_name, r.model_fingerprint AS
+    sql = f"""SELECT r.model_name, r.model_fingerprint AS
         fingerprint, r.benchmark, m.task, m.name AS metric, m.value, m.maximum, m.ci_low,
         m.ci_high, m.higher_is_better, r.run_id, r.started_at, r.data_manifest_hash,
         r.benchmark_hash, r.code_version, ((r.extra -> 'tasks') -> m.task) ->> 'type' AS task_type
         FROM metrics m JOIN runs r USING (run_id)
-        LEFT JOIN models mo ON mo.fingerprint = r.model_fingerprint
         WHERE {where} ORDER BY model_name, r.benchmark, m.task, metric, r.started_at DESC"""
     return _read(db_path, sql, params, timeout_s)
 
@@ -689,6 +737,11 @@ def data_roots(db_path: str | Path, *, timeout_s: float | None = None) -> list[s
 # ---------------------------------------------------------------- moving runs between files
 
 RUN_TABLES = ("runs", *RUN_CHILDREN)  # a run's own rows; its model's rows travel with it
+# Exported runs read in place, as `evalsuite import` would merge them: one row per name, the
+# one exported with its current weights' latest run, never marked as the baseline.
+EXPORTED_MODELS = f"""SELECT m.* EXCLUDE (filename, folder) REPLACE (NULL::BOOLEAN AS
+    is_baseline) FROM models_files m JOIN runs_files r ON r.folder = m.folder
+    JOIN ({CURRENT}) c ON c.run_id = r.run_id"""
 
 
 def arrow_schema(table: str) -> pa.Schema:
@@ -701,52 +754,66 @@ def run_rows(db_path: str | Path, run_id: str, *, timeout_s: float | None = None
     tables of the current schema; None when no such run."""
     with connect(db_path, read_only=True, timeout_s=timeout_s) as con:
         try:
-            check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
-            query = "SELECT model_fingerprint FROM runs WHERE run_id = ?"
+            schema = check_schema(con, Path(db_path), _schema(), SCHEMA_VERSION)
+            query = "SELECT model_name, model_fingerprint FROM runs WHERE run_id = ?"
             found = con.execute(query, [run_id]).fetchall()  # all: DuckDB 2 keeps a result open
             if not found:
                 return None
-            row = found[0]
+            name, fingerprint = found[0]
             out = {}
             for table in RUN_TABLES:
                 query = f"SELECT * FROM {table} WHERE run_id = ?"
                 out[table] = (
                     con.sql(query, params=[run_id]).to_arrow_table().cast(arrow_schema(table))
                 )
-            for table, key in (("models", "fingerprint"), ("history", "model_fingerprint")):
-                query = f"SELECT * FROM {table} WHERE {key} = ?"
-                out[table] = (
-                    con.sql(query, params=[row[0]]).to_arrow_table().cast(arrow_schema(table))
-                )
+            # the model row describes its current weights: a run of earlier weights travels
+            # with the name only (what described those weights was not kept)
+            query = _models_of(f"SELECT {row_for_weights('$fp')} FROM {_MODELS} WHERE name = "
+                               "$name", con, schema)  # fmt: skip
+            found = con.sql(query, params={"fp": fingerprint, "name": name}).to_arrow_table()
+            out["models"] = found.cast(arrow_schema("models"))
+            query = "SELECT * FROM history WHERE model_fingerprint = ?"
+            out["history"] = (
+                con.sql(query, params=[fingerprint]).to_arrow_table().cast(arrow_schema("history"))
+            )
         except duckdb.Error as exc:
             raise explain(Path(db_path), exc, writing=False) from exc
     return out
 
 
+class Merged(NamedTuple):
+    """What :func:`merge_runs` did: run ids added, run ids already there with the same rows,
+    and each model name whose current weights the import changed: name -> (fingerprint it
+    stood for until now, fingerprint it stands for now)."""
+
+    added: list[str]
+    present: list[str]
+    superseded: dict[str, tuple[str, str]]
+
+
 def merge_runs(
     db_path: str | Path, runs: Sequence[tuple[str, dict[str, pa.Table]]],
     *, timeout_s: float | None = None,
-) -> tuple[list[str], list[str]]:  # fmt: skip
+) -> Merged:  # fmt: skip
     """Add exported runs (``(source, tables)`` each, tables as :func:`run_rows` gives them)
-    in one transaction: (run ids added, run ids already there with the same rows). A run id
-    already there with other rows is a :class:`StoreError` naming its source, and nothing
-    of the batch is written."""
-    added, present = [], []
+    in one transaction. A run id already there with other rows is a :class:`StoreError`
+    naming its source, and nothing of the batch is written."""
+    merged = Merged([], [], {})
     try:
         with connect(db_path, timeout_s=timeout_s) as con, _transaction(con):
             _ensure_schema(con, db_path)
             for source, tables in runs:
                 run_id = tables["runs"].column("run_id")[0].as_py()
                 if _same_run_there(con, run_id, tables, f"{source} -> {db_path}"):
-                    present.append(run_id)
+                    merged.present.append(run_id)
                     continue
-                _merge_model(con, tables)
                 for table in RUN_TABLES:
                     _insert_table(con, table, tables[table])
-                added.append(run_id)
+                _merge_model(con, tables, merged.superseded)
+                merged.added.append(run_id)
     except duckdb.Error as exc:
         raise explain(Path(db_path), exc, writing=True, note=ROLLED_BACK) from exc
-    return added, present
+    return merged
 
 
 def _same_run_there(
@@ -770,17 +837,26 @@ def _same_run_there(
     return True
 
 
-def _merge_model(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """The run's model row and history, unless the database already has that model. An
-    imported model is never the baseline: two databases may each have marked one."""
-    models = tables["models"]
-    if models.num_rows == 0:
-        return
-    fingerprint = models.column("fingerprint")[0].as_py()
-    known = con.execute("SELECT 1 FROM models WHERE fingerprint = ?", [fingerprint]).fetchall()
-    if not known:  # the baseline is chosen where runs are merged (`evalsuite baseline`)
-        at = models.schema.get_field_index("is_baseline")
-        _insert_table(con, "models", models.set_column(at, "is_baseline", pa.nulls(1, pa.bool_())))
+def _merge_model(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table],
+    superseded: dict[str, tuple[str, str]],
+) -> None:  # fmt: skip
+    """The model row of the (already inserted) run's name, by the rule of writes (the row of
+    the name's latest run), and its training history unless those weights have one. An
+    imported model is never the baseline: two databases may each have marked one (the
+    baseline is chosen where runs are merged, with `evalsuite baseline`); this database's
+    mark stays. A name whose current weights change is added to ``superseded``."""
+    run = tables["runs"].to_pylist()[0]
+    name, fingerprint = run["model_name"], run["model_fingerprint"]
+    row = tables["models"]
+    if row.num_rows != 1 or row["fingerprint"][0].as_py() != fingerprint:
+        # an older export without its model row, or one describing other weights
+        row = _arrow("models", [(name, fingerprint, *[None] * (len(_columns("models")) - 2))])
+    row = row.set_column(row.schema.get_field_index("is_baseline"), "is_baseline",
+                         pa.nulls(1, pa.bool_()))  # fmt: skip
+    old, _ = settle_model(con, run, row, _now())
+    if old is not None:
+        superseded[name] = (superseded.get(name, (old,))[0], fingerprint)
     has_history = con.execute(
         "SELECT 1 FROM history WHERE model_fingerprint = ? LIMIT 1", [fingerprint]
     ).fetchall()

@@ -12,6 +12,7 @@ Fashion-MNIST (skipped without the runner or the shared data). Other leaderboard
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib.util
 import json
@@ -129,13 +130,17 @@ def results_db(request: pytest.FixtureRequest) -> tuple[Path, dict]:
 # ---------------------------------------------------------------- helpers
 
 
-def app(db: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None):
+def app(
+    db: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None, baseline: str | None = None
+):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("EVALSUITE_DB", str(db))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     if page:
         at.query_params["page"] = page
+    if baseline:
+        at.query_params["baseline"] = baseline
     return at.run()
 
 
@@ -165,13 +170,14 @@ def no_errors(at) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
-def expected_delta(db: Path, fp: str, base_fp: str, benchmark: str, task: str, metric: str):
+def expected_delta(db: Path, name: str, base: str, benchmark: str, task: str, metric: str):
+    """The change of model ``name`` against model ``base`` (names) as the overview shows it."""
     frame = store.latest_metrics(db)
     sel = frame[(frame.benchmark == benchmark) & (frame.task == task) & (frame.metric == metric)]
-    value = sel.set_index("fingerprint")["value"]
-    maximum = sel.set_index("fingerprint")["maximum"]
+    value = sel.set_index("model_name")["value"]
+    maximum = sel.set_index("model_name")["maximum"]
     scale = 1.0 if maximum.notna().all() else 100.0
-    return scale * (value[fp] - value[base_fp])
+    return scale * (value[name] - value[base])
 
 
 def chart_data(chart) -> list:
@@ -222,13 +228,13 @@ def leaderboard_verdicts(
     """Run the leaderboard on ``db`` (AppTest) and read the verdict every displayed cell of
     every candidate shows.
 
-    Returns {(model label, benchmark, task, metric): verdict}, the verdict being "better",
-    "worse", "tied" or "not comparable" as the cell's marker (▲ ▼ ≈) or text says. The model
-    label is the model's name (with the first 8 characters of its fingerprint when two
-    models share a name). Cells of the baseline itself, cells without a value and tasks a run
-    skipped are left out. ``baseline`` is passed as ``?baseline=``; else the page's default
-    (the marked model). ``all_metrics`` ticks "Show every metric", so every stored metric of
-    every task is read, as ``evalsuite compare --json`` lists them.
+    Returns {(model name, benchmark, task, metric): verdict}, the verdict being "better",
+    "worse", "tied" or "not comparable" as the cell's marker (▲ ▼ ≈) or text says (a model is
+    its name: two names with the same weights are two rows). Cells of the baseline itself,
+    cells without a value and tasks a run skipped are left out. ``baseline`` is passed as
+    ``?baseline=``; else the page's default (the marked model). ``all_metrics`` ticks "Show
+    every metric", so every stored metric of every task is read, as ``evalsuite compare
+    --json`` lists them.
     """
     from streamlit.testing.v1 import AppTest
 
@@ -281,10 +287,6 @@ def test_overview_shows_models_metrics_and_deltas(results_db, monkeypatch):
     assert hits == ["Text search hits / 390"]
     assert any(c.startswith("Image search hits / ") for c in table.columns)
     assert any(c.startswith("Pretest score (footwear type) / ") for c in table.columns)
-    base, tuned = (
-        names["FashionCLIP-tiny"],
-        names[next(n for n in names if n != "FashionCLIP-tiny")],
-    )
     row = table.set_index("Model")
     other = next(n for n in names if n != "FashionCLIP-tiny")
     for column, key in (
@@ -292,7 +294,7 @@ def test_overview_shows_models_metrics_and_deltas(results_db, monkeypatch):
         ("Text search hits / 390", ("footwear", "text_search", "ir_hits")),
         ("Zero-shot accuracy (Fashion-MNIST)", ("fmnist", "label", "acc@1")),
     ):
-        want = expected_delta(db, tuned, base, *key)
+        want = expected_delta(db, other, "FashionCLIP-tiny", *key)
         assert row.loc[other, f"Δ {column}"] == pytest.approx(want, abs=1e-9)
         assert math.isclose(row.loc["FashionCLIP-tiny", f"Δ {column}"], 0.0)
     text = texts(at)
@@ -346,11 +348,11 @@ def test_sample_csv_carries_the_verdicts(sample_db):
     from dashboards import overview, views
     from evalsuite.verdicts import compare_models
 
-    db, info = sample_db
+    db, _ = sample_db
     metrics = store.latest_metrics(db)
     models = views.model_table(store.list_models(db), metrics)
-    base = info["names"]["FashionCLIP-tiny"]
-    verdicts = {fp: compare_models(db, base, fp) for fp in models["fingerprint"] if fp != base}
+    base = "FashionCLIP-tiny"
+    verdicts = {n: compare_models(db, base, n) for n in models["name"] if n != base}
     columns = views.metric_columns(metrics)
     comp = overview.comparison(metrics, models, base, columns, verdicts)
     csv = overview.csv_table(comp, "FashionCLIP-tiny")
@@ -364,7 +366,7 @@ def test_sample_csv_carries_the_verdicts(sample_db):
 
 
 def test_switching_the_baseline_changes_the_deltas(sample_db, monkeypatch):
-    db, info = sample_db
+    db, _ = sample_db
     at = app(db, monkeypatch)
     at.sidebar.selectbox(key="baseline").set_value("footwear-ft").run()
     no_errors(at)
@@ -373,14 +375,8 @@ def test_switching_the_baseline_changes_the_deltas(sample_db, monkeypatch):
     row = table.set_index("Model")
     column = "Δ Zero-shot accuracy (footwear type)"
     assert row.loc["FashionCLIP-tiny", column] == pytest.approx(-10.1)
-    want = expected_delta(
-        db,
-        info["names"]["footwear-ft-wise0.6"],
-        info["names"]["footwear-ft"],
-        "footwear",
-        "article_type",
-        "acc@1",
-    )
+    want = expected_delta(db, "footwear-ft-wise0.6", "footwear-ft", "footwear", "article_type",
+                          "acc@1")  # fmt: skip
     assert row.loc["footwear-ft-wise0.6", column] == pytest.approx(want)
     assert "Compared with footwear-ft" in texts(at)
 
@@ -730,3 +726,83 @@ def test_leaderboard_verdicts_agree_with_the_verdict_module(verdict_db):
     assert shown == expected
     assert shown[("tuned", "shoes", "kind", "acc@1")] == "worse"
     assert shown[("other", "general", "type", "acc@1")] == "not comparable"
+
+
+# ---------------------------------------------------------------- models are names
+
+
+def test_two_names_of_the_same_weights_are_two_models(tmp_path, monkeypatch):
+    """The base's weights scored again under another name (as a WiSE-FT at alpha 0 would be):
+    two models, two rows, each with its own verdicts; the page says they share weights."""
+    db, info = _sample_db(tmp_path)
+    for run in info["runs"]:
+        if run.model.name == "FashionCLIP-tiny":
+            twin = dataclasses.replace(run.model, name="FashionCLIP-twin")
+            store.write_run(db, dataclasses.replace(run, model=twin, run_id=f"{run.run_id}-2"))
+    models = store.list_models(db).set_index("name")
+    assert models.loc["FashionCLIP-twin", "same_weights_as"] == ["FashionCLIP-tiny"]
+    at = app(db, monkeypatch, baseline="FashionCLIP-tiny")
+    no_errors(at)
+    table = overview_frame(at).set_index("Model")
+    assert {"FashionCLIP-tiny", "FashionCLIP-twin"} <= set(table.index) and len(table) == 5
+    accuracy = "Zero-shot accuracy (footwear type)"
+    assert table.loc["FashionCLIP-twin", f"Δ {accuracy}"] == 0.0
+    assert overview_cells(at).loc["FashionCLIP-twin", accuracy] == "69.8  (≈ +0.0)"
+    assert any(t.startswith("- **FashionCLIP-twin**: ") for t in texts(at).splitlines())
+    picker = at.sidebar.selectbox(key="baseline")
+    assert "FashionCLIP-tiny and FashionCLIP-twin have the same weights" in picker.help
+    provenance = next(df.value for df in at.dataframe if "Same weights as" in df.value.columns)
+    same = provenance.set_index(["Model", "Benchmark"])["Same weights as"]
+    assert same[("FashionCLIP-twin", "footwear")] == "FashionCLIP-tiny"
+    at.sidebar.selectbox(key="baseline").set_value("FashionCLIP-twin").run()
+    no_errors(at)
+    assert overview_frame(at)["Model"].iloc[0] == "FashionCLIP-twin"
+    assert "Compared with FashionCLIP-twin" in texts(at)
+
+
+# ---------------------------------------------------------------- a folder of exported runs
+
+
+def test_leaderboard_on_a_folder_of_exported_runs(sample_db, tmp_path, monkeypatch):
+    """`--db FOLDER` of `evalsuite export` runs: read in place, the same page as on the
+    database (the base of the fine-tunes is the default baseline: exports carry no mark)."""
+    from dashboards import views
+    from evalsuite.run_files import export_runs
+
+    db, info = sample_db
+    runs = store.list_runs(db)
+    folder = tmp_path / "artifacts"
+    first = runs[runs["model_name"] != "footwear-ft-wise0.6"]["run_id"]
+    export_runs(db, list(first), folder / "job-1")
+    assert store.is_export_folder(folder)
+    stamp = views.db_stamp(folder)
+    at = app(folder, monkeypatch)
+    no_errors(at)
+    table = overview_frame(at)
+    assert set(table["Model"]) == set(info["names"]) - {"footwear-ft-wise0.6"}
+    assert at.sidebar.selectbox(key="baseline").value == "FashionCLIP-tiny"
+    cells = overview_cells(at)
+    assert cells.loc["footwear-ft", "Zero-shot accuracy (footwear type)"] == "79.9  (▲ +10.1)"
+    for page in ("Benchmark", "Retrieval", "Training"):
+        no_errors(app(folder, monkeypatch, page=page))
+    # a run folder added deeper in the folder changes the cache key and shows on reload
+    rest = runs[runs["model_name"] == "footwear-ft-wise0.6"]["run_id"]
+    export_runs(db, list(rest), folder / "job-2" / "nested")
+    assert views.db_stamp(folder) != stamp
+    at.sidebar.button(key="reload").click().run()
+    no_errors(at)
+    assert set(overview_frame(at)["Model"]) == set(info["names"])
+    assert views.db_stamp(folder) == views.db_stamp(folder)  # nothing changed: the same key
+
+
+def test_db_stamp_of_a_database_file(sample_db, tmp_path):
+    from dashboards import views
+
+    db, _ = sample_db
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db, copy)
+    stamp = views.db_stamp(copy)
+    assert stamp and views.db_stamp(copy) == stamp
+    os.utime(copy, ns=(stamp[0] + 10**9, stamp[0] + 10**9))
+    assert views.db_stamp(copy) != stamp
+    assert views.db_stamp(tmp_path / "missing.duckdb") == ()

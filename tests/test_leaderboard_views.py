@@ -41,9 +41,15 @@ METRIC_COLUMNS = [
 ]
 
 
+# fingerprint (weights) -> model name: the leaderboard keys models by name
+NAMES = {"base": "FashionCLIP", "clip": "openai-clip", "ft": "ft", "w5": "ft-wise0.5",
+         "w2": "ft-wise0.2", "vec": "prod-vectors"}  # fmt: skip
+BASE = NAMES["base"]
+
+
 def metric(fp, benchmark, task, name, value, lo=None, hi=None, maximum=None, dm="dm1", bh="bh1"):
     return {
-        "model_name": fp.upper(),
+        "model_name": NAMES.get(fp, fp.upper()),
         "fingerprint": fp,
         "benchmark": benchmark,
         "task": task,
@@ -153,23 +159,24 @@ def judged(
     verdicts: dict[tuple[str, str, str], str] | None = None,
     reason: str = "",
 ) -> dict[str, ModelComparison]:
-    """A ModelComparison per other model whose verdicts are ``verdicts[(fp, task, metric)]``
-    (else tied), as ``evalsuite.verdicts`` would return them."""
-    look = metrics.set_index(["fingerprint", "benchmark", "task", "metric"])["value"]
+    """A ModelComparison per other model (by name) whose verdicts are
+    ``verdicts[(name, task, metric)]`` (else tied), as ``evalsuite.verdicts`` would return
+    them."""
+    look = metrics.set_index(["model_name", "benchmark", "task", "metric"])["value"]
     out = {}
-    for fp in sorted(set(metrics["fingerprint"]) - {baseline}):
+    for name in sorted(set(metrics["model_name"]) - {baseline}):
         rows = []
         for (model, benchmark, task, metric), value in look.items():
-            if model != fp or (baseline, benchmark, task, metric) not in look.index:
+            if model != name or (baseline, benchmark, task, metric) not in look.index:
                 continue
-            verdict = (verdicts or {}).get((fp, task, metric), TIED)
+            verdict = (verdicts or {}).get((name, task, metric), TIED)
             rows.append(MetricVerdict(
                 benchmark, task, metric, float(look[(baseline, benchmark, task, metric)]),
                 float(value), verdict, metric == "acc@1", p_value=0.01, p_adjusted=0.02,
                 ci_low=-0.01, ci_high=0.02, mdd=0.031,
                 reason=reason if verdict == NOT_COMPARABLE else "",
             ))  # fmt: skip
-        out[fp] = ModelComparison(baseline, fp, tuple(rows))
+        out[name] = ModelComparison(baseline, name, tuple(rows))
     return out
 
 
@@ -191,7 +198,7 @@ def test_the_baseline_is_never_guessed_from_names():
     )
     assert choose_baseline(frame) is None  # the page asks the user to choose
     frame["is_baseline"] = [False, True]
-    assert choose_baseline(frame) == "clip"
+    assert choose_baseline(frame) == "openai-clip"  # the baseline is a name
 
 
 def test_model_table_kinds_labels_and_cost():
@@ -205,12 +212,52 @@ def test_model_table_kinds_labels_and_cost():
         "w2": "WiSE-FT α=0.20",
     }
     assert models.set_index("fingerprint").loc["ft", "train_seconds"] == 120.0
-    twins = views.model_table(
-        models_frame(
-            {"fingerprint": "f1" * 8, "name": "same"}, {"fingerprint": "f2" * 8, "name": "same"}
-        )
-    )
-    assert twins["label"].tolist() == ["same (f1f1f1f1)", "same (f2f2f2f2)"]
+    assert models["name"].tolist() == ["FashionCLIP", "ft", "ft-wise0.2", "ft-wise0.5",
+                                       "openai-clip"]  # fmt: skip
+
+
+def test_two_names_of_the_same_weights_are_two_models():
+    """A WiSE-FT at alpha 0 has its base's weights: two names, two models, two rows, each
+    with its own values and verdicts; the page can say that they share their weights."""
+    _, metrics = sample()
+    wise = {"base_fingerprint": "base", "finetuned_spec": WISE_FT, "finetuned_fingerprint": "ft"}
+    raw = models_frame(
+        {"fingerprint": "base", "name": BASE, "same_weights_as": ["ft-wise0"]},
+        {"fingerprint": "base", "name": "ft-wise0", "base_fingerprint": "base",
+         "same_weights_as": [BASE], "training": {"wise": {**wise, "alpha": 0.0}}},
+        {"fingerprint": "w5", "name": "ft-wise0.5", "base_fingerprint": "base",
+         "training": {"wise": {**wise, "alpha": 0.5}}},
+        {"fingerprint": "ft", "name": "ft", "spec": WISE_FT, "training": {"run_name": "ft"}},
+    )  # fmt: skip
+    metrics = metrics[metrics["model_name"].isin([BASE, "ft", "ft-wise0.5"])]
+    twin = metrics[metrics["model_name"] == BASE].assign(model_name="ft-wise0", value=0.5)
+    metrics = pd.concat([metrics, twin], ignore_index=True)
+    models = views.model_table(raw, metrics)
+    assert models["name"].tolist() == [BASE, "ft", "ft-wise0", "ft-wise0.5"]
+    assert models["fingerprint"].tolist() == ["base", "ft", "base", "w5"]
+    assert models.set_index("name").loc["ft-wise0", "kind"] == "WiSE-FT α=0.00"
+    assert views.same_weights_note(models) == "FashionCLIP and ft-wise0 have the same weights"
+    columns = views.metric_columns(metrics)
+    comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE))
+    table, _ = overview.styled_overview(comp, models, columns)
+    row = table.set_index("Model")
+    assert row.loc["ft-wise0", "Zero-shot accuracy (footwear type)"] == pytest.approx(50.0)
+    assert row.loc["ft-wise0", "Δ Zero-shot accuracy (footwear type)"] == pytest.approx(-20.0)
+    assert row.loc[BASE, "Δ Zero-shot accuracy (footwear type)"] == 0.0
+    status = comp.set_index(["model", "column"])["status"]
+    assert status[("ft-wise0", "Zero-shot accuracy (footwear type)")] == TIED  # not the baseline
+    # of the names of the base's weights, a curve's end is the one not derived itself
+    assert views._match_model(models, None, "base") == BASE
+    assert views._match_model(models, None, "base", "ft-wise0") == "ft-wise0"  # name recorded
+    # the curve joins alpha 0 (the interpolation itself, not its base again), 0.5 and 1
+    curve = views.wise_curves(models)
+    assert list(zip(curve["alpha"], curve["name"], strict=True)) == [
+        (0.0, "ft-wise0"), (0.5, "ft-wise0.5"), (1.0, "ft")]  # fmt: skip
+    target = ("footwear", "article_type", "acc@1")
+    pts = overview.tradeoff_points(comp, models, target, [("fmnist", "label", "acc@1")])
+    line = pts[pts["curve"].notna()]
+    assert line["model"].tolist() == ["ft-wise0", "ft-wise0.5", "ft"]
+    assert line["target_gain"].tolist()[0] == pytest.approx(-20.0)
 
 
 # ---------------------------------------------------------------- labels and columns
@@ -262,8 +309,8 @@ def test_default_target_prefers_lace_colour_then_footwear_type():
 def test_deltas_against_the_baseline_with_verdicts_and_units():
     models, metrics = sample()
     columns = views.metric_columns(metrics)
-    verdicts = judged(metrics, "base", SAMPLE_VERDICTS)
-    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    verdicts = judged(metrics, BASE, SAMPLE_VERDICTS)
+    comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     comp = comp.set_index(["model", "column"])
     ft = comp.loc[("ft", "Zero-shot accuracy (footwear type)")]
     assert ft["value"] == pytest.approx(80.0) and ft["delta"] == pytest.approx(10.0)
@@ -283,8 +330,8 @@ def test_deltas_against_the_baseline_with_verdicts_and_units():
 def test_cells_show_value_change_and_the_verdicts_marker_and_colour():
     models, metrics = sample()
     columns = views.metric_columns(metrics)
-    verdicts = judged(metrics, "base", SAMPLE_VERDICTS)
-    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    verdicts = judged(metrics, BASE, SAMPLE_VERDICTS)
+    comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     table, styler = overview.styled_overview(comp, models, columns)
     html = styler.to_html()
     assert "80.0  (▲ +10.0)" in html
@@ -305,7 +352,7 @@ def test_a_large_change_the_verdict_calls_tied_is_not_coloured():
     """The view does not judge: +10 points judged tied (say, a tiny benchmark) is ≈, grey."""
     models, metrics = sample()
     columns = views.metric_columns(metrics)
-    comp = overview.comparison(metrics, models, "base", columns, judged(metrics, "base"))
+    comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE))
     cell = comp.set_index(["model", "column"]).loc[("ft", "Zero-shot accuracy (footwear type)")]
     assert cell["delta"] == pytest.approx(10.0) and cell["status"] == "tied"
     assert overview.cell_text(cell, columns[0]) == "80.0  (≈ +10.0)"
@@ -329,7 +376,7 @@ def test_missing_values_missing_baseline_values_and_no_baseline():
     metrics = metrics[~((metrics["fingerprint"] == "base") & (metrics["benchmark"] == "fmnist"))]
     metrics = metrics[~((metrics["fingerprint"] == "clip") & (metrics["metric"] == "pretest"))]
     columns = views.metric_columns(metrics)
-    comp = overview.comparison(metrics, models, "base", columns, judged(metrics, "base"))
+    comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE))
     comp = comp.set_index(["model", "column"])
     assert comp.loc[("ft", "Zero-shot accuracy (Fashion-MNIST)"), "status"] == "none"
     assert comp.loc[("openai-clip", "Pretest score (footwear type) / 1,000"), "status"] == (
@@ -352,10 +399,10 @@ def test_a_model_without_a_comparison_is_not_comparable_with_why():
     models, metrics = sample()
     columns = views.metric_columns(metrics)
     verdicts = {"ft": "models 'base' and 'ft' share no scored metric"}
-    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     cell = comp.set_index(["model", "column"]).loc[("ft", "Zero-shot accuracy (footwear type)")]
     assert cell["status"] == NOT_COMPARABLE and "share no scored metric" in cell["reason"]
-    assert overview.summary_lines(verdicts, {"ft": "ft"}) == [
+    assert overview.summary_lines(verdicts) == [
         "**ft**: not comparable (models 'base' and 'ft' share no scored metric)"
     ]
 
@@ -363,8 +410,8 @@ def test_a_model_without_a_comparison_is_not_comparable_with_why():
 def test_csv_table_has_raw_numbers_and_the_verdicts():
     models, metrics = sample()
     columns = views.metric_columns(metrics)
-    verdicts = judged(metrics, "base", SAMPLE_VERDICTS)
-    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    verdicts = judged(metrics, BASE, SAMPLE_VERDICTS)
+    comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     csv = overview.csv_table(comp, "FashionCLIP")
     row = csv[(csv["model"] == "ft") & (csv["metric"] == "acc@1") & (csv["task"] == "article_type")]
     assert row["stored_value"].iloc[0] == 0.8 and row["delta"].iloc[0] == pytest.approx(10.0)
@@ -374,29 +421,28 @@ def test_csv_table_has_raw_numbers_and_the_verdicts():
 
 
 def test_summary_lines_and_method_notes_come_from_the_comparisons():
-    models, metrics = sample()
-    verdicts = judged(metrics, "base", SAMPLE_VERDICTS)
-    labels = dict(zip(models["fingerprint"], models["label"], strict=True))
-    lines = overview.summary_lines(verdicts, labels)
+    _, metrics = sample()
+    verdicts = judged(metrics, BASE, SAMPLE_VERDICTS)
+    lines = overview.summary_lines(verdicts)
     ft = next(line for line in lines if line.startswith("**ft**: "))
     assert ft == "**ft**: " + verdicts["ft"].summary_line()
     assert "worse on fashion-mnist label" in ft and "footwear article type (zero-shot" in ft
     assert any(line.startswith("**openai-clip**: no significant change") for line in lines)
-    notes = overview.method_notes(verdicts, labels)
+    notes = overview.method_notes(verdicts)
     assert all("Benjamini-Hochberg-corrected" in note for note in notes)
 
 
 def test_rank_table_labels_ties_and_shows_the_detectable_difference():
-    models, metrics = sample()
-    labels = dict(zip(models["fingerprint"], models["label"], strict=True))
+    _, metrics = sample()
     bands = pd.DataFrame({
-        "fingerprint": ["ft", "w5", "base", "clip"], "model_name": ["FT", "W5", "B", "C"],
+        "fingerprint": ["ft", "w5", "base", "clip"],
+        "model_name": ["ft", "ft-wise0.5", "FashionCLIP", "openai-clip"],
         "value": [0.80, 0.77, 0.70, 0.60], "band": [1, 1, 2, None],
         "p_adjusted": [math.nan, 0.3, math.nan, math.nan],
         "note": ["", "statistically tied", "", "scored on different data"],
     })  # fmt: skip
     target = ("footwear", "article_type", "acc@1")
-    table = overview.rank_table(bands, labels, target, judged(metrics, "base"), False)
+    table = overview.rank_table(bands, target, judged(metrics, BASE), False)
     rows = table.set_index("Model")
     assert rows.loc["ft", "Band"] == rows.loc["ft-wise0.5", "Band"] == "statistically tied"
     assert rows.loc["FashionCLIP", "Band"] == "" and rows.loc["FashionCLIP", "Rank"] == 2
@@ -412,7 +458,7 @@ def test_rank_table_labels_ties_and_shows_the_detectable_difference():
 def test_wise_curve_groups_by_finetuned_spec_sorted_by_alpha_with_both_ends():
     models, _ = sample()
     curves = views.wise_curves(models)
-    assert curves["fingerprint"].tolist() == ["base", "w2", "w5", "ft"]
+    assert curves["name"].tolist() == ["FashionCLIP", "ft-wise0.2", "ft-wise0.5", "ft"]
     assert curves["alpha"].tolist() == [0.0, 0.2, 0.5, 1.0]
     assert curves["curve"].nunique() == 1  # "/ckpt/ft/" and "/ckpt/ft" are the same fine-tune
 
@@ -438,7 +484,7 @@ def test_wise_curves_of_two_finetunes_stay_apart():
         )
     )
     curves = views.wise_curves(models)
-    assert curves.groupby("curve")["fingerprint"].apply(list).to_dict() == {
+    assert curves.groupby("curve")["name"].apply(list).to_dict() == {
         "WiSE-FT of a": ["a5"],
         "WiSE-FT of b": ["b3", "b5"],
     }
@@ -447,7 +493,7 @@ def test_wise_curves_of_two_finetunes_stay_apart():
 def test_tradeoff_points_and_chart():
     models, metrics = sample()
     columns = views.metric_columns(metrics, all_metrics=True)
-    comp = overview.comparison(metrics, models, "base", columns, judged(metrics, "base"))
+    comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE))
     target = ("footwear", "article_type", "acc@1")
     pts = overview.tradeoff_points(comp, models, target, [("fmnist", "label", "acc@1")])
     singles = pts[pts["curve"].isna()].set_index("model")
@@ -527,17 +573,20 @@ def test_provenance_mismatch_detects_different_data_and_benchmark():
             },  # no baseline run: nothing to say
         ]
     )
-    found = views.provenance_mismatches(runs, "base")
+    found = views.provenance_mismatches(runs, "FashionCLIP")
     assert [(m["model"], m["field"]) for m in found] == [
         ("ft", "data_manifest_hash"),
         ("w5", "benchmark_hash"),
     ]
     messages = views.mismatch_messages(found, "FashionCLIP")
     assert messages[0].startswith("ft vs FashionCLIP on footwear: different data (dm2 vs dm1)")
-    assert views.provenance_mismatches(runs, "base", ["w5"])[0]["model"] == "w5"
-    table = views.provenance_table(
-        runs, views.model_table(models_frame({"fingerprint": "base", "name": "FashionCLIP"}))
+    assert views.provenance_mismatches(runs, "FashionCLIP", ["w5"])[0]["model"] == "w5"
+    raw = models_frame(
+        {"fingerprint": "base", "name": "FashionCLIP", "same_weights_as": ["ok"]},
+        {"fingerprint": "base", "name": "ok", "same_weights_as": ["FashionCLIP"]},
     )
+    runs.loc[runs["model_name"] == "ok", "model_fingerprint"] = "base"
+    table = views.provenance_table(runs, views.model_table(raw))
     assert table.columns[:6].tolist() == [
         "Model",
         "Benchmark",
@@ -546,15 +595,17 @@ def test_provenance_mismatch_detects_different_data_and_benchmark():
         "Code version",
         "Scored at (UTC)",
     ]
+    row = table[table["Model"] == "ok"].iloc[0]
+    assert (row["Weights"], row["Same weights as"]) == ("base", "FashionCLIP")
 
 
 def test_runs_the_verdicts_call_not_comparable_are_never_coloured():
     models, metrics = sample()
-    metrics.loc[metrics["fingerprint"] == "ft", "data_manifest_hash"] = "other"
+    metrics.loc[metrics["model_name"] == "ft", "data_manifest_hash"] = "other"
     columns = views.metric_columns(metrics)
     reason = "scored on different data (data manifest hashes differ)"
-    verdicts = judged(metrics, "base", {("ft", "article_type", "acc@1"): NOT_COMPARABLE}, reason)
-    comp = overview.comparison(metrics, models, "base", columns, verdicts)
+    verdicts = judged(metrics, BASE, {("ft", "article_type", "acc@1"): NOT_COMPARABLE}, reason)
+    comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     cell = comp.set_index(["model", "column"]).loc[("ft", "Zero-shot accuracy (footwear type)")]
     assert cell["status"] == "not comparable" and cell["reason"] == reason
     assert cell["colour"] == "grey" and cell["marker"] == "n/a"
@@ -720,6 +771,7 @@ def test_not_applicable_cells_of_precomputed_embeddings():
         [
             {
                 "model_fingerprint": "vec",
+                "model_name": "prod-vectors",
                 "benchmark": "footwear",
                 "extra": {
                     "tasks": {"knn_article_type": {"type": "knn"}},
@@ -734,7 +786,7 @@ def test_not_applicable_cells_of_precomputed_embeddings():
     assert "kNN accuracy (footwear knn article type)" in labels
     assert "Zero-shot accuracy (footwear type)" in labels
     skipped = views.skipped_tasks(runs)
-    comp = overview.comparison(metrics, models, "base", columns, judged(metrics, "base"), skipped)
+    comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE), skipped)
     cell = comp.set_index(["model", "column"]).loc[
         ("prod-vectors", "Zero-shot accuracy (footwear type)")
     ]

@@ -583,20 +583,31 @@ def test_single_model_report(tmp_path: Path, low_dpi: None) -> None:
     ]
 
 
-def test_models_sharing_a_name(tmp_path: Path) -> None:
+def test_a_name_rescored_with_other_weights_and_a_copy_under_another_name(
+    tmp_path: Path,
+) -> None:
+    """A model is its name: re-scored with other weights it shows once, with its current
+    weights; the same weights under another name are another model, said to be a copy."""
     db = tmp_path / "r.duckdb"
-    twin = ModelInfo(
+    rescored = ModelInfo(
         fingerprint="b" * 20, name=BASE.name, spec="hf:other/fashion-clip", backend="hf"
     )
-    for model in (BASE, twin):
-        task = zeroshot("label", FMNIST, Paired(1000, 700), 0)
-        store.write_run(db, make_run(model, "fmnist", [task]))
-    data = load_report_data(db, baseline="bbbbbbbb", n_resamples=100)  # a fingerprint prefix
-    assert [m.name for m in data.models] == ["fashion-clip (bbbbbbbb)", "fashion-clip (ffffffff)"]
+    copy = ModelInfo(fingerprint="b" * 20, name="fashion-clip-copy", spec="hf:x", backend="hf")
+    for hours, (model, correct) in enumerate(((BASE, 600), (rescored, 700), (copy, 700))):
+        task = zeroshot("label", FMNIST, Paired(1000, correct), 0)
+        store.write_run(db, make_run(model, "fmnist", [task], hours=hours))
+    data = load_report_data(db, baseline="fashion-clip", n_resamples=100)
+    assert [(m.name, m.fingerprint) for m in data.models] == [
+        ("fashion-clip", "b" * 20),
+        ("fashion-clip-copy", "b" * 20),
+    ]
     text = render_markdown(data, Figures())
-    assert "Δ fashion-clip (ffffffff)" in text
+    assert "Δ fashion-clip-copy" in text
     assert "≈ 0.00 pts" in text  # the same predictions: tied
-    assert "### fashion-clip (ffffffff) against fashion-clip (bbbbbbbb)" in text
+    assert "### fashion-clip-copy against fashion-clip" in text
+    assert "same weights as fashion-clip" in text
+    with pytest.raises(ReportError, match="fingerprint prefix of 2 scored models"):
+        load_report_data(db, baseline="bbbbbbbb", n_resamples=100)
 
 
 def test_missing_or_empty_database(tmp_path: Path) -> None:

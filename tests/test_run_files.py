@@ -47,8 +47,8 @@ def test_export_then_import_gives_the_same_rows_once(scored: Path, tmp_path: Pat
     folders = export_runs(scored, run_ids(scored), tmp_path / "runs")
     assert len(folders) == len(run_ids(scored)) and all((f / MANIFEST).is_file() for f in folders)
     merged = tmp_path / "merged.duckdb"
-    added, present = import_runs(merged, [tmp_path / "runs"])
-    assert sorted(added) == sorted(run_ids(scored)) and present == []
+    added, present, superseded = import_runs(merged, [tmp_path / "runs"])
+    assert sorted(added) == sorted(run_ids(scored)) and present == [] and superseded == {}
     before = all_rows(merged)
     want = all_rows(scored)
     for table in want:
@@ -59,7 +59,7 @@ def test_export_then_import_gives_the_same_rows_once(scored: Path, tmp_path: Pat
     baselines = store.list_models(merged)["is_baseline"]
     assert not baselines.fillna(False).any()  # chosen here: `evalsuite baseline NAME`
     again = import_runs(merged, [str(tmp_path / "*")])  # a glob, also matching merged.duckdb
-    assert again == ([], sorted(run_ids(scored)))
+    assert again == ([], sorted(run_ids(scored)), {})
     assert all_rows(merged) == before
 
 

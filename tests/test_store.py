@@ -14,6 +14,8 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from evalsuite import store
@@ -166,8 +168,9 @@ def test_round_trip(db: Path) -> None:
     assert store.skipped_images(db, run.run_id).values.tolist() == [
         ["item99", "images/99.jpg", "cannot decode image"]
     ]
-    assert store.run_exists(db, "fp-1", "footwear", "bh-1", "dh-1")
-    assert not store.run_exists(db, "fp-1", "footwear", "bh-2", "dh-1")
+    assert store.run_exists(db, "o'clip", "fp-1", "footwear", "bh-1", "dh-1")
+    assert not store.run_exists(db, "o'clip", "fp-1", "footwear", "bh-2", "dh-1")
+    assert not store.run_exists(db, "other name", "fp-1", "footwear", "bh-1", "dh-1")
 
 
 def test_replace_keeps_one_run_per_model_benchmark_and_hashes(db: Path) -> None:
@@ -196,10 +199,84 @@ def test_replace_keeps_one_run_per_model_benchmark_and_hashes(db: Path) -> None:
 
 def test_model_upsert_keeps_history_when_none_given(db: Path) -> None:
     store.write_run(db, make_run())
-    store.write_run(db, make_run(model=make_model(name="renamed", history=[]), benchmark="b2"))
-    assert store.list_models(db)["name"].tolist() == ["renamed"]
-    assert len(store.history(db, "fp-1")) == 2
-    assert set(store.metrics_table(db)["model_name"]) == {"renamed"}
+    store.write_run(db, make_run(model=make_model(history=[]), benchmark="b2"))
+    assert store.list_models(db)["name"].tolist() == ["o'clip"]
+    assert len(store.history(db, "fp-1")) == 2  # an empty history means "unknown"
+
+
+def test_the_same_weights_under_two_names_are_two_models(db: Path) -> None:
+    """A model is what the user named it: scoring its weights under another name (a copy, a
+    WiSE-FT at alpha 0) adds a model, and takes over neither the first name nor its runs."""
+    store.write_run(db, make_run())
+    store.write_run(db, make_run(model=make_model(name="copy", history=[])))
+    models = store.list_models(db).set_index("name")
+    assert list(models.index) == ["copy", "o'clip"]
+    assert models.loc["copy", "same_weights_as"] == ["o'clip"]
+    assert models.loc["o'clip", "same_weights_as"] == ["copy"]
+    assert models["n_runs"].tolist() == [1, 1]
+    latest = store.latest_metrics(db)
+    assert latest.groupby("model_name")["run_id"].nunique().to_dict() == {"copy": 1, "o'clip": 1}
+    assert len(store.history(db, "fp-1")) == 2  # the training log of those weights, once
+
+
+def _as_version_2(db: Path, rows: str) -> None:
+    """Turn ``db`` into what schema v2 held: models keyed by fingerprint, with ``rows`` (a
+    WHERE clause over the v3 rows) as its rows, marked as the baseline."""
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"CREATE TEMP TABLE m AS SELECT * FROM models WHERE {rows}")
+        con.execute("DROP TABLE models")
+        con.execute(f"CREATE TABLE models ({store.TABLES['models']})".replace(
+            "name VARCHAR PRIMARY KEY, fingerprint VARCHAR",
+            "name VARCHAR, fingerprint VARCHAR PRIMARY KEY"))  # fmt: skip
+        con.execute("INSERT INTO models SELECT * REPLACE (true AS is_baseline) FROM m")
+        con.execute("UPDATE schema_version SET version = 2")
+
+
+def test_a_version_2_database_gives_every_name_its_runs_back(db: Path) -> None:
+    """Schema v2 keyed models by fingerprint: scoring the base's weights as "base-wise-0"
+    renamed the base and took over its runs. Readers see it as v3 would (the file is not
+    changed); the next write migrates: a row per name the runs were scored under, what
+    describes the weights only where the v2 row carried that name, the baseline mark with
+    the name its row had."""
+    base = make_model(name="base", history=[], training=None, base_model=None,
+                      base_fingerprint=None)  # fmt: skip
+    wise = make_model(name="base-wise-0", training={"wise": {"alpha": 0.0}})
+    store.write_run(db, make_run(model=base, started_at=T0))
+    store.write_run(db, make_run(model=wise, started_at=T0 + timedelta(hours=1)))
+    _as_version_2(db, "name = 'base-wise-0'")
+    before = db.read_bytes()
+    for _ in range(2):  # read as v3 would, then migrated by a write
+        models = store.list_models(db).set_index("name")
+        assert list(models.index) == ["base", "base-wise-0", *["other"] * _]
+        models = models.loc[["base", "base-wise-0"]]
+        assert models["n_runs"].tolist() == [1, 1]
+        assert models.loc["base", "fingerprint"] == models.loc["base-wise-0", "fingerprint"]
+        assert models["is_baseline"].fillna(False).tolist() == [False, True]
+        assert pd.isna(models.loc["base", "training"])  # not base-wise-0's WiSE marks
+        assert pd.isna(models.loc["base", "spec"]) and models.loc["base", "backend"] == "open_clip"
+        assert models.loc["base-wise-0", "training"] == {"wise": {"alpha": 0.0}}
+        assert db.read_bytes() == before or _ == 1
+        store.write_run(db, make_run(model=make_model(name="other", fingerprint="fp-2"),
+                                     started_at=T0 + timedelta(hours=2)))  # fmt: skip
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(3,)]
+
+
+def test_a_version_2_baseline_rescored_with_other_weights_keeps_its_mark(db: Path) -> None:
+    store.write_run(db, make_run(model=make_model(name="x", fingerprint="f1"), started_at=T0))
+    later = T0 + timedelta(hours=1)
+    store.write_run(db, make_run(model=make_model(name="x", fingerprint="f2"), started_at=later))
+    with duckdb.connect(str(db)) as con:  # v2 kept a row per weights, both named x
+        con.execute("INSERT INTO models SELECT * REPLACE ('x-f1' AS name, 'f1' AS fingerprint) "
+                    "FROM models")  # fmt: skip
+    _as_version_2(db, "true")
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE models SET name = 'x', is_baseline = (fingerprint = 'f1')")
+    models = store.list_models(db)
+    assert models[["name", "fingerprint", "n_runs", "n_earlier_runs"]].values.tolist() == [
+        ["x", "f2", 1, 1]
+    ]
+    assert models["is_baseline"].tolist() == [True]
 
 
 def test_exception_mid_transaction_leaves_db_unchanged(
@@ -284,7 +361,7 @@ def test_busy_database_times_out_naming_the_file(db: Path) -> None:
 def test_missing_and_empty_databases(db: Path) -> None:
     with pytest.raises(store.StoreMissingError, match="evalsuite score"):
         store.list_models(db)
-    assert not store.run_exists(db, "fp-1", "footwear", "bh-1", "dh-1")
+    assert not store.run_exists(db, "o'clip", "fp-1", "footwear", "bh-1", "dh-1")
     assert not db.exists()  # reading never creates the file
     db.parent.mkdir(parents=True)
     duckdb.connect(str(db)).close()  # a file without tables
@@ -298,7 +375,7 @@ def test_names_with_quotes_are_parameters_not_sql(db: Path) -> None:
     store.write_run(db, make_run(model=model, benchmark="o'bench"))
     assert store.list_runs(db, model=nasty)["benchmark"].tolist() == ["o'bench"]
     assert len(store.metrics_table(db, model="fp\"'2", benchmark="o'bench")) == 3
-    assert store.run_exists(db, "fp\"'2", "o'bench", "bh-1", "dh-1")
+    assert store.run_exists(db, nasty, "fp\"'2", "o'bench", "bh-1", "dh-1")
 
 
 def test_reader_inside_process_holding_a_write_connection(db: Path) -> None:
@@ -314,3 +391,72 @@ def test_newer_schema_is_refused(db: Path) -> None:
         con.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(store.StoreError, match="newer"):
         store.write_run(db, make_run(benchmark="b2"))
+
+
+def test_a_run_that_started_before_the_latest_is_history_not_the_current_weights(
+    db: Path,
+) -> None:
+    """Two jobs score one name with other weights; the slower one started first. Its run is
+    stored as history: the model keeps the weights of its latest run, in every view."""
+    hours = [T0 + timedelta(hours=h) for h in range(4)]
+    new = store.write_run(db, make_run(model=make_model(fingerprint="f2"), started_at=hours[2]))
+    old = store.write_run(db, make_run(model=make_model(fingerprint="f1", spec="old/path"),
+                                       benchmark="b2", started_at=hours[1]))  # fmt: skip
+    assert new == store.Written() and old == store.Written(history=True)
+    models = store.list_models(db)
+    assert models[["fingerprint", "spec", "n_runs", "n_earlier_runs"]].values.tolist() == [
+        ["f2", "checkpoint:runs/o'clip", 1, 1]
+    ]
+    assert set(store.latest_metrics(db)["fingerprint"]) == {"f2"}
+    assert not store.run_exists(db, "o'clip", "f1", "b2", "bh-1", "dh-1")  # scoring it again
+    assert store.run_exists(db, "o'clip", "f2", "footwear", "bh-1", "dh-1")  # is not skipped
+    later = store.write_run(db, make_run(model=make_model(fingerprint="f1"), benchmark="b2",
+                                         started_at=hours[3]))  # fmt: skip
+    assert later.superseded == "f2" and not later.history
+    assert set(store.latest_metrics(db)["fingerprint"]) == {"f1"}
+
+
+def test_an_export_of_earlier_weights_states_nothing_of_the_current_ones(
+    db: Path, tmp_path: Path
+) -> None:
+    from evalsuite.run_files import export_runs, import_runs
+
+    first = make_run(model=make_model(fingerprint="g1", parameter_count=111), started_at=T0)
+    store.write_run(db, first)
+    store.write_run(db, make_run(model=make_model(fingerprint="g2", base_model="other-base"),
+                                 started_at=T0 + timedelta(hours=1)))  # fmt: skip
+    export_runs(db, [first.run_id], tmp_path / "runs")
+    row = pq.read_table(tmp_path / "runs" / first.run_id / "models.parquet").to_pylist()[0]
+    assert row["fingerprint"] == "g1"
+    assert all(row[c] is None for c in ("spec", "backend", "base_model", "base_fingerprint",
+                                        "parameter_count", "training"))  # fmt: skip
+    merged = import_runs(tmp_path / "m.duckdb", [tmp_path / "runs"])
+    assert merged.superseded == {}
+    assert store.list_models(tmp_path / "m.duckdb")["fingerprint"].tolist() == ["g1"]
+
+
+def test_a_folder_read_in_place_and_its_import_keep_the_same_model_row(
+    db: Path, tmp_path: Path
+) -> None:
+    """The row of a name is the one exported with its latest run, however often it is read,
+    in place or imported, in any order; an import that changes a name's weights says so."""
+    from evalsuite.run_files import export_runs, import_runs
+
+    for hours, spec in ((0, "old/path"), (1, "new/path")):
+        store.write_run(db, make_run(model=make_model(spec=spec), benchmark=f"b{hours}",
+                                     started_at=T0 + timedelta(hours=hours)))  # fmt: skip
+    runs = store.list_runs(db)["run_id"].tolist()
+    export_runs(db, runs, tmp_path / "runs")
+    with duckdb.connect(str(db)) as con:  # the source's row said old/path when b0 was scored
+        con.execute("UPDATE models SET spec = 'old/path'")
+    export_runs(db, runs[-1:], tmp_path / "runs")  # b0's folder, with the older row
+    for _ in range(5):
+        assert store.list_models(tmp_path / "runs")["spec"].tolist() == ["new/path"]
+    imported = import_runs(tmp_path / "m.duckdb", [tmp_path / "runs"])
+    assert store.list_models(tmp_path / "m.duckdb")["spec"].tolist() == ["new/path"]
+    assert imported.superseded == {}
+    other = make_run(model=make_model(fingerprint="fp-9"), started_at=T0 + timedelta(hours=5))
+    store.write_run(tmp_path / "x.duckdb", other)
+    export_runs(tmp_path / "x.duckdb", [other.run_id], tmp_path / "newer")
+    merged = import_runs(tmp_path / "m.duckdb", [tmp_path / "newer"])
+    assert merged.superseded == {"o'clip": ("fp-1", "fp-9")}

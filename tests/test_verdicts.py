@@ -186,11 +186,14 @@ def test_minimal_detectable_difference_shrinks_with_more_units() -> None:
 
 def test_baseline_rule_never_guesses_from_names(db: Path) -> None:
     models = store.list_models(db)
-    base = models.set_index("name")["fingerprint"]
-    assert choose_baseline(models) == base["base"]  # marked
-    assert choose_baseline(models, "tuned") == base["tuned"]  # explicit wins
+    assert choose_baseline(models) == "base"  # marked
+    assert choose_baseline(models, "tuned") == "tuned"  # explicit wins
     unmarked = models.assign(is_baseline=False)
-    assert choose_baseline(unmarked) == base["base"]  # the base the fine-tune names
+    assert choose_baseline(unmarked) == "base"  # the base the fine-tune names
+    # a model with the base's weights that is derived itself (WiSE-FT at alpha 0) is no base
+    base_row = unmarked[unmarked["name"] == "base"]
+    copy = base_row.assign(name="tuned-wise-0", base_fingerprint=base_row["fingerprint"])
+    assert choose_baseline(pd.concat([unmarked, copy])) == "base"
     renamed = unmarked.assign(base_fingerprint=None, name=["fashion-clip", "x", "fashionclip"])
     assert choose_baseline(renamed) is None  # no mark, no lineage: ask, never guess by name
     with pytest.raises(EvalSuiteError, match="no scored model named"):
@@ -206,9 +209,8 @@ def test_rank_bands_share_a_band_when_tied(db: Path) -> None:
     general = rank_bands(metrics, units, ("general", "type", "acc@1"), n_resamples=500)
     notes = general.set_index("model_name")["note"]
     assert notes["other"].startswith("scored on other data")  # the larger group is ranked
-    other_fp = metrics.loc[metrics["model_name"] == "other", "fingerprint"].iloc[0]
     around_other = rank_bands(
-        metrics, units, ("general", "type", "acc@1"), n_resamples=500, reference=other_fp
+        metrics, units, ("general", "type", "acc@1"), n_resamples=500, reference="other"
     ).set_index("model_name")
     assert around_other.loc["other", "band"] == 1 and around_other["band"].isna().sum() == 2
 
@@ -241,10 +243,7 @@ def test_compare_without_a_baseline_asks_for_one(
     assert main(["--db", str(db), "compare", "--candidate", "tuned"]) == 2
     assert "evalsuite baseline NAME" in capsys.readouterr().err
     assert main(["--db", str(db), "baseline", "other"]) == 0
-    assert (
-        choose_baseline(store.list_models(db))
-        == store.list_models(db).set_index("name").loc["other", "fingerprint"]
-    )
+    assert choose_baseline(store.list_models(db)) == "other"
     assert main(["--db", str(db), "baseline", "nope"]) == 2
 
 
@@ -262,7 +261,8 @@ def test_a_version_1_database_is_read_and_migrated(tmp_path: Path) -> None:
     assert old[("kind", "acc@1")].verdict == "worse"  # predictions were always stored
     store.mark_baseline(db, "base")  # a write migrates
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+        version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        assert version == store.SCHEMA_VERSION
         assert con.execute("SELECT count(*) FROM query_values").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 6
 
@@ -290,15 +290,18 @@ def test_ambiguous_names_and_unknown_metrics_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = write_verdict_db(tmp_path / "results.duckdb")
-    with duckdb.connect(str(db)) as con:  # two models called "base"
-        con.execute("UPDATE models SET name = 'base' WHERE name = 'other'")
-        con.execute("UPDATE runs SET model_name = 'base' WHERE model_name = 'other'")
-    two = "names 2 scored models: .*pick one by a fingerprint prefix"
+    with duckdb.connect(str(db)) as con:  # "other" has the weights of "base"
+        con.execute("UPDATE models SET fingerprint = 'fp-base-weights' WHERE name IN "
+                    "('base', 'other')")  # fmt: skip
+        con.execute("UPDATE runs SET model_fingerprint = 'fp-base-weights' WHERE model_name "
+                    "IN ('base', 'other')")  # fmt: skip
+    two = "'fp-base' is the fingerprint prefix of 2 scored models: base .*, other .*pick one"
     with pytest.raises(EvalSuiteError, match=two):
-        compare_models(db, "base", "tuned", n_resamples=100)
+        compare_models(db, "fp-base", "tuned", n_resamples=100)
     with pytest.raises(EvalSuiteError, match=two):
-        choose_baseline(store.list_models(db), "base")
-    args = ["--db", str(db), "compare", "--baseline", "tuned", "--candidate", "fp-base"]
+        choose_baseline(store.list_models(db), "fp-base")
+    assert compare_models(db, "base", "tuned", n_resamples=100).baseline == "base"
+    args = ["--db", str(db), "compare", "--baseline", "tuned", "--candidate", "base"]
     assert main([*args, "--metric", "acc1"]) == 2  # a typo must not gate nothing and pass
     assert "no scored metric called acc1" in capsys.readouterr().err
 

@@ -27,32 +27,27 @@ from evalsuite.verdicts.judge import (
 )
 
 
-def ambiguous(name: str, scored: pd.Series, by_name: bool) -> EvalSuiteError:
-    """The error for a name (or fingerprint prefix) of several models; ``scored``: the
-    latest scored time of each, by fingerprint. Lists them so the user can pick one."""
-    scored = scored.sort_index()
-    found = ", ".join(
-        f"{fp[:12]} (scored {pd.Timestamp(when):%Y-%m-%d %H:%M})" if pd.notna(when)
-        else f"{fp[:12]} (never scored)"
-        for fp, when in scored.items()
-    )  # fmt: skip
-    what = "names" if by_name else "is the fingerprint prefix of"
+def ambiguous(prefix: str, fingerprints: pd.Series) -> EvalSuiteError:
+    """The error for a fingerprint prefix of several models' weights; ``fingerprints``: the
+    weights of each model, by name. Lists them so the user can pick one by name."""
+    found = ", ".join(f"{name} ({fp[:12]})" for name, fp in fingerprints.sort_index().items())
     return EvalSuiteError(
-        f"{name!r} {what} {len(scored)} scored models: {found}; pick one by a fingerprint "
-        f"prefix, e.g. {scored.index[0][:12]}"
+        f"{prefix!r} is the fingerprint prefix of {len(fingerprints)} scored models: {found}; "
+        f"pick one by its name, e.g. {fingerprints.sort_index().index[0]!r}"
     )
 
 
 def model_rows(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Metric rows of the model called ``name`` (else the one whose fingerprint starts with
-    it), of its latest ``ok`` run on each benchmark. A name wins over a fingerprint prefix:
-    a model called "fa" must not pick up another whose fingerprint starts with "fa"."""
+    """Metric rows of the model called ``name`` (else of the one model whose weights'
+    fingerprint starts with it), of its latest ``ok`` run on each benchmark. A name wins over
+    a fingerprint prefix: a model called "fa" must not pick up another whose fingerprint
+    starts with "fa"; a prefix of weights several names share (a copy, a WiSE-FT at alpha 0)
+    is refused."""
     rows = metrics[metrics["model_name"] == name]
-    by_name = not rows.empty
     if rows.empty:
         rows = metrics[metrics["fingerprint"].str.startswith(name)]
-    if rows["fingerprint"].nunique() > 1:  # never mix two models' runs under one name
-        raise ambiguous(name, rows.groupby("fingerprint")["started_at"].max(), by_name)
+        if rows["model_name"].nunique() > 1:
+            raise ambiguous(name, rows.groupby("model_name")["fingerprint"].first())
     if rows.empty:
         known = ", ".join(sorted(metrics["model_name"].unique())) or "(none)"
         raise EvalSuiteError(f"no scored model named {name!r} in the database; known: {known}")
@@ -78,7 +73,7 @@ def compare_frames(
     seed: int = 0,
     alpha: float = ALPHA,
 ) -> ModelComparison:
-    """Every verdict of ``candidate`` against ``baseline`` (names or fingerprints)."""
+    """Every verdict of ``candidate`` against ``baseline`` (names, or fingerprint prefixes)."""
     rows_a, rows_b = model_rows(metrics, baseline), model_rows(metrics, candidate)
     verdicts = judge_runs(
         rows_a, rows_b, units, gated=gated, margins=margins or {},
@@ -112,10 +107,9 @@ def compare_many(
     db_path: str | Path, metrics: pd.DataFrame, baseline: str, candidates: Sequence[str],
     **options,
 ) -> dict[str, ModelComparison | str]:  # fmt: skip
-    """Each candidate (fingerprint or name) against ``baseline``, the units of all their runs
-    read once; a candidate that cannot be compared maps to the reason."""
-    keys = [baseline, *candidates]
-    runs = metrics.loc[metrics["fingerprint"].isin(keys) | metrics["model_name"].isin(keys)]
+    """Each candidate (a model name) against ``baseline``, the units of all their runs read
+    once; a candidate that cannot be compared maps to the reason."""
+    runs = metrics.loc[metrics["model_name"].isin([baseline, *candidates])]
     units = load_units(db_path, sorted(set(runs["run_id"])))
     out: dict[str, ModelComparison | str] = {}
     for candidate in candidates:
@@ -127,28 +121,31 @@ def compare_many(
 
 
 def choose_baseline(models: pd.DataFrame, explicit: str | None = None) -> str | None:
-    """The baseline's fingerprint, by one rule: ``explicit`` (a name or fingerprint); else the
-    model marked with ``evalsuite baseline NAME`` (or ``score --mark-baseline``); else the one
-    model that the scored fine-tunes name as their base; else None (the caller must ask)."""
+    """The baseline's name, by one rule: ``explicit`` (a name, or a fingerprint prefix of one
+    model's weights); else the model marked with ``evalsuite baseline NAME`` (or ``score
+    --mark-baseline``); else the one model whose weights the scored fine-tunes name as their
+    base (a model derived itself, e.g. a WiSE-FT at alpha 0 with the same weights, is not a
+    base); else None (the caller must ask)."""
     if models.empty:
         return None
     if explicit:
         hit = models[models["name"] == explicit]
-        by_name = len(hit) > 0
-        hit = hit if by_name else models[models["fingerprint"].str.startswith(explicit)]
-        if len(hit) > 1:
-            when = hit["last_run"] if "last_run" in hit else pd.Series(pd.NaT, index=hit.index)
-            raise ambiguous(explicit, pd.Series(when.to_numpy(), index=hit["fingerprint"]), by_name)
+        if hit.empty:
+            hit = models[models["fingerprint"].fillna("").str.startswith(explicit)]
+            if len(hit) > 1:
+                raise ambiguous(explicit, hit.set_index("name")["fingerprint"])
         if hit.empty:
             known = ", ".join(sorted(models["name"].astype(str))) or "(none)"
             raise EvalSuiteError(f"no scored model named {explicit!r}; known: {known}")
-        return str(hit["fingerprint"].iloc[0])
+        return str(hit["name"].iloc[0])
     if "is_baseline" in models:
         marked = models[models["is_baseline"].fillna(False).astype(bool)]
         if len(marked):
-            return str(marked["fingerprint"].iloc[0])
-    bases = set(models["base_fingerprint"].dropna()) & set(models["fingerprint"])
-    return str(bases.pop()) if len(bases) == 1 else None
+            return str(marked["name"].iloc[0])
+    bases = models[models["fingerprint"].isin(set(models["base_fingerprint"].dropna()))]
+    if len(bases) > 1:
+        bases = bases[bases["base_fingerprint"].isna()]
+    return str(bases["name"].iloc[0]) if len(bases) == 1 else None
 
 
 def rank_bands(
@@ -165,25 +162,25 @@ def rank_bands(
     significantly different from it (paired test, Benjamini-Hochberg over the comparisons
     with the best: a family of its own, so a band can differ from a baseline comparison's
     verdict) share band 1; the same rule ranks the rest. Only models scored on the same
-    data and benchmark version as ``reference`` (a fingerprint, e.g. the baseline; else the
+    data and benchmark version as ``reference`` (a model name, e.g. the baseline; else the
     largest such group) are ranked; the others get no band and a note.
 
-    Columns: fingerprint, model_name, value, band, p_adjusted, note.
+    Columns: model_name, fingerprint, value, band, p_adjusted, note.
     """
     benchmark, task, metric = key
     rows = metrics[(metrics["benchmark"] == benchmark) & (metrics["task"] == task)
                    & (metrics["metric"] == metric)]  # fmt: skip
-    rows = rows.sort_values("started_at").groupby("fingerprint").last().reset_index()
+    rows = rows.sort_values("started_at").groupby("model_name").last().reset_index()
     if rows.empty:
-        return pd.DataFrame(columns=["fingerprint", "model_name", "value", "band"])
+        return pd.DataFrame(columns=["model_name", "fingerprint", "value", "band"])
     higher = bool(rows["higher_is_better"].iloc[0])
     rows = rows.sort_values("value", ascending=not higher).reset_index(drop=True)
     group = rows["benchmark_hash"].astype(str) + "/" + rows["data_manifest_hash"].astype(str)
-    chosen = group[rows["fingerprint"] == reference]
+    chosen = group[rows["model_name"] == reference]
     ranked = group == (chosen.iloc[0] if len(chosen) else group.value_counts().index[0])
     bands: dict[str, tuple[int, float, str]] = {
-        fp: (0, float("nan"), "scored on other data or benchmark version: not ranked")
-        for fp in rows.loc[~ranked, "fingerprint"]
+        name: (0, float("nan"), "scored on other data or benchmark version: not ranked")
+        for name in rows.loc[~ranked, "model_name"]
     }
     remaining, band = list(rows.index[ranked]), 0
     while remaining:
@@ -200,18 +197,18 @@ def rank_bands(
             for i in others
         ]  # fmt: skip
         judged = apply_correction(verdicts, alpha)
-        bands[best["fingerprint"]] = (band, float("nan"), "")
+        bands[best["model_name"]] = (band, float("nan"), "")
         kept = []
         for i, v in zip(others, judged, strict=True):
             if v.verdict == NOT_COMPARABLE:
-                bands[rows.loc[i, "fingerprint"]] = (0, float("nan"), v.reason)
+                bands[rows.loc[i, "model_name"]] = (0, float("nan"), v.reason)
             elif v.verdict == "tied":
-                bands[rows.loc[i, "fingerprint"]] = (band, v.p_adjusted, "statistically tied")
+                bands[rows.loc[i, "model_name"]] = (band, v.p_adjusted, "statistically tied")
             else:
                 kept.append(i)
         remaining = kept
-    out = rows[["fingerprint", "model_name", "value"]].copy()
-    out["band"] = [bands[fp][0] or None for fp in out["fingerprint"]]
-    out["p_adjusted"] = [bands[fp][1] for fp in out["fingerprint"]]
-    out["note"] = [bands[fp][2] for fp in out["fingerprint"]]
+    out = rows[["model_name", "fingerprint", "value"]].copy()
+    out["band"] = [bands[name][0] or None for name in out["model_name"]]
+    out["p_adjusted"] = [bands[name][1] for name in out["model_name"]]
+    out["note"] = [bands[name][2] for name in out["model_name"]]
     return out

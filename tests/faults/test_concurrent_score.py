@@ -40,8 +40,9 @@ asked = []
 def write(*args, **kwargs):
     # seconds between asking to write and holding the lock: the wait for the other writer
     print(f"fault-stats: waited {time.monotonic() - asked[-1]:.3f}", file=sys.stderr)
-    real_write(*args, **kwargs)
+    written = real_write(*args, **kwargs)
     time.sleep(float(sys.argv[1]))  # the transaction stays open: the file stays locked
+    return written
 
 def write_run(*args, **kwargs):
     asked.append(time.monotonic())

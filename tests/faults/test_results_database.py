@@ -241,7 +241,7 @@ def test_version_1_database_is_migrated_on_write_and_read_as_is(tmp_path: Path) 
     assert db.read_bytes() == before
     store.write_run(db, make_run(benchmark="b2"))
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 3
 
 
 def _v1(db: Path) -> Path:
@@ -272,12 +272,14 @@ NAMED_1 = make_model(name="1", fingerprint="aa11" + "0" * 16)
 PREFIX_1 = make_model(name="other", fingerprint="1b22" + "0" * 16)
 CAND = make_model(name="cand", fingerprint="cc33" + "0" * 16)
 BASE_A = make_model(name="demo-base", fingerprint="dd44" + "0" * 16)
-BASE_B = make_model(name="demo-base", fingerprint="ee55" + "0" * 16)
+BASE_B = make_model(name="demo-base", fingerprint="ee55" + "0" * 16)  # re-scored, new weights
+COPY_B = make_model(name="demo-copy", fingerprint="ee55" + "0" * 16)  # its weights, another name
+SHARED = "'ee55' is the fingerprint prefix of 2 scored models: demo-base (ee5500000000), demo-copy"
 
 
 def names_db(db: Path, benchmark: str = "shoes") -> Path:
     for hours, (model, correct) in enumerate(
-        [(NAMED_1, 6), (PREFIX_1, 9), (CAND, 7), (BASE_A, 5), (BASE_B, 8)]
+        [(NAMED_1, 6), (PREFIX_1, 9), (CAND, 7), (BASE_A, 5), (BASE_B, 8), (COPY_B, 8)]
     ):
         store.write_run(db, _scored(model, hours, correct, benchmark))
     return db
@@ -297,43 +299,46 @@ def test_compare_baseline_name_wins_over_fingerprint_prefix(
     assert json.loads(capsys.readouterr().out)["baseline"] == "other"  # a prefix still works
 
 
-def test_two_models_with_one_name_list_fingerprints_dates_and_how_to_pick(
+def test_a_name_rescored_with_other_weights_and_a_shared_fingerprint_prefix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A model is its name: "demo-base" re-scored with other weights is still one model, its
+    current weights the latest (its earlier run kept, not current); a fingerprint prefix that
+    two names' weights share is refused, naming both."""
     db = names_db(tmp_path / "r.duckdb")
-    for flags in (["--baseline", "demo-base", "--candidate", "cand"],
-                  ["--baseline", "cand", "--candidate", "demo-base"]):  # fmt: skip
+    assert main(["--db", str(db), "compare", "--baseline", "demo-base", "--candidate", "cand",
+                 "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"][0]["baseline"] == pytest.approx(0.8)  # ee55's run, not dd44's 0.5
+    runs = store.list_runs(db, "demo-base").set_index("model_fingerprint")["current"]
+    assert runs.to_dict() == {"ee55" + "0" * 16: True, "dd44" + "0" * 16: False}
+    for flags in (["--baseline", "ee55", "--candidate", "cand"],
+                  ["--baseline", "cand", "--candidate", "ee55"]):  # fmt: skip
         code, error, _ = cli(capsys, "--db", str(db), "compare", *flags)
         assert code == 2, error
-        assert "'demo-base' names 2 scored models" in error, error
-        assert "dd4400000000 (scored 2024-05-01 15:00)" in error, error
-        assert "ee5500000000 (scored 2024-05-01 16:00)" in error, error
-        assert "pick one by a fingerprint prefix, e.g. dd4400000000" in error, error
+        assert SHARED in error and "pick one by its name" in error, error
 
 
 def test_report_and_baseline_take_the_same_rule_and_its_advice(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`report --baseline` used the first of two models named "demo-base" without a word, and
-    `baseline` took only a full fingerprint, so compare's advice ("pick one by a fingerprint
-    prefix") failed there. Both now resolve a name as `compare` does."""
+    """`report --baseline` and `baseline` resolve a model as `compare` does: a name, else
+    a fingerprint prefix of one model's weights; a prefix two names share is refused."""
     db = names_db(tmp_path / "r.duckdb")
-    code, error, _ = cli(capsys, "--db", str(db), "report", "--baseline", "demo-base",
+    code, error, _ = cli(capsys, "--db", str(db), "report", "--baseline", "ee55",
                          "--out", str(tmp_path / "rep"))  # fmt: skip
-    assert code == 2 and "'demo-base' names 2 scored models" in error, error
-    assert "dd4400000000" in error and "ee5500000000" in error, error
+    assert code == 2 and "'ee55' is the fingerprint prefix of 2 scored models" in error, error
+    assert "demo-base" in error and "demo-copy" in error, error
     assert not (tmp_path / "rep").exists()
-    code, error, _ = cli(capsys, "--db", str(db), "baseline", "demo-base")
-    assert code == 2 and "'demo-base' names 2 scored models" in error, error
-    assert main(["--db", str(db), "baseline", "dd4400000000"]) == 0
+    code, error, _ = cli(capsys, "--db", str(db), "baseline", "ee55")
+    assert code == 2 and SHARED in error, error
+    assert main(["--db", str(db), "baseline", "demo-copy"]) == 0
     marked = store.list_models(db)
-    assert marked.loc[marked["is_baseline"], "fingerprint"].str[:12].tolist() == ["dd4400000000"]
+    assert marked.loc[marked["is_baseline"], "name"].tolist() == ["demo-copy"]
     assert main(["--db", str(db), "baseline", "1"]) == 0  # the model named "1", not a prefix
     marked = store.list_models(db)
     assert marked.loc[marked["is_baseline"], "name"].tolist() == ["1"]
-    assert (
-        main(["--db", str(db), "report", "--baseline", "dd44", "--out", str(tmp_path / "r2")]) == 0
-    )
+    assert main(["--db", str(db), "report", "--baseline", "1b", "--out", str(tmp_path / "r2")]) == 0
 
 
 def test_score_gate_uses_the_model_named_baseline_and_refuses_an_ambiguous_name(
@@ -347,9 +352,8 @@ def test_score_gate_uses_the_model_named_baseline_and_refuses_an_ambiguous_name(
     out = capsys.readouterr().out
     assert "tiny against 1" in out and "against other" not in out, out
     runs_before = len(store.list_runs(db))
-    code, error, _ = cli(capsys, *base, "--baseline", "demo-base")
-    assert code == 2 and "'demo-base' names 2 scored models" in error, error
-    assert "pick one by a fingerprint prefix" in error, error
+    code, error, _ = cli(capsys, *base, "--baseline", "ee55")
+    assert code == 2 and SHARED in error and "pick one by its name" in error, error
     code, error, _ = cli(capsys, *base, "--baseline", "nobody")
     assert code == 2 and "no scored model named 'nobody'" in error, error
     # refused before scoring (which can take hours), so nothing was stored
