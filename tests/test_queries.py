@@ -230,6 +230,12 @@ def test_shipped_footwear_query_counts() -> None:
     assert text_queries.kind == "text" and len(text_queries.queries) == 39
     assert image_queries.kind == "image" and len(image_queries.queries) == 13
     assert len({q.text for q in text_queries.queries}) == 39
+    lace_text = load_query_set(FOOTWEAR / "queries_lace.jsonl")
+    lace_image = load_query_set(FOOTWEAR / "queries_lace_image.jsonl")
+    assert lace_text.kind == "text" and len(lace_text.queries) == 39
+    assert len({q.text for q in lace_text.queries}) == 39
+    assert lace_image.kind == "image" and len(lace_image.queries) == 13
+    assert lace_text.header.requires_field == lace_image.header.requires_field == ["lace_colour"]
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,11 @@ def test_score_real_data_once_per_distinct_image(
     assert values[("article_type", "pretest")].maximum == 5 * 884
     for m in footwear.metrics:
         assert m.ci_low is not None and m.ci_low <= m.value + 1e-9 <= m.ci_high + 2e-9
-    assert set(footwear.extra["skipped_tasks"]) == {"lace_colour", "lace_search"}
+    assert set(footwear.extra["skipped_tasks"]) == {
+        "lace_colour",
+        "lace_search",
+        "lace_image_search",
+    }
     # thumbnails are served only from here: the Kaggle images folder, not the prepared one
     assert footwear.extra["image_roots"] == [str((catalogue_dir / "images").resolve())]
 

@@ -111,6 +111,7 @@ def test_footwear_tasks_and_query_counts() -> None:
         "text_search",
         "image_search",
         "lace_search",
+        "lace_image_search",
         "knn_article_type",
     ]
     assert (spec.dataset.reader, spec.dataset.split) == ("catalogue", "test")
@@ -118,8 +119,10 @@ def test_footwear_tasks_and_query_counts() -> None:
     assert spec.task("lace_colour").when_field_present
     assert len(spec.query_set(spec.task("text_search")).queries) == 39
     assert len(spec.query_set(spec.task("image_search")).queries) == 13
-    lace = spec.query_set(spec.task("lace_search"))
-    assert 8 <= len(lace.queries) <= 12 and lace.header.requires_field == ["lace_colour"]
+    for name, kind, count in (("lace_search", "text", 39), ("lace_image_search", "image", 13)):
+        lace = spec.query_set(spec.task(name))
+        assert (lace.kind, len(lace.queries)) == (kind, count)
+        assert lace.header.requires_field == ["lace_colour"] == spec.task(name).requires_field
 
 
 def test_fmnist_classes_are_the_ten_official_names() -> None:
@@ -354,8 +357,9 @@ def test_task_skip_reasons() -> None:
     assert "no item has field 'lace_colour'" in task_skip_reason(
         spec, spec.task("lace_colour"), plain
     )
-    assert "lace_colour" in task_skip_reason(spec, spec.task("lace_search"), plain)
-    laced = [item("1", articleType="Heels", lace_colour="White")]
-    assert task_skip_reason(spec, spec.task("lace_search"), laced) is None
+    for name in ("lace_search", "lace_image_search"):
+        assert "lace_colour" in task_skip_reason(spec, spec.task(name), plain)
+        laced = [item("1", articleType="Heels", lace_colour="White")]
+        assert task_skip_reason(spec, spec.task(name), laced) is None
     with pytest.raises(SpecError, match="no item has field 'baseColour'"):
         task_skip_reason(spec, spec.task("base_colour"), laced)
