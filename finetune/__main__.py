@@ -63,11 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if rank == 0 else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    from finetune.config import load_config
-    from finetune.loop import train
+    from finetune.config import check_model_spec, load_config
 
     try:
         cfg = load_config(args.config, args.overrides, args.output_dir)
+        check_model_spec(cfg)  # an unreachable Hub id fails before torch loads
+        from finetune.loop import train
+
         progress = train(cfg, resume=args.resume, overwrite=args.overwrite)
     except EvalSuiteError as err:
         print(f"finetune: error: {err}", file=sys.stderr)

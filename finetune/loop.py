@@ -36,10 +36,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from evalsuite.errors import ConfigError, TrainingError
+from evalsuite.hub import HubModelNotCached
 from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
 from finetune import checkpoint, output
-from finetune.config import TrainConfig
+from finetune.config import SPEC_ADVICE, TrainConfig
 from finetune.data import Loaders, build_loaders, set_epoch
 from finetune.divergence import LossWatch, check_weights
 from finetune.freeze import (
@@ -182,7 +183,7 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
             "they would train independently; on CPU set ACCELERATE_USE_CPU=1 (configs/README.md)"
         )
     check_contrast_pool(cfg, accelerator.num_processes)
-    model = load_model(cfg.model.spec, cfg.model.pretrained, None, cfg.model.trust_remote_code)
+    model = load_base_model(cfg)
     data = checkpoint.data_fingerprint(cfg.data.path, cfg.data.reader, cfg.data.options)
     info = {"base_model": base_info(model), "data": data}
     unfreezer, frozen = configure_trainable(cfg, model)
@@ -198,6 +199,14 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
     return Run(
         cfg, model, encoder, optimizer, scheduler, per_step, loaders, steps, info, unfreezer, frozen
     )
+
+
+def load_base_model(cfg: TrainConfig) -> ClipModel:
+    """``model.spec``; a Hub id that cannot be had says how to pass a folder to finetune."""
+    try:
+        return load_model(cfg.model.spec, cfg.model.pretrained, None, cfg.model.trust_remote_code)
+    except HubModelNotCached as err:
+        raise err.advise(SPEC_ADVICE) from err
 
 
 def check_contrast_pool(cfg: TrainConfig, processes: int) -> None:
