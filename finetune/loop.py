@@ -111,6 +111,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = 
     if resume is not None and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     output.check_output(cfg.output.dir, resume is not None, overwrite)
+    output.check_trackers(cfg.output.log_with)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=cfg.lock.gradual_unfreeze)
     accelerator = Accelerator(
         mixed_precision=cfg.train.mixed_precision,
