@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     from finetune.config import check_model_spec, load_config
+    from finetune.output import finished_line
 
     try:
         cfg = load_config(args.config, args.overrides, args.output_dir)
@@ -74,8 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvalSuiteError as err:
         print(f"finetune: error: {err}", file=sys.stderr)
         return 2
-    if rank == 0 and progress.stopped:
-        logging.getLogger("finetune").info("stopped: %s", progress.stopped)
+    if rank == 0:
+        log = logging.getLogger("finetune")
+        if progress.stopped:
+            log.info("stopped: %s", progress.stopped)
+        log.info(finished_line(cfg.output.dir, progress.best_epoch))
     return 0
 
 

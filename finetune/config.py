@@ -148,7 +148,7 @@ class TrainSection(Section):
     val_batch_size: int | None = Field(None, ge=2)
     eval_every_epoch: bool = True
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
-    log_every: int = Field(10, ge=1)  # optimizer steps between steps.jsonl lines
+    log_every: int = Field(10, ge=1)  # steps between steps.jsonl lines; + each epoch's last
     checkpoint_every_steps: int | None = Field(None, ge=1)  # resumable state mid-epoch
 
 

@@ -435,7 +435,10 @@ def after_step(run: Run, optimizer, accelerator: Accelerator, progress: Progress
     run.watch.observe(loss, progress.global_step)
     every = cfg.train.checkpoint_every_steps
     save = bool(every) and progress.global_step % every == 0
-    log_now = progress.global_step % cfg.train.log_every == 0
+    last = (  # of an epoch or of the run: logged whatever log_every (a short run logs too)
+        progress.batches_done == run.steps_per_epoch or progress.global_step == cfg.train.max_steps
+    )
+    log_now = progress.global_step % cfg.train.log_every == 0 or last
     if log_now or save:
         value = flush_loss(run, accelerator, progress, loss)
     if log_now:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -85,6 +86,19 @@ def remove_run(out: str | Path) -> None:
             if folder.is_dir():
                 shutil.rmtree(folder)
     (out / STEPS_FILE).unlink(missing_ok=True)
+
+
+def finished_line(out: str | Path, best_epoch: int | None) -> str:
+    """The last line of a run: where its model is and the ``evalsuite score`` command to run
+    next (best/; last/ when no best/ was saved: no validation split, or output.save_best off)."""
+    out = Path(out)
+    if (out / "best").is_dir():
+        model, what = out / "best", f"best model (epoch {best_epoch})"
+    elif (out / "last").is_dir():
+        model, what = out / "last", "last model (no best/ saved)"
+    else:
+        return f"done: no model saved in {out} (output.save_best and output.save_last are off)"
+    return f"done: {what} in {model}/; score it next: evalsuite score {shlex.quote(str(model))}"
 
 
 def check_trackers(log_with: str | None) -> None:
