@@ -63,8 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if rank == 0 else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
+    from evalsuite.progress import quiet_library_bars
     from finetune.config import check_model_spec, load_config
     from finetune.output import finished_line
+
+    quiet_library_bars()  # in a log, a line per epoch instead of bars
 
     try:
         cfg = load_config(args.config, args.overrides, args.output_dir)

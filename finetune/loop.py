@@ -39,6 +39,7 @@ from evalsuite.errors import ConfigError, TrainingError
 from evalsuite.hub import HubModelNotCached
 from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
+from evalsuite.progress import interactive
 from finetune import checkpoint, output
 from finetune.config import SPEC_ADVICE, TrainConfig
 from finetune.data import Loaders, build_loaders, set_epoch
@@ -134,7 +135,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = 
             total=run.steps_per_epoch,
             initial=progress.batches_done,
             desc=f"epoch {progress.epoch + 1}",
-            disable=not accelerator.is_main_process,
+            disable=not (accelerator.is_main_process and interactive()),  # log: a line
         )
         started = time.perf_counter()
         encoder.train()
