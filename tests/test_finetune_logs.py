@@ -165,3 +165,16 @@ def test_unknown_or_missing_tracker_is_a_config_error(
     with pytest.raises(ConfigError, match="the tensorboard package is not installed here"):
         train(validate_config(cfg))
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_last_line_without_best_points_at_last(tmp_path: Path) -> None:
+    """No validation split (or output.save_best off): no best/, so last/ is the one to score."""
+    from finetune.output import finished_line
+
+    out = tmp_path / "my run"
+    assert finished_line(out, None).startswith(f"done: no model saved in {out}")
+    (out / "last").mkdir(parents=True)
+    assert finished_line(out, None) == (
+        f"done: last model (no best/ saved) in {out / 'last'}/; "
+        f"score it next: evalsuite score '{out / 'last'}'"  # quoted: the path has a space
+    )
