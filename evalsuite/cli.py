@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from evalsuite.errors import EvalSuiteError
+from evalsuite.progress import quiet_library_bars
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("evalsuite")
@@ -259,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    quiet_library_bars()  # in a log, a line per benchmark instead of bars
     from evalsuite import commands
 
     handler = getattr(commands, f"cmd_{args.command}")

@@ -43,6 +43,7 @@ from evalsuite.embedding_cache import EmbeddingCache
 from evalsuite.errors import EvalSuiteError, ImageError
 from evalsuite.images import item_content_hash, load_item_image
 from evalsuite.models.base import ClipModel
+from evalsuite.progress import interactive, progress_line
 
 log = logging.getLogger(__name__)
 
@@ -366,8 +367,9 @@ class EmbeddingEngine:
             worker_init_fn=_worker_init if workers else None,
             prefetch_factor=4 if workers else None,
         )
-        unsaved = 0
-        bar = tqdm(total=len(subset), desc=desc, unit="img", disable=not (self.progress and show))
+        unsaved, started = 0, time.perf_counter()
+        report = self.progress and show  # a bar at a terminal, else a line when done
+        bar = tqdm(total=len(subset), desc=desc, unit="img", disable=not (report and interactive()))
         threads = _ForwardThreads(self, workers)
         with _torch_threads(threads.initial):
             for batch in loader:
@@ -383,6 +385,10 @@ class EmbeddingEngine:
                     self._save(keys, vectors, done[unsaved:])  # flush: a crash keeps progress
                     unsaved = len(done)
         bar.close()
+        if report and not interactive():
+            seconds = time.perf_counter() - started
+            unreadable = f", {len(errors)} unreadable" if errors else ""
+            progress_line(f"{desc}: encoded {len(done)} images in {seconds:.1f} s{unreadable}")
         if self.cache:
             self._save(keys, vectors, done[unsaved:])
         return done, errors

@@ -63,17 +63,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if rank == 0 else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    from finetune.config import load_config
-    from finetune.loop import train
+    from evalsuite.progress import quiet_library_bars
+    from finetune.config import check_model_spec, load_config
+    from finetune.output import finished_line
+
+    quiet_library_bars()  # in a log, a line per epoch instead of bars
 
     try:
         cfg = load_config(args.config, args.overrides, args.output_dir)
+        check_model_spec(cfg)  # an unreachable Hub id fails before torch loads
+        from finetune.loop import train
+
         progress = train(cfg, resume=args.resume, overwrite=args.overwrite)
     except EvalSuiteError as err:
         print(f"finetune: error: {err}", file=sys.stderr)
         return 2
-    if rank == 0 and progress.stopped:
-        logging.getLogger("finetune").info("stopped: %s", progress.stopped)
+    if rank == 0:
+        log = logging.getLogger("finetune")
+        if progress.stopped:
+            log.info("stopped: %s", progress.stopped)
+        log.info(finished_line(cfg.output.dir, progress.best_epoch))
     return 0
 
 

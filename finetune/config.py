@@ -23,8 +23,12 @@ from pydantic import (
 )
 
 from evalsuite.errors import ConfigError, EvalSuiteError
+from evalsuite.hub import HubModelNotCached, check_hub_spec
 from evalsuite.registry import suggest
 from evalsuite.spec import DEFAULT_TEMPLATES, display_path, validation_message
+
+# how a downloaded model folder is passed to finetune (the advice of HubModelNotCached)
+SPEC_ADVICE = "`--set model.spec=DIR` (or `model.spec: DIR` in the config)"
 
 
 class Section(BaseModel):
@@ -144,7 +148,7 @@ class TrainSection(Section):
     val_batch_size: int | None = Field(None, ge=2)
     eval_every_epoch: bool = True
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
-    log_every: int = Field(10, ge=1)  # optimizer steps between steps.jsonl lines
+    log_every: int = Field(10, ge=1)  # steps between steps.jsonl lines; + each epoch's last
     checkpoint_every_steps: int | None = Field(None, ge=1)  # resumable state mid-epoch
 
 
@@ -311,3 +315,12 @@ def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig
         return TrainConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(validation_message(err, TrainConfig, source)) from None
+
+
+def check_model_spec(cfg: TrainConfig) -> None:
+    """A Hub id in ``model.spec`` that is neither cached nor downloadable fails now, in a
+    second, before torch and transformers load; the advice names ``model.spec``."""
+    try:
+        check_hub_spec(cfg.model.spec)
+    except HubModelNotCached as err:
+        raise err.advise(SPEC_ADVICE) from None

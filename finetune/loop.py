@@ -36,10 +36,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from evalsuite.errors import ConfigError, TrainingError
+from evalsuite.hub import HubModelNotCached
 from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
+from evalsuite.progress import interactive
 from finetune import checkpoint, output
-from finetune.config import TrainConfig
+from finetune.config import SPEC_ADVICE, TrainConfig
 from finetune.data import Loaders, build_loaders, set_epoch
 from finetune.divergence import LossWatch, check_weights
 from finetune.freeze import (
@@ -110,6 +112,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = 
     if resume is not None and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     output.check_output(cfg.output.dir, resume is not None, overwrite)
+    output.check_trackers(cfg.output.log_with)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=cfg.lock.gradual_unfreeze)
     accelerator = Accelerator(
         mixed_precision=cfg.train.mixed_precision,
@@ -132,7 +135,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = 
             total=run.steps_per_epoch,
             initial=progress.batches_done,
             desc=f"epoch {progress.epoch + 1}",
-            disable=not accelerator.is_main_process,
+            disable=not (accelerator.is_main_process and interactive()),  # log: a line
         )
         started = time.perf_counter()
         encoder.train()
@@ -182,7 +185,7 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
             "they would train independently; on CPU set ACCELERATE_USE_CPU=1 (configs/README.md)"
         )
     check_contrast_pool(cfg, accelerator.num_processes)
-    model = load_model(cfg.model.spec, cfg.model.pretrained, None, cfg.model.trust_remote_code)
+    model = load_base_model(cfg)
     data = checkpoint.data_fingerprint(cfg.data.path, cfg.data.reader, cfg.data.options)
     info = {"base_model": base_info(model), "data": data}
     unfreezer, frozen = configure_trainable(cfg, model)
@@ -198,6 +201,14 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
     return Run(
         cfg, model, encoder, optimizer, scheduler, per_step, loaders, steps, info, unfreezer, frozen
     )
+
+
+def load_base_model(cfg: TrainConfig) -> ClipModel:
+    """``model.spec``; a Hub id that cannot be had says how to pass a folder to finetune."""
+    try:
+        return load_model(cfg.model.spec, cfg.model.pretrained, None, cfg.model.trust_remote_code)
+    except HubModelNotCached as err:
+        raise err.advise(SPEC_ADVICE) from err
 
 
 def check_contrast_pool(cfg: TrainConfig, processes: int) -> None:
@@ -425,7 +436,10 @@ def after_step(run: Run, optimizer, accelerator: Accelerator, progress: Progress
     run.watch.observe(loss, progress.global_step)
     every = cfg.train.checkpoint_every_steps
     save = bool(every) and progress.global_step % every == 0
-    log_now = progress.global_step % cfg.train.log_every == 0
+    last = (  # of an epoch or of the run: logged whatever log_every (a short run logs too)
+        progress.batches_done == run.steps_per_epoch or progress.global_step == cfg.train.max_steps
+    )
+    log_now = progress.global_step % cfg.train.log_every == 0 or last
     if log_now or save:
         value = flush_loss(run, accelerator, progress, loss)
     if log_now:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 
 from evalsuite.errors import ConfigError
+from evalsuite.registry import suggest
 
 RUN_FOLDERS = ("best", "last", "state")
 STEPS_FILE = "steps.jsonl"
@@ -84,3 +86,37 @@ def remove_run(out: str | Path) -> None:
             if folder.is_dir():
                 shutil.rmtree(folder)
     (out / STEPS_FILE).unlink(missing_ok=True)
+
+
+def finished_line(out: str | Path, best_epoch: int | None) -> str:
+    """The last line of a run: where its model is and the ``evalsuite score`` command to run
+    next (best/; last/ when no best/ was saved: no validation split, or output.save_best off)."""
+    out = Path(out)
+    if (out / "best").is_dir():
+        model, what = out / "best", f"best model (epoch {best_epoch})"
+    elif (out / "last").is_dir():
+        model, what = out / "last", "last model (no best/ saved)"
+    else:
+        return f"done: no model saved in {out} (output.save_best and output.save_last are off)"
+    return f"done: {what} in {model}/; score it next: evalsuite score {shlex.quote(str(model))}"
+
+
+def check_trackers(log_with: str | None) -> None:
+    """``output.log_with`` names a tracker accelerate knows, and one that is installed: for a
+    missing one accelerate only warns, and the run logs nothing."""
+    if log_with is None or log_with == "all":
+        return
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import LoggerType
+
+    known = [t.value for t in LoggerType]
+    if log_with not in known:
+        raise ConfigError(
+            f"output.log_with {log_with!r}: not a tracker accelerate knows"
+            f"{suggest(log_with, known)}; use one of {', '.join(known)}, or null"
+        )
+    if log_with not in {LoggerType(t).value for t in get_available_trackers()}:
+        raise ConfigError(
+            f"output.log_with {log_with!r}: the {log_with} package is not installed here; "
+            f"install it (`pip install {log_with}`), or set output.log_with: null"
+        )

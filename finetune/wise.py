@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from evalsuite.errors import ConfigError, EvalSuiteError
+from evalsuite.hub import HubModelNotCached
 from evalsuite.models import ClipModel, load_model
 from evalsuite.models.factory import TRAINING_FILE
 from finetune.checkpoint import replace_atomically
@@ -211,7 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         existing = [p for p in wise_targets(args.out, alphas, sweep) if p.exists()]
         if existing and not args.overwrite:  # before the (slow) loading
             raise ConfigError(f"{existing[0]} already exists; pass --overwrite to replace it")
-        base = load_model(args.base)
+        try:
+            base = load_model(args.base)
+        except HubModelNotCached as err:
+            raise err.advise("`--base DIR`") from err
         finetuned = load_model(args.finetuned)
         for path in write_wise(base, finetuned, alphas, args.out, sweep, args.overwrite):
             print(path)

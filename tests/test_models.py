@@ -166,7 +166,12 @@ def test_file_and_unparseable_specs(tiny_hf_dir: Path) -> None:
 @pytest.mark.parametrize("spec", ["patrickjohncyh/fashion-clip", "hf-hub:Marqo/marqo-fashionCLIP"])
 def test_offline_hub_model_fails_fast_with_advice(spec: str, tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
-    code = f"from evalsuite.models import load_model; load_model({spec!r})"
+    code = (  # HubModelNotCached, the error of a Hub id, is a ModelLoadError
+        "import sys; from evalsuite.errors import ModelLoadError\n"
+        "from evalsuite.models import load_model\n"
+        f"try: load_model({spec!r})\n"
+        "except ModelLoadError as err: sys.exit(f'ModelLoadError: {err}')"
+    )
     start = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120

@@ -20,9 +20,7 @@ score. ``load_model`` refuses them with that hint, since they cannot be fine-tun
 
 from __future__ import annotations
 
-import os
 import pickle
-import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import torch
 from transformers import CLIPModel
 
 from evalsuite.errors import ModelLoadError
+from evalsuite.hub import HUB_ID, HubModelNotCached, cached, not_downloadable
 from evalsuite.models.base import ClipModel, ModelSource
 from evalsuite.models.checks import describe_mismatch, read_json
 from evalsuite.models.hf import HFClipModel, load_hf_tokenizer, preprocess_config_from_folder
@@ -49,12 +48,6 @@ _HF_WEIGHTS = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def hub_offline() -> bool:
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def load_model(
@@ -109,7 +102,7 @@ def _resolve(spec: str, pretrained: str | None, trust_remote_code: bool) -> Clip
         raise ModelLoadError(f"model folder {spec!r} does not exist")
     if spec in open_clip.list_models():
         return _open_clip_or_error(spec, spec, pretrained)
-    if _HUB_ID.match(spec):
+    if HUB_ID.match(spec):
         return load_hf_hub(spec, trust_remote_code)
     raise ModelLoadError(
         f"cannot interpret model spec {spec!r}: pass a local model folder, a Hugging Face "
@@ -175,25 +168,19 @@ def load_folder(path: Path, spec: str, trust_remote_code: bool = False) -> ClipM
 
 
 def load_hf_hub(hub_id: str, trust_remote_code: bool = False) -> ClipModel:
-    """A Hub id, from the local cache first; the network only when not offline."""
+    """A Hub id, from the local cache first; else downloaded, unless offline or the Hub cannot
+    be reached: then :class:`HubModelNotCached` at once, not after transformers' retries."""
     source = ModelSource(spec=hub_id, name=hub_id)
     try:
         return _load_hf(hub_id, source, trust_remote_code, local_files_only=True)
     except OSError as exc:
-        if hub_offline():
-            raise ModelLoadError(_not_cached_message(hub_id, "HF_HUB_OFFLINE is set")) from exc
+        why = not_downloadable(hub_id, "config.json")
+        if why is not None:
+            raise HubModelNotCached(hub_id, why) from exc
     try:
         return _load_hf(hub_id, source, trust_remote_code, local_files_only=False)
     except OSError as exc:
-        raise ModelLoadError(_not_cached_message(hub_id, f"download failed: {exc}")) from exc
-
-
-def _not_cached_message(hub_id: str, why: str) -> str:
-    return (
-        f"model {hub_id!r} is neither a local folder nor in the Hugging Face cache ({why}). "
-        f"On a machine with network run `hf download {hub_id} --local-dir DIR`, copy DIR "
-        "here and pass the folder instead, e.g. `evalsuite score DIR`"
-    )
+        raise HubModelNotCached(hub_id, f"download failed: {exc}") from exc
 
 
 def _load_hf(
@@ -242,11 +229,11 @@ def _open_clip_or_error(
     spec: str, model_name: str, pretrained: str | None, source: ModelSource | None = None
 ) -> ClipModel:
     source = source or ModelSource(spec=spec, name=spec.removeprefix("openclip:"))
-    if model_name.startswith("hf-hub:") and hub_offline():
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(model_name[7:], OPEN_CLIP_CONFIG), str):
-            raise ModelLoadError(_not_cached_message(model_name[7:], "HF_HUB_OFFLINE is set"))
+    hub_id = model_name.removeprefix("hf-hub:")
+    if model_name.startswith("hf-hub:") and not cached(hub_id, OPEN_CLIP_CONFIG):
+        why = not_downloadable(hub_id, OPEN_CLIP_CONFIG)
+        if why is not None:
+            raise HubModelNotCached(hub_id, why)
     if (
         not model_name.startswith(("hf-hub:", "local-dir:"))
         and open_clip.get_model_config(model_name) is None
