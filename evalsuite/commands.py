@@ -13,8 +13,8 @@ from rich.table import Table
 from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
 from evalsuite.errors import EvalSuiteError
 from evalsuite.formatting import format_interval, format_value, is_missing, metric_label
+from evalsuite.preflight import results_db
 from evalsuite.results import RunResult
-from evalsuite.store import DEFAULT_DB
 from evalsuite.verdicts import NOT_COMPARABLE, ModelComparison
 
 # Logs and CI captures are not terminals: give tables room instead of 80 columns.
@@ -36,7 +36,7 @@ HEADLINE = {
 
 
 def _db(args: argparse.Namespace) -> Path:
-    return args.db or DEFAULT_DB
+    return results_db(args)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -64,18 +64,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """Score (paths and flags were checked by evalsuite.preflight before torch loaded)."""
+    db_path = None if args.no_store else _db(args)
+    if args.baseline and db_path is not None:
+        _check_baseline(db_path, args.baseline)  # before scoring, which can take hours
     from evalsuite.models import load_model
     from evalsuite.runner import ScoreOptions, score_model
 
-    if args.fail_on_regression and not args.baseline:
-        raise EvalSuiteError("--fail-on-regression needs --baseline NAME")
-    if args.export and args.no_store:
-        raise EvalSuiteError("--export writes the stored runs: it cannot go with --no-store")
     opts = ScoreOptions(
         benchmarks=tuple(b.strip() for b in args.benchmarks.split(","))
         if args.benchmarks
         else None,
-        db_path=None if args.no_store else _db(args),
+        db_path=db_path,
         name=args.name,
         data_root=args.data_root,
         data_overrides=dict(args.data),
@@ -90,8 +90,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         progress=not args.json,
         trust_remote_code=args.trust_remote_code,
     )
-    if args.baseline and opts.db_path is not None:
-        _check_baseline(opts.db_path, args.baseline)  # before scoring, which can take hours
     model = (
         load_model(args.model, pretrained=args.pretrained, trust_remote_code=args.trust_remote_code)
         if args.pretrained
