@@ -12,10 +12,18 @@ from rich.table import Table
 
 from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import format_interval, format_value, is_missing, metric_label
+from evalsuite.formatting import (
+    benchmark_label,
+    format_delta,
+    format_interval,
+    format_value,
+    is_missing,
+    metric_label,
+    task_label,
+)
 from evalsuite.preflight import results_db
 from evalsuite.results import RunResult
-from evalsuite.verdicts import NOT_COMPARABLE, ModelComparison
+from evalsuite.verdicts import NOT_COMPARABLE, WORSE, MetricVerdict, ModelComparison
 
 # Logs and CI captures are not terminals: give tables room instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -223,31 +231,43 @@ def _gate(comparison: ModelComparison, fail: bool, as_json: bool) -> int:
     return EXIT_REGRESSION if comparison.regressions and fail else EXIT_OK
 
 
+def _verdict_cell(v: MetricVerdict) -> str:
+    """The verdict as evalsuite.verdicts gave it, with its marker (never 'ok' for both a gain
+    and no change), and why a worse metric did not fail the gate."""
+    cell = f"[{v.colour}]{v.marker} {v.verdict}[/{v.colour}]"
+    if v.regression:
+        return cell + " [red]REGRESSION[/red]"
+    if v.verdict == NOT_COMPARABLE:
+        return cell + f" ({v.reason})"
+    if v.verdict == WORSE and v.margin is not None:
+        margin = format_delta(v.metric, v.margin, v.maximum).lstrip("+")
+        return cell + f" (within margin {margin})"
+    return cell
+
+
 def _print_comparison(comparison: ModelComparison) -> None:
     table = Table(title=f"{comparison.candidate} against {comparison.baseline}")
-    for column in ("task", "metric", "baseline", "candidate", "change", "95% CI of change",
-                   "p (adjusted)", "detectable", "verdict"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    names = ("benchmark / task", "metric", "baseline", "candidate", "change",
+             "95% CI of change", "p (adjusted)", "detectable", "verdict")  # fmt: skip
+    for column in names:
+        table.add_column(column, justify="left" if column in names[:2] else "right")
     for v in comparison.verdicts:
         if not v.gated:
             continue
-        verdict = f"[{v.colour}]{v.marker} {v.verdict}[/{v.colour}]"
-        if v.regression:
-            verdict += " [red]REGRESSION[/red]"
-        elif v.verdict == NOT_COMPARABLE:
-            verdict += f" ({v.reason})"
         p_values = f"{v.p_text[2:].lstrip('= ')} ({v.p_adjusted_text})" if v.p_text else ""
-        table.add_row(
-            f"{v.benchmark}\n{v.task}", metric_label(v.metric, v.task_type),
-            v.value_text("baseline"), v.value_text("candidate"), v.delta_text, v.interval_text,
-            p_values, v.mdd_text, verdict,
+        table.add_row(  # the names the summary and regression lines below use
+            f"{benchmark_label(v.benchmark)}\n{task_label(v.task)}",
+            metric_label(v.metric, v.task_type), v.value_text("baseline"),
+            v.value_text("candidate"), v.delta_text, v.interval_text, p_values, v.mdd_text,
+            _verdict_cell(v),
         )  # fmt: skip
     console.print(table)
     console.print(f"[dim]{comparison.method_note()}; detectable: the smallest change the "
                   "benchmark detects with 80% power[/dim]")  # fmt: skip
     console.print(f"{comparison.candidate}: {comparison.summary_line()}")
-    for v in comparison.regressions:
-        console.print(f"[red]regression:[/red] {v.sentence()}")
+    for v in comparison.regressions:  # the key is what --metric and --tolerance take
+        key = f"{v.benchmark}/{v.task}/{v.metric}"
+        console.print(f"[red]regression:[/red] {v.sentence()} [dim](key {key})[/dim]")
     console.print(comparison.gate_line())
 
 
