@@ -534,9 +534,11 @@ def show_epochs(
     st.subheader("Validation metrics per epoch")
     st.caption("Epoch 0, where present, is the base model before fine-tuning.")
     for i, name in enumerate(chosen):
-        best = (records.get(name) or {}).get("best_epoch")
+        record = records.get(name) or {}
         st.markdown(f"**{views.md(name)}**")
-        table = training.history_table(histories[name], best)
+        if training.data_summary(record):
+            st.caption(f"Trained on {views.md(training.data_summary(record))}")
+        table = training.history_table(histories[name], record.get("best_epoch"))
         st.dataframe(table, hide_index=True, key=f"tr_epochs_{i}")
 
 

@@ -71,9 +71,11 @@ def _replay(replay: Mapping[str, Any], info: Mapping[str, Any]) -> str:
     fraction = replay.get("fraction")
     share = f"{100 * fraction:.0f}% of each batch" if isinstance(fraction, (int, float)) else ""
     items = _count(info.get("items"))
-    words = [replay.get("reader") or "", Path(str(replay.get("path", ""))).name, share]
-    words += [f"{items} items"] if items else []
-    return "replay: " + " ".join(w for w in words if w)
+    source = " ".join(
+        w for w in (replay.get("reader"), Path(str(replay.get("path", ""))).name) if w
+    )
+    parts = [source, share, f"{items} items" if items else ""]
+    return "replay: " + ", ".join(p for p in parts if p)
 
 
 def data_summary(training: Mapping[str, Any]) -> str:
@@ -178,6 +180,8 @@ def history_table(history: pd.DataFrame, best_epoch: Any = None) -> pd.DataFrame
             out[label] = frame[key]
     if "Validation accuracy (%)" in out:
         out["Validation accuracy (%)"] = (100 * out["Validation accuracy (%)"]).round(1)
+    if "Learning rate" in out:
+        out["Learning rate"] = [f"{v:.3g}" if pd.notna(v) else "" for v in out["Learning rate"]]
     if "Time" in out:
         out["Time"] = [fmt_duration(s) if pd.notna(s) else "" for s in out["Time"]]
     for key in [c for c in frame.columns if c not in HISTORY_COLUMNS]:

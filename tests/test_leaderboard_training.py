@@ -61,7 +61,7 @@ def test_summary_of_a_training_record_written_by_finetune(tmp_path):
     assert row["Trained on"].startswith("catalogue /data/footwear-prepared · train 640 items")
     assert (
         "val 80" in row["Trained on"]
-        and "replay: catalogue general-prepared 25%" in (row["Trained on"])
+        and "replay: catalogue general-prepared, 25% of each batch" in (row["Trained on"])
     )
 
 
@@ -113,7 +113,7 @@ def test_training_page_shows_lr_data_series_and_val_metrics(sample_db, monkeypat
     trained_on = row["Trained on"]
     assert not trained_on.lstrip().startswith("{") and "footwear-prepared" in trained_on
     assert "train 1,180 items, val 150" in trained_on and "manifest 3f2a1b9c0d" in trained_on
-    assert "replay:" in trained_on
+    assert "replay: catalogue general-prepared, 25% of each batch, 5,000 items" in trained_on
 
     loss = next(s for s in _chart_specs(at) if s.get("title") == "Loss")
     colours = loss["encoding"]["color"]["scale"]["range"]
@@ -125,4 +125,6 @@ def test_training_page_shows_lr_data_series_and_val_metrics(sample_db, monkeypat
     assert epochs["Validation accuracy (%)"].tolist() == [74.0, 78.0, 82.0]
     assert epochs["Steps"].tolist() == [9, 18, 27]
     assert epochs["Best"].tolist() == ["", "", "✓ best/"]
+    assert epochs["Learning rate"].tolist() == ["7.5e-06", "5e-06", "2.5e-06"]
     assert any("Validation metrics per epoch" in s.value for s in at.subheader)
+    assert any(c.value.startswith("Trained on catalogue") for c in at.caption)
