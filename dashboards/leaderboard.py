@@ -32,10 +32,10 @@ import pandas as pd
 import streamlit as st
 
 try:
-    from dashboards import overview, views
+    from dashboards import overview, training, views
 except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dashboards import overview, views
+    from dashboards import overview, training, views
 
 from evalsuite import store
 from evalsuite.errors import EvalSuiteError
@@ -486,7 +486,7 @@ def training_page(ctx: dict[str, Any]) -> None:
         if isinstance(fp, str)
     }
     histories = {k: v for k, v in histories.items() if not v.empty}
-    summary = views.training_summary(tuned)
+    summary = training.training_summary(tuned)
     if not summary.empty:
         st.dataframe(summary, hide_index=True, key="training_summary")
     if not histories:
@@ -498,7 +498,7 @@ def training_page(ctx: dict[str, Any]) -> None:
     chosen = st.multiselect(
         "Fine-tuned models", list(histories), default=list(histories), key="tr_models"
     )
-    long = views.history_long({k: histories[k] for k in chosen})
+    long = training.history_long({k: histories[k] for k in chosen})
     if long.empty:
         st.info("Pick a model.")
         return
@@ -508,26 +508,38 @@ def training_page(ctx: dict[str, Any]) -> None:
     )
     left, right = st.columns(2)
     left.altair_chart(
-        views.history_chart(long, ["train_loss", "val_loss"], "Loss"), width="stretch"
+        training.history_chart(long, ["train_loss", "val_loss"], "Loss"), width="stretch"
     )
     right.altair_chart(
-        views.history_chart(long, ["val_accuracy"], "Validation accuracy"), width="stretch"
+        training.history_chart(long, ["val_accuracy"], "Validation accuracy"), width="stretch"
     )
     if "lr" in set(long["key"]):
-        left.altair_chart(views.history_chart(long, ["lr"], "Learning rate"), width="stretch")
+        left.altair_chart(training.history_chart(long, ["lr"], "Learning rate"), width="stretch")
+    records = dict(zip(tuned["name"], tuned["training"], strict=True))
+    show_epochs(chosen, histories, records)
     with st.expander("Training configuration (training.json)"):
-        for name, training in zip(tuned["name"], tuned["training"], strict=True):
-            if name in chosen:
-                training = training or {}
-                st.markdown(f"**{views.md(name)}**")
-                st.code(
-                    json.dumps(
-                        {k: v for k, v in training.items() if k != "history"}, indent=2, default=str
-                    ),
-                    language="json",
-                )
+        for name in chosen:
+            record = records.get(name) or {}
+            st.markdown(f"**{views.md(name)}**")
+            shown = {k: v for k, v in record.items() if k != "history"}
+            st.code(json.dumps(shown, indent=2, default=str), language="json")
     keep = set(tuned["name"]) | {ctx["baseline"]}
     provenance(ctx["runs"][ctx["runs"]["model_name"].isin(keep)], models, ctx["baseline"])
+
+
+def show_epochs(
+    chosen: list[str], histories: dict[str, pd.DataFrame], records: dict[str, Any]
+) -> None:
+    """Each chosen model's per-epoch validation metrics, the epoch saved as best/ marked."""
+    st.subheader("Validation metrics per epoch")
+    st.caption("Epoch 0, where present, is the base model before fine-tuning.")
+    for i, name in enumerate(chosen):
+        record = records.get(name) or {}
+        st.markdown(f"**{views.md(name)}**")
+        if training.data_summary(record):
+            st.caption(f"Trained on {views.md(training.data_summary(record))}")
+        table = training.history_table(histories[name], record.get("best_epoch"))
+        st.dataframe(table, hide_index=True, key=f"tr_epochs_{i}")
 
 
 # ---------------------------------------------------------------- sidebar and main

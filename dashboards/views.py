@@ -800,65 +800,6 @@ def query_comparison(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: st
     return out
 
 
-# ---------------------------------------------------------------- training page
-
-
-HISTORY_SERIES = {
-    "train_loss": "Train loss",
-    "val_loss": "Validation loss",
-    "val_accuracy": "Validation accuracy",
-    "lr": "Learning rate",
-}
-
-
-def history_long(histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per-epoch logs of several models in long format: Model, epoch, series, value."""
-    frames = []
-    for label, frame in histories.items():
-        if frame is None or frame.empty:
-            continue
-        present = [c for c in HISTORY_SERIES if c in frame.columns]
-        long = frame.melt(id_vars=["epoch"], value_vars=present, var_name="key")
-        long["series"] = long["key"].map(HISTORY_SERIES)
-        long["Model"] = label
-        frames.append(long.dropna(subset=["value"]))
-    if not frames:
-        return pd.DataFrame(columns=["Model", "epoch", "key", "series", "value"])
-    return pd.concat(frames, ignore_index=True)[["Model", "epoch", "key", "series", "value"]]
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def training_summary(models: pd.DataFrame) -> pd.DataFrame:
-    """What each fine-tuned model is: run name, base model, epochs, time, WiSE alpha."""
-    rows = []
-    for row in models.to_dict("records"):
-        training = row.get("training")
-        if not training:
-            continue
-        config = training.get("config") if isinstance(training.get("config"), dict) else {}
-        base = training.get("base_model")
-        base = base.get("spec") if isinstance(base, dict) else base
-        wise = training.get("wise") if isinstance(training.get("wise"), dict) else {}
-        rows.append(
-            {
-                "Model": row["name"],
-                "Type": row["kind"],
-                "Run": training.get("run_name", ""),
-                "Base model": _text(base)
-                or _text(row.get("base_model"))
-                or _text(wise.get("base_spec")),
-                "Epochs": len(training.get("history") or []) or config.get("epochs") or "",
-                "Fine-tuning time": fmt_duration(row.get("train_seconds")),
-                "Learning rate": config.get("lr", config.get("learning_rate")) or "",
-                "Trained on": config.get("data", config.get("train_data", "")),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 # ---------------------------------------------------------------- charts (Altair specs)
 
 
@@ -968,23 +909,3 @@ def confusion_chart(grid: pd.DataFrame):
     )
     n = max(grid["true_label"].nunique(), 1)
     return (rect + text).properties(height=min(60 + 28 * n, 900))
-
-
-def history_chart(long: pd.DataFrame, keys: Sequence[str], title: str, log_scale: bool = False):
-    """Per-epoch lines of the given history series, one colour per model."""
-    import altair as alt
-
-    part = long[long["key"].isin(list(keys))]
-    scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
-    return (
-        alt.Chart(part, title=title)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("value:Q", title=None, scale=scale),
-            color=alt.Color("Model:N"),
-            strokeDash=alt.StrokeDash("series:N", title="Series"),
-            tooltip=["Model", "series", "epoch", alt.Tooltip("value:Q", format=".4g")],
-        )
-        .properties(height=280)
-    )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from evalsuite.errors import EvalSuiteError
+from evalsuite.preflight import check_args
 from evalsuite.progress import quiet_library_bars
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
@@ -216,14 +217,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalsuite", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument(
-        "--db",
-        "--results",
-        dest="db",
-        type=Path,
-        help="results database (reports/results.duckdb); for reading, also a folder of "
-        "exported runs (read in place)",
-    )
+    _add_db(parser, None)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare(sub)
     _add_score(sub)
@@ -251,7 +245,25 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--port", type=_port, default=8501)
     board.add_argument("--baseline", help="model the differences are against")
     board.add_argument("--target", help="target metric as BENCHMARK/TASK/METRIC")
+    for name, command in sub.choices.items():
+        if name != "prepare":  # the only command without a results database
+            _add_db(command, argparse.SUPPRESS)
     return parser
+
+
+def _add_db(parser: argparse.ArgumentParser, default: object) -> None:
+    """``--db`` / ``--results``, before or after the sub-command: after it, the default
+    SUPPRESS leaves the value given before it (argparse copies a sub-command's defaults
+    over the main parser's values)."""
+    parser.add_argument(
+        "--db",
+        "--results",
+        dest="db",
+        type=Path,
+        default=default,
+        help="results database (reports/results.duckdb); for reading, also a folder of "
+        "exported runs (read in place); before or after the sub-command",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,12 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    quiet_library_bars()  # in a log, a line per benchmark instead of bars
-    from evalsuite import commands
-
-    handler = getattr(commands, f"cmd_{args.command}")
     try:
-        return handler(args)
+        check_args(args)  # paths and flags, before torch, transformers and pandas load
+        quiet_library_bars()  # in a log, a line per benchmark instead of bars
+        from evalsuite import commands
+
+        return getattr(commands, f"cmd_{args.command}")(args)
     except EvalSuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

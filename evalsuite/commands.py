@@ -12,10 +12,18 @@ from rich.table import Table
 
 from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import format_interval, format_value, is_missing, metric_label
+from evalsuite.formatting import (
+    benchmark_label,
+    format_delta,
+    format_interval,
+    format_value,
+    is_missing,
+    metric_label,
+    task_label,
+)
+from evalsuite.preflight import results_db
 from evalsuite.results import RunResult
-from evalsuite.store import DEFAULT_DB
-from evalsuite.verdicts import NOT_COMPARABLE, ModelComparison
+from evalsuite.verdicts import NOT_COMPARABLE, WORSE, MetricVerdict, ModelComparison
 
 # Logs and CI captures are not terminals: give tables room instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -36,7 +44,7 @@ HEADLINE = {
 
 
 def _db(args: argparse.Namespace) -> Path:
-    return args.db or DEFAULT_DB
+    return results_db(args)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -64,18 +72,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """Score (paths and flags were checked by evalsuite.preflight before torch loaded)."""
+    db_path = None if args.no_store else _db(args)
+    if args.baseline and db_path is not None:
+        _check_baseline(db_path, args.baseline)  # before scoring, which can take hours
     from evalsuite.models import load_model
     from evalsuite.runner import ScoreOptions, score_model
 
-    if args.fail_on_regression and not args.baseline:
-        raise EvalSuiteError("--fail-on-regression needs --baseline NAME")
-    if args.export and args.no_store:
-        raise EvalSuiteError("--export writes the stored runs: it cannot go with --no-store")
     opts = ScoreOptions(
         benchmarks=tuple(b.strip() for b in args.benchmarks.split(","))
         if args.benchmarks
         else None,
-        db_path=None if args.no_store else _db(args),
+        db_path=db_path,
         name=args.name,
         data_root=args.data_root,
         data_overrides=dict(args.data),
@@ -90,8 +98,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         progress=not args.json,
         trust_remote_code=args.trust_remote_code,
     )
-    if args.baseline and opts.db_path is not None:
-        _check_baseline(opts.db_path, args.baseline)  # before scoring, which can take hours
     model = (
         load_model(args.model, pretrained=args.pretrained, trust_remote_code=args.trust_remote_code)
         if args.pretrained
@@ -225,31 +231,43 @@ def _gate(comparison: ModelComparison, fail: bool, as_json: bool) -> int:
     return EXIT_REGRESSION if comparison.regressions and fail else EXIT_OK
 
 
+def _verdict_cell(v: MetricVerdict) -> str:
+    """The verdict as evalsuite.verdicts gave it, with its marker (never 'ok' for both a gain
+    and no change), and why a worse metric did not fail the gate."""
+    cell = f"[{v.colour}]{v.marker} {v.verdict}[/{v.colour}]"
+    if v.regression:
+        return cell + " [red]REGRESSION[/red]"
+    if v.verdict == NOT_COMPARABLE:
+        return cell + f" ({v.reason})"
+    if v.verdict == WORSE and v.margin is not None:
+        margin = format_delta(v.metric, v.margin, v.maximum).lstrip("+")
+        return cell + f" (within margin {margin})"
+    return cell
+
+
 def _print_comparison(comparison: ModelComparison) -> None:
     table = Table(title=f"{comparison.candidate} against {comparison.baseline}")
-    for column in ("task", "metric", "baseline", "candidate", "change", "95% CI of change",
-                   "p (adjusted)", "detectable", "verdict"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    names = ("benchmark / task", "metric", "baseline", "candidate", "change",
+             "95% CI of change", "p (adjusted)", "detectable", "verdict")  # fmt: skip
+    for column in names:
+        table.add_column(column, justify="left" if column in names[:2] else "right")
     for v in comparison.verdicts:
         if not v.gated:
             continue
-        verdict = f"[{v.colour}]{v.marker} {v.verdict}[/{v.colour}]"
-        if v.regression:
-            verdict += " [red]REGRESSION[/red]"
-        elif v.verdict == NOT_COMPARABLE:
-            verdict += f" ({v.reason})"
         p_values = f"{v.p_text[2:].lstrip('= ')} ({v.p_adjusted_text})" if v.p_text else ""
-        table.add_row(
-            f"{v.benchmark}\n{v.task}", metric_label(v.metric, v.task_type),
-            v.value_text("baseline"), v.value_text("candidate"), v.delta_text, v.interval_text,
-            p_values, v.mdd_text, verdict,
+        table.add_row(  # the names the summary and regression lines below use
+            f"{benchmark_label(v.benchmark)}\n{task_label(v.task)}",
+            metric_label(v.metric, v.task_type), v.value_text("baseline"),
+            v.value_text("candidate"), v.delta_text, v.interval_text, p_values, v.mdd_text,
+            _verdict_cell(v),
         )  # fmt: skip
     console.print(table)
     console.print(f"[dim]{comparison.method_note()}; detectable: the smallest change the "
                   "benchmark detects with 80% power[/dim]")  # fmt: skip
     console.print(f"{comparison.candidate}: {comparison.summary_line()}")
-    for v in comparison.regressions:
-        console.print(f"[red]regression:[/red] {v.sentence()}")
+    for v in comparison.regressions:  # the key is what --metric and --tolerance take
+        key = f"{v.benchmark}/{v.task}/{v.metric}"
+        console.print(f"[red]regression:[/red] {v.sentence()} [dim](key {key})[/dim]")
     console.print(comparison.gate_line())
 
 

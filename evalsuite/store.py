@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from evalsuite.preflight import DEFAULT_DB
 from evalsuite.results import ModelInfo, RunResult
 from evalsuite.store_checks import (
     Schema,
@@ -44,7 +45,6 @@ from evalsuite.store_models import (
 
 __all__ = ["StoreBusyError", "StoreError", "StoreMissingError"]  # re-exported: store.StoreError
 
-DEFAULT_DB = Path("reports/results.duckdb")
 # 2: per-query retrieval values (query_values) and the baseline mark (models.is_baseline),
 # what paired comparisons need; a version-1 file gains both on its next write.
 # 3: a model is the name the user gave it (models keyed by name); the fingerprint of its

@@ -51,15 +51,38 @@ K = 10
 TEXT_QUERIES = ("black formal shoes for men", "brown formal shoes", "white sports shoes for women")
 HISTORY = [
     {"epoch": e, "train_loss": 2.1 - 0.35 * e, "val_loss": 1.9 - 0.2 * e + 0.04 * e * e,
-     "val_accuracy": 0.70 + 0.04 * e, "lr": 1e-5 * (1 - e / 4), "seconds": 310.0 + e}
+     "val_accuracy": 0.70 + 0.04 * e, "lr": 1e-5 * (1 - e / 4), "seconds": 310.0 + e,
+     "steps": 9 * e, "trainable_parameters": 151_277_313}
     for e in range(1, 4)
 ]  # fmt: skip
+# training.json as finetune writes it (finetune/checkpoint.py::training_record): "config" is a
+# finetune.config.TrainConfig (sections left out take their defaults), "data" what was read
+FT_CONFIG = {
+    "model": {"spec": BASE_SPEC},
+    "data": {"reader": "catalogue", "path": "/data/footwear-prepared", "train_split": "train",
+             "val_split": "val",
+             "replay": {"reader": "catalogue", "path": "/data/general-prepared", "fraction": 0.25,
+                        "split": "train"}},
+    "optim": {"lr": 1e-5},
+    "train": {"epochs": 3, "batch_size": 64, "accum_steps": 2},
+    "output": {"dir": "/checkpoints/footwear-ft", "run_name": "footwear-ft"},
+}  # fmt: skip
+FT_DATA = {
+    "path": "/data/footwear-prepared", "reader": "catalogue", "options": {},
+    "manifest_hash": "3f2a1b9c0d7e6f5a", "sizes": {"train": 1200, "val": 150, "test": 150},
+    "train_items": 1180, "val_items": 150, "skipped": {"train": 20, "val": 0},
+    "replay": {"path": "/data/general-prepared", "reader": "catalogue", "fraction": 0.25,
+               "items": 5000, "per_batch": 16},
+}  # fmt: skip
 FT_TRAINING = {
     "run_name": "footwear-ft",
-    "config": {"epochs": 3, "lr": 1e-5, "batch_size": 64, "data": "footwear train split"},
+    "kind": "full",
+    "best_epoch": 3,
     "base_model": {"spec": BASE_SPEC, "fingerprint": "fp-fashionclip"},
+    "data": FT_DATA,
     "seed": 0,
     "history": HISTORY,
+    "config": FT_CONFIG,
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboards import overview, views
+from dashboards import overview, training, views
 from evalsuite.verdicts import (
     BETTER,
     NOT_COMPARABLE,
@@ -721,12 +721,12 @@ def test_history_long_and_training_summary():
             "extra": [{}, {}],
         }
     )
-    long = views.history_long({"ft": history, "empty": pd.DataFrame()})
+    long = training.history_long({"ft": history, "empty": pd.DataFrame()})
     assert set(long["key"]) == {"train_loss", "val_loss", "val_accuracy", "lr"}
     assert len(long) == 7  # the missing validation loss is dropped
-    chart = views.history_chart(long, ["train_loss", "val_loss"], "Loss").to_dict()
+    chart = training.history_chart(long, ["train_loss", "val_loss"], "Loss").to_dict()
     assert chart["mark"]["type"] == "line"
-    summary = views.training_summary(models).set_index("Model")
+    summary = training.training_summary(models).set_index("Model")
     assert summary.loc["ft", "Fine-tuning time"] == "2 min"
     assert summary.loc["ft-wise0.5", "Base model"] == "patrickjohncyh/fashion-clip"
 

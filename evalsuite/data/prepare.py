@@ -106,11 +106,26 @@ def select_items(
     exists = chosen["image"].map(lambda image: Path(image).is_file())
     missing = sorted(chosen.loc[~exists, "id"], key=id_key)
     if missing and on_missing == "fail":
-        raise DataError(
-            f"{images_dir}: {len(missing)} image(s) missing, e.g. ids {missing[:10]} "
-            "(use on_missing_image='skip' to leave them out)"
+        text = f"{images_dir}: {len(missing)} image(s) missing, e.g. ids {missing[:10]}"
+        hint = images_dir_hint(images_dir, all_missing=len(missing) == len(chosen))
+        skip = (
+            "pass --on-missing-image skip to leave them out "
+            "(prepare_footwear / prepare_catalogue: on_missing_image='skip')"
         )
+        raise DataError(f"{text}; {hint or skip}")
     return chosen[exists], missing
+
+
+def images_dir_hint(images_dir: Path, all_missing: bool) -> str:
+    """When the images are not where ``--images-dir`` says: is it the folder above images/?
+    Empty when the folder looks right (some images are there, or it is images/ itself)."""
+    nested = images_dir / "images"
+    if nested.is_dir():
+        return f"--images-dir should be the folder of <id>.jpg files: did you mean {nested}?"
+    if all_missing:
+        end = "" if images_dir.name == "images" else "; should --images-dir end in images/?"
+        return f"none of the chosen items has an image there (<id>.jpg){end}"
+    return ""
 
 
 # --- annotations and captions -----------------------------------------------------------------
@@ -210,7 +225,10 @@ def load_inputs(
     chosen = apply_filters(frame, styles, filters)
     chosen, missing = select_items(chosen, styles, stratify, images_dir, on_missing_image)
     if chosen.empty:
-        raise DataError(f"{images_dir}: no image of the chosen items exists; nothing to prepare")
+        hint = images_dir_hint(images_dir, all_missing=True)
+        raise DataError(
+            f"{images_dir}: no image of the chosen items exists, nothing to prepare; {hint}"
+        )
     return Inputs(chosen, missing, repaired, set(frame["id"]), kind)
 
 

@@ -40,6 +40,7 @@ from evalsuite.models.precomputed import (
     is_embeddings_spec,
     load_embeddings,
 )
+from evalsuite.preflight import looks_like_path, not_a_model
 
 TRAINING_FILE = "training.json"
 _HF_WEIGHTS = (
@@ -98,7 +99,7 @@ def _resolve(spec: str, pretrained: str | None, trust_remote_code: bool) -> Clip
                 f"architecture with this file as weights: 'openclip:ARCH/{spec}'"
             )
         return load_folder(path, spec, trust_remote_code)
-    if _looks_like_path(spec):
+    if looks_like_path(spec):
         raise ModelLoadError(f"model folder {spec!r} does not exist")
     if spec in open_clip.list_models():
         return _open_clip_or_error(spec, spec, pretrained)
@@ -126,10 +127,6 @@ def split_open_clip_spec(spec: str) -> tuple[str, str | None]:
         f"model spec {spec!r}: weights file {tag!r} not found (neither relative to "
         f"{Path.cwd()} nor as /{tag}); open_clip pretrained tags hold no '/'"
     )
-
-
-def _looks_like_path(spec: str) -> bool:
-    return spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
 def load_folder(path: Path, spec: str, trust_remote_code: bool = False) -> ClipModel:
@@ -161,10 +158,7 @@ def load_folder(path: Path, spec: str, trust_remote_code: bool = False) -> ClipM
             )
         read_json(path / "config.json")  # transformers' own error hides where it is broken
         return _load_hf(str(path), source, trust_remote_code, local_files_only=True)
-    raise ModelLoadError(
-        f"folder {path} is not a model: it has neither config.json (Hugging Face CLIP) nor "
-        f"{OPEN_CLIP_CONFIG} (open_clip)"
-    )
+    raise ModelLoadError(not_a_model(path))  # names X/best when X is a fine-tune's output
 
 
 def load_hf_hub(hub_id: str, trust_remote_code: bool = False) -> ClipModel:
