@@ -16,7 +16,7 @@ here. :func:`load_seed_rows` and :func:`missing_benchmark_reasons` read YAML fil
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -267,28 +267,18 @@ def _cells(
         value, maximum = values.get((model, *key), (None, None))
         maximum = None if is_missing(maximum) else float(maximum)
         cell = SeedCell(model, value, maximum, format_value(key[2], value, maximum))
-        verdict = verdicts.get((model, *key)) if i else None
-        if verdict is not None:
-            cell = SeedCell(
-                model, value, maximum, cell.text, verdict.delta,
-                verdict.marker if verdict.verdict == NOT_COMPARABLE
-                else f"{verdict.marker} {verdict.delta_text}",
-                verdict.verdict, None if is_missing(verdict.p_adjusted) else verdict.p_adjusted,
-                verdict.reason,
-            )  # fmt: skip
+        v = verdicts.get((model, *key)) if i else None
+        if v is not None:  # the comparison's change, marker, verdict and p; nothing computed
+            change = v.marker if v.verdict == NOT_COMPARABLE else f"{v.marker} {v.delta_text}"
+            p = None if is_missing(v.p_adjusted) else v.p_adjusted
+            cell = replace(cell, delta=v.delta, delta_text=change, verdict=v.verdict,
+                           p_adjusted=p, reason=v.reason)  # fmt: skip
         elif i and model in failures:
-            cell = SeedCell(model, value, maximum, cell.text, None, "n/a", NOT_COMPARABLE,
-                            reason=failures[model])  # fmt: skip
+            cell = replace(cell, delta_text="n/a", verdict=NOT_COMPARABLE, reason=failures[model])
         elif i:
-            cell = SeedCell(model, value, maximum, cell.text, delta_text=MISSING)
+            cell = replace(cell, delta_text=MISSING)
         cells.append(cell)
     return tuple(cells)
-
-
-def _not_scored(row: SeedRow, models: Sequence[str]) -> SeedRow:
-    cells = tuple(SeedCell(m, None, None, NOT_SCORED) for m in models)
-    return SeedRow(row.label, row.explain, row.benchmark, row.task, row.metric, cells,
-                   row.seed, row.stand_in, row.reason)  # fmt: skip
 
 
 def _seed_row(
@@ -384,9 +374,7 @@ def build_seed_table(
     scored = set(shown["benchmark"]) if not shown.empty else set()
     values, verdicts = _values(shown), _verdicts(comparisons)
     failures = {n: c for n, c in comparisons.items() if isinstance(c, str)}
-    rows: list[SeedRow] = []
-    for definition_row in definition.rows:
-        rows.append(_seed_row(definition_row, scored, missing, skipped or {}))
+    rows = [_seed_row(d, scored, missing, skipped or {}) for d in definition.rows]
     used = {(r.benchmark, r.task, r.metric) for r in rows}
     types = _task_types(shown) if not shown.empty else {}
     order = [r.benchmark for r in rows]
@@ -397,13 +385,10 @@ def build_seed_table(
     for row in rows:
         cells = _cells((row.benchmark, row.task, row.metric), models, values, verdicts, failures)
         if row.scored and all(c.value is None for c in cells):
-            reason = f"no model here has {metric_label(row.metric)} on {row.scored_on}"
-            row = SeedRow(row.label, row.explain, row.benchmark, row.task, row.metric, (),
-                          row.seed, row.stand_in, reason)  # fmt: skip
+            row = replace(row, reason=f"no model here has {metric_label(row.metric)} on "
+                                      f"{row.scored_on}")  # fmt: skip
         if not row.scored:
-            filled.append(_not_scored(row, models))
-            continue
-        filled.append(SeedRow(row.label, row.explain, row.benchmark, row.task, row.metric,
-                              cells, row.seed, row.stand_in))  # fmt: skip
+            cells = tuple(SeedCell(m, None, None, NOT_SCORED) for m in models)
+        filled.append(replace(row, cells=cells))
     summaries = summary_lines(models[1:], comparisons) if compared else ()
     return SeedTable(tuple(models), tuple(filled), summaries, compared)
