@@ -17,6 +17,7 @@ import streamlit as st
 
 from dashboards.overview import CELL_CSS, method_notes
 from evalsuite.seed_table import (
+    STAND_IN,
     SeedCell,
     SeedRow,
     SeedTable,
@@ -51,13 +52,17 @@ def _change(cell: SeedCell) -> str:
 
 
 def _metric_cell(row: SeedRow, note: int) -> str:
+    """The metric's name (its explanation as the tooltip, a link to its footnote); a demo
+    stand-in says so under the name."""
     explain = row.explain + (f" Demo stand-in: {row.stand_in}." if row.stand_in else "")
+    name = row.label.removesuffix(f" ({STAND_IN})") if row.stand_in else row.label
     weight = "600" if row.seed else "400"
+    tag = f'<br><span style="{GREY}; font-size: 0.8em">{STAND_IN}</span>' if row.stand_in else ""
     return (
         f'<td style="{CELL}"><span title="{_text(explain)}" style="font-weight: {weight}; '
-        f'border-bottom: 1px dotted #9ca3af; cursor: help">{_text(row.label)}</span>'
+        f'border-bottom: 1px dotted #9ca3af; cursor: help">{_text(name)}</span>'
         f'<sup><a href="#{TABLE_ID}-note-{note}" style="text-decoration: none">{note}</a>'
-        "</sup></td>"
+        f"</sup>{tag}</td>"
     )
 
 
@@ -75,7 +80,7 @@ def _row(row: SeedRow, note: int, compared: bool) -> str:
 def seed_html(table: SeedTable) -> str:
     """One HTML block (no blank line, so Markdown leaves it alone): the table, one column
     per model with its change under the value, then the rows' explanations as footnotes."""
-    head = [f'<th style="{CELL}; text-align: left; width: 24%">Metric</th>',
+    head = [f'<th style="{CELL}; text-align: left; width: 30%">Metric</th>',
             f'<th style="{CELL}; text-align: left; width: 22%">Scored on</th>']  # fmt: skip
     for i, name in enumerate(table.models):
         role = "baseline" if i == 0 and table.compared and len(table.models) > 1 else ""

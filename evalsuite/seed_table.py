@@ -153,8 +153,15 @@ class SeedTable:
         return out
 
     def notes(self) -> list[str]:
-        """What a stand-in row was scored on, and why a change is not comparable."""
-        lines = [f"{r.label}: {r.scored_on}, {r.stand_in}" for r in self.rows if r.stand_in]
+        """What the demo's stand-in rows were scored on (rows sharing a stand-in in one
+        line), and why a change is not comparable."""
+        stand_ins: dict[tuple[str, str], list[str]] = {}
+        for r in self.rows:
+            if r.stand_in:
+                label = r.label.removesuffix(f" ({STAND_IN})")
+                stand_ins.setdefault((r.benchmark, r.stand_in), []).append(label)
+        lines = [f"Demo stand-in for {', '.join(labels)}: {benchmark}, {note}"
+                 for (benchmark, note), labels in stand_ins.items()]  # fmt: skip
         for row in self.rows:
             for cell in row.cells:
                 if cell.verdict == NOT_COMPARABLE and cell.reason:
