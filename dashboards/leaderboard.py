@@ -32,10 +32,10 @@ import pandas as pd
 import streamlit as st
 
 try:
-    from dashboards import overview, training, views
+    from dashboards import overview, seed_view, training, views
 except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dashboards import overview, training, views
+    from dashboards import overview, seed_view, training, views
 
 from evalsuite import store
 from evalsuite.errors import EvalSuiteError
@@ -223,6 +223,25 @@ def overview_page(ctx: dict[str, Any]) -> None:
     comp, models, columns = ctx["comparison"], ctx["models"], ctx["columns"]
     baseline_label = ctx["baseline"] or ""
     show_summary(ctx, baseline_label)
+    seed_view.show_seed_table(ctx)
+    with st.expander("Every metric, one column each (sortable, with fine-tuning cost)"):
+        show_grid(comp, models, columns, baseline_label)
+    show_ranks(ctx)
+    show_tradeoff(ctx, models, baseline_label)
+    provenance(ctx["runs"], models, ctx["baseline"])
+
+
+def show_grid(
+    comp: pd.DataFrame, models: pd.DataFrame, columns: list[views.Column], baseline_label: str
+) -> None:
+    """The wide per-model grid: one column per metric, sortable, and its CSV."""
+    base = views.md(baseline_label)
+    against = f"the change against **{base}**" if baseline_label else "no change"
+    st.caption(
+        f"Each cell: the score, then {against}: {overview.LEGEND}. Accuracy-like scores "
+        "are in %, changes in points; hits and pretest scores are counts out of the maximum "
+        "in the column title. Click a column title to sort."
+    )
     _, styler = overview.styled_overview(comp, models, columns)
     hidden: dict[str, Any] = {overview.delta_name(c): None for c in columns}
     hidden["Model"] = st.column_config.TextColumn("Model", pinned=True)
@@ -235,29 +254,19 @@ def overview_page(ctx: dict[str, Any]) -> None:
     st.download_button(
         "Download as CSV", csv, file_name="leaderboard.csv", mime="text/csv", key="download_csv"
     )
-    show_ranks(ctx)
-    show_tradeoff(ctx, models, baseline_label)
-    provenance(ctx["runs"], models, ctx["baseline"])
 
 
 def show_summary(ctx: dict[str, Any], baseline_label: str) -> None:
-    """Above the table: what changed significantly for each model, every loss included."""
+    """Above the seed table: what changed significantly for each model, every loss
+    included (how the verdicts were reached is under the table)."""
     if ctx["baseline"] is None:
         st.warning(NO_BASELINE, icon="⚖️")
-    lines = overview.summary_lines(ctx["verdicts"])
+    lines = overview.summary_lines(ctx["verdicts"], limit=1)  # the table below has the rest
     if lines:
         st.markdown(f"**Compared with {views.md(baseline_label)}:**")
         st.markdown("\n".join(f"- {line}" for line in lines))
-        st.caption("  \n".join(overview.method_notes(ctx["verdicts"])))
     elif len(ctx["models"]) == 1:
         st.info("Only one model is scored so far: score another to compare.")
-    base = views.md(baseline_label)
-    against = f"the change against **{base}**" if baseline_label else "no change"
-    st.caption(
-        f"Each cell: the score, then {against}: {overview.LEGEND}. Accuracy-like scores "
-        "are in %, changes in points; hits and pretest scores are counts out of the maximum "
-        "in the column title. Click a column title to sort."
-    )
 
 
 def show_cell_notes(comp: pd.DataFrame) -> None:
@@ -722,6 +731,7 @@ def main() -> None:
         roots=views.allowed_roots(runs),
         columns=columns,
         verdicts=verdicts,
+        skipped=skipped,
         comparison=table(columns),
         all_comparison=table(ctx["all_columns"]),
     )

@@ -259,16 +259,16 @@ def _not_comparable_tasks(comp: ModelComparison) -> list[str]:
     return [f"{task} ({reason})" for task, reason in tasks.items()]
 
 
-def summary_lines(comparisons: Comparisons) -> list[str]:
+def summary_lines(comparisons: Comparisons, limit: int | None = 3) -> list[str]:
     """One line per compared model from ``ModelComparison.summary_line()``: every significant
-    loss and the strongest gains, whatever columns the table shows; then the tasks whose
-    runs cannot be compared."""
+    loss and the strongest ``limit`` gains of each task, whatever columns the table shows;
+    then the tasks whose runs cannot be compared."""
     lines = []
     for name, comp in comparisons.items():
         if not isinstance(comp, ModelComparison):
             lines.append(f"**{md(name)}**: not comparable ({md(comp)})")
             continue
-        text = comp.summary_line()
+        text = comp.summary_line(limit)
         missing = _not_comparable_tasks(comp)
         if missing:
             text += "; not comparable on " + "; ".join(missing)

@@ -222,9 +222,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_score(sub)
     _add_compare(sub)
-    report = sub.add_parser("report", help="Markdown report with PNG charts")
-    report.add_argument("--out", type=Path, default=Path("reports"))
+    report = sub.add_parser(
+        "report", help="Markdown report with PNG charts; prints the seed's results table"
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        help="the report's folder (default reports/); with --format, the file the table is "
+        "written to (default: standard output)",
+    )
     report.add_argument("--baseline")
+    report.add_argument(
+        "--format",
+        choices=("markdown", "csv", "json"),
+        help="write only the seed's results table (and training costs), e.g. for a pull "
+        "request comment, instead of report.md",
+    )
     listing = sub.add_parser("list", help="models, runs and benchmarks")
     listing.add_argument(
         "what", nargs="?", choices=("models", "runs", "benchmarks"), default="runs"

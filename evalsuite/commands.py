@@ -289,10 +289,33 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from evalsuite.report import write_report
+_SUFFIXES = {"markdown": "md", "csv": "csv", "json": "json"}
 
-    path = write_report(_db(args), args.out, baseline=args.baseline)
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """report.md and its charts, with the seed's table and the training costs printed; with
+    ``--format``, only that table, to ``--out FILE`` or standard output."""
+    from evalsuite import report, seed_formats
+
+    data = report.load_report_data(_db(args), args.baseline)
+    table, costs = report.seed_table_of(data), report.training_costs(data)
+    if args.format:
+        text = seed_formats.render(table, args.format, costs)
+        if args.out is None:
+            sys.stdout.write(text)
+        elif args.out.is_dir():
+            raise EvalSuiteError(
+                f"--out {args.out} is a folder; with --format, --out names the file to write, "
+                f"e.g. {args.out / ('seed-table.' + _SUFFIXES[args.format])}"
+            )
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text, encoding="utf-8")
+            console.print(f"{args.format} table written to {args.out}", highlight=False)
+        return EXIT_OK
+    path = report.write_report_files(data, args.out or Path("reports"))
+    console.print(seed_formats.seed_rich(table))
+    console.print(seed_formats.cost_rich(costs))
     console.print(f"report written to {path}")
     return EXIT_OK
 

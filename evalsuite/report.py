@@ -60,6 +60,14 @@ from evalsuite.formatting import (
     task_kind,
     task_label,
 )
+from evalsuite.seed_formats import cost_markdown, seed_markdown
+from evalsuite.seed_table import (
+    SeedTable,
+    build_seed_table,
+    load_seed_rows,
+    missing_benchmark_reasons,
+)
+from evalsuite.training_cost import TrainingCost, training_cost
 from evalsuite.verdicts import (
     CORRECTION,
     N_RESAMPLES,
@@ -158,6 +166,7 @@ class ReportData:
     # model name -> every verdict of that model against the baseline (none for the baseline,
     # nor for a model sharing no metric with it)
     comparisons: dict[str, ModelComparison] = field(default_factory=dict)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)  # the latest runs' metrics
 
     @property
     def baseline(self) -> ModelEntry:
@@ -417,6 +426,7 @@ def load_report_data(
         class_f1=store.class_metrics(db_path, run_ids),
         skipped_tasks=skipped,
         comparisons=_comparisons(db_path, metrics, entries, n_resamples),
+        metrics=metrics,
     )
 
 
@@ -1368,6 +1378,32 @@ def _provenance_section(data: ReportData) -> list[str]:
     return lines
 
 
+def seed_table_of(data: ReportData) -> SeedTable:
+    """The seed's table of the report's models (baseline first) and verdicts."""
+    definition = load_seed_rows()
+    skipped = {
+        (benchmark, task): reason
+        for (_, benchmark), tasks in data.skipped_tasks.items()
+        for task, reason in tasks.items()
+    }
+    return build_seed_table(
+        data.metrics, [m.name for m in data.models], data.comparisons,
+        missing_benchmark_reasons(definition, data.metrics), definition, skipped,
+    )  # fmt: skip
+
+
+def training_costs(data: ReportData) -> list[TrainingCost]:
+    """What each model's training cost, from its training.json (none for a base model)."""
+    return [training_cost(model.name, model.training) for model in data.models]
+
+
+def _seed_section(data: ReportData) -> list[str]:
+    lines = ["## Results at a glance (the seed's table)", ""]
+    lines += [seed_markdown(seed_table_of(data), summaries=False).rstrip("\n"), ""]
+    lines += ["## Training cost", "", cost_markdown(training_costs(data)).rstrip("\n"), ""]
+    return lines
+
+
 def render_markdown(data: ReportData, figs: Figures, generated: datetime | None = None) -> str:
     generated = generated or datetime.now(timezone.utc)
     single = len(data.models) == 1
@@ -1397,7 +1433,7 @@ def render_markdown(data: ReportData, figs: Figures, generated: datetime | None 
             f"{CORRECTION}-corrected, at the 5% level); n/a not comparable (a note says why). "
             "Fractions change in percentage points (pts), scores in points."
         )
-    lines += ["", "## Headline results", ""]
+    lines += ["", *_seed_section(data), "## Headline results", ""]
     header, align = _header(data, "Benchmark")
     notes = Notes()
     lines.append(_table(header, _metric_rows(data, headline_rows(data), True, notes), align))
@@ -1477,6 +1513,11 @@ def write_report(
     ``evalsuite compare``'s, so both give the same verdicts). Raises :class:`ReportError`
     (or :class:`evalsuite.store.StoreMissingError`) with a message for the user."""
     data = load_report_data(db_path, baseline, models, target, n_resamples=n_resamples)
+    return write_report_files(data, out_dir)
+
+
+def write_report_files(data: ReportData, out_dir: Path) -> Path:
+    """``out_dir/report.md`` and its charts, of data already loaded; returns its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = draw_figures(data, out_dir)

@@ -378,6 +378,11 @@ def training_record(
         "target_field": cfg.data.target_field,
         "classes": classes,
         "seed": cfg.train.seed,
+        # items trained on: the sampler leaves no short step, so every step saw a full one
+        "train_samples": progress["global_step"]
+        * cfg.train.batch_size
+        * cfg.train.accum_steps
+        * int((info.get("device") or {}).get("processes") or 1),
         "code_version": code_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **info,

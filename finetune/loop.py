@@ -187,7 +187,7 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
     check_contrast_pool(cfg, accelerator.num_processes)
     model = load_base_model(cfg)
     data = checkpoint.data_fingerprint(cfg.data.path, cfg.data.reader, cfg.data.options)
-    info = {"base_model": base_info(model), "data": data}
+    info = {"base_model": base_info(model), "data": data, "device": device_info(accelerator)}
     unfreezer, frozen = configure_trainable(cfg, model)
     loaders = build_loaders(cfg, model, accelerator.process_index, accelerator.num_processes)
     info["data"].update(loaders.counts)
@@ -243,6 +243,18 @@ def check_split_sizes(cfg: TrainConfig, counts: dict[str, Any], steps: int, pool
             f"item(s); the {cfg.loss.objective} validation loss needs at least {need}: add "
             "items, or set data.val_split: null (with schedule.name cosine or constant)"
         )
+
+
+def device_info(accelerator: Accelerator) -> dict[str, Any]:
+    """Where training ran, for training.json: device type and name, processes, precision."""
+    device = accelerator.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "type": device.type,
+        "name": name,
+        "processes": accelerator.num_processes,
+        "mixed_precision": str(accelerator.mixed_precision),
+    }
 
 
 def base_info(model: ClipModel) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from report_tables import report_verdicts
+from test_seed_table import SEED_LABELS, markdown_rows
 from verdict_db import write_verdict_db
 
 from evalsuite.demo.__main__ import BASE_NAME, TUNED_NAME, DemoSettings, compare, run_demo
@@ -42,7 +43,8 @@ def test_shortened_demo_fine_tune_beats_base_on_lace_colour(tmp_path: Path) -> N
     general = metrics[metrics["benchmark"] == "demo_general"]
     assert set(general["model_name"]) == {BASE_NAME, TUNED_NAME}
     # the report shows the verdicts `evalsuite compare` gives (the marked baseline, defaults)
-    verdicts = report_verdicts((tmp_path / "reports" / "report.md").read_text(encoding="utf-8"))
+    markdown = (tmp_path / "reports" / "report.md").read_text(encoding="utf-8")
+    verdicts = report_verdicts(markdown)
     compared = compare_models(db, BASE_NAME, TUNED_NAME).as_dict()["metrics"]
     expected = {
         (TUNED_NAME, m["benchmark"], m["task"], m["metric"]): m["verdict"]
@@ -51,6 +53,11 @@ def test_shortened_demo_fine_tune_beats_base_on_lace_colour(tmp_path: Path) -> N
     }
     assert (TUNED_NAME, "demo_footwear", "lace_colour", "acc@1") in expected
     assert verdicts == expected
+    # every row of the seed's table has a value, each stand-in labelled as one
+    seed = markdown.split("## Results at a glance")[1].split("<details>")[0]
+    rows = markdown_rows(seed)[1:]
+    assert [r[0] for r in rows[: len(SEED_LABELS)]] == [f"{x} (demo stand-in)" for x in SEED_LABELS]
+    assert not [r for r in rows if "not scored" in r or "—" in r[2:4]]
 
 
 def test_demo_compare_goes_on_after_a_regression(

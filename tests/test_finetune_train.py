@@ -14,6 +14,7 @@ import yaml
 from accelerate.state import AcceleratorState
 
 from evalsuite.models import load_model
+from evalsuite.training_cost import training_cost
 from finetune.__main__ import main
 from finetune.config import validate_config
 from finetune.loop import train
@@ -82,6 +83,13 @@ def test_two_epochs_write_loadable_checkpoints(tmp_path: Path) -> None:
     assert info.base_fingerprint == load_model(model_dir).fingerprint
     last = load_model(out / "last").source.training
     assert len(last["history"]) == 3 and last["best_epoch"] in (1, 2)
+    # what the fine-tune cost, as `evalsuite report` shows it
+    assert last["device"] == {"type": "cpu", "name": None, "processes": 1, "mixed_precision": "no"}
+    assert last["train_samples"] == 8 * 8  # 8 optimizer steps of 8 items
+    cost = training_cost("tiny-footwear", last)
+    assert (cost.epochs, cost.steps, cost.samples, cost.device) == (2, 8, 64, "cpu, 1 process")
+    assert cost.trainable == last["trainable_parameters"]["trainable"] > 0
+    assert cost.seconds == pytest.approx(sum(h["seconds"] for h in last["history"]))
     assert load_model(out / "last").fingerprint != load_model(model_dir).fingerprint
     steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == list(range(1, 9))  # 32 items / 8 = 4 steps x 2 epochs

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from test_leaderboard_app import sample_db  # noqa: F401 - a fixture used below
+from test_seed_table import SEED_LABELS
 
 from dashboards import serve
 
@@ -258,6 +259,19 @@ def click_tab(tools: DevTools, label: str) -> None:
     assert clicked, f"no tab {label!r}"
 
 
+def click_expander(tools: DevTools, label: str) -> None:
+    """Open the expander whose title holds ``label`` (once it is drawn)."""
+    wait_for(
+        lambda: tools.evaluate(
+            "(() => { const s = [...document.querySelectorAll('[data-testid=stExpander] summary')]"
+            f".find(e => e.innerText.includes({json.dumps(label)})); "
+            "if (s) { s.click(); return true; } return false; })()"
+        ),
+        30,
+        f"the expander {label!r}",
+    )
+
+
 def screenshot_dir(tmp_path: Path) -> Path:
     out = Path(os.environ.get(SCREENSHOT_DIR_ENV) or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -266,13 +280,15 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 def test_leaderboard_in_a_real_browser(served, page, tmp_path):
     url, info = served
-    text = open_app(page, url, [*info["names"], "Compared with", "Trade-off"])
+    text = open_app(page, url, [*info["names"], "Compared with", "Trade-off", *SEED_LABELS])
     # the verdict line is plain text
     assert "Compared with FashionCLIP-tiny" in text
     # every candidate's significant changes, from evalsuite.verdicts
     assert "footwear-ft: better on footwear article type (zero-shot accuracy +10.10 pts" in text
     assert "worse on fashion-mnist label (zero-shot accuracy -5.00 pts" in text
     assert "Trade-off" in text
+    # the first view is the seed's table; the wide grid is one click away
+    click_expander(page, "Every metric")
     # the table is drawn on a canvas; its accessible twin (a hidden <table>) holds the column
     # titles and the numbers behind the cells
     grid = "[data-testid=stDataFrame]"
@@ -353,3 +369,56 @@ def test_locked_database_shows_a_notice_then_recovers_by_itself(sample_db, page,
             locker.wait()
     assert "being written" not in text
     assert all(name in text for name in info["names"])
+
+
+SEED_GEOMETRY = """(() => {
+  const table = document.querySelector('#seed-table table');
+  if (!table || !table.querySelector('th[data-model]')) return null;
+  const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.right, r.top]; };
+  const scrolling = [];  // the table and every box around it: none may scroll sideways
+  for (let e = table; e; e = e.parentElement) {
+    if (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible')
+      scrolling.push(e.tagName + '.' + e.className);
+  }
+  return {
+    viewport: window.innerWidth,
+    page: document.documentElement.scrollWidth,
+    table: box(table),
+    models: [...table.querySelectorAll('th[data-model]')].map(e => [e.dataset.model, ...box(e)]),
+    rows: [...table.querySelectorAll('tr[data-row]')].map(e => [e.dataset.row, ...box(e)]),
+    scrolling,
+  };
+})()"""
+FIRST_VIEW_WIDTH = 1400
+
+
+def seed_table_fits(page: DevTools, width: int = FIRST_VIEW_WIDTH) -> dict[str, Any]:
+    """The seed table's rows and model columns, once drawn; asserts that they lie within a
+    ``width``-px viewport with nothing scrolling sideways."""
+    geo = wait_for(lambda: page.evaluate(SEED_GEOMETRY), 30, "the seed table")
+    assert geo["viewport"] == width
+    assert geo["page"] <= width, f"the page scrolls sideways: {geo['page']} px"
+    assert not geo["scrolling"], f"boxes scroll sideways: {geo['scrolling']}"
+    left, right, _ = geo["table"]
+    assert left >= 0 and right <= width, geo["table"]
+    for name, left, right, _ in geo["models"] + geo["rows"]:
+        assert 0 <= left < right <= width, (name, left, right)
+    return geo
+
+
+def test_first_view_seed_table_fits_1400_px(served, page, tmp_path):
+    """The seed's table is the first thing on the page: every row and every model column
+    (the baseline first) within 1400 px, without scrolling sideways."""
+    url, info = served
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=FIRST_VIEW_WIDTH, height=1600, deviceScaleFactor=1, mobile=False,
+    )  # fmt: skip
+    open_app(page, url, [*SEED_LABELS, *info["names"], "Compared with"])
+    geo = seed_table_fits(page)
+    assert [row[0] for row in geo["rows"]][: len(SEED_LABELS)] == SEED_LABELS
+    models = [m[0] for m in geo["models"]]
+    assert models[0] == "FashionCLIP-tiny" and set(models) == set(info["names"])
+    assert geo["table"][2] < 900, "the table starts near the top of the page"
+    shot = page.screenshot(screenshot_dir(tmp_path) / "leaderboard-seed-table.png")
+    assert shot.stat().st_size > 20_000
