@@ -19,7 +19,7 @@ from evalsuite.registry import suggest
 
 DEFAULT_DB = Path("reports/results.duckdb")
 # commands that read an existing results database (`list benchmarks` reads none)
-READS_RESULTS = ("compare", "list", "export", "baseline")
+READS_RESULTS = ("compare", "list", "export", "baseline", "report")
 MODEL_CONFIGS = ("config.json", "open_clip_config.json")  # Hugging Face, open_clip
 CHECKPOINTS = ("best", "last")  # what `finetune` writes into its output folder
 EMBEDDINGS_PREFIX = "embeddings:"  # evalsuite.models.precomputed.PREFIX

@@ -71,6 +71,8 @@ def test_errors_come_before_heavy_imports(tmp_path: Path) -> None:
         "--images-dir": ["prepare", "footwear", "--images-dir", str(tmp_path / "x"),
                          "--styles", str(tmp_path / "styles.csv")],
         f"no results database at {missing}": ["--results", missing, "list", "runs"],
+        f"score a model first (`evalsuite score MODEL --db {missing}`": [
+            "report", "--db", missing, "--out", str(tmp_path / "rep")],
     }  # fmt: skip
     for message, argv in cases.items():
         code, heavy, err = run_cli(argv)
