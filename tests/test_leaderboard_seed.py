@@ -3,6 +3,7 @@ with AppTest on the sample database, and its HTML on its own."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -65,8 +66,10 @@ def test_seed_html_escapes_names_and_keeps_one_html_block():
     )  # fmt: skip
     markup = seed_html(table)
     assert "\n\n" not in markup  # Markdown would end the HTML block there
-    assert "&lt;b&gt;" in markup and "&#58;red[y]" in markup and "&#36;z&#36;" in markup
-    assert shown_models(markup)[1] == "**x** &#58;red[y] &#36;z&#36; &lt;b&gt;"
+    assert "&#60;b&#62;" in markup and "&#58;red&#91;y&#93;" in markup and "&#36;z&#36;" in markup
+    assert shown_models(markup)[1] == "".join(f"&#{ord(c)};" if c in "*:[]$<>" else c
+                                              for c in "**x** :red[y] $z$ <b>")  # fmt: skip
+    assert html.unescape(shown_models(markup)[1]) == "**x** :red[y] $z$ <b>"  # the name, shown
 
 
 @pytest.mark.parametrize("compared", [True, False])

@@ -62,7 +62,7 @@ def test_formats_hold_the_same_rows(sample: Path, capsys, tmp_path: Path) -> Non
     costs = {c["model"]: c for c in payload["training_cost"]}
     assert costs["footwear-ft"]["seconds"] == pytest.approx(936.0)  # 311 + 312 + 313 s
     # a PR comment: the Markdown also carries the training cost
-    assert "| footwear-ft | 15 min 36 s | 3 | not recorded |" in markdown
+    assert "| footwear-ft | 15 min 36 s | 3 | 27 | not recorded |" in markdown  # steps logged
 
 
 def test_format_out_must_be_a_file(sample: Path, capsys, tmp_path: Path) -> None:
