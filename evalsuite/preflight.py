@@ -41,13 +41,18 @@ def check_args(args: argparse.Namespace) -> None:
         check_results_exist(results_db(args))
 
 
+def missing_results(db: Path) -> str:
+    """What a reader says of a results database that is not there (the store says it too)."""
+    return (
+        f"no results database at {db}: score a model first "
+        f"(`evalsuite score MODEL --db {db}`), which creates it"
+    )
+
+
 def check_results_exist(db: Path) -> None:
     """A database to read must exist (a file, or a folder of exported runs)."""
     if not db.exists():
-        raise EvalSuiteError(
-            f"no results database at {db}: score a model first "
-            f"(`evalsuite score MODEL --db {db}`), which creates it"
-        )
+        raise EvalSuiteError(missing_results(db))
 
 
 # ---------------------------------------------------------------- model folders

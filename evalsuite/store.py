@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from evalsuite.preflight import DEFAULT_DB
+from evalsuite.preflight import DEFAULT_DB, missing_results
 from evalsuite.results import ModelInfo, RunResult
 from evalsuite.store_checks import (
     Schema,
@@ -165,10 +165,7 @@ def connect(
         timeout_s = READ_TIMEOUT_S if read_only else WRITE_TIMEOUT_S
     check_path(path, read_only)
     if read_only and not path.is_file():
-        raise StoreMissingError(
-            f"no results database at {path}: score a model first (`evalsuite score ...`), "
-            "which creates it"
-        )
+        raise StoreMissingError(missing_results(path))
     if not read_only:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
