@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -22,33 +22,48 @@ from PIL import Image
 from torchvision import transforms
 
 from evalsuite.images import open_rgb
+from evalsuite.metrics.zeroshot import ScoreFormula
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+SIGLIP_MEAN = (0.5, 0.5, 0.5)
+SIGLIP_STD = (0.5, 0.5, 0.5)
+ResizeMode = Literal["shortest", "squash"]
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """CLIP preprocessing: resize the shortest edge, centre-crop, normalise."""
+    """CLIP preprocessing: resize the shortest edge, centre-crop, normalise ("shortest");
+    or, as SigLIP does, resize the whole image to a square without a crop ("squash")."""
 
     image_size: int
     mean: tuple[float, float, float] = OPENAI_MEAN
     std: tuple[float, float, float] = OPENAI_STD
     resize_size: int | None = None  # shortest edge before the crop; image_size when None
     interpolation: str = "bicubic"
+    resize_mode: ResizeMode = "shortest"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if self.resize_mode == "shortest":  # CLIP's default: fingerprints stay as they were
+            del out["resize_mode"]
+        return out
 
     def build_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         interpolation = transforms.InterpolationMode(self.interpolation)
-        return transforms.Compose(
-            [
-                transforms.Resize(self.resize_size or self.image_size, interpolation=interpolation),
+        if self.resize_mode == "squash":
+            size = (self.image_size, self.image_size)
+            resize = [transforms.Resize(size, interpolation=interpolation)]
+        else:
+            edge = self.resize_size or self.image_size
+            resize = [
+                transforms.Resize(edge, interpolation=interpolation),
                 transforms.CenterCrop(self.image_size),
-                transforms.ToTensor(),
-                transforms.Normalize(self.mean, self.std),
             ]
+        return transforms.Compose(
+            [*resize, transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
         )
 
 
@@ -128,9 +143,29 @@ class ClipModel(ABC):
         return self
 
     @property
+    def logit_bias_parameter(self) -> torch.nn.Parameter | None:
+        """SigLIP's learnable logit bias; None for softmax (CLIP) models."""
+        return None
+
+    @property
     def logit_scale(self) -> float:
         """The softmax temperature's inverse, ``exp(logit_scale)`` (100 for OpenAI CLIP)."""
         return float(self.logit_scale_parameter.detach().exp())
+
+    @property
+    def logit_bias(self) -> float | None:
+        bias = self.logit_bias_parameter
+        return None if bias is None else float(bias.detach().reshape(()))
+
+    @property
+    def objective(self) -> Literal["contrastive", "sigmoid"]:
+        """The loss the model was trained with: a logit bias means SigLIP's sigmoid loss."""
+        return "contrastive" if self.logit_bias_parameter is None else "sigmoid"
+
+    def score_formula(self) -> ScoreFormula:
+        """How the model turns a cosine into a logit and a probability (softmax or sigmoid)."""
+        kind = "softmax" if self.logit_bias_parameter is None else "sigmoid"
+        return ScoreFormula(kind, self.logit_scale, self.logit_bias)
 
     @cached_property
     def transform(self) -> Callable[[Image.Image], torch.Tensor]:

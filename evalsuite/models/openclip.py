@@ -56,6 +56,10 @@ class OpenClipModel(ClipModel):
         return self.module.logit_scale
 
     @property
+    def logit_bias_parameter(self) -> torch.nn.Parameter | None:
+        return getattr(self.module, "logit_bias", None)  # set by init_logit_bias (SigLIP)
+
+    @property
     def embed_dim(self) -> int:
         return int(self.model_cfg["embed_dim"])
 
