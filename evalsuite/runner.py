@@ -297,6 +297,8 @@ def score_benchmark(
             "image_roots": image_roots(items),
         },
     )
+    if not isinstance(engine, LookupEngine):  # the model's own cosine -> logit/probability
+        run.extra["score_formula"] = engine.model.score_formula().to_dict()
     if isinstance(engine, LookupEngine):
         run.extra["precomputed"] = {
             "n_items_with_embedding": len(scored),

@@ -52,6 +52,23 @@ def test_both_backends_agree_on_the_same_weights(
     assert hf.logit_scale == pytest.approx(oc.logit_scale)
 
 
+def test_clip_score_formula_is_the_models_own_softmax(tiny_hf_dir: Path) -> None:
+    """The formula a run records gives transformers' own CLIP probabilities from cosines."""
+    model = load_model(tiny_hf_dir)
+    reference = CLIPModel.from_pretrained(tiny_hf_dir, local_files_only=True).eval()
+    processor = AutoProcessor.from_pretrained(tiny_hf_dir, local_files_only=True)
+    inputs = processor(text=TEXTS, images=_images(), return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected = reference(**inputs).logits_per_image.softmax(dim=-1).numpy()
+    pixels = inputs["pixel_values"]
+    with torch.no_grad():
+        image = torch.nn.functional.normalize(model.image_features(pixels), dim=-1)
+    cosines = image.numpy() @ model.encode_texts(TEXTS).T
+    formula = model.score_formula()
+    assert (formula.kind, formula.logit_bias, model.objective) == ("softmax", None, "contrastive")
+    np.testing.assert_allclose(formula.probabilities(cosines), expected, rtol=1e-4, atol=1e-6)
+
+
 def test_saved_folders_load_without_this_suite(tiny_hf_dir: Path, tiny_open_clip_dir: Path) -> None:
     CLIPModel.from_pretrained(tiny_hf_dir, local_files_only=True)
     processor = AutoProcessor.from_pretrained(tiny_hf_dir, local_files_only=True)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from evalsuite import store
@@ -94,6 +95,9 @@ def test_score_real_data_once_per_distinct_image(
         "lace_search",
         "lace_image_search",
     }
+    formula = footwear.extra["score_formula"]  # the CLIP's own softmax at its own scale
+    assert formula["kind"] == "softmax" and formula["logit_bias"] is None
+    assert formula["logit_scale"] == pytest.approx(np.exp(2.6592), rel=1e-5)
     # thumbnails are served only from here: the Kaggle images folder, not the prepared one
     assert footwear.extra["image_roots"] == [str((catalogue_dir / "images").resolve())]
 
