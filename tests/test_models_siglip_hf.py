@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ TEXTS = ["Nike Men Black Casual Shoes", "a photo of red heels", "Puma Women Grey
 # SiglipImageProcessor (torchvision backend) rounds resized pixels to 8 bits where PIL does
 # not: at most one grey level apart, 1/255 of [0, 1], i.e. 2/255 after (x - 0.5) / 0.5.
 ONE_GREY_LEVEL = 2 / 255 + 1e-6
+SIGLIP_HUB_ID = "google/siglip-base-patch16-224"
 
 
 def generated_captions() -> list[str]:
@@ -243,7 +244,8 @@ def hub_cache(hf_home: Path, hub_id: str, files: Path) -> None:
 HUB_SCRIPT = """
 from evalsuite.errors import ModelLoadError
 from evalsuite.models import load_model
-print(load_model("tiny-org/siglip").fingerprint)
+model = load_model("tiny-org/siglip")
+print(model.fingerprint, model.preprocess_config.interpolation)
 for spec in ("tiny-org/siglip-no-tokenizer", "google/siglip-base-patch16-224"):
     try:
         load_model(spec)
@@ -252,23 +254,42 @@ for spec in ("tiny-org/siglip-no-tokenizer", "google/siglip-base-patch16-224"):
 """
 
 
-def test_hub_ids_load_from_the_cache_and_fail_fast_offline(
-    model: ClipModel, siglip_dir: Path, tmp_path: Path
+def test_hub_ids_load_from_the_cache_and_fail_at_once_without_network(
+    siglip_dir: Path, tmp_path: Path
 ) -> None:
-    hf_home = tmp_path / "hf-home"
-    hub_cache(hf_home, "tiny-org/siglip", siglip_dir)
+    """As tests/test_hub_unreachable.py: offline mode off, and a Hub that refuses connections.
+    A cached id loads; an uncached or partly cached one fails without download retries."""
+    from test_hub_unreachable import no_network_env
+
+    env = no_network_env(tmp_path)
+    bilinear = tmp_path / "bilinear"  # a processor unlike the defaults: it must be read
+    shutil.copytree(siglip_dir, bilinear)
+    processor = json.loads((bilinear / "preprocessor_config.json").read_text())
+    processor["resample"] = 2
+    (bilinear / "preprocessor_config.json").write_text(json.dumps(processor))
+    hub_cache(Path(env["HF_HOME"]), "tiny-org/siglip", bilinear)
     no_tokenizer = copy_without_tokenizer(siglip_dir, tmp_path / "no-tokenizer")
-    hub_cache(hf_home, "tiny-org/siglip-no-tokenizer", no_tokenizer)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home)}
+    hub_cache(Path(env["HF_HOME"]), "tiny-org/siglip-no-tokenizer", no_tokenizer)
+    start = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", HUB_SCRIPT], env=env, capture_output=True, text=True, timeout=120
     )
+    assert time.monotonic() - start < 60, "transformers' download retries were not skipped"
     assert done.returncode == 0, done.stderr
-    fingerprint, partial, missing = done.stdout.strip().splitlines()[-3:]
-    assert fingerprint == model.fingerprint  # preprocessing read from the cached snapshot
-    for line, hub_id in ((partial, "tiny-org/siglip-no-tokenizer"), (missing, "google/siglip")):
+    loaded, partial, missing = done.stdout.strip().splitlines()[-3:]
+    assert loaded == f"{load_model(bilinear).fingerprint} bilinear"
+    for line, hub_id in ((partial, "tiny-org/siglip-no-tokenizer"), (missing, SIGLIP_HUB_ID)):
         assert line.startswith("HubModelNotCached") and hub_id in line
-        assert "HF_HUB_OFFLINE is set" in line and "pass the folder" in line
+        assert "cannot be reached" in line and f"hf download {hub_id}" in line
+
+
+def test_without_a_processor_file_siglip_defaults_apply(
+    model: ClipModel, siglip_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "no-processor"
+    shutil.copytree(siglip_dir, folder)
+    (folder / "preprocessor_config.json").unlink()
+    assert load_model(folder).preprocess_config == model.preprocess_config  # squash, 0.5
 
 
 # --- layout: locking and LoRA ----------------------------------------------------------------
