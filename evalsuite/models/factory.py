@@ -21,18 +21,24 @@ score. ``load_model`` refuses them with that hint, since they cannot be fine-tun
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import open_clip
 import torch
-from transformers import CLIPModel
+from transformers import CLIPModel, PretrainedConfig, SiglipModel
 
 from evalsuite.errors import ModelLoadError
 from evalsuite.hub import HUB_ID, HubModelNotCached, cached, not_downloadable
 from evalsuite.models.base import ClipModel, ModelSource
 from evalsuite.models.checks import describe_mismatch, read_json
 from evalsuite.models.hf import HFClipModel, load_hf_tokenizer, preprocess_config_from_folder
+from evalsuite.models.hf_siglip import (
+    HFSiglipModel,
+    load_siglip_tokenizer,
+    siglip_preprocess_config,
+)
 from evalsuite.models.openclip import CONFIG_FILE as OPEN_CLIP_CONFIG
 from evalsuite.models.openclip import load_open_clip
 from evalsuite.models.precomputed import (
@@ -179,23 +185,87 @@ def load_hf_hub(hub_id: str, trust_remote_code: bool = False) -> ClipModel:
 
 def _load_hf(
     name: str, source: ModelSource, trust_remote_code: bool, local_files_only: bool
-) -> HFClipModel:
+) -> ClipModel:
+    """A Hugging Face folder or Hub id, by its config.json's ``model_type``."""
     kwargs: dict[str, Any] = {
         "local_files_only": local_files_only,
         "trust_remote_code": trust_remote_code,
     }
+    model_type = _hf_model_type(name, local_files_only)
+    load = HF_LOADERS.get(model_type)
+    if load is None:
+        raise ModelLoadError(HF_REFUSED.get(model_type) or _unknown_model_type(name, model_type))
+    return load(name, source, kwargs)
+
+
+def _load_hf_clip(name: str, source: ModelSource, kwargs: dict[str, Any]) -> HFClipModel:
+    module = _from_pretrained(CLIPModel, "Hugging Face CLIP", name, kwargs)
+    tokenizer = load_hf_tokenizer(name, module, **kwargs)
+    folder = source.path or _hub_snapshot_folder(name)
+    preprocess = preprocess_config_from_folder(folder, module.config.vision_config.image_size)
+    return HFClipModel(module, tokenizer, preprocess, source)
+
+
+def _load_hf_siglip(name: str, source: ModelSource, kwargs: dict[str, Any]) -> HFSiglipModel:
+    module = _from_pretrained(SiglipModel, "Hugging Face SigLIP", name, kwargs)
+    tokenizer = load_siglip_tokenizer(name, source.path, **kwargs)
+    folder = source.path or _hub_snapshot_folder(name)
+    preprocess = siglip_preprocess_config(folder, module.config.vision_config.image_size)
+    return HFSiglipModel(module, tokenizer, preprocess, source)
+
+
+# config.json's model_type -> the loader of that architecture ("clip" also when it is absent)
+HF_LOADERS: dict[str, Callable[[str, ModelSource, dict[str, Any]], ClipModel]] = {
+    "clip": _load_hf_clip,
+    "siglip": _load_hf_siglip,
+}
+# model types refused on purpose, with why and what to do instead
+HF_REFUSED = {
+    "siglip2": (
+        "Hugging Face SigLIP 2 folders (Siglip2Model, model_type 'siglip2') are not supported "
+        "yet: their NaFlex image processor resizes each image to its own patch grid (aspect "
+        "ratio kept, up to max_num_patches), which this suite's fixed-size square preprocessing "
+        "does not reproduce. Load SigLIP 2 through open_clip instead, e.g. "
+        "'hf-hub:timm/ViT-B-16-SigLIP2'"
+    ),
+}
+
+
+def _hf_model_type(name: str, local_files_only: bool) -> str:
+    """``model_type`` of the config.json of a folder or Hub id (``OSError`` where the file
+    cannot be had, as from ``from_pretrained``, so ``load_hf_hub`` can tell why)."""
+    try:
+        config, _ = PretrainedConfig.get_config_dict(name, local_files_only=local_files_only)
+    except OSError:
+        raise
+    except Exception as exc:  # JSON that is not an object, and the like
+        raise ModelLoadError(f"cannot read the config.json of {name!r}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"config.json of {name!r} is not a JSON object")
+    return str(config.get("model_type") or "clip")
+
+
+def _unknown_model_type(name: str, model_type: str) -> str:
+    return (
+        f"Hugging Face model {name!r} has model_type {model_type!r} in its config.json; this "
+        f"suite loads {', '.join(repr(t) for t in HF_LOADERS)} (CLIPModel, SiglipModel)"
+    )
+
+
+def _from_pretrained(model_class: Any, what: str, name: str, kwargs: dict[str, Any]) -> Any:
+    """``model_class.from_pretrained`` that refuses weights which do not fit the config."""
     try:
         # Shape mismatches are reported in the loading info below (not raised with "look at
         # the above report"), and refused there like missing and unexpected weights.
-        module, info = CLIPModel.from_pretrained(
+        module, info = model_class.from_pretrained(
             name, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
         )
     except OSError:
         raise
     except Exception as exc:  # corrupt weights, wrong model type: name the source
         if refused_pickle(exc):
-            raise ModelLoadError(pickle_message(f"Hugging Face CLIP {name!r}")) from exc
-        raise ModelLoadError(f"cannot load Hugging Face CLIP {name!r}: {exc}") from exc
+            raise ModelLoadError(pickle_message(f"{what} {name!r}")) from exc
+        raise ModelLoadError(f"cannot load {what} {name!r}: {exc}") from exc
     # transformers has already left out the keys that legitimately differ (position_ids
     # buffers of older checkpoints, the model's _keys_to_ignore_on_load_*): the rest count.
     problem = describe_mismatch(
@@ -203,13 +273,10 @@ def _load_hf(
     )
     if problem:
         raise ModelLoadError(
-            f"Hugging Face CLIP {name}: config.json does not match the weights: {problem}. "
+            f"{what} {name}: config.json does not match the weights: {problem}. "
             "Use the config.json saved with these weights"
         )
-    tokenizer = load_hf_tokenizer(name, module, **kwargs)
-    folder = source.path or _hub_snapshot_folder(name)
-    preprocess = preprocess_config_from_folder(folder, module.config.vision_config.image_size)
-    return HFClipModel(module, tokenizer, preprocess, source)
+    return module
 
 
 def _hub_snapshot_folder(hub_id: str) -> Path | None:

@@ -114,6 +114,44 @@ def check_coverage(root: nn.Module, layout: ModelLayout) -> None:
 
 
 def _hf_layout(module: nn.Module) -> ModelLayout:
+    """Hugging Face models by their config's ``model_type`` (CLIPModel's when it has none)."""
+    model_type = getattr(getattr(module, "config", None), "model_type", None) or "clip"
+    layouts = {"clip": _hf_clip_layout, "siglip": _hf_siglip_layout}
+    if model_type not in layouts:
+        raise LayoutError(
+            f"no tower layout for Hugging Face model_type {model_type!r}; "
+            f"known: {', '.join(sorted(layouts))}"
+        )
+    return layouts[model_type](module)
+
+
+def _hf_siglip_layout(module: nn.Module) -> ModelLayout:
+    """SiglipModel: no pre-norm and no class token; each tower's head (final norm, then the
+    vision attention-pool head or the text projection) sits inside the tower."""
+
+    def tower(model: str, final_norm: str) -> TowerLayout:
+        blocks = _indexed(module, f"{model}.encoder.layers")
+        attention = tuple(
+            f"{block}.self_attn.{proj}"
+            for block in blocks
+            for proj in ("q_proj", "k_proj", "v_proj", "out_proj")
+        )
+        return TowerLayout(
+            embed=(f"{model}.embeddings",),
+            blocks=blocks,
+            head=_existing(module, f"{model}.{final_norm}", f"{model}.head"),
+            attention=attention,
+        )
+
+    return ModelLayout(
+        backend="hf",
+        image=tower("vision_model", "post_layernorm"),
+        text=tower("text_model", "final_layer_norm"),
+        logit=_existing(module, "logit_scale", "logit_bias"),
+    )
+
+
+def _hf_clip_layout(module: nn.Module) -> ModelLayout:
     def tower(model: str, pre_norm: tuple[str, ...], final_norm: str, proj: str) -> TowerLayout:
         blocks = _indexed(module, f"{model}.encoder.layers")
         attention = tuple(
