@@ -141,7 +141,8 @@ def save_checkpoint(out: Path, model: ClipModel, training: dict[str, Any]) -> No
     def write(tmp: Path) -> None:
         model.save(tmp)
         (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2, default=str) + "\n")
-        (tmp / "README.md").write_text(model_card(training, model.backend))
+        loader = type(model.module).__name__ if model.backend == "hf" else None
+        (tmp / "README.md").write_text(model_card(training, model.backend, loader))
 
     replace_atomically(out, write)
 
@@ -150,7 +151,7 @@ def _number(value: Any, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}g}"
 
 
-def model_card(training: dict[str, Any], backend: str) -> str:
+def model_card(training: dict[str, Any], backend: str, hf_class: str | None = None) -> str:
     """A short Markdown model card: what, from what, on what, how well, how to load."""
     base, data = training["base_model"], training["data"]
     rows = [
@@ -159,7 +160,7 @@ def model_card(training: dict[str, Any], backend: str) -> str:
         for h in training["history"]
     ]
     load = (
-        'transformers.CLIPModel.from_pretrained("<this folder>")'
+        f'transformers.{hf_class or "CLIPModel"}.from_pretrained("<this folder>")'
         if backend == "hf"
         else 'open_clip.create_model_and_transforms("local-dir:<this folder>")'
     )
