@@ -21,6 +21,8 @@ Injectors are registered per backend in ``INJECTORS``:
   ``out_proj.weight``; ``W`` is never written. Same shapes and init as peft's (``A``
   Kaiming-uniform, ``B`` zero): one rank-r adapter on the stacked q/k/v projection, one on
   ``out_proj``. ``lora.dropout`` cannot apply to a weight-space delta; a warning says so.
+  A timm vision trunk inside open_clip (SigLIP) has plain ``qkv`` and ``proj`` Linear layers
+  instead: peft adapts them, as for Hugging Face models.
 
 :func:`merge_lora` folds the adapters into the base weights and removes every trace of them,
 so ``model.save`` writes a plain checkpoint that transformers / open_clip load without peft.
@@ -180,8 +182,17 @@ class LoraMultiheadAttention(nn.Module):
         return base
 
 
+def _inject_open_clip(root: nn.Module, targets: tuple[str, ...], cfg: LoraSettings) -> None:
+    """open_clip's own towers use nn.MultiheadAttention; a timm trunk (SigLIP) has plain
+    ``qkv``/``proj`` Linear layers, which peft adapts as for Hugging Face models."""
+    linear = tuple(name for name in targets if isinstance(root.get_submodule(name), nn.Linear))
+    if linear:
+        _inject_peft(root, linear, cfg)
+    _inject_mha(root, tuple(name for name in targets if name not in linear), cfg)
+
+
 def _inject_mha(root: nn.Module, targets: tuple[str, ...], cfg: LoraSettings) -> None:
-    if cfg.dropout > 0:
+    if cfg.dropout > 0 and targets:
         log.warning(
             "lora.dropout=%s has no effect on open_clip attention: its adapters are "
             "weight-space deltas on nn.MultiheadAttention",
@@ -206,7 +217,7 @@ def _merge_mha(root: nn.Module) -> int:
 
 INJECTORS: dict[str, Callable[[nn.Module, tuple[str, ...], LoraSettings], None]] = {
     "hf": _inject_peft,
-    "open_clip": _inject_mha,
+    "open_clip": _inject_open_clip,
 }
 
 

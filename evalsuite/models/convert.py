@@ -48,7 +48,9 @@ def hf_config_from_open_clip(model_cfg: dict[str, Any]) -> CLIPConfig:
     )
 
 
-def _blocks_hf_to_open_clip(hf: Tensors, src: str, dst: str, layers: int) -> Tensors:
+def hf_blocks_to_open_clip(hf: Tensors, src: str, dst: str, layers: int) -> Tensors:
+    """``layers`` encoder layers of the Hugging Face tower ``src`` as open_clip
+    ``ResidualAttentionBlock`` weights under ``dst`` (CLIP's and SigLIP's text towers)."""
     out: Tensors = {}
     for i in range(layers):
         s, d = f"{src}.encoder.layers.{i}", f"{dst}.resblocks.{i}"
@@ -86,8 +88,8 @@ def hf_to_open_clip_state_dict(hf: Tensors, config: CLIPConfig) -> Tensors:
         "visual.ln_post.bias": hf[f"{v}.post_layernorm.bias"],
         "visual.proj": hf["visual_projection.weight"].T.contiguous(),
     }
-    out |= _blocks_hf_to_open_clip(hf, t, "transformer", config.text_config.num_hidden_layers)
-    out |= _blocks_hf_to_open_clip(
+    out |= hf_blocks_to_open_clip(hf, t, "transformer", config.text_config.num_hidden_layers)
+    out |= hf_blocks_to_open_clip(
         hf, v, "visual.transformer", config.vision_config.num_hidden_layers
     )
     return out

@@ -10,7 +10,7 @@ rates and LoRA read this layout and never spell a module name themselves.
 
 Backends register a layout function in ``LAYOUTS``; every parameter of the module must fall
 in exactly one part, else :class:`LayoutError` names the strays (an architecture this file
-does not know yet, e.g. a timm or Hugging Face text tower inside open_clip).
+does not know yet, e.g. a Hugging Face text tower inside open_clip).
 """
 
 from __future__ import annotations
@@ -177,19 +177,10 @@ def _hf_clip_layout(module: nn.Module) -> ModelLayout:
 
 
 def _open_clip_layout(module: nn.Module) -> ModelLayout:
-    visual_blocks = _indexed(module, "visual.transformer.resblocks")
-    image = TowerLayout(
-        embed=_existing(
-            module,
-            "visual.conv1",
-            "visual.class_embedding",
-            "visual.positional_embedding",
-            "visual.ln_pre",
-        ),
-        blocks=visual_blocks,
-        head=_existing(module, "visual.attn_pool", "visual.ln_post", "visual.proj"),
-        attention=tuple(f"{block}.attn" for block in visual_blocks),
-    )
+    if isinstance(getattr(module.visual, "trunk", None), nn.Module):
+        image = _timm_image_layout(module)
+    else:
+        image = _open_clip_vit_layout(module)
     # CLIP keeps the text tower on the root; CustomTextCLIP under `text` (a TextTransformer).
     t = "text." if isinstance(getattr(module, "text", None), nn.Module) else ""
     text_blocks = _indexed(module, f"{t}transformer.resblocks")
@@ -204,6 +195,43 @@ def _open_clip_layout(module: nn.Module) -> ModelLayout:
         image=image,
         text=text,
         logit=_existing(module, "logit_scale", "logit_bias"),
+    )
+
+
+def _open_clip_vit_layout(module: nn.Module) -> TowerLayout:
+    """open_clip's own VisionTransformer (CLIP)."""
+    blocks = _indexed(module, "visual.transformer.resblocks")
+    return TowerLayout(
+        embed=_existing(
+            module,
+            "visual.conv1",
+            "visual.class_embedding",
+            "visual.positional_embedding",
+            "visual.ln_pre",
+        ),
+        blocks=blocks,
+        head=_existing(module, "visual.attn_pool", "visual.ln_post", "visual.proj"),
+        attention=tuple(f"{block}.attn" for block in blocks),
+    )
+
+
+def _timm_image_layout(module: nn.Module) -> TowerLayout:
+    """A timm ViT trunk in open_clip's TimmModel (SigLIP: no class token, an attention-pool
+    head). timm's attention is a fused ``qkv`` Linear and a ``proj`` Linear, the LoRA
+    targets; the trunk's ``attn_pool`` is head, as is TimmModel's own projection."""
+    trunk = "visual.trunk"
+    blocks = _indexed(module, f"{trunk}.blocks")
+    attention = tuple(f"{block}.attn.{proj}" for block in blocks for proj in ("qkv", "proj"))
+    for name in attention:  # a Linear, or peft's LoRA layer around one
+        if _resolve_or_none(module, name) is None:
+            raise LayoutError(f"{trunk} has no {name}: not a timm ViT attention this layout knows")
+    embed = ("patch_embed", "cls_token", "reg_token", "pos_embed", "norm_pre")
+    head = ("norm", "attn_pool", "fc_norm", "head")
+    return TowerLayout(
+        embed=_existing(module, *(f"{trunk}.{name}" for name in embed)),
+        blocks=blocks,
+        head=_existing(module, *(f"{trunk}.{name}" for name in head), "visual.head"),
+        attention=attention,
     )
 
 
@@ -223,6 +251,13 @@ def _resolve(root: nn.Module, name: str) -> nn.Module | nn.Parameter:
     if not isinstance(target, (nn.Module, nn.Parameter)):
         raise LayoutError(f"{name} is a {type(target).__name__}, not a module or parameter")
     return target
+
+
+def _resolve_or_none(root: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return root.get_submodule(name)
+    except AttributeError:
+        return None
 
 
 def _existing(root: nn.Module, *names: str) -> tuple[str, ...]:

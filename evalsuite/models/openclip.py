@@ -12,18 +12,31 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import open_clip
 import torch
 from safetensors.torch import save_model
 
 from evalsuite.errors import ModelLoadError
-from evalsuite.models.base import OPENAI_MEAN, OPENAI_STD, ClipModel, ModelSource, PreprocessConfig
+from evalsuite.models.base import (
+    OPENAI_MEAN,
+    OPENAI_STD,
+    ClipModel,
+    ModelSource,
+    PreprocessConfig,
+    ResizeMode,
+)
 from evalsuite.models.checks import describe_mismatch, file_shapes, shape_mismatches
+from evalsuite.models.openclip_hub import (
+    check_folder_tokenizer,
+    check_hub_files,
+    tokenizer_cached,
+)
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
+RESIZE_MODES: tuple[ResizeMode, ...] = get_args(ResizeMode)
 
 
 class OpenClipModel(ClipModel):
@@ -78,19 +91,26 @@ class OpenClipModel(ClipModel):
         }
         (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         save_model(self.module, str(out_dir / WEIGHTS_FILE))
+        if self.model_cfg.get("text_cfg", {}).get("hf_tokenizer_name"):
+            # open_clip's local-dir: tokenizer reads these files from the folder itself
+            self.tokenizer.save_pretrained(out_dir)
 
 
 def preprocess_config_of(module: torch.nn.Module) -> PreprocessConfig:
     cfg = open_clip.get_model_preprocess_cfg(module)
     size = cfg.get("size", 224)
     size = size[0] if isinstance(size, (list, tuple)) else size
-    if cfg.get("resize_mode", "shortest") != "shortest":
-        raise NotImplementedError(f"open_clip resize_mode {cfg['resize_mode']!r} is not supported")
+    mode = cfg.get("resize_mode", "shortest")
+    if mode not in RESIZE_MODES:  # "longest" pads to a square: not one of ours
+        raise ModelLoadError(
+            f"open_clip resize_mode {mode!r} is not supported; known: {', '.join(RESIZE_MODES)}"
+        )
     return PreprocessConfig(
         image_size=int(size),
         mean=tuple(cfg.get("mean", OPENAI_MEAN)),
         std=tuple(cfg.get("std", OPENAI_STD)),
         interpolation=cfg.get("interpolation", "bicubic"),
+        resize_mode=mode,
     )
 
 
@@ -100,27 +120,71 @@ def open_clip_preprocess_cfg(config: PreprocessConfig) -> dict[str, Any]:
         "mean": list(config.mean),
         "std": list(config.std),
         "interpolation": config.interpolation,
-        "resize_mode": "shortest",
+        "resize_mode": config.resize_mode,
     }
 
 
 def load_open_clip(
     model_name: str, source: ModelSource, pretrained: str | None = None
 ) -> OpenClipModel:
-    """Build through open_clip's own factory (``local-dir:``, ``hf-hub:`` or a built-in name)."""
+    """Build through open_clip's own factory (``local-dir:``, ``hf-hub:`` or a built-in name).
+
+    What can fail without building anything is checked first: the config's timm vision model,
+    and the Hub files open_clip would fetch (weights, the tokenizer of ``hf_tokenizer_name``);
+    the tokenizer is read before the model is built.
+    """
+    model_cfg = _model_cfg(model_name)
+    _prepare_timm_model(source.spec, model_cfg)
+    check_hub_files(source.spec, model_name, pretrained, model_cfg)
+    tokenizer = _tokenizer(model_name, model_cfg)
+    return OpenClipModel(_build(model_name, pretrained), model_cfg, tokenizer, source)
+
+
+def _build(model_name: str, pretrained: str | None) -> torch.nn.Module:
     weights = _local_weights(model_name, pretrained)
     if weights is None:  # a pretrained tag or the Hub: open_clip loads strictly
-        module = open_clip.create_model(model_name, pretrained=pretrained, weights_only=True)
-    else:
-        quiet = _NotRandomlyInitialised()
-        logging.getLogger().addFilter(quiet)  # open_clip logs on the root logger
-        try:
-            module = open_clip.create_model(model_name, load_weights=False, weights_only=True)
-        finally:
-            logging.getLogger().removeFilter(quiet)
-        _load_local_weights(module, model_name, weights)
-    tokenizer = open_clip.get_tokenizer(model_name)
-    return OpenClipModel(module, _model_cfg(model_name), tokenizer, source)
+        return open_clip.create_model(model_name, pretrained=pretrained, weights_only=True)
+    quiet = _NotRandomlyInitialised()
+    logging.getLogger().addFilter(quiet)  # open_clip logs on the root logger
+    try:
+        module = open_clip.create_model(model_name, load_weights=False, weights_only=True)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+    _load_local_weights(module, model_name, weights)
+    return module
+
+
+def _prepare_timm_model(spec: str, model_cfg: dict[str, Any]) -> None:
+    """A timm vision tower must be known to timm in this process: the suite's tiny test
+    SigLIP is registered here (so CLI subprocesses build it too), any other unknown name is
+    refused before open_clip's bare RuntimeError."""
+    import timm
+
+    name = model_cfg.get("vision_cfg", {}).get("timm_model_name")
+    if not name:
+        return
+    from evalsuite.models.tiny_siglip import TINY_TIMM_MODEL, register_tiny_timm_model
+
+    if name == TINY_TIMM_MODEL:
+        register_tiny_timm_model()
+    if not timm.is_model(name):
+        raise ModelLoadError(
+            f"open_clip model {spec!r}: its vision tower is the timm model {name!r} "
+            f"(vision_cfg.timm_model_name), which timm {timm.__version__} does not know; "
+            "upgrade timm or correct the config"
+        )
+
+
+def _tokenizer(model_name: str, model_cfg: dict[str, Any]) -> Callable[..., torch.Tensor]:
+    """open_clip's own tokenizer for the spec; a Hugging Face one is read from the folder or,
+    when all its files are cached, from the cache without asking the Hub."""
+    hf_tokenizer = model_cfg.get("text_cfg", {}).get("hf_tokenizer_name")
+    local = model_name.startswith("local-dir:")
+    if local:
+        check_folder_tokenizer(Path(model_name.removeprefix("local-dir:")), model_cfg)
+    if hf_tokenizer and (local or tokenizer_cached(model_cfg)):
+        return open_clip.get_tokenizer(model_name, local_files_only=True)
+    return open_clip.get_tokenizer(model_name)
 
 
 class _NotRandomlyInitialised(logging.Filter):

@@ -7,6 +7,8 @@
 ``configs/tiny-siglip.json`` in open_clip's ``model_cfg`` format (the shape of open_clip's
 ``ViT-B-16-SigLIP.json``); the vision tower is a timm ViT with SigLIP's attention-pool head,
 registered with timm under :data:`TINY_TIMM_MODEL` by :func:`register_tiny_timm_model`.
+``build_tiny_open_clip_siglip`` writes the same weights as an open_clip folder, the way
+``timm/ViT-B-16-SigLIP`` or ``Marqo/marqo-fashionSigLIP`` ship on the Hub.
 """
 
 from __future__ import annotations
@@ -14,14 +16,20 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import open_clip
 import torch
+from safetensors.torch import save_file
 from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipTokenizer
 
-from evalsuite.models.base import SIGLIP_MEAN, SIGLIP_STD
+from evalsuite.models.base import SIGLIP_MEAN, SIGLIP_STD, PreprocessConfig
+from evalsuite.models.convert_siglip import hf_siglip_to_open_clip_state_dict
+from evalsuite.models.openclip import CONFIG_FILE, WEIGHTS_FILE, open_clip_preprocess_cfg
+from evalsuite.models.openclip_hub import TOKENIZER_FILES
 from evalsuite.models.tiny import CONFIG_DIR
 
 TINY_TIMM_MODEL = "evalsuite_tiny_siglip_vit"
@@ -148,4 +156,35 @@ def build_tiny_hf_siglip(out_dir: Path, texts: Iterable[str], seed: int = 0) -> 
         image_mean=list(SIGLIP_MEAN),
         image_std=list(SIGLIP_STD),
     ).save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_open_clip_siglip(out_dir: Path, hf_folder: Path) -> Path:
+    """Write the SigLIP of ``hf_folder`` (from :func:`build_tiny_hf_siglip`) as an open_clip
+    folder holding the same weights: open_clip's Hub layout, SigLIP's squash preprocessing,
+    and the tokenizer files of ``hf_folder``, which open_clip's ``local-dir:`` tokenizer reads."""
+    hf_folder, out_dir = Path(hf_folder), Path(out_dir)
+    hf_model = SiglipModel.from_pretrained(hf_folder, local_files_only=True)
+    cfg = tiny_siglip_cfg(hf_model.config.text_config.vocab_size)
+    cfg["text_cfg"]["tokenizer_kwargs"] = {"clean": "canonicalize"}  # as open_clip's SigLIPs
+    state = hf_siglip_to_open_clip_state_dict(hf_model.state_dict(), hf_model.config)
+    # Load into a real open_clip model first: a key or shape mismatch fails here, not later.
+    register_tiny_timm_model()
+    module = open_clip.CustomTextCLIP(**{k: v for k, v in cfg.items() if k != "custom_text"})
+    module.load_state_dict(state, strict=True)
+    preprocess = PreprocessConfig(
+        image_size=cfg["vision_cfg"]["image_size"],
+        mean=SIGLIP_MEAN,
+        std=SIGLIP_STD,
+        resize_mode="squash",
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {"model_cfg": cfg, "preprocess_cfg": open_clip_preprocess_cfg(preprocess)}
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    save_file(
+        {k: v.contiguous() for k, v in module.state_dict().items()}, str(out_dir / WEIGHTS_FILE)
+    )
+    for name in TOKENIZER_FILES:
+        if (hf_folder / name).is_file():
+            shutil.copy2(hf_folder / name, out_dir / name)
     return out_dir
