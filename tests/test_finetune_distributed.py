@@ -204,8 +204,39 @@ def test_validation_does_not_depend_on_the_process_count(tmp_path: Path) -> None
     assert two["val_accuracy"] == pytest.approx(one["val_accuracy"], abs=1e-6)
 
 
+def test_contrastive_on_a_biased_model_trains_on_two_processes(tmp_path: Path) -> None:
+    """loss.objective contrastive on a model with a logit bias: the bias is frozen, so DDP
+    (find_unused_parameters off) does not wait for its gradient at the second step."""
+    import yaml
+
+    from evalsuite.models import load_model
+    from finetune.synthetic import write_synthetic_catalogue
+    from tests.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
+
+    model = build_biased_open_clip(tmp_path / "model", seed=0, **TINY)
+    data = write_synthetic_catalogue(tmp_path / "catalogue", train=16, val=0, test=0)
+    config = {
+        "model": {"spec": str(model)},
+        "data": {"path": str(data), "val_split": None},
+        "schedule": {"name": "constant"},
+        "train": {"epochs": 1, "batch_size": 4},
+        "loss": {"objective": "contrastive"},
+        "output": {"dir": str(tmp_path / "run"), "save_best": False},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    launch("train", tmp_path / "run.yaml")
+    last = load_model(str(tmp_path / "run" / "last"))
+    assert last.source.training["global_step"] == 2
+    assert (
+        last.logit_bias == SIGLIP_INIT_BIAS and last.source.training["objective"] == "contrastive"
+    )
+
+
 @pytest.mark.slow
-def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("objective", ["contrastive", "sigmoid"])
+def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path, objective) -> None:
+    """contrastive: a tiny Hugging Face CLIP; sigmoid: a tiny open_clip CLIP with a logit
+    bias, its objective chosen from the model."""
     import yaml
     from accelerate.state import AcceleratorState
     from safetensors.torch import load_file
@@ -214,8 +245,10 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> N
     from finetune.config import validate_config
     from finetune.loop import train
     from finetune.synthetic import write_synthetic_catalogue
+    from tests.biased_open_clip import build_biased_open_clip
 
-    model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
+    build = build_tiny_hf if objective == "contrastive" else build_biased_open_clip
+    model = build(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=32, val=7, test=0)
 
     def config(out: str, batch: int) -> dict:
@@ -236,11 +269,13 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> N
     one = json.loads((tmp_path / "one" / "last" / "training.json").read_text())
     two = json.loads((tmp_path / "two" / "last" / "training.json").read_text())
     assert two["global_step"] == one["global_step"] == 2
+    assert one["objective"] == two["objective"] == objective
     for a, b in zip(one["history"], two["history"], strict=True):  # val: all 7 items, in order
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
         assert b["val_accuracy"] == pytest.approx(a["val_accuracy"])
-    expected = load_file(tmp_path / "one" / "last" / "model.safetensors")
-    got = load_file(tmp_path / "two" / "last" / "model.safetensors")
+    weights = "model.safetensors" if objective == "contrastive" else "open_clip_model.safetensors"
+    expected = load_file(tmp_path / "one" / "last" / weights)
+    got = load_file(tmp_path / "two" / "last" / weights)
     # Float noise of the sums (~1e-7) becomes ~1e-6 in the key biases, whose gradient is zero
     # in exact arithmetic (softmax ignores a constant shift) and which AdamW normalises;
     # a real difference in the gradients moves weights by ~lr = 1e-3.

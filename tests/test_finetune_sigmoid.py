@@ -4,6 +4,8 @@ chosen from the model, and short fine-tunes of a tiny open_clip CLIP with a logi
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,12 @@ import torch.nn.functional as F
 from accelerate.state import AcceleratorState
 from open_clip.loss import SigLipLoss
 
+from evalsuite.errors import ConfigError
 from evalsuite.models import load_model
+from finetune.config import validate_config
+from finetune.loop import train
 from finetune.loss import DualEncoder, SigmoidLoss, same_label_mask, splice, validation_loss
+from finetune.synthetic import write_synthetic_catalogue
 from tests.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
 
 # a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
@@ -189,3 +195,164 @@ def test_dual_encoder_gives_the_bias_for_the_sigmoid_objective(tmp_path: Path) -
     # splice passes the bias like the scale: with its gradient in the last pass only
     spliced = splice([out, out], out, 0, scale_grad=False)
     assert not spliced["bias"].requires_grad and len(spliced["image"]) == 4
+
+
+# --- fine-tuning ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path]:
+    model = build_biased_open_clip(tmp_path / "model", seed=0, **TINY)
+    return model, write_synthetic_catalogue(tmp_path / "catalogue", train=32, val=8, test=0)
+
+
+def run_config(model: Path, catalogue: Path, out: Path, **sections: dict) -> dict:
+    cfg = {
+        "model": {"spec": str(model)},
+        "data": {"path": str(catalogue), "target_field": "articleType"},
+        "optim": {"lr": 1e-3},
+        "train": {"epochs": 2, "batch_size": 8, "log_every": 1},
+        "output": {"dir": str(out), "run_name": "tiny-siglip"},
+    }
+    for name, values in sections.items():
+        cfg[name] = {**cfg.get(name, {}), **values}
+    return cfg
+
+
+def test_sigmoid_objective_is_chosen_from_the_model_and_trains(setup, tmp_path: Path) -> None:
+    from finetune.data import build_loaders
+
+    model_dir, data = setup
+    cfg = run_config(model_dir, data, tmp_path / "run", train={"epochs": 3})
+    progress = train(validate_config(cfg))
+    assert progress.epoch == 3
+
+    training = json.loads((tmp_path / "run" / "last" / "training.json").read_text())
+    assert training["objective"] == "sigmoid"
+    assert training["config"]["loss"]["objective"] == "sigmoid"
+    assert "objective `sigmoid`" in (tmp_path / "run" / "last" / "README.md").read_text()
+    tuned, base = load_model(str(tmp_path / "run" / "last")), load_model(str(model_dir))
+    assert tuned.objective == "sigmoid" and tuned.logit_bias != SIGLIP_INIT_BIAS
+    assert tuned.logit_scale != base.logit_scale
+    val = [h["val_loss"] for h in training["history"]]
+    assert val[-1] < val[0]  # the easy synthetic set: colour and type in every caption
+
+    # epoch 0's val loss is open_clip's SigLipLoss of the base model on the 8 val items
+    # (one chunk: val_batch_size defaults to batch_size 8)
+    loaders = build_loaders(validate_config(cfg), base)
+    batch = next(iter(loaders.val))
+    with torch.no_grad():
+        image = F.normalize(base.image_features(batch["pixel_values"]), dim=-1)
+        text = F.normalize(base.text_features(batch["input_ids"]), dim=-1)
+        scale, bias = base.logit_scale_parameter.exp(), base.logit_bias_parameter
+        expected = SigLipLoss()(image, text, scale, bias).item()
+    assert len(batch["labels"]) == 8
+    assert val[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_accumulation_in_the_loop_equals_one_big_batch(setup, tmp_path: Path) -> None:
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    model_dir, data = setup
+
+    def first_step(out: str, batch: int, accum: int) -> tuple[float, list]:
+        cfg = run_config(
+            model_dir,
+            data,
+            tmp_path / out,
+            data={"val_split": None},
+            optim={"grad_clip_norm": None},
+            schedule={"name": "constant"},
+            train={"epochs": 1, "batch_size": batch, "accum_steps": accum, "max_steps": 1},
+            loss={"same_label_masking": True, "hard_negatives": {"enabled": True}},
+            output={"save_best": False, "save_last": False},
+        )
+        grads: list = []
+
+        def capture(optimizer, args, kwargs) -> None:
+            grads.extend(p.grad.clone() for g in optimizer.param_groups for p in g["params"])
+
+        handle = register_optimizer_step_pre_hook(capture)
+        try:
+            train(validate_config(cfg))
+        finally:
+            handle.remove()
+            AcceleratorState._reset_state(True)
+        steps = (tmp_path / out / "steps.jsonl").read_text().splitlines()
+        return json.loads(steps[0])["loss"], grads
+
+    loss_big, grads_big = first_step("big", 16, 1)
+    loss_acc, grads_acc = first_step("acc", 4, 4)
+    assert loss_acc == pytest.approx(loss_big, rel=1e-5)
+    assert len(grads_acc) == len(grads_big) > 0
+    for acc, big in zip(grads_acc, grads_big, strict=True):
+        torch.testing.assert_close(acc, big, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("sections", "bias_trains"),
+    [
+        ({"lock": {"lock_image": True, "lock_image_unlocked_blocks": 1}}, True),
+        ({"lora": {"enabled": True}}, False),  # LoRA trains the adapters only
+        ({"loss": {"objective": "contrastive"}}, False),  # softmax: the bias has no use
+        ({"loss": {"objective": "zeroshot_ce"}}, False),
+        ({"ema": {"enabled": True, "decay": 0.5}}, True),
+    ],
+    ids=["lock", "lora", "contrastive", "zeroshot_ce", "ema"],
+)
+def test_bias_trains_only_where_it_should(
+    setup, tmp_path: Path, sections: dict, bias_trains: bool, caplog
+) -> None:
+    model_dir, data = setup
+    train_section = {"epochs": 1, "max_steps": 2}
+    cfg = run_config(model_dir, data, tmp_path / "run", train=train_section, **sections)
+    with caplog.at_level(logging.INFO, logger="finetune"):
+        progress = train(validate_config(cfg))
+    assert progress.global_step == 2
+    last = load_model(str(tmp_path / "run" / "last"))
+    assert (last.logit_bias != SIGLIP_INIT_BIAS) == bias_trains
+    objective = sections.get("loss", {}).get("objective", "sigmoid")
+    assert last.source.training["objective"] == objective
+    said = "its logit bias stays frozen" in caplog.text
+    assert said == (objective == "contrastive")
+    scale_frozen = "lora" in sections or objective == "zeroshot_ce"
+    assert (last.logit_scale == load_model(str(model_dir)).logit_scale) == scale_frozen
+
+
+def test_sigmoid_on_a_model_without_bias_is_a_config_error(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from evalsuite.models.tiny import build_tiny_open_clip
+    from finetune.__main__ import main
+
+    model = build_tiny_open_clip(tmp_path / "model", seed=0, **TINY)
+    data = write_synthetic_catalogue(tmp_path / "catalogue", train=8, val=0, test=0)
+    cfg = run_config(model, data, tmp_path / "run", loss={"objective": "sigmoid"})
+    cfg["data"]["val_split"], cfg["schedule"] = None, {"name": "constant"}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["--config", str(tmp_path / "run.yaml")]) == 2
+    error = capsys.readouterr().err
+    assert "loss.objective 'sigmoid' needs a model with a logit bias" in error
+    assert "SigLIP models have one" in error and not (tmp_path / "run" / "state").exists()
+    with pytest.raises(ConfigError, match="has none"):
+        train(validate_config(cfg))
+
+
+def test_ema_and_wise_carry_the_bias(tmp_path: Path) -> None:
+    from finetune.ema import ModelEMA
+    from finetune.wise import wise_interpolate
+
+    base = load_model(str(build_biased_open_clip(tmp_path / "base", **TINY)))
+    tuned = load_model(str(tmp_path / "base"))
+    with torch.no_grad():
+        tuned.logit_bias_parameter.fill_(-2.0)
+    ema = ModelEMA(base.module, decay=0.5)
+    assert "logit_bias" in ema.shadow
+    with torch.no_grad():
+        base.logit_bias_parameter.fill_(-6.0)
+    ema.update(base.module)
+    assert ema.shadow["logit_bias"].item() == pytest.approx(-8.0)
+    with torch.no_grad():
+        base.logit_bias_parameter.fill_(SIGLIP_INIT_BIAS)
+    mixed = wise_interpolate(base, tuned, 0.25)
+    assert mixed.logit_bias == pytest.approx(0.75 * SIGLIP_INIT_BIAS + 0.25 * -2.0)
