@@ -8,9 +8,10 @@ file, the key path and the closest known key. Defaults follow the seed recipe: A
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,6 +27,11 @@ from evalsuite.errors import ConfigError, EvalSuiteError
 from evalsuite.hub import HubModelNotCached, check_hub_spec
 from evalsuite.registry import suggest
 from evalsuite.spec import DEFAULT_TEMPLATES, display_path, validation_message
+
+if TYPE_CHECKING:
+    from evalsuite.models.base import ClipModel
+
+log = logging.getLogger("finetune")
 
 # how a downloaded model folder is passed to finetune (the advice of HubModelNotCached)
 SPEC_ADVICE = "`--set model.spec=DIR` (or `model.spec: DIR` in the config)"
@@ -165,7 +171,9 @@ class HardNegativesConfig(Section):
 
 
 class LossConfig(Section):
-    objective: Literal["contrastive", "zeroshot_ce"] = "contrastive"
+    # None: the model's own (resolve_objective): sigmoid for a model with a logit bias
+    # (SigLIP), else contrastive (CLIP's InfoNCE); zeroshot_ce: the image tower only
+    objective: Literal["contrastive", "sigmoid", "zeroshot_ce"] | None = None
     same_label_masking: bool = False  # same target value: not a negative
     hard_negatives: HardNegativesConfig = HardNegativesConfig()
 
@@ -227,13 +235,15 @@ class TrainConfig(Section):
             )
         if self.loss.objective == "zeroshot_ce" and self.data.replay is not None:
             raise ValueError(
-                "data.replay needs loss.objective 'contrastive': zeroshot_ce classifies into "
-                "the target classes, which replay items (other categories) do not have"
+                "data.replay needs loss.objective 'contrastive' or 'sigmoid': zeroshot_ce "
+                "classifies into the target classes, which replay items (other categories) "
+                "do not have"
             )
-        contrastive_only = self.loss.hard_negatives.enabled or self.loss.same_label_masking
-        if self.loss.objective == "zeroshot_ce" and contrastive_only:
+        pairwise_only = self.loss.hard_negatives.enabled or self.loss.same_label_masking
+        if self.loss.objective == "zeroshot_ce" and pairwise_only:
             raise ValueError(
-                "loss.hard_negatives and loss.same_label_masking need loss.objective 'contrastive'"
+                "loss.hard_negatives and loss.same_label_masking need loss.objective "
+                "'contrastive' or 'sigmoid'"
             )
         return self
 
@@ -315,6 +325,24 @@ def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig
         return TrainConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(validation_message(err, TrainConfig, source)) from None
+
+
+def resolve_objective(cfg: TrainConfig, model: ClipModel) -> TrainConfig:
+    """``cfg`` with ``loss.objective`` set, once the model is loaded: unset, the model's own
+    (``sigmoid`` for a model with a logit bias, SigLIP's, else ``contrastive``); ``sigmoid``
+    on a model without a logit bias is a ConfigError. The run (training.json, trackers, the
+    state that --resume compares) records the resolved value."""
+    objective = cfg.loss.objective
+    if objective is None:
+        objective = model.objective
+        log.info("loss.objective: %s (the objective of %s)", objective, model.name)
+    elif objective == "sigmoid" and model.logit_bias_parameter is None:
+        raise ConfigError(
+            f"loss.objective 'sigmoid' needs a model with a logit bias, and {model.name} has "
+            "none (SigLIP models have one: sigmoid(scale * cos + bias)); use "
+            "loss.objective: contrastive, or leave it unset for the model's own objective"
+        )
+    return cfg.model_copy(update={"loss": cfg.loss.model_copy(update={"objective": objective})})
 
 
 def check_model_spec(cfg: TrainConfig) -> None:

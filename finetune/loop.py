@@ -6,8 +6,9 @@ With accumulation the negatives pool is the whole step, as open_clip's ``--accum
 first the features of every micro-batch without gradients, then each micro-batch again with
 gradients, its features spliced into the cached set for the loss, backward (gradients
 synchronised across processes on the last one only), then one optimizer step. The logit
-scale keeps its gradient in the last pass only, so the step's gradient equals that of one
-big batch (open_clip counts the scale's gradient once per micro-batch).
+scale (and the sigmoid objective's logit bias) keeps its gradient in the last pass only, so
+the step's gradient equals that of one big batch (open_clip counts the scale's gradient once
+per micro-batch).
 
 After each epoch: validation (loss and zero-shot accuracy of the target field), scheduler,
 early stopping, ``best/`` and ``last/`` model folders and the resumable ``state/``; the state
@@ -41,7 +42,7 @@ from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
 from evalsuite.progress import interactive
 from finetune import checkpoint, output
-from finetune.config import SPEC_ADVICE, TrainConfig
+from finetune.config import SPEC_ADVICE, TrainConfig, resolve_objective
 from finetune.data import Loaders, build_loaders, set_epoch
 from finetune.divergence import LossWatch, check_weights
 from finetune.freeze import (
@@ -54,6 +55,7 @@ from finetune.logging_utils import StepLog, flat
 from finetune.loss import (
     ContrastiveLoss,
     DualEncoder,
+    SigmoidLoss,
     ZeroShotCELoss,
     class_embeddings,
     compute_loss,
@@ -122,6 +124,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = 
     )
     set_seed(cfg.train.seed)
     run = build_run(cfg, accelerator)
+    cfg = run.cfg  # loss.objective resolved from the model
     if overwrite:  # only now: a set-up error must not cost the old run
         if accelerator.is_main_process:
             output.remove_run(cfg.output.dir)
@@ -186,6 +189,7 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
         )
     check_contrast_pool(cfg, accelerator.num_processes)
     model = load_base_model(cfg)
+    cfg = resolve_objective(cfg, model)  # unset: the model's own (sigmoid for SigLIP)
     data = checkpoint.data_fingerprint(cfg.data.path, cfg.data.reader, cfg.data.options)
     info = {"base_model": base_info(model), "data": data, "device": device_info(accelerator)}
     unfreezer, frozen = configure_trainable(cfg, model)
@@ -197,7 +201,8 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
     groups = build_param_groups(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
     scheduler, per_step = build_scheduler(cfg, optimizer, steps)
-    encoder = DualEncoder(model, with_text=cfg.loss.objective == "contrastive")
+    objective = cfg.loss.objective
+    encoder = DualEncoder(model, objective != "zeroshot_ce", with_bias=objective == "sigmoid")
     return Run(
         cfg, model, encoder, optimizer, scheduler, per_step, loaders, steps, info, unfreezer, frozen
     )
@@ -212,23 +217,25 @@ def load_base_model(cfg: TrainConfig) -> ClipModel:
 
 
 def check_contrast_pool(cfg: TrainConfig, processes: int) -> None:
-    """A contrastive step scores each image against the captions of the whole step (its
-    micro-batches, gathered from every process); with one item there is nothing to contrast:
-    the loss is 0 and the weights never change."""
+    """A contrastive or sigmoid step scores each image against the captions of the whole
+    step (its micro-batches, gathered from every process); with one item there is no
+    negative pair: the contrastive loss is 0 and the weights never change, the sigmoid loss
+    only pulls the one pair together. Checked before the model loads (an unset objective is
+    one of the two)."""
     pool = cfg.train.batch_size * cfg.train.accum_steps * processes
-    if cfg.loss.objective == "contrastive" and pool < 2:
+    if cfg.loss.objective != "zeroshot_ce" and pool < 2:
         raise ConfigError(
             f"train.batch_size {cfg.train.batch_size} x train.accum_steps "
             f"{cfg.train.accum_steps} x {processes} process(es) = {pool} item per optimizer "
-            "step: the contrastive loss has no other item to contrast with (it is 0 and "
-            "nothing trains); set train.batch_size or train.accum_steps so that a step holds "
-            "at least 2 items, or use loss.objective: zeroshot_ce"
+            "step: the contrastive (or sigmoid) loss has no other item to contrast with (it "
+            "is 0 and nothing trains); set train.batch_size or train.accum_steps so that a "
+            "step holds at least 2 items, or use loss.objective: zeroshot_ce"
         )
 
 
 def check_split_sizes(cfg: TrainConfig, counts: dict[str, Any], steps: int, pool: int) -> None:
     """At least one optimizer step of training items, and a validation split that gives a
-    loss (contrastive: 2 items, else 1)."""
+    loss (contrastive and sigmoid: 2 items, else 1)."""
     data = f"data.path {cfg.data.path}"
     if steps == 0:
         raise ConfigError(
@@ -236,7 +243,7 @@ def check_split_sizes(cfg: TrainConfig, counts: dict[str, Any], steps: int, pool
             f"item(s) cannot fill one optimizer step of train.batch_size x train.accum_steps x "
             f"processes = {pool} items; lower train.batch_size or add items"
         )
-    need = 2 if cfg.loss.objective == "contrastive" else 1
+    need = 1 if cfg.loss.objective == "zeroshot_ce" else 2
     if cfg.data.val_split and counts.get("val_items", need) < need:
         raise ConfigError(
             f"{data} (split {cfg.data.val_split!r}): {counts['val_items']} usable validation "
@@ -270,7 +277,8 @@ def base_info(model: ClipModel) -> dict[str, Any]:
 def configure_trainable(
     cfg: TrainConfig, model: ClipModel
 ) -> tuple[GradualUnfreezer | None, list[nn.Parameter]]:
-    """LoRA, locking, gradual unfreezing, zeroshot_ce's frozen text side, checkpointing."""
+    """LoRA, locking, gradual unfreezing, zeroshot_ce's frozen text side, a logit bias that
+    the objective does not use, checkpointing."""
     if cfg.lora.enabled:
         from finetune.lora import apply_lora
 
@@ -280,8 +288,18 @@ def configure_trainable(
     frozen: list[nn.Parameter] = []
     if cfg.loss.objective == "zeroshot_ce":  # the class head is the base text tower: frozen
         frozen = unused_by_image_tower(model)
-        for param in frozen:
-            param.requires_grad_(False)
+    bias = model.logit_bias_parameter
+    if cfg.loss.objective == "contrastive" and bias is not None:
+        # softmax ignores a shift of every logit: no gradient, and DDP would wait for one
+        frozen.append(bias)
+        log.info(
+            "loss.objective contrastive on %s, a sigmoid-loss model: its logit bias stays "
+            "frozen at %.4g",
+            model.name,
+            model.logit_bias,
+        )
+    for param in frozen:
+        param.requires_grad_(False)
     if cfg.train.grad_checkpointing:
         model.set_grad_checkpointing(True)
     return unfreezer, frozen
@@ -320,7 +338,8 @@ def set_threshold(scheduler, cfg: TrainConfig) -> None:
 
 
 def build_loss(run: Run, accelerator: Accelerator) -> nn.Module:
-    """zeroshot_ce: the base text tower's class embeddings at its logit scale, both fixed."""
+    """zeroshot_ce: the base text tower's class embeddings at its logit scale, both fixed;
+    sigmoid: SigLIP's loss (scale and bias learned); else the contrastive loss."""
     cfg = run.cfg
     if cfg.loss.objective == "zeroshot_ce":
         with torch.no_grad():
@@ -328,6 +347,8 @@ def build_loss(run: Run, accelerator: Accelerator) -> nn.Module:
             classes = class_embeddings(run.model, names, cfg.data.templates)
         return ZeroShotCELoss(classes, min(run.model.logit_scale, 100.0))
     rank, world = accelerator.process_index, accelerator.num_processes
+    if cfg.loss.objective == "sigmoid":
+        return SigmoidLoss(rank, world, cfg.loss.same_label_masking)
     return ContrastiveLoss(rank, world, cfg.loss.same_label_masking)
 
 

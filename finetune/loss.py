@@ -1,8 +1,10 @@
-"""Features and training objectives, built on open_clip's :class:`open_clip.loss.ClipLoss`.
+"""Features and training objectives, built on open_clip's :class:`open_clip.loss.ClipLoss`
+and :class:`open_clip.loss.SigLipLoss`.
 
-``DualEncoder`` turns a batch into normalised image / caption / hard-negative features and
-``exp(logit_scale)``; ``splice`` puts one micro-batch's live features into the cached
-features of a whole accumulation step (the negatives pool).
+``DualEncoder`` turns a batch into normalised image / caption / hard-negative features,
+``exp(logit_scale)`` and, for the sigmoid objective, the logit bias; ``splice`` puts one
+micro-batch's live features into the cached features of a whole accumulation step (the
+negatives pool).
 
 ``ContrastiveLoss`` is ClipLoss with ``local_loss=True, gather_with_grad=True`` (each process
 scores its own rows against the features of every process; averaging the gradients over
@@ -13,6 +15,13 @@ processes then gives the gradient of the global batch loss), plus two options:
   positives are kept. Label -1 (no value) matches nothing.
 * hard negatives: extra caption features (the target attribute swapped) appended as
   columns of the image->text logits only; gathered from every process like the captions.
+
+``SigmoidLoss`` is SigLipLoss (SigLIP's pairwise loss, ``-log sigmoid(+-(t * cos + b))`` summed
+over every image x caption pair, divided by the number of images) with the same two options:
+same-label pairs get a logit of -inf, so as negatives they add exactly 0 (no value, no
+gradient); hard negatives are extra negative pairs of each image. Processes exchange the
+captions with ``dist_impl="gather"`` (an all-gather with a backward, like ContrastiveLoss:
+it works on gloo and NCCL, and the masking needs every process's labels anyway).
 
 ``ZeroShotCELoss`` is the classification fine-tuning of FusionBench: cross-entropy of the
 image features against the frozen, normalised class-prompt embeddings of the target field,
@@ -31,7 +40,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.nn  # all_gather with a backward
 import torch.nn.functional as F
-from open_clip.loss import ClipLoss
+from open_clip.loss import ClipLoss, SigLipLoss
 from torch import nn
 
 from evalsuite.models.base import ClipModel
@@ -43,19 +52,28 @@ warnings.filterwarnings("ignore", message=".*all_gather is deprecated.*", catego
 # --- features -------------------------------------------------------------------------------
 
 
+STEP_SCALARS = ("scale", "bias")  # one value for the whole step, not one per item
+
+
 class DualEncoder(nn.Module):
     """What ``accelerator.prepare`` wraps: one forward for both towers (so DDP sees every
-    call), returning normalised float32 features and ``exp(logit_scale)``."""
+    call), returning normalised float32 features, ``exp(logit_scale)`` and, ``with_bias``
+    (the sigmoid objective), the logit bias as a 0-d tensor."""
 
-    def __init__(self, clip: ClipModel, with_text: bool) -> None:
+    def __init__(self, clip: ClipModel, with_text: bool, with_bias: bool = False) -> None:
         super().__init__()
         self.module, self.clip, self.with_text = clip.module, clip, with_text
+        self.with_bias = with_bias
+        if with_bias and clip.logit_bias_parameter is None:
+            raise ValueError(f"{clip.name} has no logit bias")
 
     def forward(self, pixel_values, input_ids=None, negative_ids=None) -> dict[str, torch.Tensor]:
         out = {
             "image": F.normalize(self.clip.image_features(pixel_values).float(), dim=-1),
             "scale": self.clip.logit_scale_parameter.exp().float(),
         }
+        if self.with_bias:  # Hugging Face keeps it as shape (1,), open_clip as a 0-d tensor
+            out["bias"] = self.clip.logit_bias_parameter.float().reshape(())
         if self.with_text:  # captions and hard negatives in one pass through the text tower
             ids = input_ids if negative_ids is None else torch.cat([input_ids, negative_ids])
             text = F.normalize(self.clip.text_features(ids).float(), dim=-1)
@@ -68,13 +86,17 @@ class DualEncoder(nn.Module):
 def splice(
     cached: list[dict[str, torch.Tensor]], live: dict[str, torch.Tensor], j: int, scale_grad: bool
 ) -> dict[str, torch.Tensor]:
-    """The step's features with micro-batch ``j``'s cached ones replaced by the live ones."""
+    """The step's features with micro-batch ``j``'s cached ones replaced by the live ones.
+    The scale and bias keep their gradient only where ``scale_grad`` (the step's last pass):
+    every pass computes the whole step's loss, whose gradient they must get once."""
     out = {
         key: torch.cat([c[key] for c in cached[:j]] + [value] + [c[key] for c in cached[j + 1 :]])
         for key, value in live.items()
-        if key != "scale"
+        if key not in STEP_SCALARS
     }
-    out["scale"] = live["scale"] if scale_grad else live["scale"].detach()
+    for key in STEP_SCALARS:
+        if key in live:
+            out[key] = live[key] if scale_grad else live[key].detach()
     return out
 
 
@@ -143,6 +165,92 @@ class ContrastiveLoss(ClipLoss):
         return (F.cross_entropy(per_image, targets) + F.cross_entropy(per_text, targets)) / 2
 
 
+class SigmoidLoss(SigLipLoss):
+    """SigLIP's sigmoid loss (open_clip's SigLipLoss) with same-label masking and hard
+    negatives. Without either it is SigLipLoss itself; each process's loss is that of its own
+    images against every process's captions, so the mean over processes (DDP averages the
+    gradients) is the loss of the global batch."""
+
+    def __init__(
+        self,
+        rank: int = 0,
+        world_size: int = 1,
+        same_label_masking: bool = False,
+        dist_impl: str = "gather",
+    ) -> None:
+        super().__init__(rank=rank, world_size=world_size, dist_impl=dist_impl)
+        self.same_label_masking = same_label_masking
+
+    def _loss(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        logit_bias: torch.Tensor | None = None,
+        negative_only: bool = False,
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """SigLipLoss's loss of one square block of pairs; ``drop`` (bool, like the logits):
+        negative pairs left out. A logit of -inf makes a negative's term -log sigmoid(inf) = 0
+        and masked_fill passes no gradient to it."""
+        if drop is None:
+            return super()._loss(
+                image_features, text_features, logit_scale, logit_bias, negative_only
+            )
+        logits = self.get_logits(image_features, text_features, logit_scale, logit_bias)
+        logits = logits.masked_fill(drop, float("-inf"))
+        n = image_features.shape[0]
+        labels = self.get_ground_truth(image_features.device, logits.dtype, n, negative_only)
+        return -F.logsigmoid(labels * logits).sum() / n
+
+    def forward(  # type: ignore[override]
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        logit_bias: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        negative_features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if self.same_label_masking and labels is not None:
+            loss = self.masked(image_features, text_features, logit_scale, logit_bias, labels)
+        else:
+            loss = super().forward(image_features, text_features, logit_scale, logit_bias)
+        if negative_features is not None:  # every process's, as ContrastiveLoss does
+            negatives = all_gather(negative_features, self.world_size, with_grad=True)
+            n = image_features.shape[0]
+            if len(negatives) % n:
+                raise ValueError(f"{len(negatives)} hard negatives for {n} images: not k each")
+            # k each: k x processes blocks of as many captions as images, square as _loss wants
+            for block in negatives.split(n):
+                loss = loss + self._loss(
+                    image_features, block, logit_scale, logit_bias, negative_only=True
+                )
+        return loss
+
+    def masked(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        logit_bias: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """SigLipLoss's "gather" loss with the same-label pairs of each block left out."""
+        n = image_features.shape[0]
+        texts = all_gather(text_features, self.world_size, with_grad=True).split(n)
+        all_labels = all_gather(labels, self.world_size, with_grad=False)
+        targets = torch.arange(n, device=labels.device) + n * self.rank
+        drops = same_label_mask(labels, all_labels, targets).split(n, dim=1)
+        loss = image_features.new_zeros(())
+        for i, (text, drop) in enumerate(zip(texts, drops, strict=True)):
+            negative_only = i != self.rank
+            loss = loss + self._loss(
+                image_features, text, logit_scale, logit_bias, negative_only, drop
+            )
+        return loss
+
+
 class ZeroShotCELoss(nn.Module):
     """Cross-entropy of image features against fixed class embeddings at a fixed scale."""
 
@@ -189,9 +297,12 @@ def unused_by_image_tower(model: ClipModel) -> list[nn.Parameter]:
 def compute_loss(
     loss: nn.Module, features: dict[str, torch.Tensor], labels: torch.Tensor
 ) -> torch.Tensor:
-    """Apply either objective to the encoder's output dict (see loop.DualEncoder)."""
+    """Apply the objective to the encoder's output dict (see DualEncoder)."""
     if isinstance(loss, ZeroShotCELoss):
         return loss(features["image"], labels)
+    if isinstance(loss, SigmoidLoss):
+        image, text, negatives = features["image"], features["text"], features.get("negatives")
+        return loss(image, text, features["scale"], features["bias"], labels, negatives)
     return loss(
         features["image"], features["text"], features["scale"], labels, features.get("negatives")
     )
@@ -216,19 +327,32 @@ def validation_loss(
     labels: torch.Tensor,
     scale: torch.Tensor,
     chunk: int,
+    bias: torch.Tensor | None = None,
 ) -> float:
     """The training objective on the whole val set: zeroshot_ce over the labelled items, or
-    the contrastive loss (with the same masking, no hard negatives) over consecutive chunks
-    of ``chunk`` items (one optimizer step's batch), weighted by chunk size. A last chunk of
-    one item joins the chunk before: alone it has no negative and its loss would be 0."""
+    the contrastive or sigmoid loss (with the same masking, no hard negatives; the sigmoid
+    one at logit bias ``bias``) over consecutive chunks of ``chunk`` items (one optimizer
+    step's batch), weighted by chunk size. A last chunk of one item joins the chunk before:
+    alone it has no negative (its contrastive loss would be 0)."""
     if isinstance(loss, ZeroShotCELoss):
         keep = labels >= 0
         return loss(image[keep], labels[keep]).item()
-    local = ContrastiveLoss(same_label_masking=getattr(loss, "same_label_masking", False))
+    masking = getattr(loss, "same_label_masking", False)
+    if isinstance(loss, SigmoidLoss):
+        sigmoid = SigmoidLoss(same_label_masking=masking)
+
+        def local(lo: int, hi: int) -> torch.Tensor:
+            return sigmoid(image[lo:hi], text[lo:hi], scale, bias, labels[lo:hi])
+    else:
+        contrastive = ContrastiveLoss(same_label_masking=masking)
+
+        def local(lo: int, hi: int) -> torch.Tensor:
+            return contrastive(image[lo:hi], text[lo:hi], scale, labels[lo:hi])
+
     bounds = [*range(0, len(image), chunk), len(image)]
     if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
         del bounds[-2]
     total = 0.0
     for lo, hi in itertools.pairwise(bounds):
-        total += local(image[lo:hi], text[lo:hi], scale, labels[lo:hi]).item() * (hi - lo)
+        total += local(lo, hi).item() * (hi - lo)
     return total / max(1, len(image))

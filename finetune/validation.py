@@ -59,9 +59,11 @@ def evaluate(run: Run, accelerator: Accelerator) -> dict[str, float]:
         names = list(run.data.classes.values())
         classes = class_embeddings(run.model, names, run.cfg.data.templates).float()
         scale = run.model.logit_scale_parameter.exp().float()
+        bias = run.model.logit_bias_parameter  # a copy: the EMA's goes back on leaving
+        bias = None if bias is None else bias.detach().float().reshape(()).clone()
     chunk = val_chunk(run.cfg)
     return {
-        "val_loss": validation_loss(run.loss, image, text, labels, scale, chunk),
+        "val_loss": validation_loss(run.loss, image, text, labels, scale, chunk, bias),
         "val_accuracy": zero_shot_accuracy(image, classes, labels),
     }
 

@@ -25,7 +25,7 @@ def test_defaults_follow_the_seed_recipe(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
     assert cfg.optim.lr == 3e-5 and cfg.optim.weight_decay == 1e-4
     assert (cfg.schedule.name, cfg.schedule.patience, cfg.schedule.factor) == ("plateau", 1, 0.1)
-    assert cfg.train.eval_every_epoch and cfg.loss.objective == "contrastive"
+    assert cfg.train.eval_every_epoch and cfg.loss.objective is None  # the model's own
     assert not cfg.lora.enabled and not cfg.ema.enabled and cfg.optim.layer_decay is None
 
 

@@ -1,6 +1,6 @@
-"""finetune on 2 CPU processes (gloo, accelerate's debug_launcher): the loss sees the other
-process's negatives, validation gives what it gives on one process, and a 2 x 8 run ends with
-the weights of a 1 x 16 run.
+"""finetune on 2 CPU processes (gloo, accelerate's debug_launcher): the loss (contrastive and
+sigmoid) sees the other process's negatives, validation gives what it gives on one process,
+and a 2 x 8 run ends with the weights of a 1 x 16 run.
 
 The launcher runs in a fresh interpreter (``python this_file.py WORKER OUT``): it forks, and
 a pytest process that already holds accelerate state or OpenMP threads must not be forked.
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # steps per test stay fast
 TINY = {"name": "tiny-train"}
 LOCAL, DIM = 4, 8
+SIGLIP_DIST_IMPLS = ("gather", "bidir", "shift", "reduce")  # open_clip's options, all on gloo
 
 
 def global_batch(world: int) -> tuple[torch.Tensor, ...]:
@@ -58,8 +59,32 @@ def loss_worker(out: str) -> None:
         "targets": targets.tolist(),
         "loss": accelerator.reduce(loss.detach(), "mean").item(),
         "grads": [t.grad.tolist() for t in mine],
+        "sigmoid": sigmoid_results(accelerator, image, text, negatives, labels, part),
     }
     (Path(out) / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+def sigmoid_results(accelerator, image, text, negatives, labels, part) -> dict:
+    """This process's sigmoid loss (mean over processes) and gradients (features, scale,
+    bias): with masking and hard negatives, and plain with each of open_clip's dist_impl."""
+    from finetune.loss import SigmoidLoss
+
+    rank, world = accelerator.process_index, accelerator.num_processes
+    runs = {"masked": ("gather", True)} | {impl: (impl, False) for impl in SIGLIP_DIST_IMPLS}
+    out = {}
+    for name, (impl, options) in runs.items():
+        mine = [t[part].clone().requires_grad_(True) for t in (image, text, negatives)]
+        scalars = [torch.tensor(10.0, requires_grad=True), torch.tensor(-5.0, requires_grad=True)]
+        loss_fn = SigmoidLoss(rank, world, same_label_masking=options, dist_impl=impl)
+        extra = (labels[part], mine[2]) if options else ()
+        loss = loss_fn(mine[0], mine[1], *scalars, *extra)
+        loss.backward()
+        out[name] = {
+            "loss": accelerator.reduce(loss.detach(), "mean").item(),
+            "grads": [t.grad.tolist() for t in mine[: 3 if options else 2]],
+            "scalar_grads": [t.grad.item() for t in scalars],
+        }
+    return out
 
 
 def train_worker(config: str) -> None:
@@ -85,11 +110,17 @@ def launch(worker: str, argument: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
 
 
-def test_loss_gathers_negatives_from_the_other_process(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """What loss_worker computed on each of 2 processes (one launch for both losses)."""
+    out = tmp_path_factory.mktemp("loss")
+    launch("loss", out)
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_loss_gathers_negatives_from_the_other_process(ranks: list[dict]) -> None:
     from finetune.loss import ContrastiveLoss
 
-    launch("loss", tmp_path)
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for rank, result in enumerate(ranks):
         assert result["per_text"] == [LOCAL, 2 * LOCAL]  # columns: the global batch
         assert result["per_image"] == [LOCAL, 2 * LOCAL + 2 * LOCAL]  # + global hard negatives
@@ -107,6 +138,31 @@ def test_loss_gathers_negatives_from_the_other_process(tmp_path: Path) -> None:
     for rank, result in enumerate(ranks):
         part = slice(rank * LOCAL, (rank + 1) * LOCAL)
         for got, leaf in zip(result["grads"], leaves, strict=True):
+            torch.testing.assert_close(torch.tensor(got), 2 * leaf.grad[part], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("run", ["masked", *SIGLIP_DIST_IMPLS])
+def test_sigmoid_loss_on_two_processes_is_the_global_batch_loss(ranks: list[dict], run) -> None:
+    """Per process: its images against both processes' captions (and hard negatives, with
+    same-label masking across processes). The mean loss is the one-process loss of the
+    16-item batch; DDP's mean of the scale and bias gradients is its gradient, and each
+    process's features get 2 x theirs (as for the contrastive loss)."""
+    from finetune.loss import SigmoidLoss
+
+    image, text, negatives, labels = global_batch(2)
+    options = run == "masked"
+    leaves = [t.clone().requires_grad_(True) for t in (image, text, negatives)]
+    scalars = [torch.tensor(10.0, requires_grad=True), torch.tensor(-5.0, requires_grad=True)]
+    extra = (labels, leaves[2]) if options else ()
+    single = SigmoidLoss(same_label_masking=options)(*leaves[:2], *scalars, *extra)
+    single.backward()
+    results = [result["sigmoid"][run] for result in ranks]
+    assert results[0]["loss"] == pytest.approx(single.item(), rel=1e-5)
+    mean_scalar_grads = torch.tensor([r["scalar_grads"] for r in results]).mean(dim=0)
+    torch.testing.assert_close(mean_scalar_grads, torch.stack([t.grad for t in scalars]))
+    for rank, result in enumerate(results):
+        part = slice(rank * LOCAL, (rank + 1) * LOCAL)
+        for got, leaf in zip(result["grads"], leaves, strict=False):
             torch.testing.assert_close(torch.tensor(got), 2 * leaf.grad[part], rtol=1e-4, atol=1e-6)
 
 
@@ -148,8 +204,39 @@ def test_validation_does_not_depend_on_the_process_count(tmp_path: Path) -> None
     assert two["val_accuracy"] == pytest.approx(one["val_accuracy"], abs=1e-6)
 
 
+def test_contrastive_on_a_biased_model_trains_on_two_processes(tmp_path: Path) -> None:
+    """loss.objective contrastive on a model with a logit bias: the bias is frozen, so DDP
+    (find_unused_parameters off) does not wait for its gradient at the second step."""
+    import yaml
+
+    from evalsuite.models import load_model
+    from finetune.synthetic import write_synthetic_catalogue
+    from tests.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
+
+    model = build_biased_open_clip(tmp_path / "model", seed=0, **TINY)
+    data = write_synthetic_catalogue(tmp_path / "catalogue", train=16, val=0, test=0)
+    config = {
+        "model": {"spec": str(model)},
+        "data": {"path": str(data), "val_split": None},
+        "schedule": {"name": "constant"},
+        "train": {"epochs": 1, "batch_size": 4},
+        "loss": {"objective": "contrastive"},
+        "output": {"dir": str(tmp_path / "run"), "save_best": False},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    launch("train", tmp_path / "run.yaml")
+    last = load_model(str(tmp_path / "run" / "last"))
+    assert last.source.training["global_step"] == 2
+    assert (
+        last.logit_bias == SIGLIP_INIT_BIAS and last.source.training["objective"] == "contrastive"
+    )
+
+
 @pytest.mark.slow
-def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("objective", ["contrastive", "sigmoid"])
+def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path, objective) -> None:
+    """contrastive: a tiny Hugging Face CLIP; sigmoid: a tiny open_clip CLIP with a logit
+    bias, its objective chosen from the model."""
     import yaml
     from accelerate.state import AcceleratorState
     from safetensors.torch import load_file
@@ -158,8 +245,10 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> N
     from finetune.config import validate_config
     from finetune.loop import train
     from finetune.synthetic import write_synthetic_catalogue
+    from tests.biased_open_clip import build_biased_open_clip
 
-    model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
+    build = build_tiny_hf if objective == "contrastive" else build_biased_open_clip
+    model = build(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=32, val=7, test=0)
 
     def config(out: str, batch: int) -> dict:
@@ -180,11 +269,13 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> N
     one = json.loads((tmp_path / "one" / "last" / "training.json").read_text())
     two = json.loads((tmp_path / "two" / "last" / "training.json").read_text())
     assert two["global_step"] == one["global_step"] == 2
+    assert one["objective"] == two["objective"] == objective
     for a, b in zip(one["history"], two["history"], strict=True):  # val: all 7 items, in order
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
         assert b["val_accuracy"] == pytest.approx(a["val_accuracy"])
-    expected = load_file(tmp_path / "one" / "last" / "model.safetensors")
-    got = load_file(tmp_path / "two" / "last" / "model.safetensors")
+    weights = "model.safetensors" if objective == "contrastive" else "open_clip_model.safetensors"
+    expected = load_file(tmp_path / "one" / "last" / weights)
+    got = load_file(tmp_path / "two" / "last" / weights)
     # Float noise of the sums (~1e-7) becomes ~1e-6 in the key biases, whose gradient is zero
     # in exact arithmetic (softmax ignores a constant shift) and which AdamW normalises;
     # a real difference in the gradients moves weights by ~lr = 1e-3.
