@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from accelerate.state import AcceleratorState
-from test_finetune_train import footwear_subset, run_config
+from test_finetune_train import run_config
 
 from evalsuite.cli import main
 from evalsuite.models import load_model
@@ -37,9 +37,9 @@ def _captions(styles: Path) -> list[str]:
 def test_siglip_fine_tunes_on_real_images_then_scores(catalogue_dir: Path, tmp_path: Path) -> None:
     from evalsuite.data.prepare import prepare_footwear
 
-    styles = footwear_subset(catalogue_dir, tmp_path / "styles.csv", per_type=50)
+    styles = catalogue_dir / "styles.csv"  # every footwear item: 80/20 split, 10% validation
     data = tmp_path / "footwear"
-    prepare_footwear(catalogue_dir / "images", styles, data, seed=0, test_size=0.2, val_size=0.3)
+    prepare_footwear(catalogue_dir / "images", styles, data, seed=0)
     model_dir = build_tiny_hf_siglip(tmp_path / "siglip", _captions(styles), seed=0)
     base = load_model(model_dir)
     assert (base.objective, base.logit_bias) == ("sigmoid", INIT_LOGIT_BIAS)
@@ -51,7 +51,7 @@ def test_siglip_fine_tunes_on_real_images_then_scores(catalogue_dir: Path, tmp_p
         data={"templates": ["a photo of {}."]},
         optim={"lr": 3e-3},
         schedule={"name": "cosine", "warmup_steps": 2},
-        train={"epochs": 2, "batch_size": 16, "log_every": 5},
+        train={"epochs": 2, "batch_size": 32, "log_every": 10},
         output={"run_name": "tiny-siglip-ft"},
     )  # no loss.objective: the model's logit bias makes it sigmoid
     history = train(validate_config(cfg)).history

@@ -37,6 +37,7 @@ from evalsuite.models.hf import HFClipModel, load_hf_tokenizer, preprocess_confi
 from evalsuite.models.hf_siglip import (
     HFSiglipModel,
     load_siglip_tokenizer,
+    quiet_default_token_ids,
     siglip_preprocess_config,
 )
 from evalsuite.models.openclip import CONFIG_FILE as OPEN_CLIP_CONFIG
@@ -207,7 +208,8 @@ def _load_hf_clip(name: str, source: ModelSource, kwargs: dict[str, Any]) -> HFC
 
 
 def _load_hf_siglip(name: str, source: ModelSource, kwargs: dict[str, Any]) -> HFSiglipModel:
-    module = _from_pretrained(SiglipModel, "Hugging Face SigLIP", name, kwargs)
+    with quiet_default_token_ids():
+        module = _from_pretrained(SiglipModel, "Hugging Face SigLIP", name, kwargs)
     tokenizer = load_siglip_tokenizer(name, source.path, **kwargs)
     folder = source.path or _hub_snapshot_folder(name)
     preprocess = siglip_preprocess_config(folder, module.config.vision_config.image_size)

@@ -14,7 +14,9 @@ SigLIP differs from CLIP where this suite touches it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,28 @@ TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.
 EXAMPLE_HUB_ID = "google/siglip-base-patch16-224"
 # PIL resample codes (preprocessor_config.json) -> torchvision InterpolationMode values
 RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+
+class _ClipTokenIdsInSiglipConfig(logging.Filter):
+    """Drops transformers' warning that ``SiglipTextConfig``'s default bos/eos ids (CLIP's
+    49406/49407) lie outside SigLIP's vocabulary: the model never reads them (its tokenizer
+    ends texts with ``</s>``), so on every load it would be a false alarm."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_token_id must be `None` or an integer within the vocabulary" not in (
+            record.getMessage()
+        )
+
+
+@contextmanager
+def quiet_default_token_ids() -> Iterator[None]:
+    logger = logging.getLogger("transformers.configuration_utils")
+    quiet = _ClipTokenIdsInSiglipConfig()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 class HFSiglipModel(ClipModel):
@@ -100,7 +124,8 @@ class HFSiglipModel(ClipModel):
 
     def save(self, out_dir: Path) -> None:
         out_dir = Path(out_dir)
-        self.module.save_pretrained(out_dir, safe_serialization=True)
+        with quiet_default_token_ids():  # saving diffs against a default config, which warns
+            self.module.save_pretrained(out_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(out_dir)
         siglip_image_processor_for(self.preprocess_config).save_pretrained(out_dir)
 

@@ -28,6 +28,7 @@ from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, Siglip
 
 from evalsuite.models.base import SIGLIP_MEAN, SIGLIP_STD, PreprocessConfig
 from evalsuite.models.convert_siglip import hf_siglip_to_open_clip_state_dict
+from evalsuite.models.hf_siglip import quiet_default_token_ids
 from evalsuite.models.openclip import CONFIG_FILE, WEIGHTS_FILE, open_clip_preprocess_cfg
 from evalsuite.models.openclip_hub import TOKENIZER_FILES
 from evalsuite.models.tiny import CONFIG_DIR
@@ -149,7 +150,9 @@ def build_tiny_hf_siglip(out_dir: Path, texts: Iterable[str], seed: int = 0) -> 
         texts, out_dir, cfg["text_cfg"]["vocab_size"], cfg["text_cfg"]["context_length"]
     )
     cfg["text_cfg"]["vocab_size"] = len(tokenizer)
-    random_hf_siglip(cfg, seed).save_pretrained(out_dir, safe_serialization=True)
+    model = random_hf_siglip(cfg, seed)
+    with quiet_default_token_ids():
+        model.save_pretrained(out_dir, safe_serialization=True)
     size = cfg["vision_cfg"]["image_size"]
     SiglipImageProcessor(
         size={"height": size, "width": size},
