@@ -48,6 +48,25 @@ def hf_config_from_open_clip(model_cfg: dict[str, Any]) -> CLIPConfig:
     )
 
 
+# open_clip ResidualAttentionBlock <- CLIPEncoderLayer, beside the fused q/k/v
+_CLIP_BLOCK_NAMES = (
+    ("attn.out_proj", "self_attn.out_proj"),
+    ("ln_1", "layer_norm1"),
+    ("ln_2", "layer_norm2"),
+    ("mlp.c_fc", "mlp.fc1"),
+    ("mlp.c_proj", "mlp.fc2"),
+)
+
+
+def renamed(hf: Tensors, src: str, dst: str, names: tuple[tuple[str, str], ...]) -> Tensors:
+    """``dst.OURS.{weight,bias}`` <- ``src.THEIRS.{weight,bias}`` for each (OURS, THEIRS)."""
+    return {
+        f"{dst}.{ours}.{part}": hf[f"{src}.{theirs}.{part}"]
+        for ours, theirs in names
+        for part in ("weight", "bias")
+    }
+
+
 def hf_blocks_to_open_clip(hf: Tensors, src: str, dst: str, layers: int) -> Tensors:
     """``layers`` encoder layers of the Hugging Face tower ``src`` as open_clip
     ``ResidualAttentionBlock`` weights under ``dst`` (CLIP's and SigLIP's text towers)."""
@@ -57,15 +76,7 @@ def hf_blocks_to_open_clip(hf: Tensors, src: str, dst: str, layers: int) -> Tens
         attn = f"{s}.self_attn"
         out[f"{d}.attn.in_proj_weight"] = torch.cat([hf[f"{attn}.{p}_proj.weight"] for p in "qkv"])
         out[f"{d}.attn.in_proj_bias"] = torch.cat([hf[f"{attn}.{p}_proj.bias"] for p in "qkv"])
-        for ours, theirs in (
-            ("attn.out_proj", "self_attn.out_proj"),
-            ("ln_1", "layer_norm1"),
-            ("ln_2", "layer_norm2"),
-            ("mlp.c_fc", "mlp.fc1"),
-            ("mlp.c_proj", "mlp.fc2"),
-        ):
-            out[f"{d}.{ours}.weight"] = hf[f"{s}.{theirs}.weight"]
-            out[f"{d}.{ours}.bias"] = hf[f"{s}.{theirs}.bias"]
+        out |= renamed(hf, s, d, _CLIP_BLOCK_NAMES)
     return out
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from transformers import SiglipConfig
 
-from evalsuite.models.convert import Tensors, hf_blocks_to_open_clip
+from evalsuite.models.convert import Tensors, hf_blocks_to_open_clip, renamed
 
 
 def hf_siglip_to_open_clip_state_dict(hf: Tensors, config: SiglipConfig) -> Tensors:
@@ -61,11 +61,17 @@ def _vision_hf_to_timm(hf: Tensors, layers: int) -> Tensors:
         for part in ("weight", "bias"):
             qkv = [hf[f"{s}.self_attn.{p}_proj.{part}"] for p in "qkv"]
             out[f"{b}.attn.qkv.{part}"] = torch.cat(qkv)
-            for ours, theirs in _BLOCK_NAMES:
-                out[f"{b}.{ours}.{part}"] = hf[f"{s}.{theirs}.{part}"]
+        out |= renamed(hf, s, b, _BLOCK_NAMES)
     return out | _attention_pool(hf, f"{v}.head", f"{d}.attn_pool")
 
 
+# timm AttentionPoolLatent <- SiglipMultiheadAttentionPoolingHead, beside latent, q and kv
+_POOL_NAMES = (
+    ("proj", "attention.out_proj"),
+    ("norm", "layernorm"),
+    ("mlp.fc1", "mlp.fc1"),
+    ("mlp.fc2", "mlp.fc2"),
+)
 # timm Block <- SiglipEncoderLayer, beside the fused qkv
 _BLOCK_NAMES = (
     ("attn.proj", "self_attn.out_proj"),
@@ -89,12 +95,5 @@ def _attention_pool(hf: Tensors, src: str, dst: str) -> Tensors:
         f"{dst}.kv.weight": weight[width:],
         f"{dst}.kv.bias": bias[width:],
     }
-    for ours, theirs in (
-        ("proj", "attention.out_proj"),
-        ("norm", "layernorm"),
-        ("mlp.fc1", "mlp.fc1"),
-        ("mlp.fc2", "mlp.fc2"),
-    ):
-        out[f"{dst}.{ours}.weight"] = hf[f"{src}.{theirs}.weight"]
-        out[f"{dst}.{ours}.bias"] = hf[f"{src}.{theirs}.bias"]
+    out |= renamed(hf, src, dst, _POOL_NAMES)
     return {k: v.contiguous() for k, v in out.items()}

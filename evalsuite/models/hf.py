@@ -28,7 +28,23 @@ _VOLATILE_CONFIG_KEYS = {
 }
 
 
-class HFClipModel(ClipModel):
+class HFModule:
+    """What every ``transformers`` model shares: its config as the architecture (without the
+    keys that say nothing about the network) and gradient checkpointing."""
+
+    module: Any
+
+    def architecture_config(self) -> dict[str, Any]:
+        return _drop_volatile(self.module.config.to_dict())
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        if enable:
+            self.module.gradient_checkpointing_enable()
+        else:
+            self.module.gradient_checkpointing_disable()
+
+
+class HFClipModel(HFModule, ClipModel):
     backend = "hf"
 
     def __init__(
@@ -84,16 +100,6 @@ class HFClipModel(ClipModel):
     @property
     def embed_dim(self) -> int:
         return int(self.module.config.projection_dim)
-
-    def architecture_config(self) -> dict[str, Any]:
-        config = self.module.config.to_dict()
-        return _drop_volatile(config)
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        if enable:
-            self.module.gradient_checkpointing_enable()
-        else:
-            self.module.gradient_checkpointing_disable()
 
     def save(self, out_dir: Path) -> None:
         out_dir = Path(out_dir)

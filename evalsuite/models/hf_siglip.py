@@ -39,7 +39,7 @@ from evalsuite.models.base import (
     PreprocessConfig,
 )
 from evalsuite.models.checks import read_json
-from evalsuite.models.hf import _drop_volatile, image_processor_for, preprocess_config_from_folder
+from evalsuite.models.hf import HFModule, image_processor_for, preprocess_config_from_folder
 
 TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json")
 EXAMPLE_HUB_ID = "google/siglip-base-patch16-224"
@@ -69,7 +69,7 @@ def quiet_default_token_ids() -> Iterator[None]:
         logger.removeFilter(quiet)
 
 
-class HFSiglipModel(ClipModel):
+class HFSiglipModel(HFModule, ClipModel):
     backend = "hf"  # one backend for transformers models; the class tells CLIP and SigLIP apart
 
     def __init__(
@@ -112,15 +112,6 @@ class HFSiglipModel(ClipModel):
     def embed_dim(self) -> int:
         # The attention-pool head keeps the vision width; the text head projects onto it.
         return int(self.module.config.vision_config.hidden_size)
-
-    def architecture_config(self) -> dict[str, Any]:
-        return _drop_volatile(self.module.config.to_dict())
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        if enable:
-            self.module.gradient_checkpointing_enable()
-        else:
-            self.module.gradient_checkpointing_disable()
 
     def save(self, out_dir: Path) -> None:
         out_dir = Path(out_dir)

@@ -125,22 +125,23 @@ def _hf_layout(module: nn.Module) -> ModelLayout:
     return layouts[model_type](module)
 
 
+def _hf_attention(blocks: tuple[str, ...]) -> tuple[str, ...]:
+    """The q/k/v/out projections of every block: plain Linear layers in transformers."""
+    projections = ("q_proj", "k_proj", "v_proj", "out_proj")
+    return tuple(f"{block}.self_attn.{proj}" for block in blocks for proj in projections)
+
+
 def _hf_siglip_layout(module: nn.Module) -> ModelLayout:
     """SiglipModel: no pre-norm and no class token; each tower's head (final norm, then the
     vision attention-pool head or the text projection) sits inside the tower."""
 
     def tower(model: str, final_norm: str) -> TowerLayout:
         blocks = _indexed(module, f"{model}.encoder.layers")
-        attention = tuple(
-            f"{block}.self_attn.{proj}"
-            for block in blocks
-            for proj in ("q_proj", "k_proj", "v_proj", "out_proj")
-        )
         return TowerLayout(
             embed=(f"{model}.embeddings",),
             blocks=blocks,
             head=_existing(module, f"{model}.{final_norm}", f"{model}.head"),
-            attention=attention,
+            attention=_hf_attention(blocks),
         )
 
     return ModelLayout(
@@ -154,16 +155,11 @@ def _hf_siglip_layout(module: nn.Module) -> ModelLayout:
 def _hf_clip_layout(module: nn.Module) -> ModelLayout:
     def tower(model: str, pre_norm: tuple[str, ...], final_norm: str, proj: str) -> TowerLayout:
         blocks = _indexed(module, f"{model}.encoder.layers")
-        attention = tuple(
-            f"{block}.self_attn.{proj}"
-            for block in blocks
-            for proj in ("q_proj", "k_proj", "v_proj", "out_proj")
-        )
         return TowerLayout(
             embed=(f"{model}.embeddings", *pre_norm),
             blocks=blocks,
             head=(f"{model}.{final_norm}", proj),
-            attention=attention,
+            attention=_hf_attention(blocks),
         )
 
     return ModelLayout(
