@@ -34,6 +34,17 @@ class HFModule:
 
     module: Any
 
+    def __init__(
+        self,
+        module: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        preprocess_config: PreprocessConfig,
+        source: ModelSource,
+    ) -> None:
+        context_length = int(module.config.text_config.max_position_embeddings)
+        super().__init__(module, preprocess_config, source, context_length)  # ClipModel's
+        self.tokenizer = tokenizer
+
     def architecture_config(self) -> dict[str, Any]:
         return _drop_volatile(self.module.config.to_dict())
 
@@ -47,16 +58,8 @@ class HFModule:
 class HFClipModel(HFModule, ClipModel):
     backend = "hf"
 
-    def __init__(
-        self,
-        module: CLIPModel,
-        tokenizer: PreTrainedTokenizerBase,
-        preprocess_config: PreprocessConfig,
-        source: ModelSource,
-    ) -> None:
-        context_length = int(module.config.text_config.max_position_embeddings)
-        super().__init__(module, preprocess_config, source, context_length)
-        self.tokenizer = tokenizer
+    def __init__(self, module: CLIPModel, tokenizer: PreTrainedTokenizerBase, *args: Any) -> None:
+        super().__init__(module, tokenizer, *args)
         self._eos_id = int(tokenizer.eos_token_id)
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:

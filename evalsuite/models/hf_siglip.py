@@ -26,7 +26,6 @@ from transformers import (
     CLIPImageProcessor,
     PreTrainedTokenizerBase,
     SiglipImageProcessor,
-    SiglipModel,
 )
 
 from evalsuite.errors import ModelLoadError
@@ -35,7 +34,6 @@ from evalsuite.models.base import (
     SIGLIP_MEAN,
     SIGLIP_STD,
     ClipModel,
-    ModelSource,
     PreprocessConfig,
 )
 from evalsuite.models.checks import read_json
@@ -71,17 +69,6 @@ def quiet_default_token_ids() -> Iterator[None]:
 
 class HFSiglipModel(HFModule, ClipModel):
     backend = "hf"  # one backend for transformers models; the class tells CLIP and SigLIP apart
-
-    def __init__(
-        self,
-        module: SiglipModel,
-        tokenizer: PreTrainedTokenizerBase,
-        preprocess_config: PreprocessConfig,
-        source: ModelSource,
-    ) -> None:
-        context_length = int(module.config.text_config.max_position_embeddings)
-        super().__init__(module, preprocess_config, source, context_length)
-        self.tokenizer = tokenizer
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         encoded = self.tokenizer(
