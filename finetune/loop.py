@@ -454,11 +454,20 @@ def begin_epoch(run: Run, progress: Progress) -> list[str]:
     return unfrozen
 
 
+def clamp_logit_scale(scale: torch.nn.Parameter, objective: str | None) -> None:
+    """open_clip's ceiling, ``exp(scale) <= 100``, for a temperature that trains under the
+    softmax loss. A frozen one is left as it is, and so is a sigmoid one: Google's SigLIPs
+    end above 100 (SO400M: 112) and big_vision sets no ceiling, so clamping would move a
+    pretrained model's scale away from the bias it was trained with."""
+    if scale.requires_grad and objective != "sigmoid":
+        with torch.no_grad():
+            scale.clamp_(0, MAX_LOGIT_SCALE)
+
+
 def after_step(run: Run, optimizer, accelerator: Accelerator, progress: Progress, loss) -> None:
     """Clamp the temperature, per-step LR, EMA, log, periodic resumable state."""
     cfg = run.cfg
-    with torch.no_grad():
-        run.model.logit_scale_parameter.clamp_(0, MAX_LOGIT_SCALE)
+    clamp_logit_scale(run.model.logit_scale_parameter, cfg.loss.objective)
     if run.per_step_schedule:
         run.scheduler.step()
     if run.ema is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -356,3 +357,22 @@ def test_ema_and_wise_carry_the_bias(tmp_path: Path) -> None:
         base.logit_bias_parameter.fill_(SIGLIP_INIT_BIAS)
     mixed = wise_interpolate(base, tuned, 0.25)
     assert mixed.logit_bias == pytest.approx(0.75 * SIGLIP_INIT_BIAS + 0.25 * -2.0)
+
+
+@pytest.mark.parametrize(
+    ("objective", "trains", "after"),
+    [
+        ("sigmoid", True, 4.7215),  # Google's SO400M SigLIP: exp(4.7215) = 112, kept
+        (None, False, 4.7215),  # frozen (LoRA, zeroshot_ce): never moved
+        ("contrastive", True, math.log(100)),  # open_clip's softmax ceiling
+        ("contrastive", False, 4.7215),
+    ],
+)
+def test_logit_scale_ceiling_only_for_a_trained_softmax_temperature(
+    objective: str | None, trains: bool, after: float
+) -> None:
+    from finetune.loop import clamp_logit_scale
+
+    scale = torch.nn.Parameter(torch.tensor(4.7215), requires_grad=trains)
+    clamp_logit_scale(scale, objective)
+    assert scale.item() == pytest.approx(after)
