@@ -212,6 +212,31 @@ def test_unknown_timm_model_is_a_clear_error(oc_dir: Path, tmp_path: Path) -> No
         load_model(folder)
 
 
+def test_architecture_with_a_weights_file_is_preprocessed_as_its_tags_say(
+    oc_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built without a tag, open_clip would preprocess a SigLIP's weights file like a CLIP
+    (OpenAI mean/std, resize and crop): the tags' preprocessing is used, or it is refused."""
+    cfg = json.loads((oc_dir / "open_clip_config.json").read_text())["model_cfg"]
+    cfg["text_cfg"]["hf_tokenizer_name"] = str(oc_dir)  # the tokenizer files, on disk
+    (tmp_path / "TinySigLIP-arch.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "TinySigLIP-arch.json")
+    spec = f"openclip:TinySigLIP-arch/{oc_dir / 'open_clip_model.safetensors'}"
+    with pytest.raises(ModelLoadError, match="no pretrained tag to say how its images"):
+        load_model(spec)  # an architecture of ours: no tag says how
+
+    webli = open_clip.get_pretrained_cfg("ViT-B-16-SigLIP", "webli")
+    monkeypatch.setattr(open_clip, "list_pretrained_tags_by_model", lambda arch: ["webli"])
+    monkeypatch.setattr(
+        open_clip, "get_pretrained_cfg", lambda arch, tag: webli if tag == "webli" else {}
+    )
+    from_file, folder = load_model(spec), load_model(oc_dir)
+    assert from_file.preprocess_config == folder.preprocess_config
+    assert from_file.preprocess_config.resize_mode == "squash"
+    images = [Image.new("RGB", (60, 80), (200, 30, 30)), Image.new("RGB", (80, 60), (9, 9, 9))]
+    np.testing.assert_allclose(from_file.encode_images(images), folder.encode_images(images))
+
+
 def fake_hub_cache(hf_home: Path, repo: str, files: dict[str, str]) -> None:
     """``files`` of ``repo`` in the Hugging Face cache layout, as if downloaded."""
     folder = hf_home / "hub" / f"models--{repo.replace('/', '--')}"

@@ -151,7 +151,39 @@ def _build(model_name: str, pretrained: str | None) -> torch.nn.Module:
     finally:
         logging.getLogger().removeFilter(quiet)
     _load_local_weights(module, model_name, weights)
+    if not model_name.startswith("local-dir:"):  # a folder carries its own preprocess_cfg
+        _use_the_architectures_preprocessing(module, model_name)
     return module
+
+
+_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+
+
+def _use_the_architectures_preprocessing(module: torch.nn.Module, arch: str) -> None:
+    """A built-in architecture with a weights file is built without a pretrained tag, so
+    open_clip gives it CLIP's preprocessing (OpenAI mean/std, resize and crop) whatever the
+    architecture: a SigLIP's weights would be fed the wrong pixels. Take the preprocessing
+    its pretrained tags share; refuse a SigLIP whose tags disagree or that has none."""
+    found = {
+        tuple((key, open_clip.get_pretrained_cfg(arch, tag).get(key)) for key in _PREPROCESS_KEYS)
+        for tag in open_clip.list_pretrained_tags_by_model(arch)
+    }
+    if len(found) == 1:
+        shared = {key: value for key, value in next(iter(found)) if value is not None}
+        open_clip.set_model_preprocess_cfg(
+            module, {**open_clip.get_model_preprocess_cfg(module), **shared}
+        )
+    elif getattr(module, "logit_bias", None) is not None:
+        why = (
+            "its pretrained tags preprocess images differently"
+            if found
+            else "it has no pretrained tag to say how its images are preprocessed"
+        )
+        raise ModelLoadError(
+            f"open_clip architecture {arch} with a weights file: {why}, and a SigLIP is not "
+            "preprocessed like a CLIP; save the model as an open_clip folder "
+            f"({CONFIG_FILE} with its preprocess_cfg) and pass the folder"
+        )
 
 
 def _prepare_timm_model(spec: str, model_cfg: dict[str, Any]) -> None:

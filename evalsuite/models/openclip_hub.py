@@ -63,7 +63,7 @@ def hub_files(model_name: str, pretrained: str | None, model_cfg: dict[str, Any]
         return []
     needs = []
     tokenizer = model_cfg.get("text_cfg", {}).get("hf_tokenizer_name")
-    if tokenizer:
+    if tokenizer and not Path(tokenizer).expanduser().is_dir():  # a folder: nothing to fetch
         needs.append(HubFiles(tokenizer, "tokenizer", ((TOKENIZER_CONFIG,), VOCAB_FILES)))
     if model_name.startswith("hf-hub:"):
         needs.append(HubFiles(model_name.removeprefix("hf-hub:"), "weights", (WEIGHTS_FILES,)))
@@ -107,6 +107,8 @@ def tokenizer_cached(model_cfg: dict[str, Any]) -> bool:
     """Whether the config names a Hugging Face tokenizer whose files are all cached (then it
     is read with ``local_files_only``, without asking the Hub for newer versions)."""
     name = model_cfg.get("text_cfg", {}).get("hf_tokenizer_name")
+    if name and Path(name).expanduser().is_dir():  # open_clip's HFTokenizer reads a folder too
+        return True
     return bool(name) and not HubFiles(name, "", ((TOKENIZER_CONFIG,), VOCAB_FILES)).missing()
 
 
