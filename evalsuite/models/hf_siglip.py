@@ -169,7 +169,17 @@ def load_siglip_tokenizer(name: str, folder: Path | None, **kwargs: Any) -> PreT
 
 
 def missing_tokenizer_message(name: str, folder: Path | None, exc: BaseException) -> str:
-    files = " ".join(TOKENIZER_FILES)
+    present = [f for f in (*TOKENIZER_FILES, "tokenizer.json") if folder and (folder / f).is_file()]
+    if folder is not None and {"spiece.model", "tokenizer.json"} & set(present):
+        # the vocabulary is there: the reader failed (sentencepiece missing, a broken file)
+        return (
+            f"SigLIP model {name!r}: its tokenizer ({', '.join(present)}) could not be read "
+            f"({type(exc).__name__}: {exc}). SigLIP's tokenizer needs the sentencepiece package "
+            "(pinned in constraints.txt: pip install -c constraints.txt sentencepiece); if it "
+            "is installed, the files may be damaged: download them again"
+        )
+    missing = [f for f in TOKENIZER_FILES if f not in present]
+    files = " ".join(missing)
     if folder is None:
         fetch = f"`hf download {name} {files}`"
     else:
@@ -179,6 +189,6 @@ def missing_tokenizer_message(name: str, folder: Path | None, exc: BaseException
         )
     return (
         f"SigLIP model {name!r} has no usable tokenizer ({type(exc).__name__}: {exc}). SigLIP "
-        f"needs its own SentencePiece vocabulary ({', '.join(TOKENIZER_FILES)}); CLIP's would "
+        f"needs its own SentencePiece vocabulary (missing: {', '.join(missing)}); CLIP's would "
         f"give wrong ids. Fetch them on a machine with network: {fetch}"
     )
