@@ -314,6 +314,10 @@ def test_bias_trains_only_where_it_should(
     assert (last.logit_bias != SIGLIP_INIT_BIAS) == bias_trains
     objective = sections.get("loss", {}).get("objective", "sigmoid")
     assert last.source.training["objective"] == objective
+    # a SigLIP fine-tuned with the softmax loss scores with softmax: its bias is unused
+    own = "contrastive" if objective == "contrastive" else "sigmoid"
+    assert last.objective == own
+    assert last.score_formula().kind == {"contrastive": "softmax", "sigmoid": "sigmoid"}[own]
     said = "its logit bias stays frozen" in caplog.text
     assert said == (objective == "contrastive")
     scale_frozen = "lora" in sections or objective == "zeroshot_ce"

@@ -159,13 +159,19 @@ class ClipModel(ABC):
 
     @property
     def objective(self) -> Literal["contrastive", "sigmoid"]:
-        """The loss the model was trained with: a logit bias means SigLIP's sigmoid loss."""
+        """The loss the weights were trained with: the one ``finetune`` recorded, else a
+        logit bias means SigLIP's sigmoid loss (a SigLIP fine-tuned with the softmax loss
+        keeps its bias, frozen and unused)."""
+        trained = (self.source.training or {}).get("objective")
+        if trained == "contrastive" or (trained == "sigmoid" and self.logit_bias is not None):
+            return trained
         return "contrastive" if self.logit_bias_parameter is None else "sigmoid"
 
     def score_formula(self) -> ScoreFormula:
         """How the model turns a cosine into a logit and a probability (softmax or sigmoid)."""
-        kind = "softmax" if self.logit_bias_parameter is None else "sigmoid"
-        return ScoreFormula(kind, self.logit_scale, self.logit_bias)
+        if self.objective == "sigmoid":
+            return ScoreFormula("sigmoid", self.logit_scale, self.logit_bias)
+        return ScoreFormula("softmax", self.logit_scale)
 
     @cached_property
     def transform(self) -> Callable[[Image.Image], torch.Tensor]:
