@@ -227,8 +227,9 @@ def check_contrast_pool(cfg: TrainConfig, processes: int) -> None:
         raise ConfigError(
             f"train.batch_size {cfg.train.batch_size} x train.accum_steps "
             f"{cfg.train.accum_steps} x {processes} process(es) = {pool} item per optimizer "
-            "step: the contrastive (or sigmoid) loss has no other item to contrast with (it "
-            "is 0 and nothing trains); set train.batch_size or train.accum_steps so that a "
+            "step: the loss has no other item to contrast with (the contrastive loss is 0 "
+            "and nothing trains; the sigmoid loss only pulls the one pair together); set "
+            "train.batch_size or train.accum_steps so that a "
             "step holds at least 2 items, or use loss.objective: zeroshot_ce"
         )
 

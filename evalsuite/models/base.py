@@ -22,7 +22,7 @@ from PIL import Image
 from torchvision import transforms
 
 from evalsuite.images import open_rgb
-from evalsuite.metrics.zeroshot import ScoreFormula
+from evalsuite.models.formula import ScoreFormula
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
