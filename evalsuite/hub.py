@@ -84,14 +84,21 @@ class HubModelNotCached(ModelLoadError):
     to pass a downloaded folder, depends on the command: ``evalsuite score DIR`` by default,
     another wording through :meth:`advise` (``finetune``: ``--set model.spec=DIR``)."""
 
-    def __init__(self, hub_id: str, why: str, use_folder: str = SCORE_ADVICE) -> None:
-        self.hub_id, self.why = hub_id, why
+    def __init__(
+        self, hub_id: str, why: str, use_folder: str = SCORE_ADVICE, partly: bool = False
+    ) -> None:
+        self.hub_id, self.why, self.partly = hub_id, why, partly
+        where = (
+            "is only partly in the Hugging Face cache"  # e.g. its config but not its tokenizer
+            if partly
+            else "is neither a local folder nor in the Hugging Face cache"
+        )
         super().__init__(
-            f"model {hub_id!r} is neither a local folder nor in the Hugging Face cache "
-            f"({cache_folder()}; {why}). On a machine with network run `hf download {hub_id} "
-            f"--local-dir DIR`, copy DIR here and pass the folder instead: {use_folder}"
+            f"model {hub_id!r} {where} ({cache_folder()}; {why}). On a machine with network "
+            f"run `hf download {hub_id} --local-dir DIR`, copy DIR here and pass the folder "
+            f"instead: {use_folder}"
         )
 
     def advise(self, use_folder: str) -> HubModelNotCached:
         """The same error, its last step worded for the command that raised it."""
-        return HubModelNotCached(self.hub_id, self.why, use_folder)
+        return HubModelNotCached(self.hub_id, self.why, use_folder, self.partly)

@@ -283,6 +283,8 @@ def test_hub_ids_load_from_the_cache_and_fail_at_once_without_network(
     for line, hub_id in ((partial, "tiny-org/siglip-no-tokenizer"), (missing, SIGLIP_HUB_ID)):
         assert line.startswith("HubModelNotCached") and hub_id in line
         assert "cannot be reached" in line and f"hf download {hub_id}" in line
+    assert "only partly in the Hugging Face cache" in partial and "tokenizer" in partial
+    assert "neither a local folder nor in the Hugging Face cache" in missing
 
 
 def test_without_a_processor_file_siglip_defaults_apply(

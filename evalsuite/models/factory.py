@@ -177,6 +177,8 @@ def load_hf_hub(hub_id: str, trust_remote_code: bool = False) -> ClipModel:
     except OSError as exc:
         why = not_downloadable(hub_id, "config.json")
         if why is not None:
+            if cached(hub_id, "config.json"):  # say what is missing, e.g. the tokenizer
+                raise HubModelNotCached(hub_id, f"{why}; {exc}", partly=True) from exc
             raise HubModelNotCached(hub_id, why) from exc
     try:
         return _load_hf(hub_id, source, trust_remote_code, local_files_only=False)
