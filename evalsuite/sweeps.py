@@ -183,6 +183,18 @@ def params_text(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={value_text(v)}" for k, v in params.items())
 
 
+def describe(training: Any) -> str:
+    """``lace #3: optim.lr=0.0001, train.epochs=2`` for a trial, ``greedy soup of a, b`` for
+    a soup, "" for any other model."""
+    record = _record(training)
+    soup = _section(record, "soup")
+    if soup:
+        ingredients = ", ".join(str(i) for i in soup.get("ingredients") or [])
+        return f"{soup.get('kind', '')} soup of {ingredients}".strip()
+    trial = trial_of("", record)
+    return f"{trial.study} #{trial.number}: {params_text(trial.params)}" if trial else ""
+
+
 def _value_order(value: Any) -> tuple[int, float, str]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (0, float(value), "")
