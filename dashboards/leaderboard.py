@@ -32,10 +32,10 @@ import pandas as pd
 import streamlit as st
 
 try:
-    from dashboards import overview, seed_view, training, views
+    from dashboards import overview, seed_view, sweep_view, training, views
 except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dashboards import overview, seed_view, training, views
+    from dashboards import overview, seed_view, sweep_view, training, views
 
 from evalsuite import store
 from evalsuite.errors import EvalSuiteError
@@ -331,7 +331,10 @@ def show_tradeoff(ctx: dict[str, Any], models: pd.DataFrame, baseline_label: str
         "model, α = 1: fine-tuned). Differences in % points of the maximum score; whether "
         "each is significant is in the table above."
     )
-    st.altair_chart(views.tradeoff_chart(pts, target_title, general_title), width="stretch")
+    colour = ctx.get("colour_by")
+    pts = sweep_view.colour_points(pts, colour)
+    chart = views.tradeoff_chart(pts, target_title, general_title, colour["key"] if colour else "")
+    st.altair_chart(chart, width="stretch")
 
 
 def benchmark_page(ctx: dict[str, Any]) -> None:
@@ -711,6 +714,7 @@ def main() -> None:
     try:
         ctx = sidebar(metrics, models, models_raw, types)
         baseline = ctx["baseline"]
+        models, ctx["colour_by"] = sweep_view.hyperparameter_filter(st.sidebar, models, baseline)
         order = list(dict.fromkeys(n for n in [baseline, *models["name"]] if n is not None))
         models = models.set_index("name").loc[order].reset_index()
         verdicts = comparisons(baseline, order[1:] if baseline else [])

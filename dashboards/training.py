@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from dashboards.views import fmt_duration, fmt_params, short_hash
+from evalsuite.sweeps import describe
 
 HISTORY_SERIES = {
     "train_loss": "Train loss",
@@ -143,9 +144,13 @@ def training_summary(models: pd.DataFrame) -> pd.DataFrame:
                 "Batch size": _batch(train),
                 "Fine-tuning time": fmt_duration(row.get("train_seconds")),
                 "Trained on": data_summary(training),
+                "Sweep": describe(training),
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if "Sweep" in frame and not frame["Sweep"].astype(bool).any():  # no sweep: no column
+        frame = frame.drop(columns="Sweep")
+    return frame
 
 
 # ---------------------------------------------------------------- per-epoch log

@@ -803,9 +803,13 @@ def query_comparison(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: st
 # ---------------------------------------------------------------- charts (Altair specs)
 
 
-def tradeoff_chart(points_frame: pd.DataFrame, target_title: str, general_title: str):
+def tradeoff_chart(
+    points_frame: pd.DataFrame, target_title: str, general_title: str, colour_title: str = ""
+):
     """Gain on the target (y) against change on the general benchmarks (x), one point per
-    model, WiSE-FT alphas of one fine-tune joined as a line; zero lines mark the baseline."""
+    model, WiSE-FT alphas of one fine-tune joined as a line; zero lines mark the baseline.
+    A ``colour`` column (e.g. a hyper-parameter's value, titled ``colour_title``) colours
+    the points."""
     import altair as alt
 
     singles = points_frame[points_frame["curve"].isna()]
@@ -856,8 +860,12 @@ def tradeoff_chart(points_frame: pd.DataFrame, target_title: str, general_title:
             x=x,
             y=y,
             shape=alt.Shape("kind:N", title="Type"),
-            color=alt.value("#1f6feb"),
-            tooltip=tooltip,
+            color=alt.Color("colour:N", title=colour_title)
+            if "colour" in singles
+            else alt.value("#1f6feb"),
+            tooltip=[*tooltip, alt.Tooltip("colour:N", title=colour_title)]
+            if "colour" in singles
+            else tooltip,
         )
     )
     layers.append(

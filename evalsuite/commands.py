@@ -295,7 +295,7 @@ _SUFFIXES = {"markdown": "md", "csv": "csv", "json": "json"}
 def cmd_report(args: argparse.Namespace) -> int:
     """report.md and its charts, with the seed's table and the training costs printed; with
     ``--format``, only that table, to ``--out FILE`` or standard output."""
-    from evalsuite import report, seed_formats
+    from evalsuite import report, report_sweep, seed_formats
 
     data = report.load_report_data(_db(args), args.baseline)
     table, costs = report.seed_table_of(data), report.training_costs(data)
@@ -316,6 +316,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = report.write_report_files(data, args.out or Path("reports"))
     console.print(seed_formats.seed_rich(table))
     console.print(seed_formats.cost_rich(costs))
+    sweeps = report_sweep.sweep_rich(data)
+    if sweeps is not None:
+        console.print(sweeps)
     console.print(f"report written to {path}")
     return EXIT_OK
 

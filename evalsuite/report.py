@@ -871,6 +871,7 @@ class Figures:
         default_factory=list
     )  # bench, task, path, note
     training: list[tuple[list[ModelEntry], str]] = field(default_factory=list)
+    sweeps: dict[str, str] = field(default_factory=dict)  # study -> its chart
 
 
 def draw_figures(data: ReportData, out_dir: Path) -> Figures:
@@ -908,6 +909,9 @@ def draw_figures(data: ReportData, out_dir: Path) -> Figures:
         path, rel = target(f"training-{slug}.png")
         if training_chart(group, group[0].history, path):  # type: ignore[arg-type]
             figs.training.append((group, rel))
+    from evalsuite.report_sweep import draw_sweep_charts  # it reads ReportData: no cycle
+
+    figs.sweeps = draw_sweep_charts(data, figures_dir, FIGURES_DIR)
     return figs
 
 
@@ -1475,7 +1479,9 @@ def render_markdown(data: ReportData, figs: Figures, generated: datetime | None 
         lines += ["### Training curves", ""]
         for group, rel in figs.training:
             lines += [f"![Training curves of {', '.join(md(m.name) for m in group)}]({rel})", ""]
-    lines += ["## All metrics", ""]
+    from evalsuite.report_sweep import sweep_section  # it reads ReportData: no cycle
+
+    lines += [*sweep_section(data, figs.sweeps), "## All metrics", ""]
     for benchmark in data.benchmarks:
         rows = [
             (benchmark, task, metric)

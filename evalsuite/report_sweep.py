@@ -1,0 +1,311 @@
+"""The sweep section of ``evalsuite report``: per study of ``finetune sweep``, the ITRA guide's
+table (each value of each swept key -> the target score) and a chart of every trial's gain
+on the target against its change elsewhere, with the study's soups and WiSE-FT curves.
+
+The numbers come from the report's own data and helpers, so they agree with its other
+tables and charts: a trial's target score is the mean primary score over the target
+benchmark's tasks, its gain and change elsewhere are :func:`evalsuite.report.tradeoff_point`
+(the trade-off chart's position), and its regressions elsewhere are the significant
+regressions of gated metrics in its :class:`~evalsuite.verdicts.ModelComparison` with the
+baseline. Which trials belong to which study: :mod:`evalsuite.sweeps`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from evalsuite.formatting import MISSING, benchmark_label, md, metric_label, task_label
+from evalsuite.report import (
+    BASELINE_COLOUR,
+    COLOURS,
+    ModelEntry,
+    ReportData,
+    _limits,
+    _save,
+    _short,
+    _slug,
+    _table,
+    tradeoff_point,
+    wise_lines,
+)
+from evalsuite.sweeps import (
+    SweepTable,
+    Trial,
+    TrialScore,
+    params_text,
+    soups_of,
+    sweep_table,
+    trials,
+    value_text,
+)
+
+VALUE_HEADER = ("Swept key", "Value", "Trials", "Mean target", "Best trial", "Best target",
+                "Mean gain (pts)", "Mean change elsewhere (pts)")  # fmt: skip
+
+
+def _models_frame(data: ReportData) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"name": [m.name for m in data.models], "training": [m.training for m in data.models]}
+    )
+
+
+def target_score(data: ReportData, model: ModelEntry) -> float | None:
+    """The mean primary score (0..1) over the target benchmark's tasks; None if unscored."""
+    if data.target is None:
+        return None
+    scores = [
+        cell.scaled()[0]
+        for task, _ in data.tasks.get(data.target, [])
+        for _, cell in [data.primary(model, data.target, task)]
+        if cell is not None
+    ]
+    return float(np.mean(scores)) if scores else None
+
+
+def target_label(data: ReportData) -> str:
+    """``Footwear: lace (zero-shot accuracy)``, or ``Footwear (mean of 3 tasks)``."""
+    if data.target is None:
+        return "target"
+    tasks = data.tasks.get(data.target, [])
+    name = benchmark_label(data.target)
+    if len(tasks) != 1:
+        return f"{name} (mean primary score of {len(tasks)} tasks)"
+    task, kind = tasks[0]
+    metric = data.primary_metric(data.target, task) or ""
+    return f"{name}: {task_label(task)} ({metric_label(metric, kind).lower()})"
+
+
+def _trial_score(data: ReportData, model: ModelEntry, trial: Trial) -> TrialScore:
+    point = tradeoff_point(data, model) if model is not data.baseline else (0.0, 0.0)
+    comparison = data.comparisons.get(model.name)
+    regressions = None
+    if comparison is not None:
+        regressions = sum(1 for v in comparison.regressions if v.benchmark != data.target)
+    return TrialScore(
+        trial=trial,
+        target=target_score(data, model),
+        gain=point[1] if point else None,
+        general=point[0] if point else None,
+        regressions=regressions,
+    )
+
+
+def sweep_tables(data: ReportData) -> list[SweepTable]:
+    """One table per study with a trial among the report's models, studies by name."""
+    frame = _models_frame(data)
+    by_name = {m.name: m for m in data.models}
+    label = target_label(data)
+    out = []
+    for study, found in trials(frame).items():
+        scores = [_trial_score(data, by_name[t.name], t) for t in found]
+        soups = soups_of(frame, study, [t.name for t in found])
+        out.append(sweep_table(study, scores, soups, label))
+    return out
+
+
+# ---------------------------------------------------------------- rows shown
+
+
+def _pct(value: float | None) -> str:
+    return MISSING if value is None else f"{value * 100:.2f}%"
+
+
+def _pts(value: float | None) -> str:
+    return MISSING if value is None else f"{value:+.2f}"
+
+
+def value_rows(table: SweepTable) -> list[list[str]]:
+    """The ITRA-style rows, one per (swept key, value), as :data:`VALUE_HEADER` says."""
+    return [
+        [row.key, value_text(row.value),
+         str(row.n_trials) if row.n_scored == row.n_trials else f"{row.n_scored} of {row.n_trials}",
+         _pct(row.mean_target), row.best.trial.name if row.best else MISSING,
+         _pct(row.best.target if row.best else None), _pts(row.mean_gain),
+         _pts(row.mean_general)]
+        for row in table.rows
+    ]  # fmt: skip
+
+
+def trial_header(table: SweepTable) -> list[str]:
+    return ["Trial", "Model", *table.keys, "Target", "Gain (pts)", "Change elsewhere (pts)",
+            "Regressions elsewhere"]  # fmt: skip
+
+
+def trial_rows(table: SweepTable) -> list[list[str]]:
+    """One row per trial, by trial number: its params, target score, gain, change elsewhere
+    and significant regressions of gated metrics elsewhere (— when not compared)."""
+    return [
+        [str(s.trial.number), s.trial.name,
+         *(value_text(s.trial.params.get(k)) for k in table.keys), _pct(s.target),
+         _pts(s.gain), _pts(s.general),
+         MISSING if s.regressions is None else str(s.regressions) if s.regressions else "none"]
+        for s in table.trials
+    ]  # fmt: skip
+
+
+def _summary(table: SweepTable, name: Callable[[str], str] = str) -> str:
+    """One line: trials, target, the best trial; ``name`` escapes names (Markdown)."""
+    best = table.best
+    text = f"{len(table.trials)} trial(s) scored; target: {name(table.target_label)}."
+    if best is not None:
+        text += (
+            f" Best trial: {name(best.trial.name)} ({name(params_text(best.trial.params))}) at "
+            f"{_pct(best.target)}"
+            + (f", {_pts(best.gain)} pts against the baseline" if best.gain is not None else "")
+            + "."
+        )
+    if table.soups:
+        text += f" Soups: {', '.join(name(s) for s in table.soups)}."
+    return text
+
+
+# ---------------------------------------------------------------- chart
+
+
+def _label(params: dict[str, Any]) -> str:
+    """``lr=1e-05, epochs=2``: the last part of each dotted key keeps labels short."""
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={value_text(v)}" for k, v in params.items())
+
+
+def _study_wise(data: ReportData, members: set[str]) -> list[list[tuple[ModelEntry, float]]]:
+    """The WiSE-FT curves of the study's trials and soups."""
+    fingerprints = {m.fingerprint for m in data.models if m.name in members}
+    lines = []
+    for line in wise_lines(data):
+        linked = any(m.name in members for m, _ in line) or any(
+            (m.wise or {}).get("finetuned_fingerprint") in fingerprints for m, _ in line
+        )
+        if linked:
+            lines.append(line)
+    return lines
+
+
+def sweep_chart(data: ReportData, table: SweepTable, path: Path) -> bool:
+    """Gain on the target (y) against change elsewhere (x), both in points against the
+    baseline at the origin: one dot per trial labelled by its params, a diamond per soup,
+    WiSE-FT curves dashed; False (nothing drawn) when no trial has a position."""
+    by_name = {m.name: m for m in data.models}
+    trial_xy = [(s, (s.general, s.gain)) for s in table.trials if s.gain is not None]
+    if not trial_xy:
+        return False
+    fig = Figure(figsize=(7.5, 5.6), layout="constrained")
+    ax = fig.add_subplot()
+    xs, ys = [0.0], [0.0]
+    members = {s.trial.name for s in table.trials} | set(table.soups)
+    for line in _study_wise(data, members):
+        xy = [p for m, _ in line for p in [tradeoff_point(data, m)] if p is not None]
+        if len(xy) >= 2:
+            ax.plot(*zip(*xy, strict=True), color="#555555", lw=1.2, ls="--", zorder=1,
+                    label="WiSE-FT (by α)")  # fmt: skip
+            xs += [p[0] for p in xy]
+            ys += [p[1] for p in xy]
+        for model, alpha in line:
+            point = tradeoff_point(data, model) if 0 < alpha < 1 else None
+            if point is not None:
+                ax.annotate(f"α={alpha:g}", point, xytext=(6, -10), textcoords="offset points",
+                            fontsize=7, color="#555555")  # fmt: skip
+    for i, (score, (x, y)) in enumerate(trial_xy):
+        ax.scatter(x, y, s=60, zorder=3, color=COLOURS[i % len(COLOURS)], edgecolor="black",
+                   linewidth=0.6)  # fmt: skip
+        ax.annotate(_short(_label(score.trial.params), 40), (x, y), xytext=(6, 5),
+                    textcoords="offset points", fontsize=8)  # fmt: skip
+        xs.append(x)  # type: ignore[arg-type]
+        ys.append(y)
+    for name in table.soups:
+        point = tradeoff_point(data, by_name[name]) if name in by_name else None
+        if point is not None:
+            ax.scatter(*point, s=90, marker="D", zorder=4, color="#ffd43b", edgecolor="black",
+                       linewidth=0.8, label="model soup")  # fmt: skip
+            ax.annotate(_short(name, 36), point, xytext=(6, -11), textcoords="offset points",
+                        fontsize=8)  # fmt: skip
+            xs.append(point[0])
+            ys.append(point[1])
+    ax.scatter(0, 0, s=90, marker="s", zorder=3, color=BASELINE_COLOUR, edgecolor="black",
+               linewidth=0.6, label=f"baseline ({_short(data.baseline.name, 30)})")  # fmt: skip
+    (x0, x1), (y0, y1) = _limits(xs), _limits(ys)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axvline(0, color="black", lw=0.8)
+    others = [benchmark_label(b) for b in data.benchmarks if b != data.target]
+    ax.set_xlabel(f"change elsewhere, pts (mean of {', '.join(others)})", fontsize=9)
+    ax.set_ylabel(f"gain on {benchmark_label(data.target or '')}, pts", fontsize=9)
+    ax.set_title(f"Sweep {_short(table.study, 40)}: target gain vs change elsewhere",
+                 fontsize=11)  # fmt: skip
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(list(unique.values()), list(unique), fontsize=8, loc="lower right")
+    _save(fig, path)
+    return True
+
+
+def draw_sweep_charts(data: ReportData, figures_dir: Path, rel_dir: str) -> dict[str, str]:
+    """Study -> the chart's path relative to the report, for the studies drawn."""
+    out = {}
+    for table in sweep_tables(data):
+        name = f"sweep-{_slug(table.study)}.png"
+        if sweep_chart(data, table, figures_dir / name):
+            out[table.study] = f"{rel_dir}/{name}"
+    return out
+
+
+# ---------------------------------------------------------------- Markdown and terminal
+
+
+def _md_rows(rows: list[list[str]]) -> list[list[str]]:
+    return [[md(cell) for cell in row] for row in rows]  # names and keys hold "_", "|"...
+
+
+def sweep_section(data: ReportData, charts: dict[str, str]) -> list[str]:
+    """``## Sweeps``: per study, a summary line, the value table, the trial table and the
+    chart; nothing when the report holds no sweep trial."""
+    tables = sweep_tables(data)
+    if not tables:
+        return []
+    lines = ["## Sweeps", ""]
+    for table in tables:
+        lines += [f"### Sweep {md(table.study)}", "", _summary(table, md), ""]
+        lines += [_table(VALUE_HEADER, _md_rows(value_rows(table)), "llrrlrrr"), ""]
+        header = trial_header(table)
+        align = "rl" + "r" * (len(header) - 2)
+        lines += [_table(header, _md_rows(trial_rows(table)), align), ""]
+        if table.study in charts:
+            lines += [f"![Sweep {md(table.study)}: gain against change]({charts[table.study]})",
+                      ""]  # fmt: skip
+    lines += [
+        "Target: the mean primary score over the target benchmark's tasks. Gain and change "
+        "elsewhere: positions of the trade-off chart, in points against the baseline. "
+        "Regressions elsewhere: significant regressions of gated metrics on the other "
+        "benchmarks (the verdicts above).",
+        "",
+    ]
+    return lines
+
+
+def _rich_table(title: str, header: Sequence[str], rows: list[list[str]]) -> Table:
+    grid = Table(title=title, header_style="bold", title_justify="left")
+    for i, column in enumerate(header):
+        grid.add_column(column, justify="left" if i < 2 else "right", overflow="fold")
+    for row in rows:
+        grid.add_row(*row)
+    return grid
+
+
+def sweep_rich(data: ReportData) -> Group | None:
+    """The section's tables for the terminal; None when there is no sweep."""
+    parts: list[Any] = []
+    for table in sweep_tables(data):
+        parts.append(Text(f"Sweep {table.study}: {_summary(table)}", style="bold"))
+        parts.append(_rich_table("", VALUE_HEADER, value_rows(table)))
+        parts.append(_rich_table("", trial_header(table), trial_rows(table)))
+    return Group(*parts) if parts else None
