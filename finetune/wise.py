@@ -59,19 +59,22 @@ def wise_interpolate(base: ClipModel, finetuned: ClipModel, alpha: float) -> Cli
     return finetuned
 
 
-def check_compatible(base: ClipModel, finetuned: ClipModel) -> None:
-    """Same backend, architecture and tensors (names and shapes), else a clear error."""
-    where = f"base {base.spec!r} vs fine-tuned {finetuned.spec!r}"
+def check_compatible(
+    base: ClipModel, finetuned: ClipModel, what: str = "WiSE-FT", where: str | None = None
+) -> None:
+    """Same backend, architecture and tensors (names and shapes), else a clear error.
+    ``what`` and ``where`` word it for another weight average (a model soup)."""
+    where = where or f"base {base.spec!r} vs fine-tuned {finetuned.spec!r}"
     if base.backend != finetuned.backend:
         raise ConfigError(
-            f"WiSE-FT needs one backend: {where} are {base.backend} and {finetuned.backend}; "
+            f"{what} needs one backend: {where} are {base.backend} and {finetuned.backend}; "
             "convert one or pass the base model the checkpoint was fine-tuned from"
         )
     base_arch, tuned_arch = base.architecture_config(), finetuned.architecture_config()
     if base_arch != tuned_arch:
         keys = sorted(_differing_keys(base_arch, tuned_arch))
         raise ConfigError(
-            f"WiSE-FT needs the same architecture: {where} differ in "
+            f"{what} needs the same architecture: {where} differ in "
             f"{', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}"
         )
     base_shapes = {k: tuple(v.shape) for k, v in base.module.state_dict().items()}
@@ -81,7 +84,7 @@ def check_compatible(base: ClipModel, finetuned: ClipModel) -> None:
             k for k in base_shapes if base_shapes[k] != tuned_shapes[k]
         )
         raise ConfigError(
-            f"WiSE-FT needs the same tensors: {where} differ in {', '.join(names[:6])} "
+            f"{what} needs the same tensors: {where} differ in {', '.join(names[:6])} "
             "(a LoRA model must be merged first)"
         )
 
@@ -119,7 +122,9 @@ def alpha_label(alpha: float) -> str:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def save_checkpoint(model: ClipModel, out_dir: Path, overwrite: bool = False) -> Path:
+def save_checkpoint(
+    model: ClipModel, out_dir: Path, overwrite: bool = False, who: str = "finetune wise"
+) -> Path:
     """``model.save`` plus ``training.json``, written to a temporary sibling folder and
     swapped in (:func:`finetune.checkpoint.replace_atomically`): a crash never leaves a
     half-written checkpoint at ``out_dir``."""
@@ -132,7 +137,7 @@ def save_checkpoint(model: ClipModel, out_dir: Path, overwrite: bool = False) ->
         model.save(tmp)
         (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2, default=str) + "\n")
 
-    replace_atomically(out_dir, write, who="finetune wise", again="run finetune wise again")
+    replace_atomically(out_dir, write, who=who, again=f"run {who} again")
     return out_dir
 
 
