@@ -27,9 +27,10 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from finetune.soup_validation import Validator, config_for
 from finetune.wise import check_compatible, save_checkpoint
 
 log = logging.getLogger(__name__)
+Measure = Callable[[ClipModel], float]  # a model's val loss: a Validator, or a stand-in
 KINDS = ("uniform", "greedy")
 # what a soup keeps of its ingredients' training.json: what they share, not one run's history
 SHARED_KEYS = ("base_model", "data", "objective", "target_field", "classes")
@@ -175,7 +177,7 @@ def _floats(model: ClipModel) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.module.state_dict().items() if v.is_floating_point()}
 
 
-def measure(ingredients: list[Ingredient], validator: Validator) -> None:
+def measure(ingredients: list[Ingredient], validator: Measure) -> None:
     """Each ingredient's val loss, one model in memory at a time."""
     reference = None
     for ingredient in ingredients:
@@ -195,11 +197,11 @@ def uniform_soup(ingredients: list[Ingredient]) -> ClipModel:
 
 
 def greedy_soup(
-    ingredients: list[Ingredient], validator: Validator
+    ingredients: list[Ingredient], validator: Measure
 ) -> tuple[ClipModel, list[Ingredient], float]:
     """Algorithm 1 of Wortsman et al.: ingredients best first; one joins when the soup's
     val loss with it is not worse (<=). Returns the soup, its ingredients and its val loss."""
-    ranked = sorted(ingredients, key=lambda i: i.val_loss)  # type: ignore[arg-type, return-value]
+    ranked = sorted(ingredients, key=_rank)
     soup = load_ingredient(ranked[0], None)
     weights, kept = WeightSum(soup), [ranked[0]]
     best = ranked[0].val_loss
@@ -221,8 +223,15 @@ def greedy_soup(
     return soup, kept, best
 
 
+def _rank(ingredient: Ingredient) -> float:
+    """Sort key, best first: a NaN loss (a diverged run) ranks last instead of breaking the
+    sort; it can join no soup, since no loss is <= NaN."""
+    loss = ingredient.val_loss
+    return math.inf if loss is None or math.isnan(loss) else loss
+
+
 def make_soup(
-    kind: str, ingredients: list[Ingredient], validator: Validator
+    kind: str, ingredients: list[Ingredient], validator: Measure
 ) -> tuple[ClipModel, list[Ingredient], float]:
     """(soup, its ingredients, its val loss) of ``kind``."""
     if kind == "greedy":
