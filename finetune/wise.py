@@ -4,10 +4,13 @@
 2022): alpha 0 is the base model, 1 the fine-tuned one; values between usually keep most of
 the fine-tuned gain in domain while recovering the base model's robustness elsewhere.
 
-``finetune wise --base SPEC --finetuned CKPT (--alpha A | --alphas A,B,...) --out DIR``
-writes ordinary checkpoints (the backend's own format plus ``training.json``) that
-``evalsuite.models.load_model`` and ``evalsuite score`` read like any fine-tuned model: one
-checkpoint at DIR for ``--alpha``, DIR/alpha-<A>/ per value for ``--alphas``.
+``finetune wise --base SPEC --finetuned CKPT (--alpha A | --alphas A,B,... | --alphas
+START:STOP:STEP) --out DIR [--score BENCHMARKS --db DB]`` writes ordinary checkpoints (the
+backend's own format plus ``training.json``) that ``evalsuite.models.load_model`` and
+``evalsuite score`` read like any fine-tuned model: one checkpoint at DIR for ``--alpha``,
+DIR/alpha-<A>/ per value for ``--alphas``. With ``--score`` every checkpoint written is then
+scored into the results database (:mod:`finetune.wise_score`), so one command gives the
+whole curve on the leaderboard and in the report.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +35,7 @@ from evalsuite.models.factory import TRAINING_FILE
 from finetune.checkpoint import replace_atomically
 
 log = logging.getLogger(__name__)
+MAX_ALPHAS = 101  # a range of alphas: each is a checkpoint on disk (0:1:0.01 is 101)
 
 
 def wise_interpolate(base: ClipModel, finetuned: ClipModel, alpha: float) -> ClipModel:
@@ -59,19 +64,22 @@ def wise_interpolate(base: ClipModel, finetuned: ClipModel, alpha: float) -> Cli
     return finetuned
 
 
-def check_compatible(base: ClipModel, finetuned: ClipModel) -> None:
-    """Same backend, architecture and tensors (names and shapes), else a clear error."""
-    where = f"base {base.spec!r} vs fine-tuned {finetuned.spec!r}"
+def check_compatible(
+    base: ClipModel, finetuned: ClipModel, what: str = "WiSE-FT", where: str | None = None
+) -> None:
+    """Same backend, architecture and tensors (names and shapes), else a clear error.
+    ``what`` and ``where`` word it for another weight average (a model soup)."""
+    where = where or f"base {base.spec!r} vs fine-tuned {finetuned.spec!r}"
     if base.backend != finetuned.backend:
         raise ConfigError(
-            f"WiSE-FT needs one backend: {where} are {base.backend} and {finetuned.backend}; "
+            f"{what} needs one backend: {where} are {base.backend} and {finetuned.backend}; "
             "convert one or pass the base model the checkpoint was fine-tuned from"
         )
     base_arch, tuned_arch = base.architecture_config(), finetuned.architecture_config()
     if base_arch != tuned_arch:
         keys = sorted(_differing_keys(base_arch, tuned_arch))
         raise ConfigError(
-            f"WiSE-FT needs the same architecture: {where} differ in "
+            f"{what} needs the same architecture: {where} differ in "
             f"{', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}"
         )
     base_shapes = {k: tuple(v.shape) for k, v in base.module.state_dict().items()}
@@ -81,7 +89,7 @@ def check_compatible(base: ClipModel, finetuned: ClipModel) -> None:
             k for k in base_shapes if base_shapes[k] != tuned_shapes[k]
         )
         raise ConfigError(
-            f"WiSE-FT needs the same tensors: {where} differ in {', '.join(names[:6])} "
+            f"{what} needs the same tensors: {where} differ in {', '.join(names[:6])} "
             "(a LoRA model must be merged first)"
         )
 
@@ -119,7 +127,9 @@ def alpha_label(alpha: float) -> str:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def save_checkpoint(model: ClipModel, out_dir: Path, overwrite: bool = False) -> Path:
+def save_checkpoint(
+    model: ClipModel, out_dir: Path, overwrite: bool = False, who: str = "finetune wise"
+) -> Path:
     """``model.save`` plus ``training.json``, written to a temporary sibling folder and
     swapped in (:func:`finetune.checkpoint.replace_atomically`): a crash never leaves a
     half-written checkpoint at ``out_dir``."""
@@ -132,7 +142,7 @@ def save_checkpoint(model: ClipModel, out_dir: Path, overwrite: bool = False) ->
         model.save(tmp)
         (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2, default=str) + "\n")
 
-    replace_atomically(out_dir, write, who="finetune wise", again="run finetune wise again")
+    replace_atomically(out_dir, write, who=who, again=f"run {who} again")
     return out_dir
 
 
@@ -164,7 +174,10 @@ def wise_targets(out_dir: Path, alphas: Sequence[float], sweep: bool) -> list[Pa
 
 
 def _alphas(text: str) -> list[float]:
-    """Comma-separated weights, each checked as ``--alpha`` is; no weight twice."""
+    """Comma-separated weights, each checked as ``--alpha`` is, or a range
+    START:STOP:STEP; no weight twice."""
+    if ":" in text:
+        return _alpha_range(text)
     try:
         values = [_alpha(part) for part in text.split(",") if part.strip()]
     except argparse.ArgumentTypeError:
@@ -175,6 +188,32 @@ def _alphas(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"must be numbers in [0, 1] like 0,0.5,1, got {text!r}")
     if len({alpha_label(v) for v in values}) != len(values):
         raise argparse.ArgumentTypeError(f"repeated alpha in {text!r}")
+    return values
+
+
+def _alpha_range(text: str) -> list[float]:
+    """``0:1:0.1`` -> 0, 0.1, ..., 1: STOP is included when the steps reach it within float
+    rounding (0.1 x 10 is not exactly 1), and each value is rounded so that its label and
+    folder name read 0.3, not 0.30000000000000004."""
+    usage = f"must be START:STOP:STEP in [0, 1] with STEP > 0, like 0:1:0.1, got {text!r}"
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(usage)
+    try:
+        start, stop = _alpha(parts[0]), _alpha(parts[1])
+        step = float(parts[2])
+    except (argparse.ArgumentTypeError, ValueError):
+        raise argparse.ArgumentTypeError(usage) from None
+    if not step > 0 or math.isinf(step) or start > stop:
+        raise argparse.ArgumentTypeError(usage)
+    count = math.floor((stop - start) / step + 1e-9) + 1
+    if count > MAX_ALPHAS:  # each alpha is a whole checkpoint on disk
+        raise argparse.ArgumentTypeError(
+            f"{text!r} gives {count} alphas, more than {MAX_ALPHAS}: take a larger STEP"
+        )
+    values = [min(stop, round(start + k * step, 10)) for k in range(count)]
+    if len({alpha_label(v) for v in values}) != len(values):
+        raise argparse.ArgumentTypeError(f"step of {text!r} is too small: repeated alphas")
     return values
 
 
@@ -198,27 +237,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--finetuned", required=True, help="a fine-tuned checkpoint folder")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--alpha", type=_alpha, help="one weight of the fine-tuned model")
-    group.add_argument("--alphas", type=_alphas, help="a sweep, e.g. 0,0.25,0.5,0.75,1")
+    group.add_argument(
+        "--alphas",
+        type=_alphas,
+        help="a sweep: a list like 0,0.25,0.5,0.75,1 or a range START:STOP:STEP like 0:1:0.1",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    from finetune.wise_score import add_score_options
+
+    add_score_options(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from finetune.wise_score import check_score_options, score_checkpoints
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
     sweep = args.alphas is not None
     alphas = args.alphas if sweep else [args.alpha]
     try:
         existing = [p for p in wise_targets(args.out, alphas, sweep) if p.exists()]
         if existing and not args.overwrite:  # before the (slow) loading
             raise ConfigError(f"{existing[0]} already exists; pass --overwrite to replace it")
+        check_score_options(args)  # benchmarks, data and database: before the loading too
         try:
             base = load_model(args.base)
         except HubModelNotCached as err:
             raise err.advise("`--base DIR`") from err
         finetuned = load_model(args.finetuned)
-        for path in write_wise(base, finetuned, alphas, args.out, sweep, args.overwrite):
+        written = write_wise(base, finetuned, alphas, args.out, sweep, args.overwrite)
+        for path in written:
             print(path)
+        if args.score:
+            score_checkpoints(written, args)
     except EvalSuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

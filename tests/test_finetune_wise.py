@@ -1,18 +1,21 @@
-"""WiSE-FT: exact ends, the midpoint, marking, the sweep CLI, incompatible models."""
+"""WiSE-FT: exact ends, the midpoint, marking, the sweep CLI, incompatible models, and the
+one command that writes and scores a whole curve (--alphas START:STOP:STEP --score)."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from faults.faultkit import write_benchmarks, write_images_csv
 
 from evalsuite.errors import ConfigError
 from evalsuite.models import ClipModel, load_model
 from evalsuite.models.tiny import build_tiny_hf, build_tiny_open_clip
-from finetune.wise import main, save_checkpoint, wise_interpolate
+from finetune.wise import _alphas, alpha_label, main, save_checkpoint, wise_interpolate
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +121,85 @@ def test_open_clip_models_interpolate_too(tiny_open_clip_dir, tmp_path):
     expected = (state(base)[name] + state(tuned)[name]) / 2
     torch.testing.assert_close(state(half)[name], expected)
     assert half.name == "tuned-wise-0.5"
+
+
+# --- one command for the curve: --alphas START:STOP:STEP and --score ------------------------
+
+
+def test_alpha_ranges_include_the_stop_and_read_as_typed():
+    assert _alphas("0:1:0.5") == [0.0, 0.5, 1.0]
+    labels = [alpha_label(a) for a in _alphas("0:1:0.1")]
+    assert labels == ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1"]
+    assert _alphas("0.2:0.9:0.3") == [0.2, 0.5, 0.8]  # the stop is not reached
+    assert _alphas("0.5:0.5:0.1") == [0.5]
+    for bad in (
+        "1:0:0.1",
+        "0:1:0",
+        "0:1:-0.1",
+        "0:2:0.5",
+        "0:1",
+        "a:1:0.1",
+        "0:1:1e-12",
+        "0:1:nan",
+    ):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _alphas(bad)
+
+
+BENCH = "colours"
+
+
+@pytest.fixture
+def bench_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    csv = write_images_csv(tmp_path / "images", per_colour=2)
+    root = write_benchmarks(tmp_path / "benchmarks", csv, (BENCH,))
+    monkeypatch.setenv("EVALSUITE_BENCHMARKS_DIR", str(root))
+    return root
+
+
+def test_one_command_writes_and_scores_the_curve(
+    tiny_hf_dir, finetuned_dir, bench_dir, tmp_path, capsys
+):
+    """`--alphas 0:1:0.5 --score` writes three checkpoints and scores them into the
+    database; the leaderboard and the report each draw them as one WiSE-FT curve."""
+    from dashboards import views
+    from evalsuite import report, store
+
+    out, db = tmp_path / "wise", tmp_path / "results.duckdb"
+    argv = ["--base", str(tiny_hf_dir), "--finetuned", str(finetuned_dir), "--out", str(out)]
+    argv += ["--alphas", "0:1:0.5", "--db", str(db), "--workers", "0", "--bootstrap", "20"]
+    assert main([*argv, "--score", BENCH]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["alpha-0", "alpha-0.5", "alpha-1"]
+    names = ["shoes-ft-wise-0", "shoes-ft-wise-0.5", "shoes-ft-wise-1"]
+    assert f"scored {names[1]} on {BENCH} into {db}" in capsys.readouterr().out
+    models = store.list_models(db).set_index("name")
+    assert sorted(models.index) == names
+    assert [models.loc[n, "training"]["wise"]["alpha"] for n in names] == [0.0, 0.5, 1.0]
+    metrics = store.latest_metrics(db)
+    assert sorted(set(metrics["model_name"])) == names
+
+    board = views.wise_curves(views.model_table(store.list_models(db), metrics))
+    assert board["curve"].nunique() == 1
+    assert list(zip(board["alpha"], board["name"], strict=True)) == [
+        (0.0, names[0]), (0.5, names[1]), (1.0, names[2])]  # fmt: skip
+    lines = report.wise_lines(report.load_report_data(db, baseline=names[0]))
+    assert [[(m.name, a) for m, a in line] for line in lines] == [
+        [(names[0], 0.0), (names[1], 0.5), (names[2], 1.0)]]  # fmt: skip
+
+
+def test_scoring_mistakes_fail_before_anything_is_written(
+    tiny_hf_dir, finetuned_dir, bench_dir, tmp_path, capsys
+):
+    out = tmp_path / "wise"
+    argv = ["--base", str(tiny_hf_dir), "--finetuned", str(finetuned_dir), "--out", str(out),
+            "--alphas", "0:1:0.5"]  # fmt: skip
+    assert main([*argv, "--score", "colors"]) == 2  # a typo: the benchmark names are offered
+    assert "colours" in capsys.readouterr().err
+    assert main([*argv, "--score", BENCH, "--data", f"{BENCH}={tmp_path / 'nowhere'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main([*argv, "--db", str(tmp_path / "r.duckdb")]) == 2
+    assert "--db only go with --score" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(SystemExit) as exit_info:  # a bad range is a usage error
+        main([*argv[:-1], "0:1:0"])
+    assert exit_info.value.code == 2
