@@ -1,7 +1,8 @@
 """Command line: ``accelerate launch -m finetune --config CFG.yaml [--set key=value ...]``.
 
-Also ``python -m finetune ...`` (one process) and ``finetune wise ...`` (weight-space
-ensembling, :mod:`finetune.wise`). Hardware (processes, GPUs, mixed precision defaults)
+Also ``python -m finetune ...`` (one process), ``finetune wise ...`` (weight-space
+ensembling, :mod:`finetune.wise`) and ``finetune sweep ...`` (a study of many fine-tunes,
+:mod:`finetune.sweep`). Hardware (processes, GPUs, mixed precision defaults)
 comes from ``accelerate launch``; everything about the run comes from the config.
 """
 
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="finetune",
         description="Fine-tune a CLIP on a prepared catalogue (see configs/README.md). "
-        "`finetune wise ...` interpolates weights instead.",
+        "`finetune wise ...` interpolates weights instead; `finetune sweep ...` runs a study.",
     )
     parser.add_argument("--config", required=True, help="YAML config, e.g. configs/footwear.yaml")
     parser.add_argument(
@@ -57,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from finetune.wise import main as wise_main
 
         return wise_main(argv[1:])
+    if argv and argv[0] == "sweep":
+        from finetune.sweep import main as sweep_main
+
+        return sweep_main(argv[1:])
     args = build_parser().parse_args(argv)
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
     logging.basicConfig(
