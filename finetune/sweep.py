@@ -188,8 +188,17 @@ def run_trial(trial: optuna.Trial, plan: SweepPlan, params: dict[str, Scalar]) -
 
 def retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Queue a trial that did not finish (its worker died) again, with its values."""
+    import optuna
+
     log.warning("trial %d did not finish (its worker stopped): retrying it", trial.number)
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+    # As Optuna's RetryFailedTrialCallback does: the system attributes carry the trial's
+    # grid point, which GridSampler needs (enqueue_trial would leave it without one).
+    retried = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params=trial.params,
+        distributions=trial.distributions, user_attrs={"retry_of": trial.number},
+        system_attrs=dict(trial.system_attrs),
+    )  # fmt: skip
+    study.add_trial(retried)
 
 
 def recover(study: optuna.Study, fail_running: bool) -> None:
@@ -206,30 +215,38 @@ def recover(study: optuna.Study, fail_running: bool) -> None:
         )
         if stale:
             storage.set_trial_user_attr(t._trial_id, "reason", "its worker stopped; retried")
-            storage.set_trial_state_values(t._trial_id, TrialState.FAILED)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         if (stale or t.user_attrs.get("interrupted")) and t.number not in retried:
             retry(study, t)
 
 
-def done_trials(study: optuna.Study) -> int:
-    """Finished trials, those replaced by a retry left out."""
+def taken_trials(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials of every worker, those replaced by a retry left out."""
+    from optuna.trial import TrialState
+
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
-    return sum(t.state.is_finished() and t.number not in retried for t in trials)
+    kept = [t for t in trials if t.number not in retried]
+    finished = sum(t.state.is_finished() for t in kept)
+    return finished, sum(t.state == TrialState.RUNNING for t in kept)
 
 
 def run_study(study: optuna.Study, plan: SweepPlan) -> None:
+    """Trials until the study has its ``total_trials``, finished or running on a worker.
+    Counting the running ones is what stops two workers from running one grid point twice
+    (Optuna's GridSampler hands a running point out again once every point has started)."""
     total = plan.space.total_trials
 
-    def stop_when_done(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
-        if done_trials(study) >= total:  # counts every worker's trials
+    def stop_when_taken(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
+        if sum(taken_trials(study)) >= total:
             study.stop()
 
-    if done_trials(study) >= total:
-        log.info("study %s already has its %d trials", plan.study, total)
+    finished, running = taken_trials(study)
+    if finished + running >= total:
+        log.info("study %s: %d trials finished, %d running", plan.study, finished, running)
         return
     study.optimize(
-        lambda trial: objective(trial, plan), callbacks=[stop_when_done], catch=(TrialFailed,)
+        lambda trial: objective(trial, plan), callbacks=[stop_when_taken], catch=(TrialFailed,)
     )
 
 
@@ -242,8 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = make_plan(args)
         import optuna
 
-        # this module logs each trial and its failure's reason; Optuna would add a traceback
+        # this module logs each trial and its failure's reason; Optuna would add a traceback.
+        # Its messages go through the root logger, not a handler of its own.
         optuna.logging.set_verbosity(optuna.logging.ERROR)
+        optuna.logging.disable_default_handler()
+        optuna.logging.enable_propagation()
         study = open_study(plan)
         recover(study, args.fail_running)
         if plan.space.constraint:
