@@ -99,7 +99,7 @@ def open_study(plan: SweepPlan) -> optuna.Study:
     if "://" in plan.storage:
         storage: Any = optuna.storages.RDBStorage(
             plan.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            failed_trial_callback=lambda study, trial: retry(study, trial),
+            heartbeat_stale_trial_callback=lambda study, trial: retry(study, trial),
         )  # fmt: skip
     else:
         from optuna.storages.journal import JournalFileBackend
