@@ -1,9 +1,10 @@
 """Command line: ``accelerate launch -m finetune --config CFG.yaml [--set key=value ...]``.
 
 Also ``python -m finetune ...`` (one process), ``finetune wise ...`` (weight-space
-ensembling, :mod:`finetune.wise`) and ``finetune soup ...`` (model soups,
-:mod:`finetune.soup`). Hardware (processes, GPUs, mixed precision defaults) comes from
-``accelerate launch``; everything about the run comes from the config.
+ensembling, :mod:`finetune.wise`), ``finetune soup ...`` (model soups, :mod:`finetune.soup`)
+and ``finetune sweep ...`` (a study of many fine-tunes, :mod:`finetune.sweep`). Hardware
+(processes, GPUs, mixed precision defaults) comes from ``accelerate launch``; everything about
+the run comes from the config.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="finetune",
         description="Fine-tune a CLIP on a prepared catalogue (see configs/README.md). "
         "`finetune wise ...` interpolates weights instead; `finetune soup ...` averages "
-        "fine-tunes of one base.",
+        "fine-tunes of one base; `finetune sweep ...` runs a study of many fine-tunes.",
     )
     parser.add_argument("--config", required=True, help="YAML config, e.g. configs/footwear.yaml")
     parser.add_argument(
@@ -63,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from finetune.soup import main as soup_main
 
         return soup_main(argv[1:])
+    if argv and argv[0] == "sweep":
+        from finetune.sweep import main as sweep_main
+
+        return sweep_main(argv[1:])
     args = build_parser().parse_args(argv)
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
     logging.basicConfig(
