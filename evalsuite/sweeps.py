@@ -132,7 +132,8 @@ def soups_of(models: pd.DataFrame, study: str, trial_names: Iterable[str]) -> li
     """The soups of a study: named ``<study>-soup-...``, or made of any of its trials."""
     names, out = set(trial_names), []
     for row in models.to_dict("records"):
-        soup = _section(_record(row.get("training")), "soup")
+        record = _record(row.get("training"))
+        soup = _section(record, "soup") if "wise" not in record else None  # WiSE of a soup
         ingredients = soup.get("ingredients") if soup else None
         mixed = isinstance(ingredients, list) and bool(names & {str(i) for i in ingredients})
         if soup and (mixed or str(row["name"]).startswith(f"{study}-soup-")):
@@ -187,7 +188,7 @@ def describe(training: Any) -> str:
     """``lace #3: optim.lr=0.0001, train.epochs=2`` for a trial, ``greedy soup of a, b`` for
     a soup, "" for any other model."""
     record = _record(training)
-    soup = _section(record, "soup")
+    soup = _section(record, "soup") if "wise" not in record else None  # WiSE of a soup
     if soup:
         ingredients = ", ".join(str(i) for i in soup.get("ingredients") or [])
         return f"{soup.get('kind', '')} soup of {ingredients}".strip()

@@ -81,7 +81,7 @@ def expand(paths: Sequence[Path]) -> list[Path]:
                 f"{path}: neither a fine-tuned checkpoint (no {TRAINING_FILE}) nor a sweep "
                 "folder (no trial-*/best inside)"
             )
-        out += sorted(trials, key=lambda t: _trial_number(t.parent.name))
+        out += finished_trials(path, sorted(trials, key=lambda t: _trial_number(t.parent.name)))
     resolved = [p.resolve() for p in out]
     twice = next((p for p in out if resolved.count(p.resolve()) > 1), None)
     if twice is not None:
@@ -89,6 +89,37 @@ def expand(paths: Sequence[Path]) -> list[Path]:
     if len(out) < 2:
         raise ConfigError(f"a soup needs at least 2 checkpoints, got {len(out)}")
     return out
+
+
+def finished_trials(sweep: Path, trials: list[Path]) -> list[Path]:
+    """The trials of a sweep folder that finished: with the sweep's record (written once the
+    fine-tune ended) and, where the sweep's journal is there, COMPLETE in its study. A trial
+    killed mid-way, failed in scoring, or failed and retried (its retry is another trial)
+    is left out, and said so."""
+    records = {t: _sweep_record(t) for t in trials}
+    kept = [t for t in trials if records[t]]
+    journal = sweep / "optuna.journal"  # finetune.sweep's default storage
+    if kept and journal.is_file():
+        import optuna
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        study = optuna.load_study(study_name=str(records[kept[0]]["study"]), storage=storage)
+        complete = optuna.trial.TrialState.COMPLETE
+        done = {t.number for t in study.get_trials(deepcopy=False) if t.state == complete}
+        kept = [t for t in kept if records[t].get("trial") in done]
+    for trial in trials:
+        if trial not in kept:
+            log.warning("%s: not a finished trial of the sweep; left out of the soups", trial)
+    return kept
+
+
+def _sweep_record(checkpoint: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((checkpoint / TRAINING_FILE).read_text()).get("sweep")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _trial_number(name: str) -> tuple[int, str]:

@@ -17,6 +17,7 @@ storage by Optuna's heartbeat from any host, and always with ``--fail-running``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import math
 import os
@@ -96,28 +97,70 @@ def open_study(plan: SweepPlan) -> optuna.Study:
     import optuna
 
     plan.out.mkdir(parents=True, exist_ok=True)
+    try:  # Every value is oriented so that higher is better (see objective): maximise.
+        study = optuna.create_study(
+            study_name=plan.study, storage=_storage(plan), direction="maximize",
+            load_if_exists=True,
+        )  # fmt: skip
+    except Exception as exc:  # sqlalchemy and its drivers raise their own types
+        if isinstance(exc, EvalSuiteError):
+            raise
+        raise ConfigError(
+            f"Optuna storage {plan.storage!r} cannot be opened ({type(exc).__name__}: {exc})"
+        ) from exc
+    check_same_space(study, plan)
+    study.sampler = sampler_for(plan, len(study.trials))
+    return study
+
+
+def _storage(plan: SweepPlan) -> Any:
+    import optuna
+
     if "://" in plan.storage:
-        storage: Any = optuna.storages.RDBStorage(
+        return optuna.storages.RDBStorage(
             plan.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
             heartbeat_stale_trial_callback=lambda study, trial: retry(study, trial),
         )  # fmt: skip
-    else:
-        from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend
 
-        Path(plan.storage).parent.mkdir(parents=True, exist_ok=True)
-        storage = optuna.storages.JournalStorage(JournalFileBackend(plan.storage))
+    Path(plan.storage).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(plan.storage))
+
+
+def sampler_for(plan: SweepPlan, n_before: int) -> optuna.samplers.BaseSampler:
+    """The space's sampler. A seeded tpe/random sampler starts from the same draws in every
+    process, so a second worker or a restarted sweep would repeat the trials already run:
+    its seed is mixed with this worker and the study's trial count (grid points are handed
+    out by the storage, so the grid keeps the space's seed)."""
+    import optuna
+
     sampler = plan.space.sampler
     seed = sampler.seed
-    samplers = {
-        "grid": lambda: optuna.samplers.GridSampler(plan.space.grid, seed=seed),
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-    }
-    # Every value is oriented so that higher is better (see objective): always maximise.
-    return optuna.create_study(
-        study_name=plan.study, storage=storage, sampler=samplers[sampler.name](),
-        direction="maximize", load_if_exists=True,
-    )  # fmt: skip
+    if sampler.name == "grid":
+        return optuna.samplers.GridSampler(plan.space.grid, seed=seed)
+    if seed is not None:
+        mixed = f"{seed}:{n_before}:{worker_id()}".encode()
+        seed = int.from_bytes(hashlib.sha256(mixed).digest()[:4], "big")
+    if sampler.name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def check_same_space(study: optuna.Study, plan: SweepPlan) -> None:
+    """A study keeps the space it was made with: resuming it with another space would mix
+    incomparable trials (and Optuna refuses a changed value list mid-study)."""
+    # where results go and how many trials may differ between machines and runs
+    what = plan.space.model_dump_json(exclude={"score", "storage", "n_trials", "launch"})
+    digest = hashlib.sha256(what.encode()).hexdigest()
+    found = study.user_attrs.get("space_sha256")
+    if found is None:
+        study.set_user_attr("space_sha256", digest)
+    elif found != digest:
+        raise ConfigError(
+            f"study {plan.study!r} in {plan.storage} was made with another search space than "
+            "this space file's: give the changed sweep a new `study:` name (or another "
+            "--storage); the same space continues the study"
+        )
 
 
 def suggest(trial: optuna.Trial, key: str, space: ParamSpace) -> Scalar:
@@ -134,7 +177,7 @@ def worker_id() -> str:
     """host:pid:start-time: a pid reused by a later process is not the same worker."""
     import psutil
 
-    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.0f}"
+    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.2f}"
 
 
 def worker_gone(worker: str | None) -> bool:
@@ -146,8 +189,8 @@ def worker_gone(worker: str | None) -> bool:
     host, pid, started = worker.rsplit(":", 2)
     if host != socket.gethostname():
         return False  # another machine's worker: only its heartbeat (RDB) can tell
-    try:
-        return f"{psutil.Process(int(pid)).create_time():.0f}" != started
+    try:  # create_time moves by a second when the clock is adjusted: not another process
+        return abs(psutil.Process(int(pid)).create_time() - float(started)) > 2.0
     except psutil.NoSuchProcess:
         return True
 
@@ -204,9 +247,14 @@ def retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 def recover(study: optuna.Study, fail_running: bool) -> None:
     """Fail the trials whose worker is gone (or all RUNNING ones with ``fail_running``) and
     retry them, with the interrupted ones, unless a retry is already queued or done."""
+    import optuna
     from optuna.trial import TrialState
 
     storage = study._storage  # Optuna has no public call to fail another worker's trial
+    # With a heartbeat (RDB), Optuna fails stale trials only inside optimize(), which is
+    # skipped when every trial is finished or running: a dead host's trial would stay
+    # RUNNING for ever. A no-op without a heartbeat; retried by the heartbeat callback.
+    optuna.storages.fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     for t in trials:

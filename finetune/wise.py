@@ -114,6 +114,8 @@ def _mark_wise(model: ClipModel, base: ClipModel, alpha: float, tuned_fp: str) -
         "finetuned_fingerprint": tuned_fp,
     }
     training["run_name"] = f"{tuned_name}-wise-{alpha_label(alpha)}"
+    for record in ("sweep", "soup"):  # an interpolation is neither the trial nor the soup
+        training.pop(record, None)
     training["wise"] = wise
     model.source = dataclasses.replace(model.source, name=training["run_name"], training=training)
     model.source.extra = {**model.source.extra, "wise": wise}

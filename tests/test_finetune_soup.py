@@ -201,3 +201,35 @@ def test_greedy_adds_an_ingredient_only_when_validation_does_not_get_worse(
     out = capsys.readouterr().out
     assert f"greedy soup: start from {STUDY}-trial-0 (val loss 1)" in out
     assert f"greedy soup: 2 of 3: {', '.join(m.name for m in members)}" in out
+
+
+def test_a_sweep_folder_gives_only_its_finished_trials(sweep, tmp_path):
+    """A trial killed before its record, or one its study marks failed (scoring failed, or
+    retried as another trial), is no ingredient."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    from finetune.soup import expand
+
+    folder = tmp_path / "sweep"
+    for number in range(3):
+        shutil.copytree(
+            sweep["sweep"] / f"trial-{number}" / "best", folder / f"trial-{number}" / "best"
+        )
+    killed = folder / "trial-3" / "best"
+    shutil.copytree(sweep["sweep"] / "trial-0" / "best", killed)
+    record = json.loads((killed / "training.json").read_text())
+    del record["sweep"]  # killed before the sweep wrote its record
+    (killed / "training.json").write_text(json.dumps(record))
+    names = lambda paths: [p.parent.name for p in paths]  # noqa: E731
+    assert names(expand([folder])) == ["trial-0", "trial-1", "trial-2"]
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(folder / "optuna.journal")))
+    study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
+    distribution = {"optim.lr": optuna.distributions.CategoricalDistribution([1e-3, 3e-3, 3e-4])}
+    for number, state in enumerate(("COMPLETE", "FAIL", "COMPLETE")):
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState[state], value=0.5 if state == "COMPLETE" else None,
+            params={"optim.lr": TRIALS[number][1]}, distributions=distribution,
+        ))  # fmt: skip
+    assert names(expand([folder])) == ["trial-0", "trial-2"]

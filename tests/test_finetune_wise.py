@@ -203,3 +203,17 @@ def test_scoring_mistakes_fail_before_anything_is_written(
     with pytest.raises(SystemExit) as exit_info:  # a bad range is a usage error
         main([*argv[:-1], "0:1:0"])
     assert exit_info.value.code == 2
+
+
+def test_an_interpolation_is_neither_the_trial_nor_the_soup(pair):
+    """A WiSE-FT point of a sweep trial or a soup drops those records: the board would show
+    it as the trial (its swept values) or as a soup."""
+    base, tuned = pair
+    tuned = copy.deepcopy(tuned)
+    tuned.source.training = {
+        **tuned.source.training,
+        "sweep": {"study": "lace", "trial": 1, "params": {"optim.lr": 1e-4}},
+        "soup": {"kind": "greedy", "ingredients": ["lace-trial-1"]},
+    }
+    training = wise_interpolate(base, tuned, 0.5).source.training
+    assert "sweep" not in training and "soup" not in training and training["wise"]["alpha"] == 0.5

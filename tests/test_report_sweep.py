@@ -164,3 +164,21 @@ def test_no_sweep_no_section(tmp_path):
     path = write_report(db, tmp_path / "out", n_resamples=100)
     assert "## Sweeps" not in path.read_text(encoding="utf-8")
     assert not list((tmp_path / "out" / "figures").glob("sweep-*.png"))
+
+
+def test_a_wise_interpolation_of_a_soup_is_not_a_soup() -> None:
+    """finetune wise drops the fine-tune's sweep and soup records; older checkpoints that
+    still carry one are read as WiSE-FT points, not as soups."""
+    import pandas as pd
+
+    from evalsuite.sweeps import describe, soups_of
+
+    soup = {"soup": {"kind": "greedy", "ingredients": ["lace-trial-0", "lace-trial-1"]}}
+    wise_of_soup = {**soup, "wise": {"alpha": 0.5}}
+    models = pd.DataFrame(
+        {"name": ["lace-soup-greedy", "lace-soup-greedy-wise-0.5"],
+         "training": [soup, wise_of_soup]}
+    )  # fmt: skip
+    assert soups_of(models, "lace", ["lace-trial-0"]) == ["lace-soup-greedy"]
+    assert describe(soup) == "greedy soup of lace-trial-0, lace-trial-1"
+    assert describe(wise_of_soup) == ""
