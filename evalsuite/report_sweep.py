@@ -84,29 +84,53 @@ def target_label(data: ReportData) -> str:
     return f"{name}: {task_label(task)} ({metric_label(metric, kind).lower()})"
 
 
-def _trial_score(data: ReportData, model: ModelEntry, trial: Trial) -> TrialScore:
+def objective_of(data: ReportData, found: list[Trial]) -> tuple[str, str, str] | None:
+    """The metric the study optimised (recorded by ``finetune sweep`` with each trial),
+    where the report holds it for the baseline; else None (the report's target is used)."""
+    goals = {t.objective for t in found}
+    goal = goals.pop() if len(goals) == 1 else None
+    base = data.cell(data.baseline, *goal) if goal is not None else None
+    # the table's best trial is the highest score: a lower-is-better objective would invert it
+    return goal if base is not None and base.higher_is_better else None
+
+
+def objective_label(goal: tuple[str, str, str], data: ReportData) -> str:
+    benchmark, task, metric = goal
+    kind = dict(data.tasks.get(benchmark, [])).get(task, "")
+    return (
+        f"{benchmark_label(benchmark)}: {task_label(task)} "
+        f"({metric_label(metric, kind).lower()}), the sweep's objective"
+    )
+
+
+def _trial_score(
+    data: ReportData, model: ModelEntry, trial: Trial, goal: tuple[str, str, str] | None
+) -> TrialScore:
     point = tradeoff_point(data, model) if model is not data.baseline else (0.0, 0.0)
     comparison = data.comparisons.get(model.name)
     regressions = None
     if comparison is not None:
         regressions = sum(1 for v in comparison.regressions if v.benchmark != data.target)
+    target, gain = target_score(data, model), point[1] if point else None
+    if goal is not None:  # the study's own objective, against the baseline's value
+        cell, base = data.cell(model, *goal), data.cell(data.baseline, *goal)
+        target = cell.scaled()[0] if cell is not None else None
+        gain = None if target is None or base is None else (target - base.scaled()[0]) * 100
     return TrialScore(
-        trial=trial,
-        target=target_score(data, model),
-        gain=point[1] if point else None,
-        general=point[0] if point else None,
+        trial=trial, target=target, gain=gain, general=point[0] if point else None,
         regressions=regressions,
-    )
+    )  # fmt: skip
 
 
 def sweep_tables(data: ReportData) -> list[SweepTable]:
     """One table per study with a trial among the report's models, studies by name."""
     frame = _models_frame(data)
     by_name = {m.name: m for m in data.models}
-    label = target_label(data)
     out = []
     for study, found in trials(frame).items():
-        scores = [_trial_score(data, by_name[t.name], t) for t in found]
+        goal = objective_of(data, found)
+        label = objective_label(goal, data) if goal else target_label(data)
+        scores = [_trial_score(data, by_name[t.name], t, goal) for t in found]
         soups = soups_of(frame, study, [t.name for t in found])
         out.append(sweep_table(study, scores, soups, label))
     return out

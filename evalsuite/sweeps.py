@@ -61,6 +61,7 @@ class Trial:
     study: str
     number: int
     params: dict[str, Any]
+    objective: tuple[str, str, str] | None = None  # (benchmark, task, metric) it optimised
 
 
 def _record(training: Any) -> dict[str, Any]:
@@ -91,7 +92,10 @@ def trial_of(name: str, training: Any) -> Trial | None:
     study, number = sweep.get("study"), sweep.get("trial")
     if not isinstance(study, str) or not isinstance(number, int) or isinstance(number, bool):
         return None
-    return Trial(str(name), study, number, dict(_section(sweep, "params")))
+    goal = _section(sweep, "objective")
+    keys = [goal.get(k) for k in ("benchmark", "task", "metric")]
+    objective = tuple(keys) if all(isinstance(k, str) for k in keys) else None
+    return Trial(str(name), study, number, dict(_section(sweep, "params")), objective)
 
 
 def hyperparameters(training: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -93,7 +94,7 @@ def run_trial_processes(plan: SweepPlan, params: Mapping[str, Scalar], number: i
         folder.mkdir(parents=True, exist_ok=True)
         job = {"finetune": finetune_args(plan, params, number),
                "score": score_args(plan, CHECKPOINT, name),
-               "sweep": {"study": plan.study, "trial": number, "params": dict(params)}}  # fmt: skip
+               "sweep": sweep_record(plan, number, params)}  # fmt: skip
         (folder / JOB_FILE).write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
         command = [sys.executable, "-m", "finetune.sweep_trial", str(folder / JOB_FILE)]
         run_logged(command, folder / "trial.log", "the trial's process")
@@ -102,7 +103,7 @@ def run_trial_processes(plan: SweepPlan, params: Mapping[str, Scalar], number: i
               str(processes), "-m", "finetune"]  # fmt: skip
     run_logged(launch + finetune_args(plan, params, number), folder / "finetune.log", "finetune")
     checkpoint = best_checkpoint(folder)
-    record_sweep(folder, plan.study, number, params)
+    record_sweep(folder, sweep_record(plan, number, params))
     command = [sys.executable, "-m", "evalsuite", *score_args(plan, str(checkpoint), name)]
     run_logged(command, folder / "score.log", "evalsuite score")
 
@@ -123,7 +124,7 @@ def run_job(job_file: Path) -> int:
     except TrialFailed as err:
         print(f"finetune sweep: error: {err}", file=sys.stderr)
         return 2
-    record_sweep(job_file.parent, sweep["study"], sweep["trial"], sweep["params"])
+    record_sweep(job_file.parent, sweep)
     return evalsuite_main([str(checkpoint) if a == CHECKPOINT else a for a in job["score"]])
 
 
@@ -157,10 +158,19 @@ def best_checkpoint(folder: Path) -> Path:
     raise TrialFailed(f"finetune wrote no checkpoint in {folder} (output.save_best/save_last?)")
 
 
-def record_sweep(folder: Path, study: str, number: int, params: Mapping[str, Scalar]) -> None:
-    """Add ``"sweep": {study, trial, params}`` to training.json of the trial's checkpoints,
-    so that the database (``models.training``) holds each model's hyper-parameters."""
-    record = {"study": study, "trial": number, "params": dict(params)}
+def sweep_record(plan: SweepPlan, number: int, params: Mapping[str, Scalar]) -> dict[str, Any]:
+    """What a trial's checkpoints record: its study, number and values, and the objective
+    the study optimised (what the report ranks the trials by)."""
+    objective = plan.space.objective
+    return {"study": plan.study, "trial": number, "params": dict(params),
+            "objective": {"benchmark": objective.benchmark, "task": objective.task,
+                          "metric": objective.metric}}  # fmt: skip
+
+
+def record_sweep(folder: Path, record: Mapping[str, Any]) -> None:
+    """Add ``"sweep": {study, trial, params, objective}`` to training.json of the trial's
+    checkpoints, so that the database (``models.training``) holds its hyper-parameters."""
+    record = dict(record)
     for kind in ("best", "last"):
         path = folder / kind / TRAINING_FILE
         if not path.is_file():

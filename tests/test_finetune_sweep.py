@@ -112,7 +112,12 @@ def test_two_workers_share_a_grid_and_a_rerun_runs_nothing(
     for t in trials:
         training = models.loc[f"grid-trial-{t.number}", "training"]
         training = json.loads(training) if isinstance(training, str) else training
-        assert training["sweep"] == {"study": "grid", "trial": t.number, "params": t.params}
+        assert training["sweep"] == {
+            "study": "grid",
+            "trial": t.number,
+            "params": t.params,
+            "objective": OBJECTIVE,
+        }
         assert t.user_attrs["metric"] == t.value and 0 <= t.value <= 1
     assert "best: trial" in outputs[0] + outputs[1]
 

@@ -182,3 +182,17 @@ def test_a_wise_interpolation_of_a_soup_is_not_a_soup() -> None:
     assert soups_of(models, "lace", ["lace-trial-0"]) == ["lace-soup-greedy"]
     assert describe(soup) == "greedy soup of lace-trial-0, lace-trial-1"
     assert describe(wise_of_soup) == ""
+
+
+def test_the_table_ranks_trials_by_the_sweeps_own_objective(tmp_path):
+    """A sweep that optimised fmnist (not the report's target benchmark) is tabled by its
+    objective: the trials' fmnist accuracies, their change from the baseline's, and the
+    best trial by it."""
+    objective = {"benchmark": "fmnist", "task": "type", "metric": "acc@1"}
+    db = write_sweep_db(tmp_path / "results.duckdb", objective=objective)
+    (table,) = sweep_tables(load_report_data(db, n_resamples=100))
+    assert table.target_label == "Fashion-MNIST: type (zero-shot accuracy), the sweep's objective"
+    for score in table.trials:
+        assert score.target == pytest.approx(GENERAL[score.trial.name])
+        assert score.gain == pytest.approx((GENERAL[score.trial.name] - GENERAL["base"]) * 100)
+    assert table.best.trial.name == f"{STUDY}-trial-0"  # 80%: the best on fmnist
