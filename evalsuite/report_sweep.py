@@ -108,9 +108,10 @@ def _trial_score(
 ) -> TrialScore:
     point = tradeoff_point(data, model) if model is not data.baseline else (0.0, 0.0)
     comparison = data.comparisons.get(model.name)
-    regressions = None
+    regressions, violates = None, False
     if comparison is not None:
         regressions = sum(1 for v in comparison.regressions if v.benchmark != data.target)
+        violates = any(v.benchmark in trial.no_regression_on for v in comparison.regressions)
     target, gain = target_score(data, model), point[1] if point else None
     if goal is not None:  # the study's own objective, against the baseline's value
         cell, base = data.cell(model, *goal), data.cell(data.baseline, *goal)
@@ -118,7 +119,7 @@ def _trial_score(
         gain = None if target is None or base is None else (target - base.scaled()[0]) * 100
     return TrialScore(
         trial=trial, target=target, gain=gain, general=point[0] if point else None,
-        regressions=regressions,
+        regressions=regressions, violates=violates,
     )  # fmt: skip
 
 

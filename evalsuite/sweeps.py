@@ -62,6 +62,7 @@ class Trial:
     number: int
     params: dict[str, Any]
     objective: tuple[str, str, str] | None = None  # (benchmark, task, metric) it optimised
+    no_regression_on: tuple[str, ...] = ()  # the sweep's constraint: benchmarks kept level
 
 
 def _record(training: Any) -> dict[str, Any]:
@@ -95,7 +96,9 @@ def trial_of(name: str, training: Any) -> Trial | None:
     goal = _section(sweep, "objective")
     keys = [goal.get(k) for k in ("benchmark", "task", "metric")]
     objective = tuple(keys) if all(isinstance(k, str) for k in keys) else None
-    return Trial(str(name), study, number, dict(_section(sweep, "params")), objective)
+    kept = _section(sweep, "constraint").get("no_regression_on") or []
+    level = tuple(str(b) for b in kept) if isinstance(kept, list) else ()
+    return Trial(str(name), study, number, dict(_section(sweep, "params")), objective, level)
 
 
 def hyperparameters(training: Any) -> dict[str, Any]:
@@ -220,6 +223,15 @@ class TrialScore:
     gain: float | None = None
     general: float | None = None
     regressions: int | None = None
+    violates: bool = False  # a significant regression where the sweep's constraint forbids
+
+
+def best_of(scores: Iterable[TrialScore]) -> TrialScore | None:
+    """The highest target among the trials within the sweep's constraint (as the sweep
+    chose); among all scored trials when none is within it."""
+    scored = [s for s in scores if s.target is not None]
+    allowed = [s for s in scored if not s.violates] or scored
+    return max(allowed, key=lambda s: s.target) if allowed else None  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -247,8 +259,7 @@ class SweepTable:
 
     @property
     def best(self) -> TrialScore | None:
-        scored = [t for t in self.trials if t.target is not None]
-        return max(scored, key=lambda t: t.target) if scored else None  # type: ignore[arg-type]
+        return best_of(self.trials)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -275,7 +286,7 @@ def sweep_table(
             rows.append(ValueRow(
                 key=key, value=value, n_trials=len(group), n_scored=len(scored),
                 mean_target=_mean(s.target for s in scored),
-                best=max(scored, key=lambda s: s.target) if scored else None,  # type: ignore
+                best=best_of(scored),
                 mean_gain=_mean(s.gain for s in group),
                 mean_general=_mean(s.general for s in group),
             ))  # fmt: skip

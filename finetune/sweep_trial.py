@@ -159,12 +159,15 @@ def best_checkpoint(folder: Path) -> Path:
 
 
 def sweep_record(plan: SweepPlan, number: int, params: Mapping[str, Scalar]) -> dict[str, Any]:
-    """What a trial's checkpoints record: its study, number and values, and the objective
-    the study optimised (what the report ranks the trials by)."""
-    objective = plan.space.objective
-    return {"study": plan.study, "trial": number, "params": dict(params),
-            "objective": {"benchmark": objective.benchmark, "task": objective.task,
-                          "metric": objective.metric}}  # fmt: skip
+    """What a trial's checkpoints record: its study, number and values, the objective the
+    study optimised and its constraint (what the report ranks the trials by)."""
+    objective, constraint = plan.space.objective, plan.space.constraint
+    record = {"study": plan.study, "trial": number, "params": dict(params),
+              "objective": {"benchmark": objective.benchmark, "task": objective.task,
+                            "metric": objective.metric}}  # fmt: skip
+    if constraint is not None:
+        record["constraint"] = {"no_regression_on": list(constraint.no_regression_on)}
+    return record
 
 
 def record_sweep(folder: Path, record: Mapping[str, Any]) -> None:

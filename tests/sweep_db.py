@@ -72,11 +72,15 @@ def config(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def trial_training(number: int, objective: dict[str, str] | None = None) -> dict[str, Any]:
+def trial_training(
+    number: int, objective: dict[str, str] | None = None, level: list[str] | None = None
+) -> dict[str, Any]:
     params = PARAMS[number]
     sweep: dict[str, Any] = {"study": STUDY, "trial": number, "params": dict(params)}
     if objective is not None:  # what finetune sweep records since it names its objective
         sweep["objective"] = objective
+    if level is not None:  # and its constraint
+        sweep["constraint"] = {"no_regression_on": level}
     return {
         "run_name": f"{STUDY}-trial-{number}",
         "config": config(params),
@@ -90,7 +94,9 @@ def _fp(name: str) -> str:
     return f"fp-{name}".ljust(24, "0")
 
 
-def models(objective: dict[str, str] | None = None) -> list[ModelInfo]:
+def models(
+    objective: dict[str, str] | None = None, level: list[str] | None = None
+) -> list[ModelInfo]:
     base = ModelInfo(_fp("base"), "base", BASE_SPEC, "hf")
     out = [base]
     for number in PARAMS:
@@ -103,7 +109,7 @@ def models(objective: dict[str, str] | None = None) -> list[ModelInfo]:
                 "hf",
                 base_model=BASE_SPEC,
                 base_fingerprint=base.fingerprint,
-                training=trial_training(number, objective),
+                training=trial_training(number, objective, level),
             )
         )
     soup = copy.deepcopy(trial_training(3))  # a soup starts from its best ingredient's record
@@ -153,10 +159,15 @@ def _predictions(y_true: np.ndarray, accuracy: float, n_classes: int) -> np.ndar
     return np.where(right, y_true, (y_true + 1) % n_classes)
 
 
-def write_sweep_db(db: Path, seed: int = 0, objective: dict[str, str] | None = None) -> Path:
+def write_sweep_db(
+    db: Path,
+    seed: int = 0,
+    objective: dict[str, str] | None = None,
+    level: list[str] | None = None,
+) -> Path:
     rng = np.random.default_rng(seed)
     lace_true, type_true = rng.integers(0, 5, N_TARGET), rng.integers(0, 3, N_GENERAL)
-    for i, model in enumerate(models(objective)):
+    for i, model in enumerate(models(objective, level)):
         lace = _predictions(lace_true, TARGET[model.name], 5)
         types = _predictions(type_true, GENERAL[model.name], 3)
         for benchmark, task, y_true, pred, n in (

@@ -117,6 +117,7 @@ def test_two_workers_share_a_grid_and_a_rerun_runs_nothing(
             "trial": t.number,
             "params": t.params,
             "objective": OBJECTIVE,
+            "constraint": {"no_regression_on": ["shoes4"]},
         }
         assert t.user_attrs["metric"] == t.value and 0 <= t.value <= 1
     assert "best: trial" in outputs[0] + outputs[1]

@@ -196,3 +196,18 @@ def test_the_table_ranks_trials_by_the_sweeps_own_objective(tmp_path):
         assert score.target == pytest.approx(GENERAL[score.trial.name])
         assert score.gain == pytest.approx((GENERAL[score.trial.name] - GENERAL["base"]) * 100)
     assert table.best.trial.name == f"{STUDY}-trial-0"  # 80%: the best on fmnist
+
+
+def test_the_best_trial_is_the_best_within_the_sweeps_constraint(tmp_path):
+    """As the sweep chose: trials 1-3 lose fmnist significantly, which the constraint
+    forbids, so the best is trial 0 although trial 3 scores higher on the target; a value
+    whose trials all break it shows its best regardless."""
+    objective = {"benchmark": "footwear", "task": "lace", "metric": "acc@1"}
+    db = write_sweep_db(tmp_path / "results.duckdb", objective=objective, level=["fmnist"])
+    (table,) = sweep_tables(load_report_data(db, n_resamples=100))
+    violating = {s.trial.name for s in table.trials if s.violates}
+    assert violating == {f"{STUDY}-trial-{n}" for n in (1, 2, 3)}
+    assert table.best.trial.name == f"{STUDY}-trial-0"
+    rows = {(r.key, r.value): r.best.trial.name for r in table.rows}
+    assert rows[("optim.lr", 1e-05)] == f"{STUDY}-trial-0"
+    assert rows[("optim.lr", 0.0001)] == f"{STUDY}-trial-3"  # both break it: the higher
