@@ -23,6 +23,7 @@ import math
 import os
 import socket
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,7 +255,9 @@ def recover(study: optuna.Study, fail_running: bool) -> None:
     # With a heartbeat (RDB), Optuna fails stale trials only inside optimize(), which is
     # skipped when every trial is finished or running: a dead host's trial would stay
     # RUNNING for ever. A no-op without a heartbeat; retried by the heartbeat callback.
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():  # experimental since Optuna 2.9, and public
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     for t in trials:
