@@ -3,11 +3,14 @@ table (each value of each swept key -> the target score) and a chart of every tr
 on the target against its change elsewhere, with the study's soups and WiSE-FT curves.
 
 The numbers come from the report's own data and helpers, so they agree with its other
-tables and charts: a trial's target score is the mean primary score over the target
-benchmark's tasks, its gain and change elsewhere are :func:`evalsuite.report.tradeoff_point`
-(the trade-off chart's position), and its regressions elsewhere are the significant
-regressions of gated metrics in its :class:`~evalsuite.verdicts.ModelComparison` with the
-baseline. Which trials belong to which study: :mod:`evalsuite.sweeps`.
+tables and charts: a trial's target score is the metric its sweep optimised where the trial
+records it (its gain: the change of that metric against the baseline), else the mean primary
+score over the target benchmark's tasks and the gain of
+:func:`evalsuite.report.tradeoff_point`; its change elsewhere is that function's (the
+trade-off chart's position), and its regressions elsewhere are the significant regressions
+of gated metrics in its :class:`~evalsuite.verdicts.ModelComparison` with the baseline. The
+best trial is the best within the sweep's recorded constraint. Which trials belong to which
+study: :mod:`evalsuite.sweeps`.
 """
 
 from __future__ import annotations
@@ -308,8 +311,10 @@ def sweep_section(data: ReportData, charts: dict[str, str]) -> list[str]:
             lines += [f"![Sweep {md(table.study)}: gain against change]({charts[table.study]})",
                       ""]  # fmt: skip
     lines += [
-        "Target: the mean primary score over the target benchmark's tasks. Gain and change "
-        "elsewhere: positions of the trade-off chart, in points against the baseline. "
+        "Target: the metric the sweep optimised where its trials record it, else the mean "
+        "primary score over the target benchmark's tasks; gain: its change against the "
+        "baseline, in points. The best trial is the best within the sweep's constraint. Change "
+        "elsewhere: the trade-off chart's position, in points against the baseline. "
         "Regressions elsewhere: significant regressions of gated metrics on the other "
         "benchmarks (the verdicts above).",
         "",
