@@ -106,24 +106,41 @@ def objective_label(goal: tuple[str, str, str], data: ReportData) -> str:
     )
 
 
-def _trial_score(
-    data: ReportData, model: ModelEntry, trial: Trial, goal: tuple[str, str, str] | None
-) -> TrialScore:
+def score_and_point(
+    data: ReportData, model: ModelEntry, goal: tuple[str, str, str] | None
+) -> tuple[float | None, float | None, float | None]:
+    """(target score 0..1, gain on it in points, change elsewhere in points) of any model of
+    the study (trial, soup, WiSE-FT point): on the sweep's objective where there is one,
+    else on the report's target benchmark; the table and the chart both use this."""
     point = tradeoff_point(data, model) if model is not data.baseline else (0.0, 0.0)
-    comparison = data.comparisons.get(model.name)
-    regressions, violates = None, False
-    if comparison is not None:
-        regressions = sum(1 for v in comparison.regressions if v.benchmark != data.target)
-        violates = any(v.benchmark in trial.no_regression_on for v in comparison.regressions)
     target, gain = target_score(data, model), point[1] if point else None
     if goal is not None:  # the study's own objective, against the baseline's value
         cell, base = data.cell(model, *goal), data.cell(data.baseline, *goal)
         target = cell.scaled()[0] if cell is not None else None
         gain = None if target is None or base is None else (target - base.scaled()[0]) * 100
+    return target, gain, point[0] if point else None
+
+
+def _trial_score(
+    data: ReportData, model: ModelEntry, trial: Trial, goal: tuple[str, str, str] | None
+) -> TrialScore:
+    comparison = data.comparisons.get(model.name)
+    regressions, violates = None, False
+    if comparison is not None:
+        regressions = sum(1 for v in comparison.regressions if v.benchmark != data.target)
+        violates = any(v.benchmark in trial.no_regression_on for v in comparison.regressions)
+    target, gain, general = score_and_point(data, model, goal)
     return TrialScore(
-        trial=trial, target=target, gain=gain, general=point[0] if point else None,
-        regressions=regressions, violates=violates,
+        trial=trial, target=target, gain=gain, general=general, regressions=regressions,
+        violates=violates,
     )  # fmt: skip
+
+
+def _chart_point(
+    data: ReportData, model: ModelEntry, goal: tuple[str, str, str] | None
+) -> tuple[float, float] | None:
+    _, gain, general = score_and_point(data, model, goal)
+    return None if gain is None or general is None else (general, gain)
 
 
 def sweep_tables(data: ReportData) -> list[SweepTable]:
@@ -136,7 +153,9 @@ def sweep_tables(data: ReportData) -> list[SweepTable]:
         label = objective_label(goal, data) if goal else target_label(data)
         scores = [_trial_score(data, by_name[t.name], t, goal) for t in found]
         soups = soups_of(frame, study, [t.name for t in found])
-        out.append(sweep_table(study, scores, soups, label))
+        table = sweep_table(study, scores, soups, label)
+        table.objective = goal
+        out.append(table)
     return out
 
 
@@ -230,14 +249,14 @@ def sweep_chart(data: ReportData, table: SweepTable, path: Path) -> bool:
     xs, ys = [0.0], [0.0]
     members = {s.trial.name for s in table.trials} | set(table.soups)
     for line in _study_wise(data, members):
-        xy = [p for m, _ in line for p in [tradeoff_point(data, m)] if p is not None]
+        xy = [p for m, _ in line for p in [_chart_point(data, m, table.objective)] if p]
         if len(xy) >= 2:
             ax.plot(*zip(*xy, strict=True), color="#555555", lw=1.2, ls="--", zorder=1,
                     label="WiSE-FT (by α)")  # fmt: skip
             xs += [p[0] for p in xy]
             ys += [p[1] for p in xy]
         for model, alpha in line:
-            point = tradeoff_point(data, model) if 0 < alpha < 1 else None
+            point = _chart_point(data, model, table.objective) if 0 < alpha < 1 else None
             if point is not None:
                 ax.annotate(f"α={alpha:g}", point, xytext=(6, -10), textcoords="offset points",
                             fontsize=7, color="#555555")  # fmt: skip
@@ -249,7 +268,7 @@ def sweep_chart(data: ReportData, table: SweepTable, path: Path) -> bool:
         xs.append(x)  # type: ignore[arg-type]
         ys.append(y)
     for name in table.soups:
-        point = tradeoff_point(data, by_name[name]) if name in by_name else None
+        point = _chart_point(data, by_name[name], table.objective) if name in by_name else None
         if point is not None:
             ax.scatter(*point, s=90, marker="D", zorder=4, color="#ffd43b", edgecolor="black",
                        linewidth=0.8, label="model soup")  # fmt: skip
@@ -266,7 +285,9 @@ def sweep_chart(data: ReportData, table: SweepTable, path: Path) -> bool:
     ax.axvline(0, color="black", lw=0.8)
     others = [benchmark_label(b) for b in data.benchmarks if b != data.target]
     ax.set_xlabel(f"change elsewhere, pts (mean of {', '.join(others)})", fontsize=9)
-    ax.set_ylabel(f"gain on {benchmark_label(data.target or '')}, pts", fontsize=9)
+    goal = table.objective
+    aim = f"{benchmark_label(goal[0])}: {task_label(goal[1])}" if goal else None
+    ax.set_ylabel(f"gain on {aim or benchmark_label(data.target or '')}, pts", fontsize=9)
     ax.set_title(f"Sweep {_short(table.study, 40)}: target gain vs change elsewhere",
                  fontsize=11)  # fmt: skip
     ax.grid(alpha=0.3)

@@ -256,6 +256,7 @@ class SweepTable:
     trials: list[TrialScore]
     soups: list[str] = field(default_factory=list)
     target_label: str = "target"
+    objective: tuple[str, str, str] | None = None  # what the target is, when the sweep said
 
     @property
     def best(self) -> TrialScore | None:

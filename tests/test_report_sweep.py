@@ -211,3 +211,18 @@ def test_the_best_trial_is_the_best_within_the_sweeps_constraint(tmp_path):
     rows = {(r.key, r.value): r.best.trial.name for r in table.rows}
     assert rows[("optim.lr", 1e-05)] == f"{STUDY}-trial-0"
     assert rows[("optim.lr", 0.0001)] == f"{STUDY}-trial-3"  # both break it: the higher
+
+
+def test_the_chart_puts_soups_and_wise_on_the_tables_axis(tmp_path):
+    """With an objective, every point of the sweep's chart (trials, soups, WiSE-FT) has its
+    gain on that objective, the y axis the table's gains are on."""
+    from evalsuite.report_sweep import _chart_point
+
+    objective = {"benchmark": "fmnist", "task": "type", "metric": "acc@1"}
+    db = write_sweep_db(tmp_path / "results.duckdb", objective=objective)
+    data = load_report_data(db, n_resamples=100)
+    (table,) = sweep_tables(data)
+    by_name = {m.name: m for m in data.models}
+    for name in (f"{STUDY}-soup-greedy", f"{STUDY}-trial-3-wise-0.5", f"{STUDY}-trial-1"):
+        _, gain = _chart_point(data, by_name[name], table.objective)
+        assert gain == pytest.approx((GENERAL[name] - GENERAL["base"]) * 100)
