@@ -277,33 +277,36 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     if not sep or not key.strip():
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. optim.lr=1e-4")
     parts = key.strip().split(".")
-    model: type[BaseModel] | None = TrainConfig
+    config_key_model(key.strip(), f"--set {assignment!r}")
     node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        node = node.setdefault(part, {}) if child is None else child
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {assignment!r}: {part} is not a section in the file")
+    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+
+
+def config_key_model(key: str, what: str) -> type[BaseModel] | None:
+    """The section model a dotted ``key`` of the config names (None for a value); for a key
+    the config does not have, a ConfigError starting with ``what`` that names the closest
+    (``--set`` and a sweep's params both check their keys here)."""
+    model: type[BaseModel] | None = TrainConfig
+    parts = key.split(".")
     for depth, part in enumerate(parts):
-        fields = model.model_fields if model else {}
+        if model is None:
+            raise ConfigError(f"{what}: {key!r}: {'.'.join(parts[:depth])} has no keys")
+        fields = model.model_fields
         if part not in fields:
-            where = ".".join(parts[:depth]) or "the top level"
-            known = sorted(fields)
+            inside = ".".join(parts[:depth]) or "the top level"
             raise ConfigError(
-                f"--set {assignment!r}: unknown key {key.strip()!r}: no {part!r} in {where}"
-                f"{suggest(part, known)}"
+                f"{what}: unknown config key {key!r}: no {part!r} in {inside}"
+                f"{suggest(part, sorted(fields))}"
             )
         annotation = fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
-        if depth < len(parts) - 1:
-            if model is None:
-                raise ConfigError(
-                    f"--set {assignment!r}: {'.'.join(parts[: depth + 1])} has no keys"
-                )
-            child = node.get(part)
-            node = node.setdefault(part, {}) if child is None else child
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {assignment!r}: {part} is not a section in the file")
-    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+        is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation if is_section else None
+    return model
 
 
 def load_config(

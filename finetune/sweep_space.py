@@ -13,12 +13,11 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from evalsuite.errors import ConfigError
-from evalsuite.registry import suggest
 from evalsuite.spec import display_path, validation_message
-from finetune.config import Section, TrainConfig, read_yaml
+from finetune.config import Section, config_key_model, read_yaml
 
 Scalar = bool | int | float | str
 
@@ -157,23 +156,5 @@ def load_space(path: str | Path, n_trials: int | None = None) -> SweepSpace:
 def check_config_key(key: str, where: str) -> None:
     """``key`` (dotted) is a value of the fine-tuning config, not a section, else a
     ConfigError naming it and the closest known key."""
-    model: type[BaseModel] | None = TrainConfig
-    parts = key.split(".")
-    for depth, part in enumerate(parts):
-        fields = model.model_fields if model else {}
-        if part not in fields:
-            inside = ".".join(parts[:depth]) or "the top level"
-            raise ConfigError(
-                f"{where}: unknown config key {key!r}: no {part!r} in {inside}"
-                f"{suggest(part, sorted(fields))}"
-            )
-        annotation = fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
-        if depth < len(parts) - 1 and model is None:
-            raise ConfigError(f"{where}: {key!r}: {'.'.join(parts[: depth + 1])} has no keys")
-    if model is not None:
+    if config_key_model(key, where) is not None:
         raise ConfigError(f"{where}: {key!r} is a section; name one of its keys")

@@ -71,7 +71,7 @@ def test_set_overrides_parse_yaml_scalars(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("assignment", "pattern"),
     [
-        ("optim.lrr=1", r"unknown key 'optim\.lrr'.*did you mean 'lr'"),
+        ("optim.lrr=1", r"unknown config key 'optim\.lrr'.*did you mean 'lr'"),
         ("optm.lr=1", r"no 'optm' in the top level.*did you mean 'optim'"),
         ("optim.lr.x=1", r"optim\.lr has no keys"),
         ("optim.lr", r"expected KEY=VALUE"),
