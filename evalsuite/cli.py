@@ -157,6 +157,11 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--batch-size", type=positive_int, default=64)
     score.add_argument("--workers", type=non_negative_int, help="image decoding processes")
     score.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    score.add_argument(
+        "--device",
+        help="cpu, cuda, cuda:N or mps (default: this process's GPU under accelerate, else the "
+        "GPU if there is one, else the CPU)",
+    )
     score.add_argument("--cache-dir", type=Path, help="embedding cache (default ~/.cache)")
     score.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
     score.add_argument(

@@ -90,6 +90,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         precision=args.precision,
+        device=args.device,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         skip_existing=args.skip_existing,

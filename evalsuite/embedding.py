@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from torchvision import transforms
 from tqdm.auto import tqdm
 
 from evalsuite.data.items import Item
+from evalsuite.device import PRECISIONS, autocast, available_cores, ieee_fp32, resolve_device
 from evalsuite.embedding_cache import EmbeddingCache
 from evalsuite.errors import EvalSuiteError, ImageError
 from evalsuite.images import item_content_hash, load_item_image
@@ -47,7 +48,6 @@ from evalsuite.progress import interactive, progress_line
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16")
 ON_ERROR = ("skip", "fail")
 
 
@@ -111,8 +111,8 @@ class _SplitTransform:
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) uint8 -> (B, C, H, W) float32, exactly ToTensor then Normalize."""
         out = pixels.permute(0, 3, 1, 2).contiguous().float().div_(255)
-        mean = torch.as_tensor(self.mean, dtype=out.dtype).view(1, -1, 1, 1)
-        std = torch.as_tensor(self.std, dtype=out.dtype).view(1, -1, 1, 1)
+        mean = torch.as_tensor(self.mean, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
+        std = torch.as_tensor(self.std, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
         return out.sub_(mean).div_(std)
 
 
@@ -208,7 +208,7 @@ class EmbeddingEngine:
         self.progress = progress
         self.threads = threads  # torch threads of the forward while workers decode; None: auto
         self.decided_threads: int | None = None  # what auto chose on the first call
-        self.device = torch.device(device) if device is not None else _accelerate_device()
+        self.device = resolve_device(device)
         self.model.to(self.device)
         folder = (cache_dir or default_cache_dir()) / model.fingerprint[:32] / precision
         self.cache = EmbeddingCache(folder, model.embed_dim) if use_cache else None
@@ -366,6 +366,7 @@ class EmbeddingEngine:
             collate_fn=_collate,
             worker_init_fn=_worker_init if workers else None,
             prefetch_factor=4 if workers else None,
+            pin_memory=self.device.type == "cuda",  # lets the copy to the GPU overlap
         )
         unsaved, started = 0, time.perf_counter()
         report = self.progress and show  # a bar at a terminal, else a line when done
@@ -397,18 +398,21 @@ class EmbeddingEngine:
         assert self.cache is not None
         self.cache.add([keys[r] for r in rows], vectors[rows])
 
-    def _autocast(self) -> Any:
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+    @contextmanager
+    def _precision(self) -> Iterator[None]:
+        """bf16 autocast, or IEEE fp32 (no TF32 on CUDA): see evalsuite.device."""
+        with ieee_fp32(self.device), autocast(self.precision, self.device):
+            yield
 
     @torch.inference_mode()
     def _forward_images(self, pixels: torch.Tensor) -> np.ndarray:
+        # uint8 crosses to the device (a quarter of float32's bytes) and is normalised there
+        pixels = pixels.to(self.device, non_blocking=True)
         if pixels.dtype == torch.uint8:
             assert self._split is not None
             pixels = self._split.normalize(pixels)
-        with self._autocast():
-            features = self.model.image_features(pixels.to(self.device, non_blocking=True))
+        with self._precision():
+            features = self.model.image_features(pixels)
         self.images_forwarded += len(pixels)
         features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy()
@@ -434,16 +438,10 @@ class EmbeddingEngine:
     @torch.inference_mode()
     def _forward_texts(self, texts: list[str]) -> np.ndarray:
         ids = self.model.tokenize(texts).to(self.device)
-        with self._autocast():
+        with self._precision():
             features = self.model.text_features(ids)
         self.texts_forwarded += len(texts)
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cores or 1
 
 
 def default_num_workers() -> int:
@@ -554,9 +552,3 @@ def all_gather(value: Any) -> list[Any]:
 def main_process_value(value: Any) -> Any:
     """The main process's ``value`` on every process: a decision all must take alike."""
     return all_gather(value)[0]
-
-
-def _accelerate_device() -> torch.device:
-    from accelerate import PartialState
-
-    return PartialState().device

@@ -39,13 +39,19 @@ class LookupEngine:
         cache_dir: Path | None = None,
         use_cache: bool = True,
         progress: bool = False,
+        device: str | None = None,  # of the text model, when there is one
         **_: Any,  # image-encoding options (batch size, workers...) do not apply
     ) -> None:
         self.model = model
         self.precision = "fp32"
         self.on_error = "skip"  # set by the runner; nothing here is decoded
         self._text_engine: EmbeddingEngine | None = None
-        self._text_options = {"cache_dir": cache_dir, "use_cache": use_cache, "progress": progress}
+        self._text_options = {
+            "cache_dir": cache_dir,
+            "use_cache": use_cache,
+            "progress": progress,
+            "device": device,
+        }
 
     @property
     def cache_shards_skipped(self) -> int:

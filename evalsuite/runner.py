@@ -57,6 +57,7 @@ class ScoreOptions:
     batch_size: int = 64
     num_workers: int | None = None
     precision: str = "fp32"
+    device: str | None = None  # None: accelerate's choice (this process's GPU, else the CPU)
     cache_dir: Path | None = None
     use_cache: bool = True
     skip_existing: bool = False
@@ -85,6 +86,7 @@ def score_model(
     engine_type = LookupEngine if isinstance(model, PrecomputedEmbeddings) else EmbeddingEngine
     engine = engine_type(
         model,  # type: ignore[arg-type]
+        device=opts.device,
         batch_size=opts.batch_size,
         num_workers=opts.num_workers,
         precision=opts.precision,

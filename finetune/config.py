@@ -94,7 +94,8 @@ class DataConfig(Section):
     # Target values, or value -> name used in prompts; default: the values in train + val.
     classes: list[str] | dict[str, str] | None = None
     templates: list[str] = Field(default_factory=lambda: list(DEFAULT_TEMPLATES), min_length=1)
-    num_workers: int = Field(0, ge=0)
+    # decode workers per process; None: on CUDA one per spare core (at most 8), on CPU 0
+    num_workers: int | None = Field(None, ge=0)
     on_bad_image: Literal["skip", "error"] = "skip"  # skip: drop the item, warn with a count
     max_items: int | None = Field(None, ge=1)  # seeded subsample of train (and val) items
     replay: ReplayConfig | None = None

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from evalsuite.data.items import Item
+from evalsuite.device import available_cores
 from evalsuite.errors import (
     ConfigError,
     DataError,
@@ -173,13 +174,28 @@ class Collator:
         return batch
 
 
-def build_loader(dataset: Dataset, sampler: Sampler, cfg: TrainConfig, tokenize) -> DataLoader:
+def loader_workers(cfg: TrainConfig, device_type: str, world: int) -> int:
+    """``data.num_workers``, else: on CUDA one decode worker per core left to this process
+    (the cores shared among the processes, at most 8), so the GPU is not left waiting for
+    JPEG decoding; on the CPU none, as the forward and backward already use every core and
+    workers would contend with them (benchmarks/speed/train.py)."""
+    if cfg.data.num_workers is not None:
+        return cfg.data.num_workers
+    if device_type != "cuda":
+        return 0
+    return max(0, min(8, available_cores() // world - 1))
+
+
+def build_loader(
+    dataset: Dataset, sampler: Sampler, cfg: TrainConfig, tokenize, device_type: str, world: int
+) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=cfg.train.batch_size,
         sampler=sampler,
         collate_fn=Collator(tokenize),
-        num_workers=cfg.data.num_workers,
+        num_workers=loader_workers(cfg, device_type, world),
+        pin_memory=device_type == "cuda",  # page-locked batches: the copy to the GPU overlaps
     )
 
 
@@ -204,8 +220,11 @@ def replay_per_batch(cfg: TrainConfig) -> int:
     return per_batch
 
 
-def build_loaders(cfg: TrainConfig, model: ClipModel, rank: int = 0, world: int = 1) -> Loaders:
-    """Train and val loaders of this process (its share of each split), and the classes."""
+def build_loaders(
+    cfg: TrainConfig, model: ClipModel, rank: int = 0, world: int = 1, device_type: str = "cpu"
+) -> Loaders:
+    """Train and val loaders of this process (its share of each split), and the classes;
+    ``device_type`` is where the batches go (pinned memory and decode workers for CUDA)."""
     splits = {"train": read_split(cfg, cfg.data.train_split)}
     if splits["train"].streamed:
         where = f"{cfg.data.path} ({cfg.data.train_split or 'all'})"
@@ -240,8 +259,9 @@ def build_loaders(cfg: TrainConfig, model: ClipModel, rank: int = 0, world: int 
     if "val" in splits:
         val_set = CaptionDataset(splits["val"], model.transform, Captions(fields), labels)
         val_sampler = EpochSampler(len(val_set), 0, rank, world, shuffle=False, multiple_of=None)
-        val = build_loader(val_set, val_sampler, cfg, model.tokenize)
-    return Loaders(classes, build_loader(train, sampler, cfg, model.tokenize), val, counts)
+        val = build_loader(val_set, val_sampler, cfg, model.tokenize, device_type, world)
+    train_loader = build_loader(train, sampler, cfg, model.tokenize, device_type, world)
+    return Loaders(classes, train_loader, val, counts)
 
 
 def with_replay(

@@ -36,6 +36,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm.auto import tqdm
 
+from evalsuite.device import ieee_fp32
 from evalsuite.errors import ConfigError, TrainingError
 from evalsuite.hub import HubModelNotCached
 from evalsuite.models import load_model
@@ -110,7 +111,14 @@ class Run:
 
 def train(cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = False) -> Progress:
     """Fine-tune ``cfg.model`` on ``cfg.data``; writes ``cfg.output.dir`` (see module doc).
-    An output folder holding another run needs ``resume`` or ``overwrite`` (finetune.output)."""
+    An output folder holding another run needs ``resume`` or ``overwrite`` (finetune.output).
+    Without mixed precision, fp32 is IEEE fp32 on a GPU too: no TF32 (evalsuite.device)."""
+    fp32 = cfg.train.mixed_precision == "no"
+    with ieee_fp32(torch.device("cuda")) if fp32 else nullcontext():  # CUDA's flags only
+        return train_steps(cfg, resume, overwrite)
+
+
+def train_steps(cfg: TrainConfig, resume: str | Path | None, overwrite: bool) -> Progress:
     if resume is not None and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     output.check_output(cfg.output.dir, resume is not None, overwrite)
@@ -193,13 +201,18 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
     data = checkpoint.data_fingerprint(cfg.data.path, cfg.data.reader, cfg.data.options)
     info = {"base_model": base_info(model), "data": data, "device": device_info(accelerator)}
     unfreezer, frozen = configure_trainable(cfg, model)
-    loaders = build_loaders(cfg, model, accelerator.process_index, accelerator.num_processes)
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    loaders = build_loaders(cfg, model, rank, world, device.type)
     info["data"].update(loaders.counts)
     step = cfg.train.batch_size * cfg.train.accum_steps
     steps = len(loaders.train.sampler) // step
     check_split_sizes(cfg, loaders.counts, steps, step * accelerator.num_processes)
     groups = build_param_groups(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.layer_decay)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
+    # fused: one kernel for all parameters on CUDA (fewer launches, same update up to rounding)
+    optimizer = torch.optim.AdamW(
+        groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
+        fused=True if device.type == "cuda" else None,
+    )  # fmt: skip
     scheduler, per_step = build_scheduler(cfg, optimizer, steps)
     objective = cfg.loss.objective
     encoder = DualEncoder(model, objective != "zeroshot_ce", with_bias=objective == "sigmoid")

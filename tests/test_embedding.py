@@ -13,7 +13,8 @@ from torchvision import transforms
 
 from evalsuite import embedding
 from evalsuite.data.items import Item
-from evalsuite.embedding import EmbeddingEngine, available_cores, split_transform
+from evalsuite.device import available_cores
+from evalsuite.embedding import EmbeddingEngine, split_transform
 from evalsuite.errors import ImageError
 from evalsuite.images import item_content_hash, load_item_image
 from evalsuite.models import load_model

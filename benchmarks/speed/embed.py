@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 from evalsuite.data.items import Item
-from evalsuite.embedding import EmbeddingEngine, available_cores, default_num_workers
+from evalsuite.device import available_cores
+from evalsuite.embedding import EmbeddingEngine, default_num_workers
 from evalsuite.images import load_item_image
 from evalsuite.models import ClipModel, load_model
 from evalsuite.models.tiny import build_tiny_hf
