@@ -33,7 +33,7 @@ from evalsuite.device import available_cores
 from evalsuite.embedding import EmbeddingEngine, default_num_workers
 from evalsuite.images import load_item_image
 from evalsuite.models import ClipModel, load_model
-from evalsuite.models.tiny import build_tiny_hf
+from evalsuite.models.tiny import build_tiny_hf, build_tiny_open_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("FASHION_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -68,10 +68,10 @@ def model_spec(name: str, workdir: Path) -> str:
     """What ``load_model`` and ``evalsuite score`` take for ``name``: the tiny model and the
     randomly initialised ViT-B/32 are written to a folder under ``workdir`` once (seeded), so
     that every process loads the same weights and the embedding cache can hit."""
-    if name == "tiny":
-        folder = workdir / "tiny"
+    if name in ("tiny", "tiny-openclip"):  # the same weights, Hugging Face or open_clip layout
+        folder = workdir / name
         if not folder.is_dir():
-            build_tiny_hf(folder, seed=0)
+            (build_tiny_hf if name == "tiny" else build_tiny_open_clip)(folder, seed=0)
         return str(folder)
     if name == "vit-b-32":  # ViT-B/32-sized, randomly initialised: the cost of a real CLIP
         folder = workdir / "vit-b-32"
