@@ -3,7 +3,39 @@ confusion matrices (Altair is imported when a chart is drawn: the pure modules s
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
+
+
+def _curve_layers(curves: pd.DataFrame, x: Any, y: Any, tooltip: list) -> list:
+    """Dashed zero lines (the baseline), then each WiSE-FT curve with its alphas labelled."""
+    import altair as alt
+
+    zero = pd.DataFrame({"v": [0.0]})
+    layers = [
+        alt.Chart(zero).mark_rule(color="#9aa0a6", strokeDash=[4, 4]).encode(x="v:Q"),
+        alt.Chart(zero).mark_rule(color="#9aa0a6", strokeDash=[4, 4]).encode(y="v:Q"),
+    ]
+    if not curves.empty:
+        layers.append(
+            alt.Chart(curves)
+            .mark_line(point=True, strokeWidth=2)
+            .encode(
+                x=x,
+                y=y,
+                color=alt.Color("curve:N", title="WiSE-FT curve"),
+                order="alpha:Q",
+                tooltip=[*tooltip, alt.Tooltip("alpha:Q", title="α")],
+            )
+        )
+        labels = curves.assign(text=curves["alpha"].map(lambda a: f"α={a:g}"))
+        layers.append(
+            alt.Chart(labels)
+            .mark_text(dy=-10, fontSize=11, color="#555")
+            .encode(x=x, y=y, text="text:N")
+        )
+    return layers
 
 
 def tradeoff_chart(
@@ -33,29 +65,7 @@ def tradeoff_chart(
         alt.Tooltip("target_gain:Q", title="Target gain (pts)", format="+.1f"),
         alt.Tooltip("general_change:Q", title="General change (pts)", format="+.1f"),
     ]
-    zero = pd.DataFrame({"v": [0.0]})
-    layers = [
-        alt.Chart(zero).mark_rule(color="#9aa0a6", strokeDash=[4, 4]).encode(x="v:Q"),
-        alt.Chart(zero).mark_rule(color="#9aa0a6", strokeDash=[4, 4]).encode(y="v:Q"),
-    ]
-    if not curves.empty:
-        layers.append(
-            alt.Chart(curves)
-            .mark_line(point=True, strokeWidth=2)
-            .encode(
-                x=x,
-                y=y,
-                color=alt.Color("curve:N", title="WiSE-FT curve"),
-                order="alpha:Q",
-                tooltip=[*tooltip, alt.Tooltip("alpha:Q", title="α")],
-            )
-        )
-        labels = curves.assign(text=curves["alpha"].map(lambda a: f"α={a:g}"))
-        layers.append(
-            alt.Chart(labels)
-            .mark_text(dy=-10, fontSize=11, color="#555")
-            .encode(x=x, y=y, text="text:N")
-        )
+    layers = _curve_layers(curves, x, y, tooltip)
     layers.append(
         alt.Chart(singles)
         .mark_circle(size=140)

@@ -2,9 +2,9 @@
 and how numbers, changes, durations and sizes are written.
 
 No Streamlit and no database here, nor in the modules that shape the store's DataFrames
-for the pages (``table_columns``, ``model_table``, ``wise_curves``, ``run_provenance``, ``images``,
-``page_tables``, ``charts``): ``dashboards/leaderboard.py`` reads through ``evalsuite.store``
-and passes the frames in; tests build frames by hand.
+for the pages (``table_columns``, ``model_table``, ``wise_curves``, ``run_provenance``,
+``images``, ``page_tables``, ``charts``): ``dashboards/leaderboard.py`` reads through
+``evalsuite.store`` and passes the frames in; tests build frames by hand.
 
 Units: rates (accuracy, F1, recall...) are stored as fractions and shown as percentages, so
 their differences are percentage points ("pts"); counts (pretest, IR hits) carry a
