@@ -32,13 +32,38 @@ import pandas as pd
 import streamlit as st
 
 try:
-    from dashboards import overview, seed_view, sweep_view, training, views
+    from dashboards import (
+        charts,
+        images,
+        model_table,
+        overview,
+        page_tables,
+        run_provenance,
+        seed_view,
+        sweep_view,
+        table_columns,
+        training,
+        views,
+    )
 except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dashboards import overview, seed_view, sweep_view, training, views
+    from dashboards import (
+        charts,
+        images,
+        model_table,
+        overview,
+        page_tables,
+        run_provenance,
+        seed_view,
+        sweep_view,
+        table_columns,
+        training,
+        views,
+    )
 
 from evalsuite import store
 from evalsuite.errors import EvalSuiteError
+from evalsuite.formatting import md
 from evalsuite.verdicts import ModelComparison, choose_baseline, compare_many, load_units
 from evalsuite.verdicts import rank_bands as compute_rank_bands
 
@@ -137,13 +162,13 @@ def comparisons(baseline: str | None, candidates: list[str]) -> dict[str, ModelC
     if baseline is None or not candidates:
         return {}
     key = ("_comparisons", str(DB), baseline, tuple(candidates))
-    return _last_good(key, lambda: _comparisons(str(DB), views.db_stamp(DB), *key[2:]))
+    return _last_good(key, lambda: _comparisons(str(DB), run_provenance.db_stamp(DB), *key[2:]))
 
 
 def rank_bands(target: tuple[str, str, str], baseline: str | None) -> pd.DataFrame:
     key = ("_rank_bands", str(DB), tuple(target), baseline)
     return _last_good(
-        key, lambda: _rank_bands(str(DB), views.db_stamp(DB), tuple(target), baseline)
+        key, lambda: _rank_bands(str(DB), run_provenance.db_stamp(DB), tuple(target), baseline)
     )
 
 
@@ -182,8 +207,8 @@ def show_empty(db: Path, missing: bool) -> None:
 
 def provenance(runs: pd.DataFrame, models: pd.DataFrame, baseline: str | None) -> None:
     """Expander with what was scored and how; a warning when compared runs differ."""
-    messages = views.mismatch_messages(
-        views.provenance_mismatches(runs, baseline), baseline or "the baseline"
+    messages = run_provenance.mismatch_messages(
+        run_provenance.provenance_mismatches(runs, baseline), baseline or "the baseline"
     )
     for message in messages:
         st.warning(message, icon="⚠️")
@@ -193,7 +218,7 @@ def provenance(runs: pd.DataFrame, models: pd.DataFrame, baseline: str | None) -
             "manifest hash (same test items and images) and the benchmark hash (same classes, "
             "prompts and queries)."
         )
-        st.dataframe(views.provenance_table(runs, models), hide_index=True)
+        st.dataframe(run_provenance.provenance_table(runs, models), hide_index=True)
 
 
 def show_image(path: Path | None, caption: str) -> None:
@@ -232,10 +257,13 @@ def overview_page(ctx: dict[str, Any]) -> None:
 
 
 def show_grid(
-    comp: pd.DataFrame, models: pd.DataFrame, columns: list[views.Column], baseline_label: str
+    comp: pd.DataFrame,
+    models: pd.DataFrame,
+    columns: list[table_columns.Column],
+    baseline_label: str,
 ) -> None:
     """The wide per-model grid: one column per metric, sortable, and its CSV."""
-    base = views.md(baseline_label)
+    base = md(baseline_label)
     against = f"the change against **{base}**" if baseline_label else "no change"
     st.caption(
         f"Each cell: the score, then {against}: {overview.LEGEND}. Accuracy-like scores "
@@ -263,7 +291,7 @@ def show_summary(ctx: dict[str, Any], baseline_label: str) -> None:
         st.warning(NO_BASELINE, icon="⚖️")
     lines = overview.summary_lines(ctx["verdicts"], limit=1)  # the table below has the rest
     if lines:
-        st.markdown(f"**Compared with {views.md(baseline_label)}:**")
+        st.markdown(f"**Compared with {md(baseline_label)}:**")
         st.markdown("\n".join(f"- {line}" for line in lines))
     elif len(ctx["models"]) == 1:
         st.info("Only one model is scored so far: score another to compare.")
@@ -274,7 +302,7 @@ def show_cell_notes(comp: pd.DataFrame) -> None:
     reasons = comp[comp["status"] == overview.NOT_COMPARABLE]
     if not reasons.empty:
         lines = sorted(
-            f"{views.md(r.model)} on {views.md(r.column)}: {views.md(r.reason)}"
+            f"{md(r.model)} on {md(r.column)}: {md(r.reason)}"
             for r in reasons.drop_duplicates(["model", "column", "reason"]).itertuples()
         )
         st.caption("Not comparable (n/a), so neither better nor worse: " + "; ".join(lines))
@@ -288,11 +316,11 @@ def show_cell_notes(comp: pd.DataFrame) -> None:
 
 def show_ranks(ctx: dict[str, Any]) -> None:
     target = ctx["target"]
-    column = views.find_column(ctx["all_columns"], target) if target else None
+    column = table_columns.find_column(ctx["all_columns"], target) if target else None
     if column is None:
         return
     title = views.short_label(*target)
-    st.subheader(f"Ranks on {views.md(title)}")
+    st.subheader(f"Ranks on {md(title)}")
     bands = rank_bands(target, ctx["baseline"])
     table = overview.rank_table(bands, target, ctx["verdicts"], column.count)
     st.caption(
@@ -313,7 +341,7 @@ def show_ranks(ctx: dict[str, Any]) -> None:
 def show_tradeoff(ctx: dict[str, Any], models: pd.DataFrame, baseline_label: str) -> None:
     st.subheader("Trade-off: gain on the target against change elsewhere")
     target, general = ctx["target"], ctx["general"]
-    target_col = views.find_column(ctx["all_columns"], target) if target else None
+    target_col = table_columns.find_column(ctx["all_columns"], target) if target else None
     pts = overview.tradeoff_points(ctx["all_comparison"], models, target, general)
     if target_col is None or not general or pts.empty:
         st.info(
@@ -324,8 +352,8 @@ def show_tradeoff(ctx: dict[str, Any], models: pd.DataFrame, baseline_label: str
     general_title = ctx["general_title"]
     target_title = views.short_label(*target)
     st.caption(
-        f"One point per model, relative to {views.md(baseline_label)} (at 0, 0). Up: better "
-        f"on {views.md(target_title)}; right: better on {views.md(general_title)}. Top right is "
+        f"One point per model, relative to {md(baseline_label)} (at 0, 0). Up: better "
+        f"on {md(target_title)}; right: better on {md(general_title)}. Top right is "
         "better everywhere; top left is a specialist that forgot some general knowledge. "
         "WiSE-FT interpolations of one fine-tune are joined by a line (α = 0: base "
         "model, α = 1: fine-tuned). Differences in % points of the maximum score; whether "
@@ -333,13 +361,13 @@ def show_tradeoff(ctx: dict[str, Any], models: pd.DataFrame, baseline_label: str
     )
     colour = ctx.get("colour_by")
     pts = sweep_view.colour_points(pts, colour)
-    chart = views.tradeoff_chart(pts, target_title, general_title, colour["key"] if colour else "")
+    chart = charts.tradeoff_chart(pts, target_title, general_title, colour["key"] if colour else "")
     st.altair_chart(chart, width="stretch")
 
 
 def benchmark_page(ctx: dict[str, Any]) -> None:
     metrics, models = ctx["metrics"], ctx["models"]
-    tasks = views.classification_tasks(metrics)
+    tasks = page_tables.classification_tasks(metrics)
     if not tasks:
         st.info("No classification task scored yet.")
         return
@@ -347,9 +375,9 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
     left, right = st.columns([1, 2])
     choice = left.selectbox("Benchmark and task", names, key="bm_task")
     benchmark, task = tasks[names.index(choice)]
-    have = [m for m in ctx["order"] if views.run_of(metrics, m, benchmark)]
+    have = [m for m in ctx["order"] if page_tables.run_of(metrics, m, benchmark)]
     chosen = right.multiselect("Models", have, default=have[:2], key="bm_models")
-    run_ids = {views.run_of(metrics, m, benchmark): m for m in have if m in chosen}
+    run_ids = {page_tables.run_of(metrics, m, benchmark): m for m in have if m in chosen}
     if not run_ids:
         st.info("Pick at least one model.")
         return
@@ -364,9 +392,9 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
             "few test items are noisy."
         )
         st.altair_chart(
-            views.class_f1_chart(views.class_f1_long(per_class, run_ids)), width="stretch"
+            charts.class_f1_chart(page_tables.class_f1_long(per_class, run_ids)), width="stretch"
         )
-        table = views.class_f1_table(per_class, run_ids)
+        table = page_tables.class_f1_table(per_class, run_ids)
         st.dataframe(
             table,
             hide_index=True,
@@ -380,26 +408,26 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
 
     one = st.selectbox("Model for the confusion matrix and the examples", chosen, key="bm_one")
     run_id = next(r for r, label in run_ids.items() if label == one)
-    st.subheader(f"Confusion matrix: {views.md(one)}")
+    st.subheader(f"Confusion matrix: {md(one)}")
     cells = read("confusion", run_id, task)
     if cells.empty:
         st.info("No confusion matrix stored for this task.")
     else:
         classes = sorted(set(per_class["class_name"])) if not per_class.empty else None
         st.altair_chart(
-            views.confusion_chart(views.confusion_grid(cells, classes)), width="stretch"
+            charts.confusion_chart(page_tables.confusion_grid(cells, classes)), width="stretch"
         )
-        worst = views.most_confused(cells)
+        worst = page_tables.most_confused(cells)
         if not worst.empty:
             st.markdown(
                 "Most frequent mistakes: "
                 + "; ".join(
-                    f"{views.md(r.true_label)} → {views.md(r.predicted_label)} ({r['count']})"
+                    f"{md(r.true_label)} → {md(r.predicted_label)} ({r['count']})"
                     for _, r in worst.iterrows()
                 )
             )
 
-    st.subheader(f"Misclassified examples: {views.md(one)}")
+    st.subheader(f"Misclassified examples: {md(one)}")
     true_classes = ["(all classes)", *sorted(set(cells["true_label"]))] if not cells.empty else []
     picked = st.selectbox("True class", true_classes, key="bm_class") if true_classes else None
     wrong = read(
@@ -415,7 +443,7 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
     else:
         st.caption("The model's most confident mistakes first: true class → predicted class.")
         root = ctx["runs"].set_index("run_id")["data_root"].get(run_id)
-        paths = [views.safe_image_path(p, root, ctx["roots"]) for p in wrong["image_path"]]
+        paths = [images.safe_image_path(p, root, ctx["roots"]) for p in wrong["image_path"]]
         grid = st.columns(6)
         for i, (row, path) in enumerate(zip(wrong.itertuples(), paths, strict=True)):
             with grid[i % 6]:
@@ -426,7 +454,7 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
 
 def retrieval_page(ctx: dict[str, Any]) -> None:
     metrics, models = ctx["metrics"], ctx["models"]
-    tasks = views.retrieval_tasks(metrics)
+    tasks = page_tables.retrieval_tasks(metrics)
     if not tasks:
         st.info("No retrieval task scored yet.")
         return
@@ -434,10 +462,10 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
     top = st.columns(3)
     choice = top[0].selectbox("Search task", names, key="rt_task")
     benchmark, task = tasks[names.index(choice)]
-    have = [m for m in ctx["order"] if views.run_of(metrics, m, benchmark)]
+    have = [m for m in ctx["order"] if page_tables.run_of(metrics, m, benchmark)]
     a = select(top[1], "Model A", "rt_a", have, have[0])
     b = select(top[2], "Model B", "rt_b", have, have[1] if len(have) > 1 else have[0])
-    run_a, run_b = (views.run_of(metrics, x, benchmark) for x in (a, b))
+    run_a, run_b = (page_tables.run_of(metrics, x, benchmark) for x in (a, b))
     queries_a, queries_b = read("queries", run_a, task), read("queries", run_b, task)
     if queries_a.empty:  # e.g. a database written without the retrievals table
         st.info(
@@ -446,7 +474,7 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
         )
         return
     options = [
-        views.query_label(q, t)
+        page_tables.query_label(q, t)
         for q, t in zip(queries_a["query_id"], queries_a["query_text"], strict=True)
     ]
     picked = st.selectbox("Query", options, key="rt_query")
@@ -457,7 +485,7 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
         everything = read("retrievals", run_a, task)
         same = everything[everything["item_id"].astype(str) == str(query_text)]
         if not same.empty:
-            path = views.safe_image_path(
+            path = images.safe_image_path(
                 same["image_path"].iloc[0], data_root.get(run_a), ctx["roots"]
             )
             st.markdown("**Query image**")
@@ -466,15 +494,15 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
     sides = st.columns(2, gap="large")
     for side, label, run_id in ((sides[0], a, run_a), (sides[1], b, run_b)):
         rows = read("retrievals", run_id, task, query_id=query_id)
-        score = views.query_score(rows)
+        score = page_tables.query_score(rows)
         with side:
-            st.markdown(f"#### {views.md(label)}")
+            st.markdown(f"#### {md(label)}")
             st.markdown(
                 f"**{score['hits']} / {score['k']}** relevant in the top {score['k']} · "
                 f"by-position score **{score['by_position']:.1f} / {score['k']}**"
             )
             paths = [
-                views.safe_image_path(p, data_root.get(run_id), ctx["roots"])
+                images.safe_image_path(p, data_root.get(run_id), ctx["roots"])
                 for p in rows["image_path"]
             ]
             grid = st.columns(5)
@@ -484,7 +512,7 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
                     show_image(path, f"#{row.rank} {mark}")
             missing_images_note(list(rows["image_path"]), paths)
     with st.expander("All queries: relevant hits per query"):
-        st.dataframe(views.query_comparison(queries_a, queries_b, a, b), hide_index=True)
+        st.dataframe(page_tables.query_comparison(queries_a, queries_b, a, b), hide_index=True)
     provenance(ctx["runs"][ctx["runs"]["run_id"].isin([run_a, run_b])], models, ctx["baseline"])
 
 
@@ -532,7 +560,7 @@ def training_page(ctx: dict[str, Any]) -> None:
     with st.expander("Training configuration (training.json)"):
         for name in chosen:
             record = records.get(name) or {}
-            st.markdown(f"**{views.md(name)}**")
+            st.markdown(f"**{md(name)}**")
             shown = {k: v for k, v in record.items() if k != "history"}
             st.code(json.dumps(shown, indent=2, default=str), language="json")
     keep = set(tuned["name"]) | {ctx["baseline"]}
@@ -547,9 +575,9 @@ def show_epochs(
     st.caption("Epoch 0, where present, is the base model before fine-tuning.")
     for i, name in enumerate(chosen):
         record = records.get(name) or {}
-        st.markdown(f"**{views.md(name)}**")
+        st.markdown(f"**{md(name)}**")
         if training.data_summary(record):
-            st.caption(f"Trained on {views.md(training.data_summary(record))}")
+            st.caption(f"Trained on {md(training.data_summary(record))}")
         table = training.history_table(histories[name], record.get("best_epoch"))
         st.dataframe(table, hide_index=True, key=f"tr_epochs_{i}")
 
@@ -566,17 +594,17 @@ def sidebar(
     bar = st.sidebar
     bar.header("Compare")
     baseline = choose_baseline_widget(bar, models, models_raw)
-    all_columns = views.metric_columns(metrics, all_metrics=True, task_types=types)
+    all_columns = table_columns.metric_columns(metrics, all_metrics=True, task_types=types)
     bar.subheader("Target metric")
     target = choose_target_widget(bar, metrics, all_columns)
-    general_cols = views.general_columns(all_columns, target)
+    general_cols = table_columns.general_columns(all_columns, target)
     options: dict[str, list[tuple[str, str, str]]] = {}
     if general_cols:
         names = " + ".join(views.task_label(c.benchmark, c.task) for c in general_cols)
         options[f"Mean of general benchmarks ({names})"] = [c.key for c in general_cols]
     for col in general_cols:
         options[col.label] = [col.key]
-    for col in views.metric_columns(metrics, task_types=types):
+    for col in table_columns.metric_columns(metrics, task_types=types):
         if col.key != target and col.label not in options:
             options[col.label] = [col.key]
     bar.subheader("Trade-off chart")
@@ -624,13 +652,13 @@ def choose_baseline_widget(bar: Any, models: pd.DataFrame, models_raw: pd.DataFr
     try:
         default = choose_baseline(scored, requested("baseline"))
     except EvalSuiteError as exc:
-        asked = views.md(repr(requested("baseline")))
-        bar.warning(f"Baseline {asked} not found: {views.md(exc)}", icon="⚠️")
+        asked = md(repr(requested("baseline")))
+        bar.warning(f"Baseline {asked} not found: {md(exc)}", icon="⚠️")
         default = choose_baseline(scored)
     names = list(models["name"])
     if "baseline" in st.session_state and st.session_state["baseline"] not in names:
         del st.session_state["baseline"]
-    same = views.same_weights_note(models)
+    same = model_table.same_weights_note(models)
     name = bar.selectbox(
         "Baseline (changes are judged against it)", names,
         index=names.index(default) if default in names else None,
@@ -645,19 +673,19 @@ def choose_baseline_widget(bar: Any, models: pd.DataFrame, models_raw: pd.DataFr
 
 
 def choose_target_widget(
-    bar: Any, metrics: pd.DataFrame, all_columns: list[views.Column]
+    bar: Any, metrics: pd.DataFrame, all_columns: list[table_columns.Column]
 ) -> tuple[str, str, str]:
     """Benchmark, task and metric of the target (the URL's or command line's ``B/T/M`` by
     default): ranked in bands, and the trade-off chart's vertical axis."""
-    default = views.default_target(metrics) or (None, None, None)
+    default = table_columns.default_target(metrics) or (None, None, None)
     asked = requested("target")
     if asked:
         key = tuple(asked.split("/", 2))
-        if views.find_column(all_columns, key) is not None:
+        if table_columns.find_column(all_columns, key) is not None:
             default = key
         else:
             bar.warning(
-                f"Target {views.md(repr(asked))} is not a scored BENCHMARK/TASK/METRIC.", icon="⚠️"
+                f"Target {md(repr(asked))} is not a scored BENCHMARK/TASK/METRIC.", icon="⚠️"
             )
     benchmarks = list(dict.fromkeys(c.benchmark for c in all_columns))
     b = select(
@@ -702,15 +730,15 @@ def main() -> None:
         show_busy_notice(notice)
         return
     except (store.StoreError, duckdb.Error, OSError) as exc:
-        st.error(f"Cannot read the results database `{DB}`: {views.md(exc)}")
+        st.error(f"Cannot read the results database `{DB}`: {md(exc)}")
         return
     if metrics.empty:
         show_empty(DB, missing=False)
         return
 
-    models = views.model_table(models_raw, metrics)
-    runs_shown = views.latest_runs(runs, metrics)
-    types = views.task_types(runs_shown)
+    models = model_table.model_table(models_raw, metrics)
+    runs_shown = run_provenance.latest_runs(runs, metrics)
+    types = table_columns.task_types(runs_shown)
     try:
         ctx = sidebar(metrics, models, models_raw, types)
         baseline = ctx["baseline"]
@@ -721,10 +749,10 @@ def main() -> None:
     except Busy:
         show_busy_notice(notice)
         return
-    columns = views.metric_columns(metrics, all_metrics=ctx["show_all"], task_types=types)
-    skipped = views.skipped_tasks(runs_shown)
+    columns = table_columns.metric_columns(metrics, all_metrics=ctx["show_all"], task_types=types)
+    skipped = table_columns.skipped_tasks(runs_shown)
 
-    def table(cols: list[views.Column]) -> pd.DataFrame:
+    def table(cols: list[table_columns.Column]) -> pd.DataFrame:
         return overview.comparison(metrics, models, baseline, cols, verdicts, skipped)
 
     ctx.update(
@@ -732,7 +760,7 @@ def main() -> None:
         models=models,
         order=order,
         runs=runs_shown,
-        roots=views.allowed_roots(runs),
+        roots=images.allowed_roots(runs),
         columns=columns,
         verdicts=verdicts,
         skipped=skipped,

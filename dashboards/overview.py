@@ -17,19 +17,19 @@ from typing import Any
 
 import pandas as pd
 
+from dashboards.table_columns import Column
 from dashboards.views import (
-    Column,
     _fmt_max,
     fmt_delta,
     fmt_duration,
     fmt_number,
     fmt_params,
     is_count,
-    md,
     points,
     shown,
-    wise_curves,
 )
+from dashboards.wise_curves import wise_curves
+from evalsuite.formatting import md
 from evalsuite.verdicts import BETTER, NOT_COMPARABLE, TIED, WORSE, MetricVerdict, ModelComparison
 from evalsuite.verdicts.core import COLOURS, MARKERS
 

@@ -109,7 +109,7 @@ def seed_html(table: SeedTable) -> str:
 
 
 def skipped_by_task(skipped: Mapping[tuple[str, str, str], str]) -> dict[tuple[str, str], str]:
-    """``views.skipped_tasks`` (model, benchmark, task) -> reason, by (benchmark, task)."""
+    """``table_columns.skipped_tasks`` (model, benchmark, task) -> reason, by (benchmark, task)."""
     return {(benchmark, task): reason for (_, benchmark, task), reason in skipped.items()}
 
 

@@ -296,7 +296,8 @@ _SUFFIXES = {"markdown": "md", "csv": "csv", "json": "json"}
 def cmd_report(args: argparse.Namespace) -> int:
     """report.md and its charts, with the seed's table and the training costs printed; with
     ``--format``, only that table, to ``--out FILE`` or standard output."""
-    from evalsuite import report, report_sweep, seed_formats
+    from evalsuite import report, seed_formats
+    from evalsuite.report import sweep as report_sweep
 
     data = report.load_report_data(_db(args), args.baseline)
     table, costs = report.seed_table_of(data), report.training_costs(data)

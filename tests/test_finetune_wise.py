@@ -162,7 +162,7 @@ def test_one_command_writes_and_scores_the_curve(
 ):
     """`--alphas 0:1:0.5 --score` writes three checkpoints and scores them into the
     database; the leaderboard and the report each draw them as one WiSE-FT curve."""
-    from dashboards import views
+    from dashboards import model_table, wise_curves
     from evalsuite import report, store
 
     out, db = tmp_path / "wise", tmp_path / "results.duckdb"
@@ -178,7 +178,7 @@ def test_one_command_writes_and_scores_the_curve(
     metrics = store.latest_metrics(db)
     assert sorted(set(metrics["model_name"])) == names
 
-    board = views.wise_curves(views.model_table(store.list_models(db), metrics))
+    board = wise_curves.wise_curves(model_table.model_table(store.list_models(db), metrics))
     assert board["curve"].nunique() == 1
     assert list(zip(board["alpha"], board["name"], strict=True)) == [
         (0.0, names[0]), (0.5, names[1]), (1.0, names[2])]  # fmt: skip

@@ -238,7 +238,7 @@ def leaderboard_verdicts(
     """
     from streamlit.testing.v1 import AppTest
 
-    from dashboards import views
+    from dashboards import run_provenance, table_columns
 
     before = os.environ.get("EVALSUITE_DB")
     os.environ["EVALSUITE_DB"] = str(db)
@@ -256,8 +256,8 @@ def leaderboard_verdicts(
             os.environ["EVALSUITE_DB"] = before
     no_errors(at)
     metrics = store.latest_metrics(db)
-    runs = views.latest_runs(store.list_runs(db), metrics)
-    columns = views.metric_columns(metrics, all_metrics, views.task_types(runs))
+    runs = run_provenance.latest_runs(store.list_runs(db), metrics)
+    columns = table_columns.metric_columns(metrics, all_metrics, table_columns.task_types(runs))
     keys = {c.label: c.key for c in columns}
     out = {}
     for model, row in overview_cells(at).iterrows():
@@ -345,15 +345,15 @@ def test_sample_overview_values_and_verdicts(sample_db, monkeypatch):
 
 
 def test_sample_csv_carries_the_verdicts(sample_db):
-    from dashboards import overview, views
+    from dashboards import model_table, overview, table_columns
     from evalsuite.verdicts import compare_models
 
     db, _ = sample_db
     metrics = store.latest_metrics(db)
-    models = views.model_table(store.list_models(db), metrics)
+    models = model_table.model_table(store.list_models(db), metrics)
     base = "FashionCLIP-tiny"
     verdicts = {n: compare_models(db, base, n) for n in models["name"] if n != base}
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     comp = overview.comparison(metrics, models, base, columns, verdicts)
     csv = overview.csv_table(comp, "FashionCLIP-tiny")
     rows = csv.set_index(["model", "task", "metric"])
@@ -766,7 +766,7 @@ def test_two_names_of_the_same_weights_are_two_models(tmp_path, monkeypatch):
 def test_leaderboard_on_a_folder_of_exported_runs(sample_db, tmp_path, monkeypatch):
     """`--db FOLDER` of `evalsuite export` runs: read in place, the same page as on the
     database (the base of the fine-tunes is the default baseline: exports carry no mark)."""
-    from dashboards import views
+    from dashboards import run_provenance
     from evalsuite.run_files import export_runs
 
     db, info = sample_db
@@ -775,7 +775,7 @@ def test_leaderboard_on_a_folder_of_exported_runs(sample_db, tmp_path, monkeypat
     first = runs[runs["model_name"] != "footwear-ft-wise0.6"]["run_id"]
     export_runs(db, list(first), folder / "job-1")
     assert store.is_export_folder(folder)
-    stamp = views.db_stamp(folder)
+    stamp = run_provenance.db_stamp(folder)
     at = app(folder, monkeypatch)
     no_errors(at)
     table = overview_frame(at)
@@ -788,21 +788,22 @@ def test_leaderboard_on_a_folder_of_exported_runs(sample_db, tmp_path, monkeypat
     # a run folder added deeper in the folder changes the cache key and shows on reload
     rest = runs[runs["model_name"] == "footwear-ft-wise0.6"]["run_id"]
     export_runs(db, list(rest), folder / "job-2" / "nested")
-    assert views.db_stamp(folder) != stamp
+    assert run_provenance.db_stamp(folder) != stamp
     at.sidebar.button(key="reload").click().run()
     no_errors(at)
     assert set(overview_frame(at)["Model"]) == set(info["names"])
-    assert views.db_stamp(folder) == views.db_stamp(folder)  # nothing changed: the same key
+    # nothing changed: the same key
+    assert run_provenance.db_stamp(folder) == run_provenance.db_stamp(folder)
 
 
 def test_db_stamp_of_a_database_file(sample_db, tmp_path):
-    from dashboards import views
+    from dashboards import run_provenance
 
     db, _ = sample_db
     copy = tmp_path / "copy.duckdb"
     shutil.copy(db, copy)
-    stamp = views.db_stamp(copy)
-    assert stamp and views.db_stamp(copy) == stamp
+    stamp = run_provenance.db_stamp(copy)
+    assert stamp and run_provenance.db_stamp(copy) == stamp
     os.utime(copy, ns=(stamp[0] + 10**9, stamp[0] + 10**9))
-    assert views.db_stamp(copy) != stamp
-    assert views.db_stamp(tmp_path / "missing.duckdb") == ()
+    assert run_provenance.db_stamp(copy) != stamp
+    assert run_provenance.db_stamp(tmp_path / "missing.duckdb") == ()

@@ -9,7 +9,7 @@ import pytest
 from sweep_db import PARAMS, STUDY, write_sweep_db
 from test_leaderboard_app import APP, TIMEOUT, chart_data, overview_frame
 
-from dashboards import sweep_view, training, views
+from dashboards import model_table, sweep_view, training
 from evalsuite import store
 
 TRIALS = [f"{STUDY}-trial-{n}" for n in PARAMS]
@@ -31,7 +31,7 @@ def _app(db: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None):
 
 
 def test_hyperparameter_values_per_model(sweep_db):
-    models = views.model_table(store.list_models(sweep_db))
+    models = model_table.model_table(store.list_models(sweep_db))
     values = sweep_view.hyperparameter_values(models)
     assert list(values)[:2] == ["optim.lr", "train.epochs"]  # the swept keys first
     assert values["optim.lr"][f"{STUDY}-trial-0"] == "1e-05"

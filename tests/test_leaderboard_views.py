@@ -11,7 +11,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboards import overview, training, views
+from dashboards import (
+    charts,
+    images,
+    model_table,
+    overview,
+    page_tables,
+    run_provenance,
+    table_columns,
+    training,
+    views,
+    wise_curves,
+)
 from evalsuite.verdicts import (
     BETTER,
     NOT_COMPARABLE,
@@ -147,7 +158,7 @@ def sample():
             metric(fp, "fmnist", "label", "acc@1", fm, fm - 0.01, fm + 0.01),
         ]
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    return views.model_table(models, metrics), metrics
+    return model_table.model_table(models, metrics), metrics
 
 
 # ---------------------------------------------------------------- baseline
@@ -232,12 +243,12 @@ def test_two_names_of_the_same_weights_are_two_models():
     metrics = metrics[metrics["model_name"].isin([BASE, "ft", "ft-wise0.5"])]
     twin = metrics[metrics["model_name"] == BASE].assign(model_name="ft-wise0", value=0.5)
     metrics = pd.concat([metrics, twin], ignore_index=True)
-    models = views.model_table(raw, metrics)
+    models = model_table.model_table(raw, metrics)
     assert models["name"].tolist() == [BASE, "ft", "ft-wise0", "ft-wise0.5"]
     assert models["fingerprint"].tolist() == ["base", "ft", "base", "w5"]
     assert models.set_index("name").loc["ft-wise0", "kind"] == "WiSE-FT α=0.00"
-    assert views.same_weights_note(models) == "FashionCLIP and ft-wise0 have the same weights"
-    columns = views.metric_columns(metrics)
+    assert model_table.same_weights_note(models) == "FashionCLIP and ft-wise0 have the same weights"
+    columns = table_columns.metric_columns(metrics)
     comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE))
     table, _ = overview.styled_overview(comp, models, columns)
     row = table.set_index("Model")
@@ -247,10 +258,10 @@ def test_two_names_of_the_same_weights_are_two_models():
     status = comp.set_index(["model", "column"])["status"]
     assert status[("ft-wise0", "Zero-shot accuracy (footwear type)")] == TIED  # not the baseline
     # of the names of the base's weights, a curve's end is the one not derived itself
-    assert views._match_model(models, None, "base") == BASE
-    assert views._match_model(models, None, "base", "ft-wise0") == "ft-wise0"  # name recorded
+    assert wise_curves._match_model(models, None, "base") == BASE
+    assert wise_curves._match_model(models, None, "base", "ft-wise0") == "ft-wise0"  # name recorded
     # the curve joins alpha 0 (the interpolation itself, not its base again), 0.5 and 1
-    curve = views.wise_curves(models)
+    curve = wise_curves.wise_curves(models)
     assert list(zip(curve["alpha"], curve["name"], strict=True)) == [
         (0.0, "ft-wise0"), (0.5, "ft-wise0.5"), (1.0, "ft")]  # fmt: skip
     target = ("footwear", "article_type", "acc@1")
@@ -280,7 +291,7 @@ def test_plain_language_labels():
 
 def test_headline_columns_main_numbers_first_and_all_metrics_on_demand():
     _, metrics = sample()
-    labels = [c.label for c in views.metric_columns(metrics)]
+    labels = [c.label for c in table_columns.metric_columns(metrics)]
     assert labels == [
         "Zero-shot accuracy (footwear type)",
         "Text search hits / 390",
@@ -288,19 +299,19 @@ def test_headline_columns_main_numbers_first_and_all_metrics_on_demand():
         "F1 macro (footwear type)",
         "Pretest score (footwear type) / 1,000",
     ]
-    every = [c.label for c in views.metric_columns(metrics, all_metrics=True)]
+    every = [c.label for c in table_columns.metric_columns(metrics, all_metrics=True)]
     assert "Text search MRR" in every and len(every) == 6
 
 
 def test_default_target_prefers_lace_colour_then_footwear_type():
     _, metrics = sample()
-    assert views.default_target(metrics) == ("footwear", "article_type", "acc@1")
+    assert table_columns.default_target(metrics) == ("footwear", "article_type", "acc@1")
     lace = pd.concat(
         [metrics, pd.DataFrame([metric("ft", "footwear", "lace_colour", "acc@1", 0.5)])]
     )
-    assert views.default_target(lace) == ("footwear", "lace_colour", "acc@1")
+    assert table_columns.default_target(lace) == ("footwear", "lace_colour", "acc@1")
     general_only = metrics[metrics["benchmark"] == "fmnist"]
-    assert views.default_target(general_only) == ("fmnist", "label", "acc@1")
+    assert table_columns.default_target(general_only) == ("fmnist", "label", "acc@1")
 
 
 # ---------------------------------------------------------------- deltas and noise
@@ -308,7 +319,7 @@ def test_default_target_prefers_lace_colour_then_footwear_type():
 
 def test_deltas_against_the_baseline_with_verdicts_and_units():
     models, metrics = sample()
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     verdicts = judged(metrics, BASE, SAMPLE_VERDICTS)
     comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     comp = comp.set_index(["model", "column"])
@@ -329,7 +340,7 @@ def test_deltas_against_the_baseline_with_verdicts_and_units():
 
 def test_cells_show_value_change_and_the_verdicts_marker_and_colour():
     models, metrics = sample()
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     verdicts = judged(metrics, BASE, SAMPLE_VERDICTS)
     comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     table, styler = overview.styled_overview(comp, models, columns)
@@ -351,7 +362,7 @@ def test_cells_show_value_change_and_the_verdicts_marker_and_colour():
 def test_a_large_change_the_verdict_calls_tied_is_not_coloured():
     """The view does not judge: +10 points judged tied (say, a tiny benchmark) is ≈, grey."""
     models, metrics = sample()
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE))
     cell = comp.set_index(["model", "column"]).loc[("ft", "Zero-shot accuracy (footwear type)")]
     assert cell["delta"] == pytest.approx(10.0) and cell["status"] == "tied"
@@ -362,7 +373,7 @@ def test_a_large_change_the_verdict_calls_tied_is_not_coloured():
 
 def test_switching_baseline_changes_deltas():
     models, metrics = sample()
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     comp = overview.comparison(metrics, models, "ft", columns, judged(metrics, "ft"))
     comp = comp.set_index(["model", "column"])
     assert comp.loc[("FashionCLIP", "Zero-shot accuracy (footwear type)"), "delta"] == (
@@ -375,7 +386,7 @@ def test_missing_values_missing_baseline_values_and_no_baseline():
     models, metrics = sample()
     metrics = metrics[~((metrics["fingerprint"] == "base") & (metrics["benchmark"] == "fmnist"))]
     metrics = metrics[~((metrics["fingerprint"] == "clip") & (metrics["metric"] == "pretest"))]
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE))
     comp = comp.set_index(["model", "column"])
     assert comp.loc[("ft", "Zero-shot accuracy (Fashion-MNIST)"), "status"] == "none"
@@ -397,7 +408,7 @@ def test_missing_values_missing_baseline_values_and_no_baseline():
 
 def test_a_model_without_a_comparison_is_not_comparable_with_why():
     models, metrics = sample()
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     verdicts = {"ft": "models 'base' and 'ft' share no scored metric"}
     comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     cell = comp.set_index(["model", "column"]).loc[("ft", "Zero-shot accuracy (footwear type)")]
@@ -409,7 +420,7 @@ def test_a_model_without_a_comparison_is_not_comparable_with_why():
 
 def test_csv_table_has_raw_numbers_and_the_verdicts():
     models, metrics = sample()
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     verdicts = judged(metrics, BASE, SAMPLE_VERDICTS)
     comp = overview.comparison(metrics, models, BASE, columns, verdicts)
     csv = overview.csv_table(comp, "FashionCLIP")
@@ -457,14 +468,14 @@ def test_rank_table_labels_ties_and_shows_the_detectable_difference():
 
 def test_wise_curve_groups_by_finetuned_spec_sorted_by_alpha_with_both_ends():
     models, _ = sample()
-    curves = views.wise_curves(models)
+    curves = wise_curves.wise_curves(models)
     assert curves["name"].tolist() == ["FashionCLIP", "ft-wise0.2", "ft-wise0.5", "ft"]
     assert curves["alpha"].tolist() == [0.0, 0.2, 0.5, 1.0]
     assert curves["curve"].nunique() == 1  # "/ckpt/ft/" and "/ckpt/ft" are the same fine-tune
 
 
 def test_wise_curves_of_two_finetunes_stay_apart():
-    models = views.model_table(
+    models = model_table.model_table(
         models_frame(
             {
                 "fingerprint": "a5",
@@ -483,7 +494,7 @@ def test_wise_curves_of_two_finetunes_stay_apart():
             },
         )
     )
-    curves = views.wise_curves(models)
+    curves = wise_curves.wise_curves(models)
     assert curves.groupby("curve")["name"].apply(list).to_dict() == {
         "WiSE-FT of a": ["a5"],
         "WiSE-FT of b": ["b3", "b5"],
@@ -492,7 +503,7 @@ def test_wise_curves_of_two_finetunes_stay_apart():
 
 def test_tradeoff_points_and_chart():
     models, metrics = sample()
-    columns = views.metric_columns(metrics, all_metrics=True)
+    columns = table_columns.metric_columns(metrics, all_metrics=True)
     comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE))
     target = ("footwear", "article_type", "acc@1")
     pts = overview.tradeoff_points(comp, models, target, [("fmnist", "label", "acc@1")])
@@ -502,7 +513,7 @@ def test_tradeoff_points_and_chart():
     assert singles.loc["FashionCLIP", ["target_gain", "general_change"]].tolist() == [0, 0]
     curve = pts[pts["curve"].notna()]
     assert curve["model"].tolist() == ["FashionCLIP", "ft-wise0.2", "ft-wise0.5", "ft"]
-    spec = views.tradeoff_chart(pts, "footwear type accuracy", "Fashion-MNIST").to_dict()
+    spec = charts.tradeoff_chart(pts, "footwear type accuracy", "Fashion-MNIST").to_dict()
     assert len(spec["layer"]) == 6
     assert overview.tradeoff_points(comp, models, None, []).empty
 
@@ -573,20 +584,20 @@ def test_provenance_mismatch_detects_different_data_and_benchmark():
             },  # no baseline run: nothing to say
         ]
     )
-    found = views.provenance_mismatches(runs, "FashionCLIP")
+    found = run_provenance.provenance_mismatches(runs, "FashionCLIP")
     assert [(m["model"], m["field"]) for m in found] == [
         ("ft", "data_manifest_hash"),
         ("w5", "benchmark_hash"),
     ]
-    messages = views.mismatch_messages(found, "FashionCLIP")
+    messages = run_provenance.mismatch_messages(found, "FashionCLIP")
     assert messages[0].startswith("ft vs FashionCLIP on footwear: different data (dm2 vs dm1)")
-    assert views.provenance_mismatches(runs, "FashionCLIP", ["w5"])[0]["model"] == "w5"
+    assert run_provenance.provenance_mismatches(runs, "FashionCLIP", ["w5"])[0]["model"] == "w5"
     raw = models_frame(
         {"fingerprint": "base", "name": "FashionCLIP", "same_weights_as": ["ok"]},
         {"fingerprint": "base", "name": "ok", "same_weights_as": ["FashionCLIP"]},
     )
     runs.loc[runs["model_name"] == "ok", "model_fingerprint"] = "base"
-    table = views.provenance_table(runs, views.model_table(raw))
+    table = run_provenance.provenance_table(runs, model_table.model_table(raw))
     assert table.columns[:6].tolist() == [
         "Model",
         "Benchmark",
@@ -602,7 +613,7 @@ def test_provenance_mismatch_detects_different_data_and_benchmark():
 def test_runs_the_verdicts_call_not_comparable_are_never_coloured():
     models, metrics = sample()
     metrics.loc[metrics["model_name"] == "ft", "data_manifest_hash"] = "other"
-    columns = views.metric_columns(metrics)
+    columns = table_columns.metric_columns(metrics)
     reason = "scored on different data (data manifest hashes differ)"
     verdicts = judged(metrics, BASE, {("ft", "article_type", "acc@1"): NOT_COMPARABLE}, reason)
     comp = overview.comparison(metrics, models, BASE, columns, verdicts)
@@ -632,26 +643,26 @@ def roots(tmp_path: Path):
 def test_image_guard_accepts_files_inside_recorded_roots(roots):
     _, root = roots
     allowed = [root]
-    assert views.safe_image_path("images/a.jpg", str(root), allowed) == root / "images" / "a.jpg"
-    assert views.safe_image_path(str(root / "images" / "a.jpg"), None, allowed) is not None
-    assert views.safe_image_path("images/../images/a.jpg", root, allowed) is not None
+    assert images.safe_image_path("images/a.jpg", str(root), allowed) == root / "images" / "a.jpg"
+    assert images.safe_image_path(str(root / "images" / "a.jpg"), None, allowed) is not None
+    assert images.safe_image_path("images/../images/a.jpg", root, allowed) is not None
 
 
 def test_image_guard_rejects_escapes_outside_roots_and_non_images(roots):
     tmp, root = roots
     allowed = [root]
-    assert views.safe_image_path("../secret.png", root, allowed) is None  # ../ escape
-    assert views.safe_image_path("images/../../secret.png", root, allowed) is None
-    assert views.safe_image_path(str(tmp / "secret.png"), root, allowed) is None  # absolute
-    assert views.safe_image_path("images/link.png", root, allowed) is None  # symlink out
-    assert views.safe_image_path("/etc/passwd", root, allowed) is None
-    assert views.safe_image_path("notes.txt", root, allowed) is None  # not an image
-    assert views.safe_image_path("images/missing.jpg", root, allowed) is None
-    assert views.safe_image_path("images/a.jpg", None, allowed) is None  # relative, no root
-    assert views.safe_image_path(None, root, allowed) is None
-    assert views.safe_image_path(float("nan"), root, allowed) is None
-    assert views.safe_image_path("images/a.jpg", root, []) is None  # no recorded root
-    assert views.safe_image_path(str(tmp / "secret.png"), "/", ["/"]) is None  # "/" never counts
+    assert images.safe_image_path("../secret.png", root, allowed) is None  # ../ escape
+    assert images.safe_image_path("images/../../secret.png", root, allowed) is None
+    assert images.safe_image_path(str(tmp / "secret.png"), root, allowed) is None  # absolute
+    assert images.safe_image_path("images/link.png", root, allowed) is None  # symlink out
+    assert images.safe_image_path("/etc/passwd", root, allowed) is None
+    assert images.safe_image_path("notes.txt", root, allowed) is None  # not an image
+    assert images.safe_image_path("images/missing.jpg", root, allowed) is None
+    assert images.safe_image_path("images/a.jpg", None, allowed) is None  # relative, no root
+    assert images.safe_image_path(None, root, allowed) is None
+    assert images.safe_image_path(float("nan"), root, allowed) is None
+    assert images.safe_image_path("images/a.jpg", root, []) is None  # no recorded root
+    assert images.safe_image_path(str(tmp / "secret.png"), "/", ["/"]) is None  # "/" never counts
 
 
 def test_allowed_roots_come_from_runs(roots):
@@ -662,7 +673,7 @@ def test_allowed_roots_come_from_runs(roots):
             "extra": [{}, {"image_roots": [str(tmp / "imgs")]}, None],
         }
     )
-    found = views.allowed_roots(runs)
+    found = images.allowed_roots(runs)
     assert root.resolve() in found and (tmp / "imgs").resolve() in found
     assert Path("/") not in found
 
@@ -682,30 +693,30 @@ def test_class_f1_table_and_confusion_grid():
             "support": [10, 12, 10, 12],
         }
     )
-    table = views.class_f1_table(per_class, {"r1": "base", "r2": "ft"})
+    table = page_tables.class_f1_table(per_class, {"r1": "base", "r2": "ft"})
     assert table.columns.tolist() == ["Class", "Items", "base", "ft"]
     assert table["Class"].tolist() == ["Flats", "Heels"]  # worst of the first model first
     assert table.set_index("Class").loc["Flats", "ft"] == pytest.approx(60.0)
-    long = views.class_f1_long(per_class, {"r1": "base", "r2": "ft"})
-    assert views.class_f1_chart(long).to_dict()["mark"]["type"] == "bar"
+    long = page_tables.class_f1_long(per_class, {"r1": "base", "r2": "ft"})
+    assert charts.class_f1_chart(long).to_dict()["mark"]["type"] == "bar"
     cells = pd.DataFrame(
         {"true_label": ["a", "a", "b"], "predicted_label": ["a", "b", "b"], "count": [3, 1, 4]}
     )
-    grid = views.confusion_grid(cells, ["a", "b", "c"])
+    grid = page_tables.confusion_grid(cells, ["a", "b", "c"])
     assert len(grid) == 9
     share = grid.set_index(["true_label", "predicted_label"])["share"]
     assert share[("a", "a")] == pytest.approx(75.0) and share[("c", "c")] == 0.0
-    assert views.most_confused(cells)["predicted_label"].tolist() == ["b"]
+    assert page_tables.most_confused(cells)["predicted_label"].tolist() == ["b"]
 
 
 def test_query_score_matches_the_ir_definitions():
     rows = pd.DataFrame({"rank": range(1, 11), "relevant": [True, False, True] + [False] * 7})
-    score = views.query_score(rows)
+    score = page_tables.query_score(rows)
     assert score["hits"] == 2 and score["k"] == 10
     assert score["by_position"] == pytest.approx(10 * (10 + 8) / 55)
-    assert views.query_score(rows.iloc[0:0])["hits"] == 0
-    assert views.query_label("t01", "black shoes") == "t01 — black shoes"
-    assert views.query_label("i01", "i01") == "i01"
+    assert page_tables.query_score(rows.iloc[0:0])["hits"] == 0
+    assert page_tables.query_label("t01", "black shoes") == "t01 — black shoes"
+    assert page_tables.query_label("i01", "i01") == "i01"
 
 
 def test_history_long_and_training_summary():
@@ -742,10 +753,10 @@ def test_formatting_helpers():
 def test_query_comparison_side_by_side():
     a = pd.DataFrame({"query_id": ["t01", "t02"], "query_text": ["x", "y"], "n_relevant": [3, 5]})
     b = pd.DataFrame({"query_id": ["t01", "t02"], "query_text": ["x", "y"], "n_relevant": [4, 1]})
-    table = views.query_comparison(a, b, "base", "ft")
+    table = page_tables.query_comparison(a, b, "base", "ft")
     assert table.columns.tolist() == ["Id", "Query", "Hits: base", "Hits: ft", "Difference"]
     assert table["Difference"].tolist() == [1, -4]
-    assert views.query_comparison(a, a, "base", "base").columns.tolist() == [
+    assert page_tables.query_comparison(a, a, "base", "base").columns.tolist() == [
         "Id",
         "Query",
         "Hits: base",
@@ -759,7 +770,7 @@ def test_not_applicable_cells_of_precomputed_embeddings():
     vectors = models_frame(
         {"fingerprint": "vec", "name": "prod-vectors", "spec": "/v", "backend": "precomputed"}
     )
-    models = views.model_table(pd.concat([models, vectors], ignore_index=True))
+    models = model_table.model_table(pd.concat([models, vectors], ignore_index=True))
     extra = pd.DataFrame(
         [
             metric("vec", "footwear", "knn_article_type", "acc@1", 0.9, 0.88, 0.92),
@@ -780,12 +791,12 @@ def test_not_applicable_cells_of_precomputed_embeddings():
             }
         ]
     )
-    types = views.task_types(runs)
-    columns = views.metric_columns(metrics, task_types=types)
+    types = table_columns.task_types(runs)
+    columns = table_columns.metric_columns(metrics, task_types=types)
     labels = [c.label for c in columns]
     assert "kNN accuracy (footwear knn article type)" in labels
     assert "Zero-shot accuracy (footwear type)" in labels
-    skipped = views.skipped_tasks(runs)
+    skipped = table_columns.skipped_tasks(runs)
     comp = overview.comparison(metrics, models, BASE, columns, judged(metrics, BASE), skipped)
     cell = comp.set_index(["model", "column"]).loc[
         ("prod-vectors", "Zero-shot accuracy (footwear type)")

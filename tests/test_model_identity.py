@@ -72,9 +72,9 @@ def test_a_wise_sweep_keeps_the_base_model_and_its_runs(
     assert (comparison.baseline, comparison.candidate) == ("tiny-hf-base", "shoes-ft-wise-1")
     assert main(["--db", str(db), "compare", "--candidate", "shoes-ft-wise-0.5"]) in (0, 1)
 
-    from dashboards import views
+    from dashboards import model_table, wise_curves
 
-    curves = views.wise_curves(views.model_table(store.list_models(db)))
+    curves = wise_curves.wise_curves(model_table.model_table(store.list_models(db)))
     assert curves["curve"].nunique() == 1
     assert curves.sort_values("alpha")["alpha"].tolist() == [0.0, 0.5, 1.0]
     assert set(curves["name"]) == {"shoes-ft-wise-0", "shoes-ft-wise-0.5", "shoes-ft-wise-1"}

@@ -16,7 +16,6 @@ from report_tables import report_verdicts
 from sklearn.metrics import balanced_accuracy_score, f1_score
 from verdict_db import write_verdict_db
 
-from evalsuite import report as report_module
 from evalsuite import store
 from evalsuite.data.fmnist import CLASS_NAMES
 from evalsuite.metrics.bootstrap import bootstrap_ci, classification_bootstrap
@@ -30,6 +29,7 @@ from evalsuite.report import (
     wise_lines,
     write_report,
 )
+from evalsuite.report import files as report_files
 from evalsuite.results import (
     ClassMetric,
     MetricValue,
@@ -324,7 +324,7 @@ def fill_db(db: Path, *, with_wise: bool = True, mismatch: bool = False) -> None
 @pytest.fixture
 def low_dpi(monkeypatch: pytest.MonkeyPatch) -> None:
     """Charts drawn at a low resolution: the same code paths, a fraction of the CPU time."""
-    monkeypatch.setattr(report_module, "DPI", 60)
+    monkeypatch.setattr(report_files, "DPI", 60)
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +332,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("report")
     fill_db(root / "results.duckdb")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(report_module, "DPI", 60)
+        patch.setattr(report_files, "DPI", 60)
         path = write_report(root / "results.duckdb", root / "out", n_resamples=RESAMPLES)
     return path, path.read_text(encoding="utf-8")
 

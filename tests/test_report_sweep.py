@@ -14,7 +14,7 @@ from verdict_db import write_verdict_db
 from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.report import load_report_data, write_report
-from evalsuite.report_sweep import sweep_tables
+from evalsuite.report.sweep import sweep_tables
 from evalsuite.sweeps import (
     Trial,
     TrialScore,
@@ -216,7 +216,7 @@ def test_the_best_trial_is_the_best_within_the_sweeps_constraint(tmp_path):
 def test_the_chart_puts_soups_and_wise_on_the_tables_axis(tmp_path):
     """With an objective, every point of the sweep's chart (trials, soups, WiSE-FT) has its
     gain on that objective, the y axis the table's gains are on."""
-    from evalsuite.report_sweep import _chart_point
+    from evalsuite.report.sweep_chart import chart_point
 
     objective = {"benchmark": "fmnist", "task": "type", "metric": "acc@1"}
     db = write_sweep_db(tmp_path / "results.duckdb", objective=objective)
@@ -224,5 +224,5 @@ def test_the_chart_puts_soups_and_wise_on_the_tables_axis(tmp_path):
     (table,) = sweep_tables(data)
     by_name = {m.name: m for m in data.models}
     for name in (f"{STUDY}-soup-greedy", f"{STUDY}-trial-3-wise-0.5", f"{STUDY}-trial-1"):
-        _, gain = _chart_point(data, by_name[name], table.objective)
+        _, gain = chart_point(data, by_name[name], table.objective)
         assert gain == pytest.approx((GENERAL[name] - GENERAL["base"]) * 100)

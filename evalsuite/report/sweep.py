@@ -1,12 +1,13 @@
 """The sweep section of ``evalsuite report``: per study of ``finetune sweep``, the ITRA guide's
 table (each value of each swept key -> the target score) and a chart of every trial's gain
-on the target against its change elsewhere, with the study's soups and WiSE-FT curves.
+on the target against its change elsewhere, with the study's soups and WiSE-FT curves
+(drawn by :mod:`evalsuite.report.sweep_chart`).
 
 The numbers come from the report's own data and helpers, so they agree with its other
 tables and charts: a trial's target score is the metric its sweep optimised where the trial
 records it (its gain: the change of that metric against the baseline), else the mean primary
 score over the target benchmark's tasks and the gain of
-:func:`evalsuite.report.tradeoff_point`; its change elsewhere is that function's (the
+:func:`evalsuite.report.tradeoff.tradeoff_point`; its change elsewhere is that function's (the
 trade-off chart's position), and its regressions elsewhere are the significant regressions
 of gated metrics in its :class:`~evalsuite.verdicts.ModelComparison` with the baseline. The
 best trial is the best within the sweep's recorded constraint. Which trials belong to which
@@ -16,30 +17,18 @@ study: :mod:`evalsuite.sweeps`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from evalsuite.formatting import MISSING, benchmark_label, md, metric_label, task_label
-from evalsuite.report import (
-    BASELINE_COLOUR,
-    COLOURS,
-    ModelEntry,
-    ReportData,
-    _limits,
-    _save,
-    _short,
-    _slug,
-    _table,
-    tradeoff_point,
-    wise_lines,
-)
+from evalsuite.report.data import ModelEntry, ReportData
+from evalsuite.report.tables import markdown_table
+from evalsuite.report.tradeoff import tradeoff_point
 from evalsuite.sweeps import (
     SweepTable,
     Trial,
@@ -136,13 +125,6 @@ def _trial_score(
     )  # fmt: skip
 
 
-def _chart_point(
-    data: ReportData, model: ModelEntry, goal: tuple[str, str, str] | None
-) -> tuple[float, float] | None:
-    _, gain, general = score_and_point(data, model, goal)
-    return None if gain is None or general is None else (general, gain)
-
-
 def sweep_tables(data: ReportData) -> list[SweepTable]:
     """One table per study with a trial among the report's models, studies by name."""
     frame = _models_frame(data)
@@ -215,99 +197,6 @@ def _summary(table: SweepTable, name: Callable[[str], str] = str) -> str:
     return text
 
 
-# ---------------------------------------------------------------- chart
-
-
-def _label(params: dict[str, Any]) -> str:
-    """``lr=1e-05, epochs=2``: the last part of each dotted key keeps labels short."""
-    return ", ".join(f"{k.rsplit('.', 1)[-1]}={value_text(v)}" for k, v in params.items())
-
-
-def _study_wise(data: ReportData, members: set[str]) -> list[list[tuple[ModelEntry, float]]]:
-    """The WiSE-FT curves of the study's trials and soups."""
-    fingerprints = {m.fingerprint for m in data.models if m.name in members}
-    lines = []
-    for line in wise_lines(data):
-        linked = any(m.name in members for m, _ in line) or any(
-            (m.wise or {}).get("finetuned_fingerprint") in fingerprints for m, _ in line
-        )
-        if linked:
-            lines.append(line)
-    return lines
-
-
-def sweep_chart(data: ReportData, table: SweepTable, path: Path) -> bool:
-    """Gain on the target (y) against change elsewhere (x), both in points against the
-    baseline at the origin: one dot per trial labelled by its params, a diamond per soup,
-    WiSE-FT curves dashed; False (nothing drawn) when no trial has a position."""
-    by_name = {m.name: m for m in data.models}
-    trial_xy = [(s, (s.general, s.gain)) for s in table.trials if s.gain is not None]
-    if not trial_xy:
-        return False
-    fig = Figure(figsize=(7.5, 5.6), layout="constrained")
-    ax = fig.add_subplot()
-    xs, ys = [0.0], [0.0]
-    members = {s.trial.name for s in table.trials} | set(table.soups)
-    for line in _study_wise(data, members):
-        xy = [p for m, _ in line for p in [_chart_point(data, m, table.objective)] if p]
-        if len(xy) >= 2:
-            ax.plot(*zip(*xy, strict=True), color="#555555", lw=1.2, ls="--", zorder=1,
-                    label="WiSE-FT (by α)")  # fmt: skip
-            xs += [p[0] for p in xy]
-            ys += [p[1] for p in xy]
-        for model, alpha in line:
-            point = _chart_point(data, model, table.objective) if 0 < alpha < 1 else None
-            if point is not None:
-                ax.annotate(f"α={alpha:g}", point, xytext=(6, -10), textcoords="offset points",
-                            fontsize=7, color="#555555")  # fmt: skip
-    for i, (score, (x, y)) in enumerate(trial_xy):
-        ax.scatter(x, y, s=60, zorder=3, color=COLOURS[i % len(COLOURS)], edgecolor="black",
-                   linewidth=0.6)  # fmt: skip
-        ax.annotate(_short(_label(score.trial.params), 40), (x, y), xytext=(6, 5),
-                    textcoords="offset points", fontsize=8)  # fmt: skip
-        xs.append(x)  # type: ignore[arg-type]
-        ys.append(y)
-    for name in table.soups:
-        point = _chart_point(data, by_name[name], table.objective) if name in by_name else None
-        if point is not None:
-            ax.scatter(*point, s=90, marker="D", zorder=4, color="#ffd43b", edgecolor="black",
-                       linewidth=0.8, label="model soup")  # fmt: skip
-            ax.annotate(_short(name, 36), point, xytext=(6, -11), textcoords="offset points",
-                        fontsize=8)  # fmt: skip
-            xs.append(point[0])
-            ys.append(point[1])
-    ax.scatter(0, 0, s=90, marker="s", zorder=3, color=BASELINE_COLOUR, edgecolor="black",
-               linewidth=0.6, label=f"baseline ({_short(data.baseline.name, 30)})")  # fmt: skip
-    (x0, x1), (y0, y1) = _limits(xs), _limits(ys)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.axvline(0, color="black", lw=0.8)
-    others = [benchmark_label(b) for b in data.benchmarks if b != data.target]
-    ax.set_xlabel(f"change elsewhere, pts (mean of {', '.join(others)})", fontsize=9)
-    goal = table.objective
-    aim = f"{benchmark_label(goal[0])}: {task_label(goal[1])}" if goal else None
-    ax.set_ylabel(f"gain on {aim or benchmark_label(data.target or '')}, pts", fontsize=9)
-    ax.set_title(f"Sweep {_short(table.study, 40)}: target gain vs change elsewhere",
-                 fontsize=11)  # fmt: skip
-    ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    ax.legend(list(unique.values()), list(unique), fontsize=8, loc="lower right")
-    _save(fig, path)
-    return True
-
-
-def draw_sweep_charts(data: ReportData, figures_dir: Path, rel_dir: str) -> dict[str, str]:
-    """Study -> the chart's path relative to the report, for the studies drawn."""
-    out = {}
-    for table in sweep_tables(data):
-        name = f"sweep-{_slug(table.study)}.png"
-        if sweep_chart(data, table, figures_dir / name):
-            out[table.study] = f"{rel_dir}/{name}"
-    return out
-
-
 # ---------------------------------------------------------------- Markdown and terminal
 
 
@@ -324,10 +213,10 @@ def sweep_section(data: ReportData, charts: dict[str, str]) -> list[str]:
     lines = ["## Sweeps", ""]
     for table in tables:
         lines += [f"### Sweep {md(table.study)}", "", _summary(table, md), ""]
-        lines += [_table(VALUE_HEADER, _md_rows(value_rows(table)), "llrrlrrr"), ""]
+        lines += [markdown_table(VALUE_HEADER, _md_rows(value_rows(table)), "llrrlrrr"), ""]
         header = trial_header(table)
         align = "rl" + "r" * (len(header) - 2)
-        lines += [_table(header, _md_rows(trial_rows(table)), align), ""]
+        lines += [markdown_table(header, _md_rows(trial_rows(table)), align), ""]
         if table.study in charts:
             lines += [f"![Sweep {md(table.study)}: gain against change]({charts[table.study]})",
                       ""]  # fmt: skip
