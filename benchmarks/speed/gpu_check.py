@@ -315,22 +315,28 @@ def main() -> int:
         footwear = work / "footwear"
         styles = footwear_styles(catalogue / "styles.csv", work, size["footwear_rows"])
         prepare_footwear(catalogue / "images", styles, footwear)
+        seconds = report["seconds"] = {"prepare": time.perf_counter() - started}
         report["scoring"] = {
             model: check_scoring(model, model_spec(model, work), work, footwear, args.device, size)
             for model in size["models"]
         }
+        seconds["scoring"] = time.perf_counter() - started - sum(seconds.values())
         train_spec = model_spec(size["train_model"], work)
         report["curve"] = check_curve(train_spec, footwear, work, args.device, size["curve_batch"])
+        seconds["curve"] = time.perf_counter() - started - sum(seconds.values())
         report["score_speed"] = score_speed(size["train_model"], work, device, size)
+        seconds["score_speed"] = time.perf_counter() - started - sum(seconds.values())
         compile_ = not args.no_compile and not args.quick
         report["train_speed"] = train_speed(
             size["train_model"], footwear, work, device, size, compile_
         )
+        seconds["train_speed"] = time.perf_counter() - started - sum(seconds.values())
     passed = all(r["fp32_pass"] and r["bf16_pass"] for r in report["scoring"].values())
     passed = passed and report["curve"]["pass"]
     report["correct"] = passed
-    print(f"correctness: {'PASS' if passed else 'FAIL'}; {time.perf_counter() - started:.0f} s; "
-          f"end: {load_average()}")  # fmt: skip
+    parts = ", ".join(f"{k} {v:.0f}" for k, v in report["seconds"].items())
+    print(f"correctness: {'PASS' if passed else 'FAIL'}; {time.perf_counter() - started:.0f} s "
+          f"({parts}); end: {load_average()}")  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(report, indent=2, default=float))
     return 0 if passed else 1
