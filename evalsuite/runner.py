@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data.catalogue import id_key
 from evalsuite.data.items import Item
+from evalsuite.data.splits import id_key
 from evalsuite.embedding import (
     EmbeddingEngine,
     ImageEmbeddings,

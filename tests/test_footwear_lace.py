@@ -10,8 +10,8 @@ import zlib
 import numpy as np
 import pytest
 
-from evalsuite.data.catalogue import assign_splits
 from evalsuite.data.items import Item
+from evalsuite.data.splits import assign_splits
 from evalsuite.demo.synth import plan_footwear
 from evalsuite.embedding import ImageEmbeddings
 from evalsuite.queries import relevance_matrix, resolve_image_queries
