@@ -105,7 +105,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         else args.model
     )
     runs = score_model(model, opts)
-    from evalsuite.embedding import process_rank_and_count
+    from evalsuite.distributed import process_rank_and_count
 
     if process_rank_and_count()[0] != 0:
         return EXIT_OK  # under accelerate launch only the main process reports

@@ -19,12 +19,8 @@ from typing import Any
 
 from evalsuite.data.items import Item
 from evalsuite.data.splits import id_key
-from evalsuite.embedding import (
-    EmbeddingEngine,
-    ImageEmbeddings,
-    main_process_value,
-    process_rank_and_count,
-)
+from evalsuite.distributed import main_process_value, process_rank_and_count
+from evalsuite.embedding import EmbeddingEngine, ImageEmbeddings
 from evalsuite.embedding_lookup import LookupEngine
 from evalsuite.errors import DataError
 from evalsuite.models import ClipModel, PrecomputedEmbeddings, load_scorable
