@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +36,12 @@ from evalsuite.decoding import ImageDataset, collate_decoded, split_transform
 from evalsuite.device import PRECISIONS, autocast, ieee_fp32, resolve_device
 from evalsuite.distributed import all_gather, process_rank_and_count
 from evalsuite.embedding_cache import EmbeddingCache
+from evalsuite.engine import ImageEmbeddings
 from evalsuite.errors import EvalSuiteError, ImageError
 from evalsuite.images import item_content_hash
 from evalsuite.models.base import ClipModel
 from evalsuite.progress import interactive, progress_line
+from evalsuite.results import EngineRecord, SkippedImage
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +53,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "evalsuite"
-
-
-@dataclass(frozen=True)
-class SkippedImage:
-    item_id: str
-    path: str | None
-    reason: str
-
-
-@dataclass
-class ImageEmbeddings:
-    """Embeddings of the items that could be read, in input order."""
-
-    ids: list[str]
-    vectors: np.ndarray  # (N_ok, D) float32, L2-normalised
-    positions: np.ndarray  # index into the input items of each row
-    skipped: list[SkippedImage] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # ids without a precomputed embedding
 
 
 class EmbeddingEngine:
@@ -115,6 +98,16 @@ class EmbeddingEngine:
     def cache_shards_skipped(self) -> int:
         """Bad cache shards skipped so far (their vectors were recomputed)."""
         return self.cache.shards_skipped if self.cache else 0
+
+    def record(
+        self, scored: ImageEmbeddings, content_hashes: Sequence[str | ImageError]
+    ) -> EngineRecord:
+        """Distinct image contents among everything embedded, and the model's own cosine ->
+        logit/probability formula (see :class:`evalsuite.engine.Engine`)."""
+        return EngineRecord(
+            distinct_images=len({h for h in content_hashes if isinstance(h, str)}),
+            score_formula=self.model.score_formula().to_dict(),
+        )
 
     # --- images ---------------------------------------------------------------------------
     def embed_items(
