@@ -22,7 +22,7 @@ from evalsuite.formatting import (
     task_label,
 )
 from evalsuite.preflight import results_db
-from evalsuite.results import RunResult
+from evalsuite.results import RunExtra, RunResult
 from evalsuite.verdicts import NOT_COMPARABLE, WORSE, MetricVerdict, ModelComparison
 
 # Logs and CI captures are not terminals: give tables room instead of 80 columns.
@@ -105,7 +105,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         else args.model
     )
     runs = score_model(model, opts)
-    from evalsuite.embedding import process_rank_and_count
+    from evalsuite.distributed import process_rank_and_count
 
     if process_rank_and_count()[0] != 0:
         return EXIT_OK  # under accelerate launch only the main process reports
@@ -152,6 +152,7 @@ def _check_baseline(db: Path, baseline: str) -> None:
 
 
 def _run_json(run: RunResult) -> dict:
+    extra = RunExtra.from_json(run.extra)
     return {
         "model": run.model.name,
         "fingerprint": run.model.fingerprint,
@@ -161,8 +162,8 @@ def _run_json(run: RunResult) -> dict:
         "n_items": run.n_items,
         "n_skipped_images": run.n_skipped_images,
         "seconds": round(run.seconds, 3),
-        "skipped_tasks": run.extra.get("skipped_tasks", {}),
-        "precomputed": run.extra.get("precomputed"),
+        "skipped_tasks": extra.skipped_tasks,
+        "precomputed": asdict(extra.precomputed) if extra.precomputed else None,
         "metrics": [asdict(m) for m in run.metrics],
     }
 
@@ -173,7 +174,8 @@ def print_run(run: RunResult) -> None:
     )
     for column in ("task", "metric", "value", "95% interval"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
-    types = {task: info.get("type") for task, info in run.extra.get("tasks", {}).items()}
+    extra = RunExtra.from_json(run.extra)
+    types = extra.task_types()
     for m in run.metrics:
         if m.name in HEADLINE or m.name.startswith("nn_agreement:"):
             table.add_row(
@@ -183,16 +185,16 @@ def print_run(run: RunResult) -> None:
                 format_interval(m.name, m.ci_low, m.ci_high, m.maximum),
             )
     console.print(table)
-    for task, reason in run.extra.get("skipped_tasks", {}).items():
+    for task, reason in extra.skipped_tasks.items():
         console.print(f"  skipped {task}: {reason}")
     if run.n_skipped_images:
         console.print(f"  {run.n_skipped_images} unreadable images skipped (listed in the db)")
-    precomputed = run.extra.get("precomputed")
+    precomputed = extra.precomputed
     if precomputed:
-        missing = precomputed["n_items_without_embedding"]
-        first = ", ".join(precomputed["first_ids_without_embedding"][:5])
+        missing = precomputed.n_items_without_embedding
+        first = ", ".join(precomputed.first_ids_without_embedding[:5])
         console.print(
-            f"  {precomputed['n_items_with_embedding']} of {run.n_items} items have an "
+            f"  {precomputed.n_items_with_embedding} of {run.n_items} items have an "
             f"embedding and were scored; {missing} have none"
             + (f" (e.g. ids {first}; counted in the run's extra)" if missing else "")
         )

@@ -1,22 +1,16 @@
-"""The embedding engine every task shares: each image is encoded once, then cached on disk.
+"""The model engine: each image is encoded once, then cached on disk.
 
-Images are decoded and preprocessed in DataLoader worker processes while the main process
-runs the model under ``torch.inference_mode`` (optionally bf16 autocast) on the device that
-accelerate picks. Embeddings are cached by (model fingerprint, precision, image content
-hash), so re-scoring an unchanged model on unchanged data runs no forward pass at all; an
-edited image, a retrained model or a changed preprocessing misses the cache by construction.
-
-When the model's transform ends in ``ToTensor(), Normalize(mean, std)`` (every CLIP here), the
-workers stop after the PIL steps (decode, resize, crop) and send uint8 pixels; the main
-process converts and normalises each batch at once, with the same arithmetic as torchvision,
-so the tensors are bit-identical to ``model.preprocess`` at a quarter of the bytes and without
-two small-tensor operations per image.
+Images are decoded and preprocessed in DataLoader worker processes (:mod:`evalsuite.decoding`)
+while the main process runs the model under ``torch.inference_mode`` (optionally bf16
+autocast) on the device that accelerate picks. Embeddings are cached by (model fingerprint,
+precision, image content hash), so re-scoring an unchanged model on unchanged data runs no
+forward pass at all; an edited image, a retrained model or a changed preprocessing misses the
+cache by construction.
 
 Under ``accelerate launch`` / torchrun the processes agree on the images to encode, each
-encodes a strided share, and the vectors are gathered so every process ends with all.
-Processes started by ``fork`` (accelerate's ``debug_launcher`` and ``notebook_launcher``)
-run torch single-threaded: GNU OpenMP, torch's CPU thread pool, hangs in a child forked
-after the parent used it (see ``_single_thread_after_fork``).
+encodes a strided share, and the vectors are gathered so every process ends with all
+(:mod:`evalsuite.distributed`). The cores are shared between decode workers and the forward
+as :mod:`evalsuite.cpu_threads` decides.
 """
 
 from __future__ import annotations
@@ -28,45 +22,30 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from evalsuite.cpu_threads import ForwardThreads, default_num_workers, torch_threads, worker_init
 from evalsuite.data.items import Item
-from evalsuite.device import PRECISIONS, autocast, available_cores, ieee_fp32, resolve_device
+from evalsuite.decoding import ImageDataset, collate_decoded, split_transform
+from evalsuite.device import PRECISIONS, autocast, ieee_fp32, resolve_device
+from evalsuite.distributed import all_gather, process_rank_and_count
 from evalsuite.embedding_cache import EmbeddingCache
+from evalsuite.engine import ImageEmbeddings
 from evalsuite.errors import EvalSuiteError, ImageError
-from evalsuite.images import item_content_hash, load_item_image
+from evalsuite.images import item_content_hash
 from evalsuite.models.base import ClipModel
 from evalsuite.progress import interactive, progress_line
+from evalsuite.results import EngineRecord, SkippedImage
 
 log = logging.getLogger(__name__)
 
 ON_ERROR = ("skip", "fail")
-
-
-def _single_thread_after_fork() -> None:
-    """In a forked child, run torch on one thread.
-
-    libgomp (GNU OpenMP, torch's intra-op thread pool in the Linux wheels) keeps its worker
-    team in process state that ``fork`` copies without the threads: a child forked after the
-    parent ran any parallel op waits forever at the first parallel op of its own (seen as two
-    ``debug_launcher`` ranks stuck in oneDNN's conv after a single-process run in the parent).
-    One thread never starts a team. Launchers that exec (torchrun, ``accelerate launch``)
-    start fresh interpreters and are not affected.
-    """
-    if torch.get_num_threads() > 1:
-        torch.set_num_threads(1)
-
-
-if "OpenMP" in torch.__config__.parallel_info() and hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_single_thread_after_fork)
 
 
 def default_cache_dir() -> Path:
@@ -74,107 +53,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "evalsuite"
-
-
-@dataclass(frozen=True)
-class SkippedImage:
-    item_id: str
-    path: str | None
-    reason: str
-
-
-@dataclass
-class ImageEmbeddings:
-    """Embeddings of the items that could be read, in input order."""
-
-    ids: list[str]
-    vectors: np.ndarray  # (N_ok, D) float32, L2-normalised
-    positions: np.ndarray  # index into the input items of each row
-    skipped: list[SkippedImage] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # ids without a precomputed embedding
-
-
-@dataclass(frozen=True)
-class _SplitTransform:
-    """A ``Compose([...PIL steps..., ToTensor(), Normalize(mean, std)])`` cut in two: the PIL
-    steps run per image in the workers, the conversion once per batch in the main process."""
-
-    pil: Any  # PIL image -> PIL image
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def to_uint8(self, image: Any) -> torch.Tensor:
-        """(H, W, C) uint8 pixels after the PIL steps, as ``ToTensor`` reads them."""
-        array = np.array(self.pil(image), dtype=np.uint8, copy=True)
-        return torch.from_numpy(array[:, :, None] if array.ndim == 2 else array)
-
-    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) uint8 -> (B, C, H, W) float32, exactly ToTensor then Normalize."""
-        out = pixels.permute(0, 3, 1, 2).contiguous().float().div_(255)
-        mean = torch.as_tensor(self.mean, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
-        std = torch.as_tensor(self.std, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
-        return out.sub_(mean).div_(std)
-
-
-_PIL_STEPS = (transforms.Resize, transforms.CenterCrop)
-
-
-def split_transform(transform: Any) -> _SplitTransform | None:
-    """The batched form of ``transform`` when it ends in ToTensor + Normalize, else None."""
-    steps = getattr(transform, "transforms", None)
-    if not isinstance(transform, transforms.Compose) or not steps or len(steps) < 2:
-        return None
-    to_tensor, normalize = steps[-2], steps[-1]
-    if type(to_tensor) is not transforms.ToTensor or type(normalize) is not transforms.Normalize:
-        return None
-    # Only steps known to keep an RGB image RGB (and 8-bit), so that ToTensor's only work is
-    # the uint8 -> float division reproduced in ``normalize``.
-    if not all(type(step) in _PIL_STEPS for step in steps[:-2]):
-        return None
-    mean, std = (tuple(float(v) for v in np.ravel(x)) for x in (normalize.mean, normalize.std))
-    return _SplitTransform(transforms.Compose(list(steps[:-2])), mean, std)
-
-
-class _ImageDataset(Dataset):
-    """Decodes and preprocesses one item; a failure is returned, not raised, so the main
-    process can apply the skip/fail policy with the item's id and path.
-
-    With a :class:`_SplitTransform` the item is (H, W, C) uint8 pixels, else the transform's
-    float tensor."""
-
-    def __init__(self, items: Sequence[Item], transform: Any) -> None:
-        self.items = items
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None, float]:
-        """(index, pixels or None, error or None, CPU seconds this item took)."""
-        start = time.process_time()
-        try:
-            image = load_item_image(self.items[index])
-        except ImageError as exc:
-            return index, None, str(exc), time.process_time() - start
-        if isinstance(self.transform, _SplitTransform):
-            pixels = self.transform.to_uint8(image)
-        else:
-            pixels = self.transform(image)
-        return index, pixels, None, time.process_time() - start
-
-
-def _collate(batch: list[tuple[int, torch.Tensor | None, str | None, float]]) -> dict[str, Any]:
-    ok = [(i, t) for i, t, _, _ in batch if t is not None]
-    return {
-        "indices": [i for i, _ in ok],
-        "pixels": torch.stack([t for _, t in ok]) if ok else None,
-        "errors": [(i, e) for i, t, e, _ in batch if t is None],
-        "decode_seconds": sum(seconds for *_, seconds in batch),
-    }
-
-
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # decoding is per-image work; intra-op threads only contend
 
 
 class EmbeddingEngine:
@@ -220,6 +98,16 @@ class EmbeddingEngine:
     def cache_shards_skipped(self) -> int:
         """Bad cache shards skipped so far (their vectors were recomputed)."""
         return self.cache.shards_skipped if self.cache else 0
+
+    def record(
+        self, scored: ImageEmbeddings, content_hashes: Sequence[str | ImageError]
+    ) -> EngineRecord:
+        """Distinct image contents among everything embedded, and the model's own cosine ->
+        logit/probability formula (see :class:`evalsuite.engine.Engine`)."""
+        return EngineRecord(
+            distinct_images=len({h for h in content_hashes if isinstance(h, str)}),
+            score_formula=self.model.score_formula().to_dict(),
+        )
 
     # --- images ---------------------------------------------------------------------------
     def embed_items(
@@ -360,19 +248,19 @@ class EmbeddingEngine:
         # Worker start-up costs more than decoding a handful of images in-process.
         workers = self.num_workers if len(subset) > 2 * self.batch_size else 0
         loader = DataLoader(
-            _ImageDataset(subset, self._split or self.model.transform),
+            ImageDataset(subset, self._split or self.model.transform),
             batch_size=self.batch_size,
             num_workers=workers,
-            collate_fn=_collate,
-            worker_init_fn=_worker_init if workers else None,
+            collate_fn=collate_decoded,
+            worker_init_fn=worker_init if workers else None,
             prefetch_factor=4 if workers else None,
             pin_memory=self.device.type == "cuda",  # lets the copy to the GPU overlap
         )
         unsaved, started = 0, time.perf_counter()
         report = self.progress and show  # a bar at a terminal, else a line when done
         bar = tqdm(total=len(subset), desc=desc, unit="img", disable=not (report and interactive()))
-        threads = _ForwardThreads(self, workers)
-        with _torch_threads(threads.initial):
+        threads = ForwardThreads(self, workers)
+        with torch_threads(threads.initial):
             for batch in loader:
                 errors += [(rows_todo[j], message) for j, message in batch["errors"]]
                 if batch["pixels"] is not None:
@@ -442,113 +330,3 @@ class EmbeddingEngine:
             features = self.model.text_features(ids)
         self.texts_forwarded += len(texts)
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
-
-
-def default_num_workers() -> int:
-    """Decode workers: one per spare core (the main process runs the model), at most 8.
-
-    Under a multi-process launch the cores are shared between the processes; with no core to
-    spare per process, images are decoded in the process itself (0 workers)."""
-    world = process_rank_and_count()[1]
-    if world == 1:
-        return max(1, min(8, available_cores() - 1))
-    return max(0, min(8, available_cores() // world - 1))
-
-
-class _ForwardThreads:
-    """Torch's intra-op threads for the forward while decode workers run, on CPU.
-
-    An OpenMP team that shares its cores with busy decode workers waits at every barrier for
-    a descheduled thread: on 2 cores with 1 busy worker the tiny model ran 20x slower with 2
-    threads than with 1. So the forward starts on the cores the workers leave; after the first
-    measured batch, if the workers' decoding took less than ``SPARE`` of the forward's time (a
-    large model: ViT-B/32 decodes in ~1 ms and encodes in ~100 ms per image), they are mostly
-    idle and the forward takes every core. The engine keeps the decision for its later calls
-    (the next benchmark): a batch on too few threads costs a large model seconds (ViT-B/32,
-    batch 32: ~4 s on 1 thread, ~2.3 s on 2). An explicit ``EmbeddingEngine(threads=N)`` is kept.
-    """
-
-    SPARE = 0.2  # worker CPU per forward second below which the workers' cores are taken
-    WARMUP, MEASURED = 1, 1  # batches skipped (first-call allocations), then measured
-
-    def __init__(self, engine: EmbeddingEngine, workers: int) -> None:
-        self.cores = available_cores()
-        self.workers = workers
-        self.deciding = (
-            engine.threads is None
-            and engine.device.type == "cpu"
-            and workers > 0
-            and self.cores > workers
-        )
-        self.engine = engine
-        if engine.threads is not None:
-            self.initial: int | None = engine.threads
-        elif self.deciding and engine.decided_threads is not None:
-            self.initial, self.deciding = engine.decided_threads, False
-        elif self.deciding:
-            self.initial = max(1, min(torch.get_num_threads(), self.cores - workers))
-        else:
-            self.initial = None  # torch's own setting
-        self.batches = 0
-        self.decode_seconds = 0.0
-        self.forward_seconds = 0.0
-
-    def observe(self, decode_seconds: float, forward_seconds: float) -> None:
-        """Account one batch; at the end of the measured batches, decide once."""
-        if not self.deciding:
-            return
-        self.batches += 1
-        if self.batches <= self.WARMUP:
-            return
-        self.decode_seconds += decode_seconds
-        self.forward_seconds += forward_seconds
-        if self.batches == self.WARMUP + self.MEASURED:
-            self.deciding = False
-            busy = self.decode_seconds / (self.forward_seconds * self.workers)
-            self.engine.decided_threads = self.cores if busy < self.SPARE else self.initial
-            if busy < self.SPARE:
-                torch.set_num_threads(self.cores)  # _torch_threads restores it at the end
-            log.debug(
-                "decode workers busy %.2f of the forward: %d threads", busy, torch.get_num_threads()
-            )
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``threads`` (None: unchanged) for the block."""
-    before = torch.get_num_threads()
-    if threads is not None and threads != before:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:  # also undoes a change made inside the block
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
-def process_rank_and_count() -> tuple[int, int]:
-    """(rank, world size) under ``accelerate launch`` or torchrun; (0, 1) otherwise."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        from accelerate import PartialState
-
-        state = PartialState()
-        return state.process_index, state.num_processes
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
-
-
-def all_gather(value: Any) -> list[Any]:
-    """``value`` of every process, in rank order (``[value]`` in a single process).
-
-    torch.distributed directly, like :func:`process_rank_and_count`: accelerate's own
-    gather_object trusts its PartialState, which a forked child inherits from its parent."""
-    world = process_rank_and_count()[1]
-    if world == 1:
-        return [value]
-    out: list[Any] = [None] * world
-    torch.distributed.all_gather_object(out, value)
-    return out
-
-
-def main_process_value(value: Any) -> Any:
-    """The main process's ``value`` on every process: a decision all must take alike."""
-    return all_gather(value)[0]

@@ -1,8 +1,8 @@
 """The engine for precomputed embeddings: vectors are looked up by item id, never computed.
 
-It answers the calls the runner and the tasks make of :class:`EmbeddingEngine`
-(``content_hashes``, ``embed_items``, ``embed_texts``), so every task runs unchanged on
-embeddings a user already has. Items without a vector are left out and listed in
+It implements :class:`evalsuite.engine.Engine`, as :class:`EmbeddingEngine` does, so every
+task runs unchanged on embeddings a user already has; :func:`build_engine` picks the engine a
+loaded model or set of embeddings needs. Items without a vector are left out and listed in
 ``ImageEmbeddings.missing``; texts go through the configured text model's own engine, and
 without one ``text_unavailable`` says why the text tasks do not apply.
 """
@@ -16,9 +16,13 @@ from typing import Any
 import numpy as np
 
 from evalsuite.data.items import Item
-from evalsuite.embedding import EmbeddingEngine, ImageEmbeddings
+from evalsuite.data.splits import id_key
+from evalsuite.embedding import EmbeddingEngine
+from evalsuite.engine import Engine, ImageEmbeddings
 from evalsuite.errors import EvalSuiteError
+from evalsuite.models.base import ClipModel
 from evalsuite.models.precomputed import PrecomputedEmbeddings
+from evalsuite.results import EngineRecord, PrecomputedCoverage
 
 NO_TEXT = (
     "not applicable: precomputed image embeddings without a text encoder (name one as "
@@ -80,9 +84,29 @@ class LookupEngine:
             missing=[items[i].id for i in np.flatnonzero(rows < 0)],
         )
 
+    def record(self, scored: ImageEmbeddings, content_hashes: Sequence[object]) -> EngineRecord:
+        """The scored items are the distinct images; which of them had no vector."""
+        return EngineRecord(
+            distinct_images=len(scored.ids),
+            precomputed=PrecomputedCoverage(
+                n_items_with_embedding=len(scored.ids),
+                n_items_without_embedding=len(scored.missing),
+                first_ids_without_embedding=sorted(scored.missing, key=id_key)[:20],
+            ),
+        )
+
     def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         if self.model.text_model is None:
             raise EvalSuiteError(NO_TEXT)
         if self._text_engine is None:
             self._text_engine = EmbeddingEngine(self.model.text_model, **self._text_options)
         return self._text_engine.embed_texts(texts, batch_size)
+
+
+def build_engine(model: ClipModel | PrecomputedEmbeddings, **options: Any) -> Engine:
+    """The engine for ``model``: vectors looked up for precomputed embeddings, else encoded.
+    ``options`` are :class:`EmbeddingEngine`'s (a LookupEngine passes on those of its text
+    model and ignores the image-encoding ones)."""
+    if isinstance(model, PrecomputedEmbeddings):
+        return LookupEngine(model, **options)
+    return EmbeddingEngine(model, **options)

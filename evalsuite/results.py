@@ -2,13 +2,16 @@
 
 Plain dataclasses, no behaviour beyond small lookups: the runner fills a :class:`RunResult`,
 ``evalsuite.store.write_run`` persists it in one transaction. Row types are frozen; the run
-itself is mutable so the runner can fill it in as tasks finish.
+itself is mutable so the runner can fill it in as tasks finish. :class:`RunExtra` is the typed
+form of the run's ``extra`` JSON object (``runs.extra``): the runner builds one, readers parse
+the stored object back into one.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -134,6 +137,8 @@ class RunResult:
     Keyword-only: it has many fields and positional construction would be error-prone.
     ``data_root`` is the dataset folder; the leaderboard serves thumbnails only from recorded
     roots. ``skipped`` holds ``(item_id, path, reason)`` tuples (or :class:`SkippedImage`).
+    ``extra`` is the ``runs.extra`` JSON object as stored: :meth:`RunExtra.to_json` for a
+    scoring run; read it through :meth:`RunExtra.from_json`.
     """
 
     model: ModelInfo
@@ -167,3 +172,123 @@ class RunResult:
             if metric.name == name and (task is None or metric.task == task):
                 return metric
         return None
+
+
+@dataclass(frozen=True)
+class PrecomputedCoverage:
+    """Which items of a benchmark had a precomputed embedding (only the scored split's)."""
+
+    n_items_with_embedding: int
+    n_items_without_embedding: int
+    first_ids_without_embedding: list[str]  # at most 20, in id order
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """What the embedding engine itself records of a run: how many distinct images were
+    scored and, for a model, its own score formula; for precomputed embeddings, the coverage.
+    """
+
+    distinct_images: int
+    score_formula: dict[str, Any] | None = None  # evalsuite.models.formula.ScoreFormula.to_dict
+    precomputed: PrecomputedCoverage | None = None
+
+
+@dataclass
+class RunExtra:
+    """The ``runs.extra`` JSON object of a scoring run, typed (docs/results-schema.md).
+
+    ``tasks``: task -> ``type`` and that task's own counts (``n_scored``, a probe's ``c``...);
+    ``skipped_tasks``: task -> why it was not scored. The optional fields are left out of the
+    JSON when None, as the runner always did: ``score_formula`` for a model,
+    ``precomputed`` for precomputed embeddings, the ``probe_splits`` pair when probes read
+    other splits.
+    """
+
+    split: str | None = None
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped_tasks: dict[str, str] = field(default_factory=dict)
+    images_forwarded: int = 0
+    distinct_images: int = 0
+    image_roots: list[str] = field(default_factory=list)
+    score_formula: dict[str, Any] | None = None
+    precomputed: PrecomputedCoverage | None = None
+    probe_splits: dict[str, int] | None = None  # split -> embedded items
+    probe_splits_not_embedded: dict[str, int] | None = None  # split -> items left out there
+    cache_shards_skipped: int = 0
+
+    def task_type(self, task: str) -> str | None:
+        """The YAML ``type`` recorded for ``task`` (a probe's acc@1 is not zero-shot)."""
+        kind = self.tasks.get(task, {}).get("type")
+        return str(kind) if kind else None
+
+    def task_types(self) -> dict[str, str | None]:
+        """task -> recorded type, in the order the tasks ran."""
+        return {task: self.task_type(task) for task in self.tasks}
+
+    def to_json(self) -> dict[str, Any]:
+        """The object stored in ``runs.extra``: same keys, same order as ever."""
+        out: dict[str, Any] = {
+            "split": self.split,
+            "tasks": self.tasks,
+            "skipped_tasks": self.skipped_tasks,
+            "images_forwarded": self.images_forwarded,
+            "distinct_images": self.distinct_images,
+            "image_roots": self.image_roots,
+        }
+        if self.score_formula is not None:
+            out["score_formula"] = self.score_formula
+        if self.precomputed is not None:
+            out["precomputed"] = asdict(self.precomputed)
+        if self.probe_splits is not None:
+            out["probe_splits"] = self.probe_splits
+            out["probe_splits_not_embedded"] = self.probe_splits_not_embedded or {}
+        out["cache_shards_skipped"] = self.cache_shards_skipped
+        return out
+
+    @classmethod
+    def from_json(cls, value: object) -> RunExtra:
+        """A stored ``extra`` read back; what is missing or malformed (an older run, a
+        hand-written database, NULL) takes the default, unknown keys are ignored."""
+        extra = value if isinstance(value, Mapping) else {}
+        tasks = _mapping(extra.get("tasks"))
+        return cls(
+            split=extra.get("split"),
+            tasks={str(k): dict(v) if isinstance(v, Mapping) else {} for k, v in tasks.items()},
+            skipped_tasks={str(k): str(v) for k, v in _mapping(extra.get("skipped_tasks")).items()},
+            images_forwarded=int(extra.get("images_forwarded") or 0),
+            distinct_images=int(extra.get("distinct_images") or 0),
+            image_roots=_roots(extra.get("image_roots")),
+            score_formula=_optional_mapping(extra.get("score_formula")),
+            precomputed=_coverage(extra.get("precomputed")),
+            probe_splits=_optional_mapping(extra.get("probe_splits")),
+            probe_splits_not_embedded=_optional_mapping(extra.get("probe_splits_not_embedded")),
+            cache_shards_skipped=int(extra.get("cache_shards_skipped") or 0),
+        )
+
+
+def _mapping(value: object) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _optional_mapping(value: object) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _coverage(value: object) -> PrecomputedCoverage | None:
+    if not isinstance(value, Mapping):
+        return None
+    return PrecomputedCoverage(
+        n_items_with_embedding=int(value.get("n_items_with_embedding") or 0),
+        n_items_without_embedding=int(value.get("n_items_without_embedding") or 0),
+        first_ids_without_embedding=list(value.get("first_ids_without_embedding") or []),
+    )
+
+
+def _roots(value: object) -> list[str]:
+    """Recorded image roots: a list, or one root written as a string (older runs)."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(root) for root in value if root] if isinstance(value, (list, tuple)) else []

@@ -17,18 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data.catalogue import id_key
 from evalsuite.data.items import Item
-from evalsuite.embedding import (
-    EmbeddingEngine,
-    ImageEmbeddings,
-    main_process_value,
-    process_rank_and_count,
-)
-from evalsuite.embedding_lookup import LookupEngine
-from evalsuite.errors import DataError
+from evalsuite.distributed import main_process_value, process_rank_and_count
+from evalsuite.embedding_lookup import build_engine
+from evalsuite.engine import Engine, ImageEmbeddings
+from evalsuite.errors import DataError, ImageError
 from evalsuite.models import ClipModel, PrecomputedEmbeddings, load_scorable
-from evalsuite.results import ModelInfo, RunResult
+from evalsuite.results import ModelInfo, RunExtra, RunResult
 from evalsuite.spec import (
     BenchmarkSpec,
     ResolvedDataset,
@@ -68,7 +63,6 @@ class ScoreOptions:
 
 
 Scorable = ClipModel | PrecomputedEmbeddings
-Engine = EmbeddingEngine | LookupEngine
 
 
 def score_model(
@@ -83,9 +77,8 @@ def score_model(
     if opts.db_path is not None:  # an unusable --db fails now, not after the scoring
         check_writable(opts.db_path)
     model = load_scorable(model, trust_remote_code=opts.trust_remote_code)
-    engine_type = LookupEngine if isinstance(model, PrecomputedEmbeddings) else EmbeddingEngine
-    engine = engine_type(
-        model,  # type: ignore[arg-type]
+    engine = build_engine(
+        model,
         device=opts.device,
         batch_size=opts.batch_size,
         num_workers=opts.num_workers,
@@ -230,51 +223,29 @@ def score_benchmark(
     everything = [*items, *extra_items]  # a list, whatever sequence the reader gave
     hashes = engine.content_hashes(everything)
     data_id, bench_id = data_hash(everything, hashes), spec_hash(spec)
-    exists = (
-        opts.skip_existing
-        and opts.db_path is not None
-        and run_exists(opts.db_path, info.name, info.fingerprint, spec.name, bench_id, data_id)
-    )
-    if opts.skip_existing and main_process_value(exists):  # all processes decide alike
+    if _already_scored(info, spec.name, opts, bench_id, data_id):
         log.info("%s on %s: already scored, skipped", info.name, spec.name)
         return None
     engine.on_error = spec.image_policy
     forwarded_before = engine.images_forwarded
     shards_skipped_before = engine.cache_shards_skipped
     embedded = engine.embed_items(everything, desc=spec.name, content_hashes=hashes)
-    main = embedded.positions < len(items)  # rows of the scored split, in input order
-    main_ids = {item.id for item in items}
-    embeddings = ImageEmbeddings(
-        ids=[i for i, ok in zip(embedded.ids, main, strict=True) if ok],
-        vectors=embedded.vectors[main],
-        positions=embedded.positions[main],
-        skipped=[s for s in embedded.skipped if s.item_id in main_ids],
-        missing=[i for i in embedded.missing if i in main_ids],
-    )
+    embeddings = _scored_split(embedded, items)
     scored = [items[i] for i in embeddings.positions]
-    if not scored and isinstance(engine, LookupEngine):
-        log.warning(
-            "%s on %s: none of its %d items has a precomputed embedding; benchmark skipped",
-            info.name,
-            spec.name,
-            len(items),
-        )
+    if not scored:
+        _none_scored(info, spec, dataset, len(items), embeddings)
         return None
-    if not scored:  # else the tasks would report missing fields, hiding the real cause
-        reason = embeddings.skipped[0].reason if embeddings.skipped else "no image was encoded"
-        raise DataError(
-            f"benchmark {spec.name}: none of the {len(items)} images in {dataset.path} could be "
-            f"read, e.g. {reason}"
-        )
     ctx = TaskContext(
         spec=spec,
         items=scored,
         embeddings=embeddings,
-        engine=engine,  # type: ignore[arg-type]
+        engine=engine,
         n_bootstrap=opts.n_bootstrap,
         seed=opts.seed,
         splits=_split_data(splits, everything, embedded),
     )
+    extra = _run_extra(engine, ctx, dataset.split, items, splits, hashes)
+    extra.images_forwarded = engine.images_forwarded - forwarded_before
     run = RunResult(
         model=info,
         benchmark=spec.name,
@@ -290,47 +261,100 @@ def score_benchmark(
         started_at=started,
         skipped=[(s.item_id, s.path, s.reason) for s in embeddings.skipped],
         n_skipped_images=len(embeddings.skipped),
-        extra={
-            "split": dataset.split,
-            "tasks": {},
-            "skipped_tasks": {},
-            "images_forwarded": engine.images_forwarded - forwarded_before,
-            "distinct_images": len({h for h in hashes if isinstance(h, str)}),
-            "image_roots": image_roots(items),
-        },
     )
-    if not isinstance(engine, LookupEngine):  # the model's own cosine -> logit/probability
-        run.extra["score_formula"] = engine.model.score_formula().to_dict()
-    if isinstance(engine, LookupEngine):
-        run.extra["precomputed"] = {
-            "n_items_with_embedding": len(scored),
-            "n_items_without_embedding": len(embeddings.missing),
-            "first_ids_without_embedding": sorted(embeddings.missing, key=id_key)[:20],
-        }
-        run.extra["distinct_images"] = len(scored)
-    if splits:
-        run.extra["probe_splits"] = {name: len(data.items) for name, data in ctx.splits.items()}
-        # items of a split the probes read without a vector (unreadable, or no precomputed
-        # embedding): counted here, since only the scored split's ones are in `skipped`
-        run.extra["probe_splits_not_embedded"] = {
-            name: len(splits[name]) - len(data.items) for name, data in ctx.splits.items()
-        }
-    _run_tasks(spec, ctx, run)
+    _run_tasks(spec, ctx, run, extra)
     # after the tasks: their texts go through the cache too
-    run.extra["cache_shards_skipped"] = engine.cache_shards_skipped - shards_skipped_before
+    extra.cache_shards_skipped = engine.cache_shards_skipped - shards_skipped_before
+    run.extra = extra.to_json()
     run.seconds = time.perf_counter() - clock
     return run
 
 
-def _run_tasks(spec: BenchmarkSpec, ctx: TaskContext, run: RunResult) -> None:
-    not_applicable = getattr(ctx.engine, "text_unavailable", None)
+def _already_scored(
+    info: ModelInfo, benchmark: str, opts: ScoreOptions, bench_id: str, data_id: str
+) -> bool:
+    """--skip-existing and this model, benchmark and data are in the database already."""
+    exists = (
+        opts.skip_existing
+        and opts.db_path is not None
+        and run_exists(opts.db_path, info.name, info.fingerprint, benchmark, bench_id, data_id)
+    )
+    return bool(opts.skip_existing and main_process_value(exists))  # all processes alike
+
+
+def _scored_split(embedded: ImageEmbeddings, items: Sequence[Item]) -> ImageEmbeddings:
+    """The embeddings of the scored split's ``items``, out of those of every split embedded
+    (``items`` come first in the engine call)."""
+    main = embedded.positions < len(items)  # rows of the scored split, in input order
+    main_ids = {item.id for item in items}
+    return ImageEmbeddings(
+        ids=[i for i, ok in zip(embedded.ids, main, strict=True) if ok],
+        vectors=embedded.vectors[main],
+        positions=embedded.positions[main],
+        skipped=[s for s in embedded.skipped if s.item_id in main_ids],
+        missing=[i for i in embedded.missing if i in main_ids],
+    )
+
+
+def _none_scored(
+    info: ModelInfo,
+    spec: BenchmarkSpec,
+    dataset: ResolvedDataset,
+    n_items: int,
+    embeddings: ImageEmbeddings,
+) -> None:
+    """No item of the scored split has a vector: a benchmark the precomputed embeddings do
+    not cover is skipped with a warning; images none of which could be read are an error."""
+    if embeddings.missing:
+        log.warning(
+            "%s on %s: none of its %d items has a precomputed embedding; benchmark skipped",
+            info.name, spec.name, n_items,
+        )  # fmt: skip
+        return
+    # raised here, else the tasks would report missing fields, hiding the real cause
+    reason = embeddings.skipped[0].reason if embeddings.skipped else "no image was encoded"
+    raise DataError(
+        f"benchmark {spec.name}: none of the {n_items} images in {dataset.path} could be "
+        f"read, e.g. {reason}"
+    )
+
+
+def _run_extra(
+    engine: Engine,
+    ctx: TaskContext,
+    split: str | None,
+    items: Sequence[Item],
+    splits: dict[str, Sequence[Item]],
+    content_hashes: Sequence[str | ImageError],
+) -> RunExtra:
+    """The run's extra record before its tasks run: the engine's own record, image roots and,
+    when probes read other splits, how many of their items were embedded."""
+    record = engine.record(ctx.embeddings, content_hashes)
+    extra = RunExtra(
+        split=split,
+        distinct_images=record.distinct_images,
+        image_roots=image_roots(items),
+        score_formula=record.score_formula,
+        precomputed=record.precomputed,
+    )
+    if splits:
+        extra.probe_splits = {name: len(data.items) for name, data in ctx.splits.items()}
+        # items of a split the probes read without a vector (unreadable, or no precomputed
+        # embedding): counted here, since only the scored split's ones are in `skipped`
+        extra.probe_splits_not_embedded = {
+            name: len(splits[name]) - len(data.items) for name, data in ctx.splits.items()
+        }
+    return extra
+
+
+def _run_tasks(spec: BenchmarkSpec, ctx: TaskContext, run: RunResult, extra: RunExtra) -> None:
     for task in spec.tasks:
         # A task the embeddings cannot serve is recorded as not applicable, never as zeros.
-        reason = (not_applicable if task.needs_text else None) or task_skip_reason(
+        reason = (ctx.engine.text_unavailable if task.needs_text else None) or task_skip_reason(
             spec, task, ctx.items
         )
         if reason:
-            run.extra["skipped_tasks"][task.name] = reason
+            extra.skipped_tasks[task.name] = reason
             continue
         out = get_task_runner(task.type)(task, ctx)
         run.metrics += out.metrics
@@ -339,4 +363,4 @@ def _run_tasks(spec: BenchmarkSpec, ctx: TaskContext, run: RunResult) -> None:
         run.predictions += out.predictions
         run.retrieved += out.retrieved
         run.query_values += out.query_values
-        run.extra["tasks"][task.name] = {"type": task.type, **out.extra}
+        extra.tasks[task.name] = {"type": task.type, **out.extra}

@@ -34,8 +34,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from evalsuite.data.catalogue import load_manifest
-from evalsuite.data.manifest import sha256_file
+from evalsuite.data.manifest import load_manifest, sha256_file
 from evalsuite.errors import ConfigError, DataError, TrainingError
 from evalsuite.models.base import ClipModel
 from evalsuite.models.checks import describe_mismatch, file_shapes, shape_mismatches

@@ -24,8 +24,9 @@ def write_synthetic_catalogue(
     ``articleType``, lace-up types get a ``lace_colour``. Images go to ``<out>-images/``."""
     from PIL import Image
 
-    from evalsuite.data.catalogue import CATALOGUE_FIELDS, describe
+    from evalsuite.data.captions import describe
     from evalsuite.data.prepared_folder import build_manifest, write_prepared
+    from evalsuite.data.styles_csv import CATALOGUE_FIELDS
 
     out = Path(out)
     images = out.parent / f"{out.name}-images"

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from evalsuite.data import get_reader
-from evalsuite.data.catalogue import CATALOGUE_FIELDS
 from evalsuite.data.hf_dataset import read_hf_dataset
 from evalsuite.data.hf_folder import read_hf_imagefolder
 from evalsuite.data.items import Item
 from evalsuite.data.pairs import read_pairs_csv
 from evalsuite.data.styles import read_styles_catalogue
+from evalsuite.data.styles_csv import CATALOGUE_FIELDS
 from evalsuite.errors import DataError, SpecError
 from evalsuite.images import item_content_hash
 from tests.formats import FORMATS, write_format

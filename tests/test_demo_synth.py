@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evalsuite.data.catalogue import STYLES_COLUMNS, read_catalogue
+from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.prepare import prepare_footwear
+from evalsuite.data.styles_csv import STYLES_COLUMNS
 from evalsuite.demo import synth
 from evalsuite.demo.synth import (
     ARTICLE_TYPES,

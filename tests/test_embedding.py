@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from evalsuite import embedding
+from evalsuite import cpu_threads
 from evalsuite.data.items import Item
+from evalsuite.decoding import split_transform
 from evalsuite.device import available_cores
-from evalsuite.embedding import EmbeddingEngine, split_transform
+from evalsuite.embedding import EmbeddingEngine
 from evalsuite.errors import ImageError
 from evalsuite.images import item_content_hash, load_item_image
 from evalsuite.models import load_model
@@ -156,29 +157,29 @@ def test_other_transforms_run_unchanged_in_the_workers(model, tmp_path: Path) ->
 def test_forward_threads_leave_busy_decode_workers_their_cores(
     model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedding, "available_cores", lambda: 4)
+    monkeypatch.setattr(cpu_threads, "available_cores", lambda: 4)
     engine = EmbeddingEngine(model, use_cache=False, device="cpu", progress=False)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(4)
-        busy = embedding._ForwardThreads(engine, workers=1)
+        busy = cpu_threads.ForwardThreads(engine, workers=1)
         assert busy.initial == 3  # the core the worker decodes on is left to it
-        idle = embedding._ForwardThreads(engine, workers=1)
+        idle = cpu_threads.ForwardThreads(engine, workers=1)
         for _ in range(10):
             busy.observe(decode_seconds=0.5, forward_seconds=1.0)
         assert engine.decided_threads == 3
         engine.decided_threads = None
-        with embedding._torch_threads(idle.initial):
+        with cpu_threads.torch_threads(idle.initial):
             for _ in range(10):
                 idle.observe(decode_seconds=0.01, forward_seconds=1.0)
             assert torch.get_num_threads() == 4  # workers mostly idle: every core
         assert torch.get_num_threads() == 4
         # The engine's next call (the next benchmark) starts on the cores decided, unmeasured.
-        again = embedding._ForwardThreads(engine, workers=1)
+        again = cpu_threads.ForwardThreads(engine, workers=1)
         assert again.initial == 4 and not again.deciding
-        assert embedding._ForwardThreads(engine, workers=0).initial is None  # torch's own
+        assert cpu_threads.ForwardThreads(engine, workers=0).initial is None  # torch's own
         engine.threads = 2
-        explicit = embedding._ForwardThreads(engine, workers=1)
+        explicit = cpu_threads.ForwardThreads(engine, workers=1)
         assert explicit.initial == 2 and not explicit.deciding
     finally:
         torch.set_num_threads(before)

@@ -10,10 +10,10 @@ import zlib
 import numpy as np
 import pytest
 
-from evalsuite.data.catalogue import assign_splits
 from evalsuite.data.items import Item
+from evalsuite.data.splits import assign_splits
 from evalsuite.demo.synth import plan_footwear
-from evalsuite.embedding import ImageEmbeddings
+from evalsuite.engine import ImageEmbeddings
 from evalsuite.queries import relevance_matrix, resolve_image_queries
 from evalsuite.spec import load_benchmark, task_skip_reason
 from evalsuite.tasks import TaskContext, get_task_runner

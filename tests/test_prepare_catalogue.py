@@ -14,8 +14,10 @@ import pytest
 from PIL import Image
 
 from evalsuite.cli import main
-from evalsuite.data.catalogue import FORMAT, STYLES_COLUMNS, load_manifest, read_catalogue
+from evalsuite.data.catalogue import FORMAT, read_catalogue
+from evalsuite.data.manifest import load_manifest
 from evalsuite.data.prepare import prepare_catalogue, prepare_footwear
+from evalsuite.data.styles_csv import STYLES_COLUMNS
 from evalsuite.errors import DataError, SpecError
 
 SPLITS = ("train", "val", "test")

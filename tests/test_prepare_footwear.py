@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evalsuite.data import catalogue, get_reader, prepared_folder
-from evalsuite.data.catalogue import load_manifest, read_catalogue
-from evalsuite.data.manifest import combine_hashes, content_hash, sha256_file
+from evalsuite.data import captions, get_reader, prepared_folder
+from evalsuite.data.catalogue import read_catalogue
+from evalsuite.data.manifest import combine_hashes, content_hash, load_manifest, sha256_file
 from evalsuite.data.prepare import prepare_footwear
+from evalsuite.data.styles_csv import CATALOGUE_FIELDS
 from evalsuite.errors import DataError
 
 HEADER = (
@@ -156,11 +157,11 @@ def test_description_captions_and_laces(fake: tuple[Path, Path], tmp_path: Path)
 
 
 def test_description_skips_missing_fields() -> None:
-    row = dict.fromkeys(catalogue.CATALOGUE_FIELDS, "")
+    row = dict.fromkeys(CATALOGUE_FIELDS, "")
     row.update(articleType="Heels", gender="Unisex", usage="Ethnic")
-    assert catalogue.describe(row, None, None) == "Heels for men and women. An ethnic style."
+    assert captions.describe(row, None, None) == "Heels for men and women. An ethnic style."
     row.update(usage="", season="Fall", baseColour="Navy Blue", productDisplayName="X")
-    assert catalogue.describe(row, "", "Red") == (
+    assert captions.describe(row, "", "Red") == (
         "Navy blue heels for men and women: X. From the Fall collection. It has red shoelaces."
     )
 

@@ -13,8 +13,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
-from evalsuite.data.catalogue import STYLES_COLUMNS
 from evalsuite.data.styles import read_styles_catalogue
+from evalsuite.data.styles_csv import STYLES_COLUMNS
 from evalsuite.models import load_scorable
 from evalsuite.runner import ScoreOptions, score_model
 

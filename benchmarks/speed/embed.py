@@ -28,9 +28,10 @@ from pathlib import Path
 
 import torch
 
+from evalsuite.cpu_threads import default_num_workers
 from evalsuite.data.items import Item
 from evalsuite.device import available_cores
-from evalsuite.embedding import EmbeddingEngine, default_num_workers
+from evalsuite.embedding import EmbeddingEngine
 from evalsuite.images import load_item_image
 from evalsuite.models import ClipModel, load_model
 from evalsuite.models.tiny import build_tiny_hf, build_tiny_open_clip

@@ -14,10 +14,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data.catalogue import Record, read_jsonl
 from evalsuite.data.items import Item
 from evalsuite.data.pairs import check_unique, image_path
-from evalsuite.data.text import id_text, is_missing, read_csv_rows, record_fields
+from evalsuite.data.text import (
+    Record,
+    id_text,
+    is_missing,
+    read_csv_rows,
+    read_jsonl,
+    record_fields,
+)
 from evalsuite.errors import DataError, SpecError
 
 METADATA_NAMES = ("metadata.jsonl", "metadata.csv")

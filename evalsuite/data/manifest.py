@@ -1,17 +1,23 @@
-"""Content hashes of prepared data: a changed image, record or seed changes the hash.
+"""A prepared folder's manifest, and the content hashes it records: a changed image, record
+or seed changes the hash.
 
-All helpers return lowercase hex SHA-256 digests. Combined hashes hash a canonical text
+The hash helpers return lowercase hex SHA-256 digests. Combined hashes hash a canonical text
 (sorted ``key<TAB>digest`` lines) so the result does not depend on the order of the inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+from evalsuite.errors import DataError
 
 _BLOCK = 1 << 20
+MANIFEST_NAME = "manifest.json"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -50,3 +56,18 @@ def hash_files(paths: Mapping[str, Path], workers: int = 8) -> dict[str, str]:
 def content_hash(paths: Mapping[str, Path], workers: int = 8) -> str:
     """Hash of a set of files: sha256 over sorted ``(id, sha256 of the file's bytes)``."""
     return combine_hashes(hash_files(paths, workers))
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a prepared folder (``path`` the folder or its manifest.json)."""
+    path = Path(path)
+    file = path / MANIFEST_NAME if path.is_dir() else path
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataError(f"{file}: manifest not found (run `prepare footwear` first)") from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{file}: cannot read manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise DataError(f"{file}: manifest must be a JSON object")
+    return manifest

@@ -4,7 +4,7 @@ Any subset of the Kaggle layout (``images/<id>.jpg`` with ``styles.csv`` or the 
 ``styles/<id>.json``), chosen by filters on masterCategory, subCategory and articleType:
 values of one filter are OR-ed, filters AND-ed, no filter keeps every item. ``prepare
 footwear`` is the masterCategory=Footwear case and writes what it always wrote. The split
-rule (stratified 80/20, then 10% of train to val) is :func:`~evalsuite.data.catalogue.
+rule (stratified 80/20, then 10% of train to val) is :func:`~evalsuite.data.splits.
 assign_splits`; the folder is written by :mod:`evalsuite.data.prepared_folder`. The manifest
 records the filters, the stratify field and which kind of styles source was read.
 """
@@ -18,23 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-from evalsuite.data.catalogue import (
-    CATALOGUE_FIELDS,
-    SPLITS,
-    assign_splits,
-    describe,
-    fill_from_json,
-    id_key,
-    read_jsonl,
-    to_year,
-)
+from evalsuite.data.captions import describe, to_year
 from evalsuite.data.prepared_folder import COUNTED_FIELDS, build_manifest, write_prepared
+from evalsuite.data.splits import SPLITS, assign_splits, id_key
+from evalsuite.data.styles_csv import CATALOGUE_FIELDS, fill_from_json
 from evalsuite.data.styles_json import default_styles, read_styles_source, row_location
-from evalsuite.data.text import id_text, read_csv_rows, text_field
+from evalsuite.data.text import Record, id_text, read_csv_rows, read_jsonl, text_field
 from evalsuite.errors import DataError, SpecError
 from evalsuite.registry import suggest
 
-Record = dict[str, Any]
 FILTER_FIELDS = ("masterCategory", "subCategory", "articleType")
 # counted per split in a catalogue manifest (footwear keeps its historical COUNTED_FIELDS)
 CATALOGUE_COUNTED = ("masterCategory", "subCategory", *COUNTED_FIELDS)

@@ -19,8 +19,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data.catalogue import FORMAT, MANIFEST_NAME
-from evalsuite.data.manifest import combine_hashes, content_hash, sha256_bytes, sha256_file
+from evalsuite.data.catalogue import FORMAT
+from evalsuite.data.manifest import (
+    MANIFEST_NAME,
+    combine_hashes,
+    content_hash,
+    sha256_bytes,
+    sha256_file,
+)
 from evalsuite.errors import DataError
 
 Record = dict[str, Any]

@@ -13,16 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data.catalogue import (
-    CATALOGUE_FIELDS,
-    SPLITS,
-    assign_splits,
-    catalogue_sentences,
-    fill_from_json,
-    id_key,
-    read_styles,
-)
+from evalsuite.data.captions import catalogue_sentences
 from evalsuite.data.items import Item
+from evalsuite.data.splits import SPLITS, assign_splits, id_key
+from evalsuite.data.styles_csv import CATALOGUE_FIELDS, fill_from_json, read_styles
 from evalsuite.errors import DataError, SpecError
 
 _OPTIONS = {"stratify", "test_size", "val_size", "seed", "master_category"}

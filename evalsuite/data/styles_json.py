@@ -2,7 +2,7 @@
 
 The full Fashion Product Images set ships one JSON file per item beside ``images/``; the small
 one ships ``styles.csv``. :func:`read_styles_source` reads whichever it is given into the frame
-:func:`~evalsuite.data.catalogue.read_styles` returns (``id``, the catalogue fields, ``line``),
+:func:`~evalsuite.data.styles_csv.read_styles` returns (``id``, the catalogue fields, ``line``),
 so the prepare step does not care which it was. For JSON the ``line`` column holds the file's
 path: error messages name the file instead of a CSV line (:func:`row_location`).
 
@@ -18,13 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from evalsuite.data.catalogue import (
-    CATALOGUE_FIELDS,
-    STYLES_COLUMNS,
-    id_key,
-    json_field,
-    read_styles,
-)
+from evalsuite.data.splits import id_key
+from evalsuite.data.styles_csv import CATALOGUE_FIELDS, STYLES_COLUMNS, json_field, read_styles
 from evalsuite.data.text import is_id
 from evalsuite.errors import DataError
 

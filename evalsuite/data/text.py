@@ -12,11 +12,13 @@ import csv
 import io
 import json
 import math
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from evalsuite.errors import DataError
+
+Record = dict[str, Any]  # one JSON object of a JSONL file
 
 
 def read_utf8(path: Path, what: str) -> str:
@@ -194,3 +196,18 @@ def record_fields(
         else:
             fields[key] = field_text(value)
     return fields, lists
+
+
+def read_jsonl(path: Path) -> Iterable[tuple[int, Record]]:
+    """(line number, object) for each non-blank line; bad JSON names the file and line."""
+    lines = read_utf8(path, "JSONL file").splitlines()
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}, line {number}: malformed JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise DataError(f"{path}, line {number}: expected a JSON object")
+        yield number, record

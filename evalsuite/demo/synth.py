@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from evalsuite.data.catalogue import STYLES_COLUMNS
+from evalsuite.data.styles_csv import STYLES_COLUMNS
 from evalsuite.errors import DataError
 
 Point = tuple[float, float]

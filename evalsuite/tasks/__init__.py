@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from evalsuite.data.items import Item
-from evalsuite.embedding import EmbeddingEngine, ImageEmbeddings
+from evalsuite.engine import Engine, ImageEmbeddings
 from evalsuite.registry import Registry
 from evalsuite.results import (
     ClassMetric,
@@ -47,7 +47,7 @@ class TaskContext:
     spec: BenchmarkSpec
     items: Sequence[Item]
     embeddings: ImageEmbeddings
-    engine: EmbeddingEngine
+    engine: Engine
     n_bootstrap: int = 1000
     seed: int = 0
     splits: dict[str, SplitData] = field(default_factory=dict)

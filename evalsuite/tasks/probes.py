@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalsuite.data.items import Item
+from evalsuite.data.splits import assign_splits  # holdout: the prepare step's splitter
 from evalsuite.errors import SpecError
 from evalsuite.metrics.bootstrap import classification_bootstrap
 from evalsuite.metrics.probes import knn_scores, linear_probe
@@ -63,8 +64,6 @@ def _split_roles(task: KnnTask | LinearProbeTask, ctx: TaskContext) -> dict[str,
     if task.protocol == "split":
         names = {"train": task.splits.train, "val": task.splits.val, "test": task.splits.test}
         return {role: ctx.splits[name] for role, name in names.items()}
-    from evalsuite.data.catalogue import assign_splits  # holdout: the prepare step's splitter
-
     rows = [i for i, item in enumerate(ctx.items) if item.fields.get(task.field)]
     ids = [ctx.items[i].id for i in rows]
     labels = [ctx.items[i].fields[task.field] for i in rows]

@@ -22,10 +22,11 @@ from test_images import png_header_only
 
 from evalsuite import store
 from evalsuite.cli import main
-from evalsuite.data.catalogue import read_catalogue, read_styles
+from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.deepfashion import read_listing
 from evalsuite.data.prepare import read_annotations, read_captions
+from evalsuite.data.styles_csv import read_styles
 from evalsuite.errors import DataError, SpecError
 from evalsuite.runner import ScoreOptions, score_model
 

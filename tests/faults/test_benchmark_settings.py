@@ -19,7 +19,7 @@ from faultkit import score_args, write_benchmarks, write_images_csv
 from evalsuite import store
 from evalsuite.cli import main as evalsuite_main
 from evalsuite.data.items import Item
-from evalsuite.embedding import ImageEmbeddings
+from evalsuite.engine import ImageEmbeddings
 from evalsuite.errors import SpecError
 from evalsuite.spec import BenchmarkSpec, load_benchmark_file
 from evalsuite.tasks import TaskContext, TaskOutput, get_task_runner

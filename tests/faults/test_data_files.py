@@ -14,10 +14,11 @@ from PIL import Image
 
 from evalsuite import store
 from evalsuite.cli import main
-from evalsuite.data.catalogue import read_catalogue, read_styles
+from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.prepare import read_captions
 from evalsuite.data.styles import read_styles_catalogue
+from evalsuite.data.styles_csv import read_styles
 from evalsuite.errors import DataError
 from evalsuite.runner import ScoreOptions, score_model
 from finetune.config import TrainConfig, validate_config

@@ -19,7 +19,7 @@ import pytest
 from faultkit import write_benchmarks, write_images_csv
 
 from evalsuite.cli import main as evalsuite_main
-from evalsuite.embedding import EmbeddingCache
+from evalsuite.embedding_cache import EmbeddingCache
 from evalsuite.runner import ScoreOptions, score_model
 
 BENCH = "cachebench"

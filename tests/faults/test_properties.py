@@ -21,9 +21,9 @@ from hypothesis.extra import numpy as hnp
 from test_data_readers import idx_bytes, write_idx
 from test_metrics_retrieval import brute_force_top_k
 
-from evalsuite.data.catalogue import STYLES_COLUMNS, read_styles
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.fmnist import read_fashion_mnist
+from evalsuite.data.styles_csv import STYLES_COLUMNS, read_styles
 from evalsuite.errors import DataError
 from evalsuite.metrics.bootstrap import bootstrap_ci
 from evalsuite.metrics.retrieval import retrieval_metrics, top_k

@@ -23,7 +23,7 @@ import torch
 from evalsuite import store
 from evalsuite.cli import build_parser
 from evalsuite.cli import main as evalsuite_main
-from evalsuite.embedding import EmbeddingCache
+from evalsuite.embedding_cache import EmbeddingCache
 from evalsuite.errors import ConfigError, ModelLoadError, SpecError
 from evalsuite.models import factory, load_model
 from evalsuite.runner import ScoreOptions
