@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from evalsuite.results import RunExtra
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 
 # ---------------------------------------------------------------- images
@@ -18,9 +20,7 @@ def allowed_roots(runs: pd.DataFrame) -> list[Path]:
     run recorded in ``extra["image_roots"]``). The filesystem root itself never counts."""
     roots: list[str] = [r for r in runs.get("data_root", pd.Series(dtype=object)) if r]
     for extra in runs.get("extra", pd.Series(dtype=object)):
-        if isinstance(extra, dict):
-            more = extra.get("image_roots") or []
-            roots += [more] if isinstance(more, str) else [str(m) for m in more if m]
+        roots += RunExtra.from_json(extra).image_roots
     out = []
     for root in dict.fromkeys(str(r) for r in roots if r and not pd.isna(r)):
         try:

@@ -19,6 +19,7 @@ from dashboards.views import (
     order_key,
     task_sort,
 )
+from evalsuite.results import RunExtra
 
 # ---------------------------------------------------------------- headline columns
 
@@ -123,9 +124,9 @@ def task_types(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
     """(benchmark, task) -> the task's YAML type, as the runs recorded it (``extra.tasks``)."""
     out: dict[tuple[str, str], str] = {}
     for benchmark, extra in zip(runs.get("benchmark", []), runs.get("extra", []), strict=True):
-        for task, info in ((extra or {}).get("tasks") or {}).items():
-            if isinstance(info, dict) and info.get("type"):
-                out.setdefault((benchmark, task), str(info["type"]))
+        for task, kind in RunExtra.from_json(extra).task_types().items():
+            if kind:
+                out.setdefault((benchmark, task), kind)
     return out
 
 
@@ -135,6 +136,6 @@ def skipped_tasks(runs: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     (pass :func:`latest_runs`); their cells read "n/a", not blank and never zero."""
     out: dict[tuple[str, str, str], str] = {}
     for run in runs.to_dict("records"):
-        for task, reason in ((run.get("extra") or {}).get("skipped_tasks") or {}).items():
-            out[(run["model_name"], run["benchmark"], task)] = str(reason)
+        for task, reason in RunExtra.from_json(run.get("extra")).skipped_tasks.items():
+            out[(run["model_name"], run["benchmark"], task)] = reason
     return out

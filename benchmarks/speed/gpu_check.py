@@ -24,7 +24,8 @@ Speed, as ratios measured in this run on this machine:
   text tower's share of a forward+backward, the bare loop in fp32 and with ``torch.compile``.
 ``--device cpu`` runs every path with the CPU as "the device" (bf16 autocast on the CPU), so
 the script is tested without a GPU (tests/test_gpu_check.py); its ratios mean little there.
-Exit 0 when every correctness check passes, 1 when one fails (speed goals only print MISS).
+Exit 0 when every correctness check passes, 1 when one fails (speed goals only print MISS), 2
+when the check cannot run (no GPU, no data, a command failed).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -67,11 +68,17 @@ SIZES = {  # quick: the CPU rehearsal; full: a GPU
 }  # fmt: skip
 
 
+def fail(message: str) -> NoReturn:
+    """Exit 2: the check could not run (1 is kept for a correctness failure)."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
 def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-3000:]}")
+        fail(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-3000:]}")
     return time.perf_counter() - start, done.stdout
 
 
@@ -292,23 +299,36 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--quick", action="store_true", help="small sizes: the CPU rehearsal")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile loop")
+    parser.add_argument(
+        "--compile", choices=("auto", "on", "off"), default="auto",
+        help="time the bare loop under torch.compile (auto: not with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--size", action="append", default=[], metavar="KEY=VALUE",
+        help="override one of SIZES' values, e.g. models=[tiny,vit-b-32]",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write every figure to this JSON file")
     args = parser.parse_args()
-    size = SIZES["quick" if args.quick else "full"]
+    size = dict(SIZES["quick" if args.quick else "full"])
+    for pair in args.size:  # a rehearsal of the full run's paths at small sizes
+        key, _, value = pair.partition("=")
+        if key not in size:
+            fail(f"--size {pair}: unknown key; known: {', '.join(size)}")
+        size[key] = yaml.safe_load(value)
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before CUDA starts: every path on the CPU
     elif not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch sees no CUDA device here; use --device cpu --quick")
+        fail("--device cuda: torch sees no CUDA device here; use --device cpu --quick")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     catalogue = SHARED_DATA / "fashion-product-images-small"
     if not (catalogue / "styles.csv").is_file():
-        raise SystemExit(f"no catalogue at {catalogue}; set FASHION_SHARED_DATA")
+        fail(f"no catalogue at {catalogue}; set FASHION_SHARED_DATA")
     print(f"{machine()}; device {args.device} ({name}); {'quick' if args.quick else 'full'}")
     print(f"start: {load_average()}")
-    report: dict[str, Any] = {"device": name, "quick": args.quick, "machine": machine()}
+    report: dict[str, Any] = {"device": name, "quick": args.quick, "sizes": size}
+    report["machine"] = machine()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -326,7 +346,7 @@ def main() -> int:
         seconds["curve"] = time.perf_counter() - started - sum(seconds.values())
         report["score_speed"] = score_speed(size["train_model"], work, device, size)
         seconds["score_speed"] = time.perf_counter() - started - sum(seconds.values())
-        compile_ = not args.no_compile and not args.quick
+        compile_ = args.compile == "on" or (args.compile == "auto" and not args.quick)
         report["train_speed"] = train_speed(
             size["train_model"], footwear, work, device, size, compile_
         )

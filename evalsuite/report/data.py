@@ -14,6 +14,7 @@ import pandas as pd
 
 from evalsuite.errors import EvalSuiteError
 from evalsuite.formatting import PRIMARY_METRICS, headline_metrics
+from evalsuite.results import RunExtra
 from evalsuite.verdicts import MetricVerdict, ModelComparison
 
 
@@ -141,9 +142,8 @@ class ReportData:
     def task_type(self, benchmark: str, task: str) -> str | None:
         """The task's YAML type as its runs recorded it (a probe's acc@1 is not zero-shot)."""
         for extra in self.runs.loc[self.runs["benchmark"] == benchmark, "extra"]:
-            info = ((extra or {}).get("tasks") or {}).get(task) if isinstance(extra, dict) else None
-            if isinstance(info, dict) and info.get("type"):
-                return str(info["type"])
+            if kind := RunExtra.from_json(extra).task_type(task):
+                return kind
         return None
 
 

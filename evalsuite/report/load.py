@@ -13,6 +13,7 @@ import pandas as pd
 from evalsuite import store
 from evalsuite.formatting import is_missing, task_kind
 from evalsuite.report.data import Cell, ModelEntry, ReportData, ReportError
+from evalsuite.results import RunExtra
 from evalsuite.verdicts import N_RESAMPLES, ModelComparison, choose_baseline, compare_many
 
 DEFAULT_TARGET = "footwear"
@@ -147,8 +148,7 @@ def _task_order(
     kinds = {task: task_kind(group["metric"]) for task, group in rows.groupby("task")}
     order: list[str] = []
     for extra in runs.loc[runs["benchmark"] == benchmark, "extra"]:
-        if isinstance(extra, dict) and isinstance(extra.get("tasks"), dict):
-            order += [t for t in extra["tasks"] if t in kinds and t not in order]
+        order += [t for t in RunExtra.from_json(extra).tasks if t in kinds and t not in order]
     rest = sorted((t for t in kinds if t not in order), key=lambda t: (kinds[t] != "zeroshot", t))
     return [(task, kinds[task]) for task in order + rest]
 
@@ -176,9 +176,8 @@ def _skipped_tasks(runs: pd.DataFrame) -> dict[tuple[str, str], dict[str, str]]:
     """(model name, benchmark) -> {task: why it was not applicable}, as the runs recorded."""
     skipped = {}
     for row in runs.itertuples(index=False):
-        extra = row.extra if isinstance(row.extra, dict) else {}
-        if extra.get("skipped_tasks"):
-            skipped[(row.model_name, row.benchmark)] = dict(extra["skipped_tasks"])
+        if skipped_tasks := RunExtra.from_json(row.extra).skipped_tasks:
+            skipped[(row.model_name, row.benchmark)] = skipped_tasks
     return skipped
 
 
