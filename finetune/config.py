@@ -26,7 +26,8 @@ from pydantic import (
 from evalsuite.errors import ConfigError, EvalSuiteError
 from evalsuite.hub import HubModelNotCached, check_hub_spec
 from evalsuite.registry import suggest
-from evalsuite.spec import DEFAULT_TEMPLATES, display_path, validation_message
+from evalsuite.schema import display_path, read_yaml_mapping, validation_message
+from evalsuite.spec import DEFAULT_TEMPLATES
 
 if TYPE_CHECKING:
     from evalsuite.models.base import ClipModel
@@ -260,18 +261,6 @@ class TrainConfig(Section):
 # --- loading ---------------------------------------------------------------------------------
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"{display_path(path)}: cannot read: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{display_path(path)}: invalid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{display_path(path)}: expected a mapping of sections at the top")
-    return data
-
-
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply one ``section.key=value`` to the raw dict; the value is parsed as YAML."""
     key, sep, text = assignment.partition("=")
@@ -315,7 +304,7 @@ def load_config(
 ) -> TrainConfig:
     """Read ``path``, apply ``--set`` overrides (and ``--output-dir``), validate."""
     path = Path(path)
-    data = read_yaml(path)
+    data = read_yaml_mapping(path, ConfigError, "sections at the top")
     for assignment in overrides:
         apply_override(data, assignment)
     if output_dir is not None:
