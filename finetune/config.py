@@ -261,6 +261,20 @@ class TrainConfig(Section):
 # --- loading ---------------------------------------------------------------------------------
 
 
+def flatten_config(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dump as flat ``section.key`` scalars: what trackers accept, and what
+    a resumed run compares with the saved config."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten_config(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)):
+            out[f"{prefix}{key}"] = value
+        else:
+            out[f"{prefix}{key}"] = str(value)  # None, lists: TensorBoard takes scalars only
+    return out
+
+
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply one ``section.key=value`` to the raw dict; the value is parsed as YAML."""
     key, sep, text = assignment.partition("=")

@@ -43,7 +43,7 @@ from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
 from evalsuite.progress import interactive
 from finetune import checkpoint, output
-from finetune.config import SPEC_ADVICE, TrainConfig, resolve_objective
+from finetune.config import SPEC_ADVICE, TrainConfig, flatten_config, resolve_objective
 from finetune.data import Loaders, build_loaders, set_epoch
 from finetune.divergence import LossWatch, check_weights
 from finetune.freeze import (
@@ -52,7 +52,7 @@ from finetune.freeze import (
     build_param_groups,
     trainable_parameter_count,
 )
-from finetune.logging_utils import StepLog, flat
+from finetune.logging_utils import StepLog
 from finetune.loss import (
     ContrastiveLoss,
     DualEncoder,
@@ -375,7 +375,7 @@ def start(run: Run, optimizer, accelerator: Accelerator, resume: str | Path | No
 
         run.ema = ModelEMA(run.model.module, cfg.ema.decay)
     if cfg.output.log_with:
-        accelerator.init_trackers(cfg.run_name, config=flat(cfg.model_dump(mode="json")))
+        accelerator.init_trackers(cfg.run_name, config=flatten_config(cfg.model_dump(mode="json")))
     run.steps = StepLog(cfg.output.dir, accelerator.is_main_process)
     state = resume_path(cfg, resume)
     if state is not None:
