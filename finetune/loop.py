@@ -63,7 +63,7 @@ from finetune.loss import (
     splice,
     unused_by_image_tower,
 )
-from finetune.validation import ema_weights, evaluate, improved
+from finetune.validation import ValidatedRun, ema_weights, evaluate, improved
 
 log = logging.getLogger("finetune")
 MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature here
@@ -351,7 +351,7 @@ def set_threshold(scheduler, cfg: TrainConfig) -> None:
         scheduler.threshold, scheduler.threshold_mode = cfg.train.min_delta, "abs"
 
 
-def build_loss(run: Run, accelerator: Accelerator) -> nn.Module:
+def build_loss(run: ValidatedRun, accelerator: Accelerator) -> nn.Module:
     """zeroshot_ce: the base text tower's class embeddings at its logit scale, both fixed;
     sigmoid: SigLIP's loss (scale and bias learned); else the contrastive loss."""
     cfg = run.cfg
