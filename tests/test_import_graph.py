@@ -26,8 +26,6 @@ DYNAMIC_IMPORTS = ("import_module", "__import__")  # edges the graph could not s
 # TEMPORARY (issue 22): what other branches of the issue remove; the lead empties these once
 # the named branch is merged, and test_exemptions_are_still_needed says when that is due.
 CYCLES_REMOVED_ON_OTHER_BRANCHES = {
-    # house-report splits report.py and report_sweep.py
-    frozenset({"evalsuite.report", "evalsuite.report_sweep"}): "house-report",
     # house-fixtures moves tiny*.py out of the package and openclip.py stops importing them
     frozenset(
         {"evalsuite.models.openclip", "evalsuite.models.tiny", "evalsuite.models.tiny_siglip"}
