@@ -1,8 +1,8 @@
 """Serve the leaderboard: ``streamlit run dashboards/leaderboard.py -- --db PATH``.
 
-``evalsuite leaderboard`` calls :func:`main`; ``python -m dashboards.serve --db PATH`` does
-the same from a shell. ``--baseline NAME`` and ``--target BENCHMARK/TASK/METRIC`` set the
-page's defaults (a URL's ``?baseline=...&target=...`` still wins).
+``python -m dashboards.serve --db PATH`` calls :func:`main`; ``evalsuite leaderboard`` runs
+that command (the core never imports the dashboards). ``--baseline NAME`` and ``--target
+BENCHMARK/TASK/METRIC`` set the page's defaults (a URL's ``?baseline=...&target=...`` still wins).
 """
 
 from __future__ import annotations

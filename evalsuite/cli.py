@@ -6,18 +6,17 @@ Exit codes: 0 success, 1 a regression against the baseline, 2 a usage or input e
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from evalsuite.command_output import EXIT_USAGE
 from evalsuite.errors import EvalSuiteError
 from evalsuite.preflight import check_args
 from evalsuite.progress import quiet_library_bars
 
-EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("evalsuite")
 
 
@@ -302,11 +301,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def print_json(payload: object) -> None:
-    json.dump(payload, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from evalsuite.cli import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
+from evalsuite.command_output import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
 from evalsuite.errors import EvalSuiteError
 from evalsuite.formatting import (
     benchmark_label,
@@ -428,10 +430,35 @@ def _list_cell(column: str, value: object) -> str:
     return str(value)[:16] if column == "fingerprint" else str(value)
 
 
+# The leaderboard is the dashboards package's; the core only starts it, as a process, so that
+# evalsuite never imports the user interface (``python -m dashboards.serve`` runs streamlit).
+LEADERBOARD_MODULE = "dashboards.serve"
+SERVER_STOP_SECONDS = 15  # dashboards.serve gives streamlit 10 s to stop on Ctrl-C
+
+
+def leaderboard_command(args: argparse.Namespace) -> list[str]:
+    """The ``python -m dashboards.serve`` command line serving ``args``' database."""
+    command = [sys.executable, "-m", LEADERBOARD_MODULE, "--db", str(_db(args))]
+    command += ["--port", str(args.port)]
+    for flag, value in (("--baseline", args.baseline), ("--target", args.target)):
+        if value:
+            command += [flag, value]
+    return command
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    try:
-        from dashboards.serve import main as serve
-    except ImportError as exc:
-        console.print(f"the leaderboard is not available: {exc}")
+    """Serve the leaderboard until it stops; streamlit's exit code, 0 after a Ctrl-C."""
+    package = LEADERBOARD_MODULE.split(".")[0]
+    if importlib.util.find_spec(package) is None:  # looks for it without importing it
+        console.print(f"the leaderboard is not available: No module named {package!r}")
         return EXIT_USAGE
-    return serve(_db(args), port=args.port, baseline=args.baseline, target=args.target)
+    server = subprocess.Popen(leaderboard_command(args))
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # the server got the Ctrl-C too and stops streamlit itself
+        try:
+            server.wait(timeout=SERVER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        return EXIT_OK

@@ -39,7 +39,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from evalsuite.data.items import Item
 from evalsuite.errors import SpecError
 from evalsuite.registry import suggest
-from evalsuite.spec import FieldNames, StrictModel, display_path, validation_message
+from evalsuite.schema import FieldNames, StrictModel, display_path, validation_message
 
 Predicate = dict[str, str | list[str]]
 IMAGE_KEYS = ("image_id", "image_where")

@@ -34,7 +34,8 @@ from evalsuite.spec import (
     task_skip_reason,
 )
 from evalsuite.store import DEFAULT_DB, Written, check_writable, run_exists, write_run
-from evalsuite.tasks import SplitData, TaskContext, get_task_runner
+from evalsuite.tasks.base import SplitData, TaskContext
+from evalsuite.tasks.registry import get_task_runner
 from evalsuite.version import code_version
 
 log = logging.getLogger(__name__)

@@ -12,19 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     StringConstraints,
@@ -35,8 +30,15 @@ from pydantic import (
 
 from evalsuite.errors import DataError, EvalSuiteError, SpecError
 from evalsuite.registry import Registry, suggest
+from evalsuite.schema import (
+    FieldNames,
+    StrictModel,
+    display_path,
+    read_yaml_mapping,
+    validation_message,
+)
 
-if TYPE_CHECKING:  # queries.py imports this module; the reverse import is done lazily
+if TYPE_CHECKING:  # queries.py (numpy) is imported when a query file is read
     from evalsuite.data.items import Item
     from evalsuite.queries import QuerySet
 
@@ -66,14 +68,6 @@ def _distinct_sorted(ks: list[int]) -> list[int]:
 
 
 Ks = Annotated[list[PositiveInt], Field(min_length=1), AfterValidator(_distinct_sorted)]
-# A list of field names; a single name is accepted too.
-FieldNames = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
-
-
-class StrictModel(BaseModel):
-    """Base of every schema model here and in queries.py: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DatasetSpec(StrictModel):
@@ -336,121 +330,12 @@ class BenchmarkSpec(StrictModel):
         return self._query_sets[task.name]
 
 
-# --- validation errors ---------------------------------------------------------------------
-
-_UNION_LABEL = re.compile(
-    r"str|int|float|bool|none|(list|dict|tuple|set|literal|function-\w+|constrained-\w+)\[.*\]"
-)
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The pydantic models an annotation can hold (through Union, list, dict, Annotated)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [model for arg in get_args(annotation) for model in _models_in(arg)]
-
-
-def _tag(model: type[BaseModel]) -> str | None:
-    field = model.model_fields.get("type")
-    args = get_args(field.annotation) if field else ()
-    return args[0] if args else None
-
-
-def _walk(root: type[BaseModel], loc: Sequence[int | str]) -> tuple[str, list[str], list[type]]:
-    """Readable path of a pydantic error location ('tasks[0].templates'), the union branch
-    labels met on the way ('int', 'list[str]'), and the models that the path ends in."""
-    models: list[type[BaseModel]] = [root]
-    text, labels = "", []
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-            continue
-        owner = next((m for m in models if part in m.model_fields), None)
-        if owner is not None:
-            text += f".{part}" if text else part
-            models = _models_in(owner.model_fields[part].annotation)
-        elif any(_tag(m) == part for m in models):  # discriminated union: keep the tagged one
-            models = [m for m in models if _tag(m) == part]
-        elif _UNION_LABEL.fullmatch(part) or part in {m.__name__ for m in models}:
-            labels.append(part)
-        else:  # a dict key or an unknown field name
-            text += f".{part}" if text else part
-    return text, labels, models
-
-
-def _error_line(root: type[BaseModel], error: Mapping[str, Any]) -> tuple[str, str, list[str]]:
-    """(path, message, union labels) for one pydantic error."""
-    loc, kind = error["loc"], error["type"]
-    if kind == "extra_forbidden":
-        parent, _, models = _walk(root, loc[:-1])
-        known = sorted({name for model in models for name in model.model_fields})
-        path = f"{parent}.{loc[-1]}" if parent else str(loc[-1])
-        return path, f"unknown field{suggest(str(loc[-1]), known)}", []
-    path, labels, models = _walk(root, loc)
-    if kind == "missing":
-        return path, "required field missing", labels
-    if kind == "union_tag_not_found":
-        tags = ", ".join(repr(_tag(m)) for m in models)
-        return f"{path}.type", f"required field missing; one of {tags}", []
-    if kind == "union_tag_invalid":
-        tag, expected = error["ctx"]["tag"], error["ctx"]["expected_tags"]
-        hint = suggest(tag, [t.strip(" '") for t in expected.split(",")])
-        return f"{path}.type", f"unknown type {tag!r}{hint}; expected one of {expected}", []
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if kind != "value_error":  # our own checks name the value themselves
-        message += f" (got {_short(error.get('input'))})"
-    return path, message, labels
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def validation_message(error: ValidationError, root: type[BaseModel], prefix: str) -> str:
-    """A pydantic ValidationError as lines '<prefix>: <field path>: <problem>'."""
-    grouped: dict[str, list[tuple[str, list[str]]]] = {}
-    for item in error.errors():
-        path, message, labels = _error_line(root, item)
-        grouped.setdefault(path, []).append((message, labels))
-    lines = []
-    for path, entries in grouped.items():
-        labels = [label for _, ls in entries for label in ls]
-        if len(entries) > 1 and labels:  # one value failed every member of a union
-            got = entries[0][0].rsplit(" (got ", 1)[-1]
-            message = f"expected {' or '.join(labels)} (got {got}"
-        else:
-            message = "; ".join(dict.fromkeys(m for m, _ in entries))
-        lines.append(f"{prefix}: {path}: {message}" if path else f"{prefix}: {message}")
-    return "\n".join(lines)
-
-
 def spec_location(spec: BenchmarkSpec) -> str:
     """The YAML file a spec came from, as the user would type it (its name when built in code)."""
     return display_path(spec.source) if spec.source else spec.name
 
 
-def display_path(path: Path) -> str:
-    """A path as the user would type it: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 # --- loading -------------------------------------------------------------------------------
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise SpecError(f"{display_path(path)}: cannot read: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise SpecError(f"{display_path(path)}: invalid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{display_path(path)}: expected a mapping of keys at the top level")
-    return data
 
 
 def _resolve_includes(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Path]:
@@ -460,7 +345,7 @@ def _resolve_includes(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str
     path = path.resolve()
     if path in seen:
         raise SpecError(f"{display_path(path)}: include cycle: {' -> '.join(map(str, seen))}")
-    data = _read_yaml(path)
+    data = read_yaml_mapping(path, SpecError)
     include = data.pop("include", None)
     if include is None:
         return data, path.parent

@@ -38,6 +38,7 @@ from evalsuite.data.manifest import load_manifest, sha256_file
 from evalsuite.errors import ConfigError, DataError, TrainingError
 from evalsuite.models.base import ClipModel
 from evalsuite.models.checks import describe_mismatch, file_shapes, shape_mismatches
+from finetune.config import flatten_config
 
 TRAINING_FILE = "training.json"
 PROGRESS_FILE = "progress.json"
@@ -292,11 +293,9 @@ RESUME_FREE_KEYS = (
 
 def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Dotted keys whose values differ between two config dumps, except RESUME_FREE_KEYS."""
-    from finetune.logging_utils import flat
-
     if not saved:  # a state written without its config: nothing to compare
         return []
-    old, new = flat(saved), flat(current)
+    old, new = flatten_config(saved), flatten_config(current)
     keys = sorted(set(old) | set(new))
     return [k for k in keys if old.get(k) != new.get(k) and not k.startswith(RESUME_FREE_KEYS)]
 

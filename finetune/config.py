@@ -26,7 +26,8 @@ from pydantic import (
 from evalsuite.errors import ConfigError, EvalSuiteError
 from evalsuite.hub import HubModelNotCached, check_hub_spec
 from evalsuite.registry import suggest
-from evalsuite.spec import DEFAULT_TEMPLATES, display_path, validation_message
+from evalsuite.schema import display_path, read_yaml_mapping, validation_message
+from evalsuite.spec import DEFAULT_TEMPLATES
 
 if TYPE_CHECKING:
     from evalsuite.models.base import ClipModel
@@ -260,16 +261,18 @@ class TrainConfig(Section):
 # --- loading ---------------------------------------------------------------------------------
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"{display_path(path)}: cannot read: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{display_path(path)}: invalid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{display_path(path)}: expected a mapping of sections at the top")
-    return data
+def flatten_config(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dump as flat ``section.key`` scalars: what trackers accept, and what
+    a resumed run compares with the saved config."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten_config(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)):
+            out[f"{prefix}{key}"] = value
+        else:
+            out[f"{prefix}{key}"] = str(value)  # None, lists: TensorBoard takes scalars only
+    return out
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
@@ -315,7 +318,7 @@ def load_config(
 ) -> TrainConfig:
     """Read ``path``, apply ``--set`` overrides (and ``--output-dir``), validate."""
     path = Path(path)
-    data = read_yaml(path)
+    data = read_yaml_mapping(path, ConfigError, "sections at the top")
     for assignment in overrides:
         apply_override(data, assignment)
     if output_dir is not None:

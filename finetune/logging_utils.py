@@ -1,4 +1,4 @@
-"""Run logging: ``steps.jsonl`` (one JSON line per logged optimizer step) and tracker config.
+"""Run logging: ``steps.jsonl``, one JSON line per logged optimizer step.
 
 Only the main process writes. On ``--resume`` the lines logged after the restored state are
 dropped, so every step appears once whatever was interrupted. A write that fails (a full
@@ -60,16 +60,3 @@ class StepLog:
 
     def _error(self, err: OSError, kept: str) -> TrainingError:
         return save_error(self.path, err, disk_full(err, self.path.parent), kept)
-
-
-def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as flat ``section.key`` scalars (what trackers accept)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        elif isinstance(value, (int, float, str, bool)):
-            out[f"{prefix}{key}"] = value
-        else:
-            out[f"{prefix}{key}"] = str(value)  # None, lists: TensorBoard takes scalars only
-    return out

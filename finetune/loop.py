@@ -43,7 +43,7 @@ from evalsuite.models import load_model
 from evalsuite.models.base import ClipModel
 from evalsuite.progress import interactive
 from finetune import checkpoint, output
-from finetune.config import SPEC_ADVICE, TrainConfig, resolve_objective
+from finetune.config import SPEC_ADVICE, TrainConfig, flatten_config, resolve_objective
 from finetune.data import Loaders, build_loaders, set_epoch
 from finetune.divergence import LossWatch, check_weights
 from finetune.freeze import (
@@ -52,7 +52,7 @@ from finetune.freeze import (
     build_param_groups,
     trainable_parameter_count,
 )
-from finetune.logging_utils import StepLog, flat
+from finetune.logging_utils import StepLog
 from finetune.loss import (
     ContrastiveLoss,
     DualEncoder,
@@ -63,7 +63,7 @@ from finetune.loss import (
     splice,
     unused_by_image_tower,
 )
-from finetune.validation import ema_weights, evaluate, improved
+from finetune.validation import ValidatedRun, ema_weights, evaluate, improved
 
 log = logging.getLogger("finetune")
 MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature here
@@ -351,7 +351,7 @@ def set_threshold(scheduler, cfg: TrainConfig) -> None:
         scheduler.threshold, scheduler.threshold_mode = cfg.train.min_delta, "abs"
 
 
-def build_loss(run: Run, accelerator: Accelerator) -> nn.Module:
+def build_loss(run: ValidatedRun, accelerator: Accelerator) -> nn.Module:
     """zeroshot_ce: the base text tower's class embeddings at its logit scale, both fixed;
     sigmoid: SigLIP's loss (scale and bias learned); else the contrastive loss."""
     cfg = run.cfg
@@ -375,7 +375,7 @@ def start(run: Run, optimizer, accelerator: Accelerator, resume: str | Path | No
 
         run.ema = ModelEMA(run.model.module, cfg.ema.decay)
     if cfg.output.log_with:
-        accelerator.init_trackers(cfg.run_name, config=flat(cfg.model_dump(mode="json")))
+        accelerator.init_trackers(cfg.run_name, config=flatten_config(cfg.model_dump(mode="json")))
     run.steps = StepLog(cfg.output.dir, accelerator.is_main_process)
     state = resume_path(cfg, resume)
     if state is not None:

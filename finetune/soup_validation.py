@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from accelerate import Accelerator
 from torch import nn
@@ -19,11 +19,9 @@ from evalsuite.models import ClipModel
 from evalsuite.models.factory import TRAINING_FILE
 from finetune.config import TrainConfig, load_config, resolve_objective, validate_config
 from finetune.data import Loaders, build_loaders
+from finetune.loop import build_loss
 from finetune.loss import DualEncoder
 from finetune.validation import evaluate
-
-if TYPE_CHECKING:
-    from finetune.loop import Run
 
 
 def config_for(config: Path | None, checkpoint: Path) -> TrainConfig:
@@ -44,7 +42,8 @@ def config_for(config: Path | None, checkpoint: Path) -> TrainConfig:
 
 @dataclass
 class _ValRun:
-    """The part of :class:`finetune.loop.Run` that ``evaluate`` and ``build_loss`` read."""
+    """A candidate as :class:`finetune.validation.ValidatedRun`: what ``evaluate`` and
+    ``build_loss`` read of a training's run."""
 
     cfg: TrainConfig
     model: ClipModel
@@ -69,10 +68,7 @@ class Validator:
         # one process: the val loss does not depend on the process count (validation.py)
         self.accelerator = Accelerator(mixed_precision=self.cfg.train.mixed_precision)
         self.data = build_loaders(self.cfg, reference)
-        run = self._run(reference)
-        from finetune.loop import build_loss
-
-        self.loss = build_loss(cast("Run", run), self.accelerator)
+        self.loss = build_loss(self._run(reference), self.accelerator)
 
     def _run(self, model: ClipModel) -> _ValRun:
         objective = self.cfg.loss.objective
@@ -83,4 +79,4 @@ class Validator:
         model.to(self.accelerator.device)
         run = self._run(model)
         run.loss = self.loss
-        return float(evaluate(cast("Run", run), self.accelerator)["val_loss"])
+        return float(evaluate(run, self.accelerator)["val_loss"])

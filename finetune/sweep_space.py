@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from evalsuite.errors import ConfigError
-from evalsuite.spec import display_path, validation_message
-from finetune.config import Section, config_key_model, read_yaml
+from evalsuite.schema import display_path, read_yaml_mapping, validation_message
+from finetune.config import Section, config_key_model
 
 Scalar = bool | int | float | str
 
@@ -140,7 +140,7 @@ def load_space(path: str | Path, n_trials: int | None = None) -> SweepSpace:
     """Read and check a space file; ``n_trials`` (``--n-trials``) overrides the file's."""
     path = Path(path)
     source = display_path(path)
-    data: dict[str, Any] = read_yaml(path)
+    data: dict[str, Any] = read_yaml_mapping(path, ConfigError, "sections at the top")
     data.setdefault("study", path.stem)
     if n_trials is not None:
         data["n_trials"] = n_trials

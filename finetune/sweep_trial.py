@@ -112,7 +112,7 @@ def run_job(job_file: Path) -> int:
     """The one process of a trial (``python -m finetune.sweep_trial JOB``): the exit code
     of the step that failed, 0 when the checkpoint is trained, recorded and scored."""
     from evalsuite.cli import main as evalsuite_main
-    from finetune.__main__ import main as finetune_main
+    from finetune.train_command import main as finetune_main
 
     job = json.loads(job_file.read_text(encoding="utf-8"))
     code = finetune_main(job["finetune"])

@@ -13,16 +13,28 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
+from torch import nn
 
+from evalsuite.models.base import ClipModel
 from finetune.config import TrainConfig
-from finetune.loss import class_embeddings, validation_loss, zero_shot_accuracy
+from finetune.data import Loaders
+from finetune.loss import DualEncoder, class_embeddings, validation_loss, zero_shot_accuracy
 
-if TYPE_CHECKING:
-    from finetune.loop import Run
+
+class ValidatedRun(Protocol):
+    """What validation (and :func:`finetune.loop.build_loss`) reads of a run: the training's
+    :class:`finetune.loop.Run`, or a soup's candidate (:mod:`finetune.soup_validation`)."""
+
+    cfg: TrainConfig
+    model: ClipModel
+    encoder: DualEncoder
+    data: Loaders
+    loss: nn.Module | None
+    ema: Any
 
 
 def val_chunk(cfg: TrainConfig) -> int:
@@ -41,7 +53,7 @@ def improved(val_loss: float | None, best: float | None, min_delta: float) -> bo
 
 
 @torch.no_grad()
-def evaluate(run: Run, accelerator: Accelerator) -> dict[str, float]:
+def evaluate(run: ValidatedRun, accelerator: Accelerator) -> dict[str, float]:
     """Val loss and zero-shot accuracy of the target field, the same on every process and for
     any process count. The unwrapped encoder is used: processes may hold one val batch more
     than others."""
@@ -83,7 +95,7 @@ def gather_in_order(accelerator: Accelerator, parts: list[torch.Tensor], size: i
 
 
 @contextmanager
-def ema_weights(run: Run):
+def ema_weights(run: ValidatedRun):
     """The EMA weights in the model while validating and saving (ema.eval_with_ema)."""
     if run.ema is not None and run.cfg.ema.eval_with_ema:
         with run.ema.swapped(run.model.module):

@@ -141,3 +141,33 @@ def test_compare_shows_verdicts_with_headers_markers_and_maxima(
     assert "(key shoes/kind/acc@1)" in " ".join(out.split())  # what --tolerance takes
     code, out = _compare(db, capsys, "--tolerance", "shoes/kind/acc@1=0.5")
     assert "▼ worse (within margin 50.00 pts)" in out
+
+
+def test_leaderboard_runs_the_dashboards_server_as_a_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evalsuite leaderboard` starts `python -m dashboards.serve` (the core never imports the
+    dashboards), which calls serve.main with what the command was given."""
+    from dashboards import serve
+    from evalsuite import commands
+
+    started = []
+
+    class FakeServer:
+        def __init__(self, args: list[str]) -> None:
+            started.append(args)
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 3
+
+    monkeypatch.setattr(commands.subprocess, "Popen", FakeServer)
+    db = tmp_path / "r.duckdb"
+    argv = ["--db", str(db), "leaderboard", "--baseline", "base", "--target", "a/b/c"]
+    assert main(argv) == 3  # streamlit's exit status
+    (command,) = started
+    assert command[:3] == [sys.executable, "-m", "dashboards.serve"]
+    seen = {}
+    monkeypatch.setattr(serve, "main", lambda db, **kwargs: seen.update(db=db, **kwargs) or 0)
+    assert serve.cli(command[3:]) == 0
+    assert seen == {"db": str(db), "port": 8501, "headless": True, "baseline": "base",
+                    "target": "a/b/c"}  # fmt: skip

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from evalsuite.errors import ConfigError
-from finetune.__main__ import build_parser
 from finetune.config import TrainConfig, load_config, validate_config
+from finetune.train_command import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = {"model": {"spec": "some/model"}, "data": {"path": "data/prepared"}}

@@ -16,7 +16,8 @@ from evalsuite.demo.synth import plan_footwear
 from evalsuite.engine import ImageEmbeddings
 from evalsuite.queries import relevance_matrix, resolve_image_queries
 from evalsuite.spec import load_benchmark, task_skip_reason
-from evalsuite.tasks import TaskContext, get_task_runner
+from evalsuite.tasks.base import TaskContext
+from evalsuite.tasks.registry import get_task_runner
 
 PIXELS = np.zeros((2, 2), dtype=np.uint8)  # never decoded: the vectors are given
 FIELDS = ("gender", "articleType", "baseColour", "usage", "lace_colour")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from evalsuite.cli import EXIT_OK, EXIT_REGRESSION
 from evalsuite.cli import main as evalsuite_main
+from evalsuite.command_output import EXIT_OK, EXIT_REGRESSION
 from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.items import Item

@@ -81,7 +81,7 @@ def load_scorable(
     if isinstance(spec, (ClipModel, PrecomputedEmbeddings)):
         return spec
     if is_embeddings_spec(str(spec)):
-        return load_embeddings(spec)
+        return load_embeddings(spec, load_text_model=load_model)
     return load_model(spec, pretrained, trust_remote_code=trust_remote_code)
 
 

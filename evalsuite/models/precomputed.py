@@ -28,7 +28,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import yaml
@@ -36,10 +36,8 @@ from pydantic import ValidationError
 
 from evalsuite.data.text import read_utf8
 from evalsuite.errors import ModelLoadError
-from evalsuite.models.base import ModelSource
-
-if TYPE_CHECKING:
-    from evalsuite.models.base import ClipModel
+from evalsuite.models.base import ClipModel, ModelSource
+from evalsuite.schema import StrictModel, validation_message
 
 PREFIX = "embeddings:"
 BACKEND = "precomputed"
@@ -97,8 +95,12 @@ def is_embeddings_spec(spec: str) -> bool:
     return path.is_dir() and any((path / name).is_file() for name in MATRIX_FILES)
 
 
-def load_embeddings(spec: str | Path) -> PrecomputedEmbeddings:
-    """Read a precomputed-embeddings spec (see the module doc)."""
+def load_embeddings(
+    spec: str | Path, load_text_model: Callable[[str], ClipModel]
+) -> PrecomputedEmbeddings:
+    """Read a precomputed-embeddings spec (see the module doc). ``load_text_model`` loads the
+    config's ``text_model`` spec: :func:`evalsuite.models.factory.load_model`, passed in by
+    ``load_scorable`` (the factory imports this module, so this one cannot import it)."""
     spec = str(spec)
     path = Path(spec.removeprefix(PREFIX)).expanduser()
     if not path.exists():
@@ -117,7 +119,9 @@ def load_embeddings(spec: str | Path) -> PrecomputedEmbeddings:
     )
     text_model = None
     if config.get("text_model"):
-        text_model = _load_text_model(str(config["text_model"]), config_file, vectors.shape[1])
+        text_spec = str(config["text_model"])
+        text_model = load_text_model(text_spec)
+        _check_text_model(text_model, text_spec, config_file, vectors.shape[1])
         source.extra["text_model"] = str(config["text_model"])
     return PrecomputedEmbeddings(ids, vectors, source, raw_digest, text_model)
 
@@ -143,18 +147,19 @@ def _files(path: Path) -> tuple[Path, Path | None]:
     return path, config if config.is_file() else None
 
 
+class EmbeddingsConfig(StrictModel):
+    """``embeddings.yaml`` (or ``<stem>.yaml`` beside a file)."""
+
+    name: str | None = None
+    text_model: str | None = None  # a model spec; its text tower embeds texts
+    description: str | None = None
+    id_column: str = "id"  # Parquet only
+    embedding_column: str = "embedding"  # Parquet only
+
+
 def _read_config(file: Path | None) -> dict[str, Any]:
     if file is None:
         return {}
-    from evalsuite.spec import StrictModel, validation_message
-
-    class EmbeddingsConfig(StrictModel):
-        name: str | None = None
-        text_model: str | None = None  # a model spec; its text tower embeds texts
-        description: str | None = None
-        id_column: str = "id"  # Parquet only
-        embedding_column: str = "embedding"  # Parquet only
-
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
         return EmbeddingsConfig.model_validate(data).model_dump()
@@ -321,13 +326,9 @@ def _checked(matrix: np.ndarray, ids: list[str], file: Path) -> tuple[np.ndarray
     return (matrix / norms[:, None]).astype(np.float32), digest.hexdigest()
 
 
-def _load_text_model(spec: str, config_file: Path | None, dim: int) -> ClipModel:
-    from evalsuite.models.factory import load_model
-
-    model = load_model(spec)
+def _check_text_model(model: ClipModel, spec: str, config_file: Path | None, dim: int) -> None:
     if model.embed_dim != dim:
         raise ModelLoadError(
             f"{config_file}: text_model {spec!r} embeds in {model.embed_dim} dimensions but "
             f"the image embeddings have {dim}"
         )
-    return model

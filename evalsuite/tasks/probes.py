@@ -28,7 +28,7 @@ from evalsuite.metrics.probes import knn_scores, linear_probe
 from evalsuite.metrics.zeroshot import classification_metrics, true_class_rank
 from evalsuite.results import MetricValue
 from evalsuite.spec import KnnTask, LinearProbeTask, spec_location
-from evalsuite.tasks import (
+from evalsuite.tasks.base import (
     SplitData,
     TaskContext,
     TaskOutput,

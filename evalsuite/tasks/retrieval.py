@@ -21,7 +21,7 @@ from evalsuite.metrics.retrieval import (
 from evalsuite.queries import relevance_matrix, resolve_image_queries
 from evalsuite.results import MetricValue, QueryValue, RetrievedItem
 from evalsuite.spec import ImageToImageTask, TextToImageTask, spec_location
-from evalsuite.tasks import TaskContext, TaskOutput, metric, warn_cutoff
+from evalsuite.tasks.base import TaskContext, TaskOutput, metric, warn_cutoff
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from evalsuite.metrics.embedding_stats import (
 )
 from evalsuite.results import MetricValue
 from evalsuite.spec import EmbeddingStatsTask
-from evalsuite.tasks import TaskContext, TaskOutput, metric, one_blas_thread
+from evalsuite.tasks.base import TaskContext, TaskOutput, metric, one_blas_thread
 
 
 def _codes(values: list[str]) -> np.ndarray:

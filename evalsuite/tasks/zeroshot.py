@@ -23,7 +23,7 @@ from evalsuite.metrics.zeroshot import (
 )
 from evalsuite.results import ClassMetric, ConfusionCell, Prediction
 from evalsuite.spec import ZeroShotTask, spec_location
-from evalsuite.tasks import TaskContext, TaskOutput, metric, warn_cutoff
+from evalsuite.tasks.base import TaskContext, TaskOutput, metric, warn_cutoff
 
 
 def class_text_embeddings(

@@ -22,7 +22,8 @@ from evalsuite.data.items import Item
 from evalsuite.engine import ImageEmbeddings
 from evalsuite.errors import SpecError
 from evalsuite.spec import BenchmarkSpec, load_benchmark_file
-from evalsuite.tasks import TaskContext, TaskOutput, get_task_runner
+from evalsuite.tasks.base import TaskContext, TaskOutput
+from evalsuite.tasks.registry import get_task_runner
 from finetune.__main__ import main as finetune_main
 
 PIXELS = np.zeros((2, 2), dtype=np.uint8)  # items are never decoded here: vectors are given
