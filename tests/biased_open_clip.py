@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from evalsuite.models.openclip import CONFIG_FILE, WEIGHTS_FILE
-from evalsuite.models.tiny import build_tiny_open_clip
+from testkit.tiny import build_tiny_open_clip
 
 SIGLIP_INIT_BIAS = -10.0  # SigLIP's initial bias (the paper's b = -10)
 

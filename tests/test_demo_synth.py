@@ -15,8 +15,10 @@ from PIL import Image
 from evalsuite.data.catalogue import STYLES_COLUMNS, read_catalogue
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.prepare import prepare_footwear
-from evalsuite.demo import synth
-from evalsuite.demo.synth import (
+from evalsuite.errors import DataError
+from evalsuite.spec import ZeroShotTask, load_benchmark_file
+from examples.demo import synth
+from examples.demo.synth import (
     ARTICLE_TYPES,
     GENERAL_COLOURS,
     GENERAL_SHAPES,
@@ -24,8 +26,6 @@ from evalsuite.demo.synth import (
     generate_footwear_catalogue,
     generate_general_benchmark,
 )
-from evalsuite.errors import DataError
-from evalsuite.spec import ZeroShotTask, load_benchmark_file
 
 ROOT = Path(__file__).resolve().parents[1]
 LACED = {name for name, kind in ARTICLE_TYPES.items() if kind.laced}

@@ -67,7 +67,7 @@ def score_real(db: Path, work: Path, catalogue: Path, fmnist: Path) -> dict[str,
     fine-tune (a training.json with a history beside its weights)."""
     from evalsuite import runner
     from evalsuite.data.prepare import prepare_footwear
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     prepared = work / "footwear"
     prepare_footwear(catalogue / "images", catalogue / "styles.csv", prepared, test_size=0.05)

@@ -33,7 +33,7 @@ from evalsuite.device import available_cores
 from evalsuite.embedding import EmbeddingEngine, default_num_workers
 from evalsuite.images import load_item_image
 from evalsuite.models import ClipModel, load_model
-from evalsuite.models.tiny import build_tiny_hf, build_tiny_open_clip
+from testkit.tiny import build_tiny_hf, build_tiny_open_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("FASHION_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -30,9 +30,9 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from webdataset_start import first_items
 
 from evalsuite.data.items import Item
-from evalsuite.models.tiny import build_tiny_hf
 from finetune.config import validate_config
 from finetune.loop import train
+from testkit.tiny import build_tiny_hf
 
 sys.path.insert(0, str(ROOT / "tests"))  # the shard writer the reader's tests use
 from shards import write_shards

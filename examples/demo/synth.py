@@ -50,7 +50,7 @@ RGB = tuple[int, int, int]
 
 VERSION = 1  # bump when the drawn images or the records change
 MARKER = "synth.json"
-GENERATOR = "evalsuite.demo.synth"
+GENERATOR = "examples.demo.synth"
 SUPERSAMPLE = 4  # shapes are drawn this many times larger, then box-filtered down
 JPEG_QUALITY = 92
 CATALOGUE_SIZE = (60, 80)  # width, height of Kaggle's "small" images
@@ -683,7 +683,7 @@ def prepare_out(out: Path, settings: dict[str, Any]) -> None:
             raise DataError(f"{out}: exists and is not a folder")
         if any(out.iterdir()) and not (out / MARKER).is_file():
             raise DataError(
-                f"{out}: not empty and not written by evalsuite.demo.synth (no {MARKER}); "
+                f"{out}: not empty and not written by examples.demo.synth (no {MARKER}); "
                 "choose another folder"
             )
         shutil.rmtree(out / "images", ignore_errors=True)
@@ -758,7 +758,7 @@ def generate_general_benchmark(out: Path, n_per_class: int = 60, seed: int = 0) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m evalsuite.demo.synth",
+        prog="python -m examples.demo.synth",
         description="Write the demo's procedural data: DIR/footwear (Kaggle layout) and "
         "DIR/general (labelled CSV).",
     )
