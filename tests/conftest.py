@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.leaderboard_sample import write_sample_db
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FASHION_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -58,3 +60,10 @@ def tiny_open_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from testkit.tiny import build_tiny_open_clip
 
     return build_tiny_open_clip(tmp_path_factory.mktemp("models") / "tiny-open-clip", seed=0)
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The leaderboard's sample database (``tests/fixtures/leaderboard_sample.py``): a
+    FashionCLIP base, a fine-tune and two WiSE-FT models; with what wrote it."""
+    return write_sample_db(tmp_path_factory.mktemp("leaderboard-sample"))

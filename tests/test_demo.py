@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from report_tables import report_verdicts
 from test_seed_table import SEED_LABELS, markdown_rows
-from verdict_db import write_verdict_db
 
 from evalsuite.store import latest_metrics
 from evalsuite.verdicts import compare_models
 from examples.demo.__main__ import BASE_NAME, TUNED_NAME, DemoSettings, compare, run_demo
+from tests.fixtures.report_tables import report_verdicts
+from tests.fixtures.verdict_db import write_verdict_db
 
 # Half the demo's shoes and base epochs; measured at about 3.5 min on 2 busy cores.
 SHORT_N_FOOTWEAR = 1000

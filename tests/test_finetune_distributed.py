@@ -211,7 +211,7 @@ def test_contrastive_on_a_biased_model_trains_on_two_processes(tmp_path: Path) -
 
     from evalsuite.models import load_model
     from testkit.synthetic import write_synthetic_catalogue
-    from tests.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
+    from tests.fixtures.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
 
     model = build_biased_open_clip(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=16, val=0, test=0)
@@ -245,7 +245,7 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path, obje
     from finetune.loop import train
     from testkit.synthetic import write_synthetic_catalogue
     from testkit.tiny import build_tiny_hf
-    from tests.biased_open_clip import build_biased_open_clip
+    from tests.fixtures.biased_open_clip import build_biased_open_clip
 
     build = build_tiny_hf if objective == "contrastive" else build_biased_open_clip
     model = build(tmp_path / "model", seed=0, **TINY)

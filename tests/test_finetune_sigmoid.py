@@ -21,7 +21,7 @@ from finetune.config import validate_config
 from finetune.loop import train
 from finetune.loss import DualEncoder, SigmoidLoss, same_label_mask, splice, validation_loss
 from testkit.synthetic import write_synthetic_catalogue
-from tests.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
+from tests.fixtures.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
 
 # a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): several training
 # steps per test stay fast

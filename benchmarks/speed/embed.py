@@ -20,6 +20,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -27,6 +28,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+
+# A script's sys.path starts with its own folder: the repository root goes first, for
+# testkit/ (not installed) and this checkout's evalsuite (not another one's installed copy).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # testkit/: not installed
 
 from evalsuite.data.items import Item
 from evalsuite.device import available_cores

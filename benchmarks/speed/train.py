@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # testkit/: not installed
+
 import torch
 import yaml
 from accelerate.state import AcceleratorState
