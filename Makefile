@@ -23,14 +23,14 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 demo: setup
-	$(PY) -m evalsuite.demo
+	$(PY) -m examples.demo
 
 # After `make demo` (run first when its base model is missing): a 2 x 2 sweep of the lace
 # fine-tune, its two soups and a WiSE-FT curve of trial 3, all scored onto the demo's board.
 DEMO_DB := reports/demo/results.duckdb
 DEMO_DATA := --data demo_footwear=demo/data/footwear-prepared --data demo_general=demo/data/general
 demo-sweep: setup
-	test -d demo/runs/base/best || DEMO_NO_SERVE=1 $(PY) -m evalsuite.demo
+	test -d demo/runs/base/best || DEMO_NO_SERVE=1 $(PY) -m examples.demo
 	$(PY) -m finetune sweep --config configs/demo_lace.yaml --space configs/demo_sweep.yaml --out demo/runs/sweep
 	$(PY) -m finetune soup demo/runs/sweep --out demo/runs/soups --overwrite
 	for kind in uniform greedy; do $(PY) -m evalsuite --db $(DEMO_DB) score demo/runs/soups/$$kind \

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.leaderboard_sample import write_sample_db
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FASHION_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -47,7 +49,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def tiny_hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random CLIP saved as a Hugging Face folder (like patrickjohncyh/fashion-clip)."""
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     return build_tiny_hf(tmp_path_factory.mktemp("models") / "tiny-hf", seed=0)
 
@@ -55,6 +57,13 @@ def tiny_hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_open_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same weights as ``tiny_hf_dir``, saved in open_clip's Hub layout."""
-    from evalsuite.models.tiny import build_tiny_open_clip
+    from testkit.tiny import build_tiny_open_clip
 
     return build_tiny_open_clip(tmp_path_factory.mktemp("models") / "tiny-open-clip", seed=0)
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The leaderboard's sample database (``tests/fixtures/leaderboard_sample.py``): a
+    FashionCLIP base, a fine-tune and two WiSE-FT models; with what wrote it."""
+    return write_sample_db(tmp_path_factory.mktemp("leaderboard-sample"))

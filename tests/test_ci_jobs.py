@@ -18,7 +18,7 @@ from faults.faultkit import write_benchmarks, write_images_csv
 
 from evalsuite import store
 from evalsuite.cli import main
-from evalsuite.models.tiny import build_tiny_hf
+from testkit.tiny import build_tiny_hf
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = "colours"

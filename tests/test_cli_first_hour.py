@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from test_prepare_footwear import make_catalogue
-from verdict_db import write_verdict_db
 
 from evalsuite.cli import build_parser, main
 from evalsuite.data.prepare import prepare_footwear
 from evalsuite.errors import DataError
+from tests.fixtures.verdict_db import write_verdict_db
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "open_clip", "duckdb")

@@ -18,7 +18,7 @@ from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.data.styles_csv import CATALOGUE_FIELDS
 from evalsuite.errors import DataError, SpecError
 from evalsuite.images import item_content_hash
-from tests.formats import FORMATS, write_format
+from tests.fixtures.formats import FORMATS, write_format
 
 N_ITEMS = 256
 
@@ -231,7 +231,7 @@ def test_imagefolder_errors_name_file_and_line(
 def test_hf_dataset_dict_splits_and_missing_columns(real_items: list[Item], tmp_path: Path) -> None:
     import datasets
 
-    from tests.formats import to_dataset
+    from tests.fixtures.formats import to_dataset
 
     both = datasets.DatasetDict(
         {"train": to_dataset(real_items[:3]), "test": to_dataset(real_items[3:5])}
@@ -256,7 +256,7 @@ def test_hf_dataset_dict_splits_and_missing_columns(real_items: list[Item], tmp_
 
 
 def test_hf_dataset_parquet_split_layouts_and_ids(real_items: list[Item], tmp_path: Path) -> None:
-    from tests.formats import to_dataset
+    from tests.fixtures.formats import to_dataset
 
     layouts = ("test-00000.parquet", "test/part.parquet", "data/test-00000.parquet")
     for number, relative in enumerate(layouts):
@@ -283,7 +283,7 @@ def test_benchmark_scores_a_saved_dataset_dict(
     import datasets
 
     from evalsuite.runner import ScoreOptions, score_model
-    from tests.formats import to_dataset
+    from tests.fixtures.formats import to_dataset
 
     test = read_styles_catalogue(catalogue_dir, "test", master_category="Footwear")[:64]
     train, val = to_dataset(real_items[:64]), to_dataset(real_items[64:80])

@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from report_tables import report_verdicts
 from test_seed_table import SEED_LABELS, markdown_rows
-from verdict_db import write_verdict_db
 
-from evalsuite.demo.__main__ import BASE_NAME, TUNED_NAME, DemoSettings, compare, run_demo
 from evalsuite.store import latest_metrics
 from evalsuite.verdicts import compare_models
+from examples.demo.__main__ import BASE_NAME, TUNED_NAME, DemoSettings, compare, run_demo
+from tests.fixtures.report_tables import report_verdicts
+from tests.fixtures.verdict_db import write_verdict_db
 
 # Half the demo's shoes and base epochs; measured at about 3.5 min on 2 busy cores.
 SHORT_N_FOOTWEAR = 1000
@@ -80,9 +80,9 @@ def test_demo_trains_again_over_its_previous_run(tmp_path: Path) -> None:
     stop with "already holds another run"."""
     import yaml
 
-    from evalsuite.demo.__main__ import finetune
-    from evalsuite.models.tiny import build_tiny_hf
-    from finetune.synthetic import write_synthetic_catalogue
+    from examples.demo.__main__ import finetune
+    from testkit.synthetic import write_synthetic_catalogue
+    from testkit.tiny import build_tiny_hf
 
     model = build_tiny_hf(tmp_path / "model", seed=0, name="tiny-train")
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=8, val=4, test=0)

@@ -16,17 +16,17 @@ from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.prepare import prepare_footwear
 from evalsuite.data.styles_csv import STYLES_COLUMNS
-from evalsuite.demo import synth
-from evalsuite.demo.synth import (
+from evalsuite.errors import DataError
+from evalsuite.spec import ZeroShotTask, load_benchmark_file
+from examples.demo import synth
+from examples.demo.shapes import (
     ARTICLE_TYPES,
+    BASE_COLOURS,
     GENERAL_COLOURS,
     GENERAL_SHAPES,
     LACE_COLOURS,
-    generate_footwear_catalogue,
-    generate_general_benchmark,
 )
-from evalsuite.errors import DataError
-from evalsuite.spec import ZeroShotTask, load_benchmark_file
+from examples.demo.synth import generate_footwear_catalogue, generate_general_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 LACED = {name for name, kind in ARTICLE_TYPES.items() if kind.laced}
@@ -145,7 +145,7 @@ def test_stock_footwear_benchmark_classes_are_all_generated(tmp_path: Path) -> N
     if not path.is_file():
         pytest.skip("benchmarks/footwear/footwear.yaml not found")
     spec = load_benchmark_file(path)
-    generated = {"articleType": set(ARTICLE_TYPES), "baseColour": set(synth.BASE_COLOURS)}
+    generated = {"articleType": set(ARTICLE_TYPES), "baseColour": set(BASE_COLOURS)}
     for task in spec.tasks:
         if isinstance(task, ZeroShotTask) and task.field in generated and task.classes:
             assert set(task.classes) <= generated[task.field], task.name

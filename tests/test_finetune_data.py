@@ -21,7 +21,7 @@ from finetune.data import build_loaders, set_epoch
 from finetune.loop import train
 from finetune.sampling import ReplaySampler
 from finetune.sources import read_split
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
 
 TINY = {"name": "tiny-train"}
 
@@ -35,7 +35,7 @@ def _fresh_accelerate_state():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory):
     from evalsuite.models import load_model
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     folder = build_tiny_hf(tmp_path_factory.mktemp("model") / "tiny", seed=0, **TINY)
     return folder, load_model(folder)

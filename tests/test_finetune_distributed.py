@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
+# a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): several training
 # steps per test stay fast
 TINY = {"name": "tiny-train"}
 LOCAL, DIM = 4, 8
@@ -173,10 +173,10 @@ def test_validation_does_not_depend_on_the_process_count(tmp_path: Path) -> None
     import yaml
     from accelerate.state import AcceleratorState
 
-    from evalsuite.models.tiny import build_tiny_hf
     from finetune.config import validate_config
     from finetune.loop import train
-    from finetune.synthetic import write_synthetic_catalogue
+    from testkit.synthetic import write_synthetic_catalogue
+    from testkit.tiny import build_tiny_hf
 
     model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=16, val=9, test=0)
@@ -210,8 +210,8 @@ def test_contrastive_on_a_biased_model_trains_on_two_processes(tmp_path: Path) -
     import yaml
 
     from evalsuite.models import load_model
-    from finetune.synthetic import write_synthetic_catalogue
-    from tests.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
+    from testkit.synthetic import write_synthetic_catalogue
+    from tests.fixtures.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
 
     model = build_biased_open_clip(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=16, val=0, test=0)
@@ -241,11 +241,11 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path, obje
     from accelerate.state import AcceleratorState
     from safetensors.torch import load_file
 
-    from evalsuite.models.tiny import build_tiny_hf
     from finetune.config import validate_config
     from finetune.loop import train
-    from finetune.synthetic import write_synthetic_catalogue
-    from tests.biased_open_clip import build_biased_open_clip
+    from testkit.synthetic import write_synthetic_catalogue
+    from testkit.tiny import build_tiny_hf
+    from tests.fixtures.biased_open_clip import build_biased_open_clip
 
     build = build_tiny_hf if objective == "contrastive" else build_biased_open_clip
     model = build(tmp_path / "model", seed=0, **TINY)

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState
-from formats import FORMATS, write_format
 
 from evalsuite.data.items import Item
 from evalsuite.data.styles import read_styles_catalogue
@@ -19,6 +18,7 @@ from evalsuite.models import load_model
 from finetune.config import validate_config
 from finetune.data import build_loaders, set_epoch
 from finetune.loop import train
+from tests.fixtures.formats import FORMATS, write_format
 
 
 @pytest.fixture(autouse=True)

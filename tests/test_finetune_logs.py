@@ -18,7 +18,7 @@ from accelerate.state import AcceleratorState
 from evalsuite.errors import ConfigError
 from finetune.config import validate_config
 from finetune.loop import train
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_NAME = "tiny-logs"
@@ -51,7 +51,7 @@ def piped(*argv: str) -> str:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     root = tmp_path_factory.mktemp("inputs")
     model = build_tiny_hf(root / "model", seed=0, name="tiny-train")

@@ -16,9 +16,9 @@ from finetune.captions import HardNegatives, swap_attribute
 from finetune.config import validate_config
 from finetune.loop import train
 from finetune.loss import ContrastiveLoss, ZeroShotCELoss, same_label_mask
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
 
-# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
+# a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): several training
 # steps per test stay fast
 TINY = {"name": "tiny-train"}
 
@@ -109,7 +109,7 @@ def test_zeroshot_ce_is_cross_entropy_against_class_embeddings() -> None:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
     return model, write_synthetic_catalogue(tmp_path / "catalogue", train=32, val=0, test=0)

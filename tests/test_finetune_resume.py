@@ -22,10 +22,10 @@ from safetensors.torch import load_file
 from finetune.checkpoint import recover, replace_atomically, rng_state, set_rng_state
 from finetune.config import validate_config
 from finetune.loop import train
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
-# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
+# a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): several training
 # steps per test stay fast
 TINY = {"name": "tiny-train"}
 
@@ -94,7 +94,7 @@ def kill_mid_epoch(config: Path, out: Path, timeout: float = 120.0) -> dict:
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=64, val=8, test=0)

@@ -20,10 +20,10 @@ from evalsuite.models import load_model
 from finetune.config import validate_config
 from finetune.loop import train
 from finetune.loss import DualEncoder, SigmoidLoss, same_label_mask, splice, validation_loss
-from finetune.synthetic import write_synthetic_catalogue
-from tests.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
+from testkit.synthetic import write_synthetic_catalogue
+from tests.fixtures.biased_open_clip import SIGLIP_INIT_BIAS, build_biased_open_clip
 
-# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
+# a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): several training
 # steps per test stay fast
 TINY = {"name": "tiny-train"}
 
@@ -327,8 +327,8 @@ def test_bias_trains_only_where_it_should(
 def test_sigmoid_on_a_model_without_bias_is_a_config_error(tmp_path: Path, capsys) -> None:
     import yaml
 
-    from evalsuite.models.tiny import build_tiny_open_clip
     from finetune.__main__ import main
+    from testkit.tiny import build_tiny_open_clip
 
     model = build_tiny_open_clip(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=8, val=0, test=0)

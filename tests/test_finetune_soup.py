@@ -16,12 +16,12 @@ import yaml
 from accelerate.state import AcceleratorState
 
 from evalsuite.models import load_model
-from evalsuite.models.tiny import build_tiny_hf
 from finetune.__main__ import main as finetune_main
 from finetune.config import validate_config
 from finetune.loop import train
 from finetune.soup import greedy_soup, main, measure, read_ingredients
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
+from testkit.tiny import build_tiny_hf
 
 STUDY = "shoes"
 # (seed, lr) of the three trials: different enough that averaging is a real choice

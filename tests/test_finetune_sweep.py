@@ -30,7 +30,7 @@ def inputs(catalogue_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     from test_finetune_train import footwear_subset, run_config
 
     from evalsuite.data.prepare import prepare_footwear
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     root = tmp_path_factory.mktemp("sweep-inputs")
     styles = footwear_subset(catalogue_dir, root / "styles.csv", per_type=12)

@@ -18,9 +18,9 @@ from evalsuite.training_cost import training_cost
 from finetune.__main__ import main
 from finetune.config import validate_config
 from finetune.loop import train
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
 
-# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
+# a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): several training
 # steps per test stay fast
 TINY = {"name": "tiny-train"}
 FOUR_TYPES = ("Heels", "Flip Flops", "Sports Shoes", "Formal Shoes")  # easy to tell apart
@@ -48,7 +48,7 @@ def run_config(model: Path, data_dir: Path, out: Path, **sections: dict) -> dict
 def test_two_epochs_write_loadable_checkpoints(tmp_path: Path) -> None:
     from transformers import CLIPModel
 
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     model_dir = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=32, val=8, test=4)
@@ -100,7 +100,7 @@ def test_two_epochs_write_loadable_checkpoints(tmp_path: Path) -> None:
 def test_open_clip_bf16_zeroshot_ce_trains_the_image_tower_only(tmp_path: Path) -> None:
     import open_clip
 
-    from evalsuite.models.tiny import build_tiny_open_clip
+    from testkit.tiny import build_tiny_open_clip
 
     model_dir = build_tiny_open_clip(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=16, val=8, test=0)
@@ -174,7 +174,7 @@ def test_real_footwear_run_improves_val_loss_and_accuracy(
     """A random tiny CLIP, 400 real catalogue items, 3 epochs: the validation loss falls and
     the zero-shot article-type accuracy rises above the base model's (epoch 0)."""
     from evalsuite.data.prepare import prepare_footwear
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     styles = footwear_subset(catalogue_dir, tmp_path / "styles.csv", per_type=100)
     data = tmp_path / "footwear"

@@ -17,7 +17,7 @@ from finetune.config import validate_config
 from finetune.loop import build_scheduler, set_threshold
 from finetune.validation import improved, val_chunk
 
-TINY = {"name": "tiny-train"}  # evalsuite/models/configs/tiny-train.json: fast steps
+TINY = {"name": "tiny-train"}  # testkit/configs/tiny-train.json: fast steps
 
 
 def config(**train) -> dict:
@@ -89,8 +89,8 @@ def test_train_stops_early_only_on_drops_below_min_delta(
     best_epoch: int,
     last_lr: float,
 ) -> None:
-    from evalsuite.models.tiny import build_tiny_hf
-    from finetune.synthetic import write_synthetic_catalogue
+    from testkit.synthetic import write_synthetic_catalogue
+    from testkit.tiny import build_tiny_hf
 
     model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)
     data = write_synthetic_catalogue(tmp_path / "catalogue", train=4, val=2, test=0)

@@ -14,8 +14,8 @@ from faults.faultkit import write_benchmarks, write_images_csv
 
 from evalsuite.errors import ConfigError
 from evalsuite.models import ClipModel, load_model
-from evalsuite.models.tiny import build_tiny_hf, build_tiny_open_clip
 from finetune.wise import _alphas, alpha_label, main, save_checkpoint, wise_interpolate
+from testkit.tiny import build_tiny_hf, build_tiny_open_clip
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ import pytest
 
 from evalsuite.data.items import Item
 from evalsuite.data.splits import assign_splits
-from evalsuite.demo.synth import plan_footwear
 from evalsuite.engine import ImageEmbeddings
 from evalsuite.queries import relevance_matrix, resolve_image_queries
 from evalsuite.spec import load_benchmark, task_skip_reason
 from evalsuite.tasks.base import TaskContext
 from evalsuite.tasks.registry import get_task_runner
+from examples.demo.synth import plan_footwear
 
 PIXELS = np.zeros((2, 2), dtype=np.uint8)  # never decoded: the vectors are given
 FIELDS = ("gender", "articleType", "baseColour", "usage", "lace_colour")
@@ -29,7 +29,7 @@ def item(item_id: str, **fields: str) -> Item:
 
 
 def planned_items(n_items: int, seed: int, split: str | None = None) -> list[Item]:
-    """The demo catalogue's records (evalsuite.demo.synth) as items, without drawing images;
+    """The demo catalogue's records (examples.demo.synth) as items, without drawing images;
     ``split``: only that split of `prepare footwear`'s (stratified by articleType, 20 % test,
     10 % of the rest val, the catalogue's seed)."""
     records = plan_footwear(n_items, seed)

@@ -22,19 +22,6 @@ PACKAGES = ("evalsuite", "finetune", "dashboards")
 CORE, OUTSIDE_THE_CORE = "evalsuite", ("dashboards", "finetune")
 DYNAMIC_IMPORTS = ("import_module", "__import__")  # edges the graph could not see
 
-# TEMPORARY (issue 22): what other branches of the issue remove; the lead empties these once
-# the named branch is merged, and test_exemptions_are_still_needed says when that is due.
-CYCLES_REMOVED_ON_OTHER_BRANCHES = {
-    # house-fixtures moves tiny*.py out of the package and openclip.py stops importing them
-    frozenset(
-        {"evalsuite.models.openclip", "evalsuite.models.tiny", "evalsuite.models.tiny_siglip"}
-    ): "house-fixtures",
-}
-CORE_IMPORTS_REMOVED_ON_OTHER_BRANCHES = {
-    # house-fixtures moves the demo out of the package (it serves the leaderboard)
-    "evalsuite.demo.__main__": "house-fixtures",
-}
-
 
 def module_files(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
     """Dotted module name -> file, for every .py file of ``packages`` under ``root``."""
@@ -164,11 +151,7 @@ def graph(scanned: tuple[dict[str, set[str]], list[str]]) -> dict[str, set[str]]
 
 
 def test_the_packages_have_no_import_cycle(graph: dict[str, set[str]]) -> None:
-    found = {
-        group: text
-        for group, text in cycles(graph).items()
-        if group not in CYCLES_REMOVED_ON_OTHER_BRANCHES
-    }
+    found = {group: text for group, text in cycles(graph).items()}
     assert not found, "import cycles (imports inside functions count):\n" + "\n".join(
         sorted(found.values())
     )
@@ -190,30 +173,11 @@ def test_the_core_imports_neither_the_dashboards_nor_finetune(
     upward = sorted(
         f"{module} imports {target}"
         for module, targets in graph.items()
-        if module.split(".")[0] == CORE and module not in CORE_IMPORTS_REMOVED_ON_OTHER_BRANCHES
+        if module.split(".")[0] == CORE
         for target in targets
         if target.split(".")[0] in OUTSIDE_THE_CORE
     )
     assert not upward, "\n".join(upward)
-
-
-def test_exemptions_are_still_needed(graph: dict[str, set[str]]) -> None:
-    """An exemption whose cycle or import is gone (its branch merged) must be deleted."""
-    present = cycles(graph)
-    stale = [
-        f"cycle {sorted(group)} ({branch})"
-        for group, branch in CYCLES_REMOVED_ON_OTHER_BRANCHES.items()
-        if group not in present
-    ]
-    stale += [
-        f"{module} ({branch})"
-        for module, branch in CORE_IMPORTS_REMOVED_ON_OTHER_BRANCHES.items()
-        if not any(t.split(".")[0] in OUTSIDE_THE_CORE for t in graph.get(module, ()))
-    ]
-    assert not stale, f"delete these exemptions of {Path(__file__).name}: {', '.join(stale)}"
-
-
-# ---------------------------------------------------------------- the checker itself
 
 
 def write_package(root: Path, files: dict[str, str]) -> None:

@@ -1,13 +1,14 @@
 """The Streamlit leaderboard rendered with AppTest on real results databases.
 
-Three databases: ``sample`` (``tests/leaderboard_sample.py``) is written through
+Three databases: ``sample`` (the ``sample_db`` fixture of ``conftest.py``, built by
+``tests/fixtures/leaderboard_sample.py``) is written through
 ``evalsuite.store.write_run`` with hand-made but consistent RunResults (a FashionCLIP base
 model, a fine-tune with a training history and two WiSE-FT interpolations; per-item and
 per-query results behind every metric; thumbnails in a data root); ``verdict``
-(``tests/verdict_db.py``) is built for the verdicts; ``real`` is filled by real
+(``tests/fixtures/verdict_db.py``) is built for the verdicts; ``real`` is filled by real
 ``evalsuite.runner.score_model`` runs of two tiny CLIPs on the footwear catalogue and
 Fashion-MNIST (skipped without the runner or the shared data). Other leaderboard tests import
-``write_sample_results`` and ``sample_db`` from here.
+``app`` and ``no_errors`` from here.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from leaderboard_sample import FT_SPEC, FT_TRAINING, write_sample_results
-from verdict_db import write_verdict_db
 
 from evalsuite import store
 from evalsuite.results import MetricValue, ModelInfo, RunResult
+from tests.fixtures.leaderboard_sample import FT_SPEC, FT_TRAINING, write_sample_db
+from tests.fixtures.verdict_db import write_verdict_db
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboards" / "leaderboard.py"
@@ -67,7 +68,7 @@ def score_real(db: Path, work: Path, catalogue: Path, fmnist: Path) -> dict[str,
     fine-tune (a training.json with a history beside its weights)."""
     from evalsuite import runner
     from evalsuite.data.prepare import prepare_footwear
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     prepared = work / "footwear"
     prepare_footwear(catalogue / "images", catalogue / "styles.csv", prepared, test_size=0.05)
@@ -93,17 +94,6 @@ def score_real(db: Path, work: Path, catalogue: Path, fmnist: Path) -> dict[str,
         results = runner.score_model(str(spec), **options)
         names[name] = results[0].model.fingerprint
     return names
-
-
-def _sample_db(tmp: Path) -> tuple[Path, dict]:
-    db = tmp / "sample.duckdb"
-    info = write_sample_results(db, tmp / "data" / "footwear")
-    return db, info
-
-
-@pytest.fixture(scope="module")
-def sample_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    return _sample_db(tmp_path_factory.mktemp("leaderboard-sample"))
 
 
 @pytest.fixture(scope="module")
@@ -459,7 +449,7 @@ def test_every_page_has_provenance(sample_db, monkeypatch):
 
 
 def test_provenance_mismatch_warns(tmp_path, monkeypatch):
-    db, _ = _sample_db(tmp_path)
+    db, _ = write_sample_db(tmp_path)
     run = store.list_runs(db, model="footwear-ft", benchmark="fmnist")
     models = store.list_models(db).set_index("name")
     info = ModelInfo(
@@ -640,7 +630,8 @@ def test_runs_on_other_data_are_not_comparable(verdict_db, monkeypatch):
 
 def test_baseline_is_the_marked_model_never_a_name(verdict_db, tmp_path, monkeypatch):
     import numpy as np
-    from verdict_db import BASE, T0, classification, run
+
+    from tests.fixtures.verdict_db import BASE, T0, classification, run
 
     db = tmp_path / "v.duckdb"
     shutil.copy(verdict_db, db)
@@ -734,7 +725,7 @@ def test_leaderboard_verdicts_agree_with_the_verdict_module(verdict_db):
 def test_two_names_of_the_same_weights_are_two_models(tmp_path, monkeypatch):
     """The base's weights scored again under another name (as a WiSE-FT at alpha 0 would be):
     two models, two rows, each with its own verdicts; the page says they share weights."""
-    db, info = _sample_db(tmp_path)
+    db, info = write_sample_db(tmp_path)
     for run in info["runs"]:
         if run.model.name == "FashionCLIP-tiny":
             twin = dataclasses.replace(run.model, name="FashionCLIP-twin")

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_leaderboard_app import sample_db  # noqa: F401 - a fixture used below
 from test_seed_table import SEED_LABELS
 
 from dashboards import serve
@@ -164,7 +163,7 @@ def streamlit_app(db: Path, log: Path):
 
 
 @pytest.fixture(scope="module")
-def served(sample_db, tmp_path_factory):  # noqa: F811 - pytest fixture injection
+def served(sample_db, tmp_path_factory):
     """The leaderboard served by `streamlit run` on the sample database."""
     db, info = sample_db
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
@@ -338,7 +337,7 @@ print("released", flush=True)
 """
 
 
-def test_locked_database_shows_a_notice_then_recovers_by_itself(sample_db, page, tmp_path):  # noqa: F811
+def test_locked_database_shows_a_notice_then_recovers_by_itself(sample_db, page, tmp_path):
     """A writer holds the lock while the page first loads: the page says the results are
     being written, then shows the leaderboard on its own once the lock is released."""
     source, info = sample_db

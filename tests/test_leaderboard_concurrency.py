@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from test_leaderboard_app import APP, sample_db  # noqa: F401 - the fixture is used below
+from test_leaderboard_app import APP
 
 WRITE_SECONDS = 120.0  # at most; the test stops the writer after RENDERS renders
 RENDERS = 2
@@ -26,7 +26,7 @@ WRITER = r"""
 import json, sys, time
 from datetime import timedelta
 sys.path.insert(0, sys.argv[3])
-from test_leaderboard_app import write_sample_results
+from tests.fixtures.leaderboard_sample import write_sample_results
 from evalsuite import store
 from pathlib import Path
 db, seconds, stop = Path(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[4])
@@ -45,15 +45,15 @@ print(json.dumps({"writes": n, "slowest": slowest}), flush=True)
 """
 
 
-def test_app_renders_while_a_scorer_writes(sample_db, tmp_path, monkeypatch):  # noqa: F811
+def test_app_renders_while_a_scorer_writes(sample_db, tmp_path, monkeypatch):
     source, info = sample_db
     db = tmp_path / "results.duckdb"
     db.write_bytes(source.read_bytes())
     monkeypatch.setenv("EVALSUITE_DB", str(db))
-    tests_dir = str(Path(__file__).resolve().parent)
+    root = str(Path(__file__).resolve().parents[1])  # where tests.fixtures is imported from
     stop = tmp_path / "stop-writing"
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), str(WRITE_SECONDS), tests_dir, str(stop)],
+        [sys.executable, "-c", WRITER, str(db), str(WRITE_SECONDS), root, str(stop)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,7 +7,7 @@ import html
 import re
 
 import pytest
-from test_leaderboard_app import app, no_errors, sample_db  # noqa: F401 - a fixture
+from test_leaderboard_app import app, no_errors
 from test_seed_table import BASE, REAL, SEED_LABELS, TUNED, comparison, frame
 
 from dashboards.seed_view import seed_html
@@ -28,7 +28,7 @@ def shown_models(markup: str) -> list[str]:
     return re.findall(r'<th data-model="([^"]*)"', markup)
 
 
-def test_first_view_shows_the_seed_table(sample_db, monkeypatch):  # noqa: F811
+def test_first_view_shows_the_seed_table(sample_db, monkeypatch):
     db, info = sample_db
     at = app(db, monkeypatch)
     no_errors(at)
@@ -46,7 +46,7 @@ def test_first_view_shows_the_seed_table(sample_db, monkeypatch):  # noqa: F811
     assert any(e.label.startswith("Every metric, one column each") for e in at.expander)
 
 
-def test_the_table_shows_the_chosen_models(sample_db, monkeypatch):  # noqa: F811
+def test_the_table_shows_the_chosen_models(sample_db, monkeypatch):
     db, _ = sample_db
     at = app(db, monkeypatch)
     at.multiselect(key="seed_models").set_value(["footwear-ft"]).run()

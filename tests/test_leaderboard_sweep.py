@@ -1,16 +1,17 @@
 """Sweeps on the leaderboard: filter and colour the models by a hyper-parameter, and the
-trials' params on the Training page (AppTest on the 2 x 2 sweep of ``tests/sweep_db.py``)."""
+trials' params on the Training page (AppTest on the 2 x 2 sweep of
+``tests/fixtures/sweep_db.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from sweep_db import PARAMS, STUDY, write_sweep_db
 from test_leaderboard_app import APP, TIMEOUT, chart_data, overview_frame
 
 from dashboards import model_table, sweep_view, training
 from evalsuite import store
+from tests.fixtures.sweep_db import PARAMS, STUDY, write_sweep_db
 
 TRIALS = [f"{STUDY}-trial-{n}" for n in PARAMS]
 

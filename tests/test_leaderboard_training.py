@@ -9,10 +9,10 @@ import json
 
 import pandas as pd
 import pytest
-from leaderboard_sample import FT_CONFIG, FT_TRAINING
-from test_leaderboard_app import app, no_errors, sample_db  # noqa: F401 - sample_db: a fixture
+from test_leaderboard_app import app, no_errors
 
 from dashboards import training
+from tests.fixtures.leaderboard_sample import FT_CONFIG, FT_TRAINING
 
 HISTORY = pd.DataFrame(
     {
@@ -102,7 +102,7 @@ def _chart_specs(at) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
 
 
-def test_training_page_shows_lr_data_series_and_val_metrics(sample_db, monkeypatch):  # noqa: F811
+def test_training_page_shows_lr_data_series_and_val_metrics(sample_db, monkeypatch):
     db, _ = sample_db
     at = app(db, monkeypatch, page="Training")
     no_errors(at)

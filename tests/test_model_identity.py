@@ -15,9 +15,9 @@ from faults.faultkit import write_benchmarks, write_images_csv
 
 from evalsuite import store
 from evalsuite.cli import main
-from evalsuite.models.tiny import build_tiny_hf
 from evalsuite.verdicts import compare_models
 from finetune.wise import main as wise_main
+from testkit.tiny import build_tiny_hf
 
 BENCH = "colours"
 

@@ -23,10 +23,10 @@ from evalsuite.errors import ModelLoadError
 from evalsuite.models import ClipModel, PreprocessConfig, load_model
 from evalsuite.models.hf_siglip import HFSiglipModel
 from evalsuite.models.layout import named_parameters, tower_layout
-from evalsuite.models.tiny_siglip import build_tiny_hf_siglip
 from finetune.config import LockConfig, LoraConfig
 from finetune.freeze import apply_locking
 from finetune.lora import apply_lora, merge_lora
+from testkit.tiny_siglip import build_tiny_hf_siglip
 
 GENDERS = ("Men", "Women", "Boys", "Girls", "Unisex")
 COLOURS = ("Black", "White", "Blue", "Navy Blue", "Red", "Brown", "Grey", "Green", "Pink")

@@ -27,14 +27,15 @@ from evalsuite.models import ClipModel
 from evalsuite.models.factory import load_model
 from evalsuite.models.layout import TOWERS, named_parameters, tower_layout
 from evalsuite.models.openclip_hub import OpenClipFilesNotCached, check_hub_files
-from evalsuite.models.tiny_siglip import (
+from finetune.config import LockConfig, LoraConfig
+from finetune.freeze import apply_locking, tower_units, unit_parameters
+from finetune.lora import apply_lora, has_lora, merge_lora
+from testkit.tiny_siglip import (
+    TINY_TIMM_MODEL,
     build_tiny_hf_siglip,
     build_tiny_open_clip_siglip,
     register_tiny_timm_model,
 )
-from finetune.config import LockConfig, LoraConfig
-from finetune.freeze import apply_locking, tower_units, unit_parameters
-from finetune.lora import apply_lora, has_lora, merge_lora
 
 ROOT = Path(__file__).resolve().parents[1]
 # Captions the tiny SentencePiece tokenizer is trained on (the model tests need no real data).
@@ -138,17 +139,37 @@ def test_folder_loads_with_plain_open_clip(siglip: ClipModel, oc_dir: Path) -> N
     assert module.logit_bias.item() == pytest.approx(-10.0)
 
 
-def test_loader_registers_the_tiny_trunk_in_a_fresh_process(oc_dir: Path) -> None:
-    """A CLI subprocess never called register_tiny_timm_model: load_model must."""
-    code = (
+def test_fresh_process_loads_the_folder_once_the_trunk_is_registered(oc_dir: Path) -> None:
+    """The library knows no test model: a fresh process registers the tiny trunk with timm
+    (as the owner of any custom timm trunk does), then loads the folder; without that,
+    load_model refuses with a ModelLoadError naming the trunk, not open_clip's bare error."""
+    load = (
         "import sys; from evalsuite.models import load_model\n"
         "model = load_model(sys.argv[1]); print(model.logit_bias, model.encode_texts(['a']).shape)"
     )
+    register = (
+        "from testkit.tiny_siglip import register_tiny_timm_model\nregister_tiny_timm_model()\n"
+    )
     done = subprocess.run(
-        [sys.executable, "-c", code, str(oc_dir)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", register + load, str(oc_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["-10.0", "(1,", "32)"]
+
+    unregistered = subprocess.run(
+        [sys.executable, "-c", load, str(oc_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert unregistered.returncode != 0
+    assert "ModelLoadError" in unregistered.stderr
+    assert f"the timm model {TINY_TIMM_MODEL!r}" in unregistered.stderr
 
 
 def test_real_non_square_image_is_squashed_not_cropped(

@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from report_tables import report_verdicts
 from sklearn.metrics import balanced_accuracy_score, f1_score
-from verdict_db import write_verdict_db
 
 from evalsuite import store
 from evalsuite.data.fmnist import CLASS_NAMES
@@ -40,6 +38,8 @@ from evalsuite.results import (
 )
 from evalsuite.tasks.retrieval import _query_values
 from evalsuite.verdicts import compare_models
+from tests.fixtures.report_tables import report_verdicts
+from tests.fixtures.verdict_db import write_verdict_db
 
 FOOTWEAR_TYPES = [
     "Casual Shoes",

@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
-from leaderboard_sample import write_sample_results
 from test_seed_table import SEED_LABELS, markdown_rows
 
 from evalsuite import report
 from evalsuite.cli import main
+from tests.fixtures.leaderboard_sample import write_sample_results
 
 BASE = "FashionCLIP-tiny"
 

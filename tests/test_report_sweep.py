@@ -1,6 +1,7 @@
 """Sweeps in the results: the hyper-parameter table (``evalsuite.sweeps``) and the sweep
 section of ``evalsuite report``, on a hand-built database with a 2 x 2 sweep
-(``tests/sweep_db.py``) whose accuracies are exact, so the printed numbers can be checked."""
+(``tests/fixtures/sweep_db.py``) whose accuracies are exact, so the printed numbers can be
+checked."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from sweep_db import GENERAL, PARAMS, STUDY, TARGET, write_sweep_db
-from verdict_db import write_verdict_db
 
 from evalsuite import store
 from evalsuite.cli import main
@@ -25,6 +24,8 @@ from evalsuite.sweeps import (
     trial_of,
     trials,
 )
+from tests.fixtures.sweep_db import GENERAL, PARAMS, STUDY, TARGET, write_sweep_db
+from tests.fixtures.verdict_db import write_verdict_db
 
 TRIALS = [f"{STUDY}-trial-{n}" for n in PARAMS]
 

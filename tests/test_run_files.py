@@ -12,13 +12,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from leaderboard_sample import write_sample_results
 
 from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.data.manifest import sha256_file
 from evalsuite.run_files import MANIFEST, export_runs, import_runs
 from evalsuite.store_checks import StoreError
+from tests.fixtures.leaderboard_sample import write_sample_results
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import pytest
 from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.images import item_content_hash
-from evalsuite.models.tiny import build_tiny_hf
 from evalsuite.runner import ScoreOptions, score_model
 from evalsuite.spec import load_benchmark, resolve_dataset
+from testkit.tiny import build_tiny_hf
 
 TABLES = ("runs", "metrics", "class_metrics", "confusion", "predictions", "retrievals")
 

@@ -1,4 +1,4 @@
-"""The ``webdataset`` reader on shards written from real catalogue items (tests/shards.py)."""
+"""The ``webdataset`` reader on shards written from real catalogue items (testkit/shards.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 import webdataset as wds
-from shards import write_shards
 
 from evalsuite.data import get_reader
 from evalsuite.data.items import Item
@@ -19,6 +18,7 @@ from evalsuite.data.shards import ShardItems
 from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.errors import DataError, ImageError, SpecError
 from evalsuite.images import load_item_image
+from testkit.shards import write_shards
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from test_finetune_train import run_config
 
 from evalsuite.cli import main
 from evalsuite.models import load_model
-from evalsuite.models.tiny_siglip import INIT_LOGIT_BIAS, build_tiny_hf_siglip
 from finetune.config import validate_config
 from finetune.loop import train
+from testkit.tiny_siglip import INIT_LOGIT_BIAS, build_tiny_hf_siglip
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """One verdict everywhere: on one results database (a significant regression, a significant
-gain, a tie and a not-comparable pair; tests/verdict_db.py), the gate, ``evalsuite compare
+gain, a tie and a not-comparable pair; tests/fixtures/verdict_db.py), the gate, ``evalsuite compare
 --json``, the report's Markdown and the leaderboard (AppTest) give the same verdict for every
 metric they show."""
 
@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
-from report_tables import report_verdicts
 from test_leaderboard_app import leaderboard_verdicts
-from verdict_db import write_verdict_db
 
 from evalsuite.cli import main
 from evalsuite.verdicts import compare_models
+from tests.fixtures.report_tables import report_verdicts
+from tests.fixtures.verdict_db import write_verdict_db
 
 CANDIDATES = ("tuned", "other")
 

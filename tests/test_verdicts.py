@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest, permutation_test
 from sklearn.metrics import accuracy_score, f1_score
-from verdict_db import write_verdict_db
 
 from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.errors import EvalSuiteError
 from evalsuite.metrics import paired
 from evalsuite.verdicts import choose_baseline, compare_models, load_units, rank_bands
+from tests.fixtures.verdict_db import write_verdict_db
 
 R = 400  # resamples: enough for the checks, cheap for scikit-learn per resample
 

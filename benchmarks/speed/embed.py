@@ -20,6 +20,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,13 +29,17 @@ from pathlib import Path
 
 import torch
 
+# A script's sys.path starts with its own folder: the repository root goes first, for
+# testkit/ (not installed) and this checkout's evalsuite (not another one's installed copy).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # testkit/: not installed
+
 from evalsuite.cpu_threads import default_num_workers
 from evalsuite.data.items import Item
 from evalsuite.device import available_cores
 from evalsuite.embedding import EmbeddingEngine
 from evalsuite.images import load_item_image
 from evalsuite.models import ClipModel, load_model
-from evalsuite.models.tiny import build_tiny_hf, build_tiny_open_clip
+from testkit.tiny import build_tiny_hf, build_tiny_open_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("FASHION_SHARED_DATA", ROOT.parent / "shared" / "data"))

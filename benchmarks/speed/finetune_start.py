@@ -3,7 +3,7 @@
     python benchmarks/speed/finetune_start.py [--n 2000] [--per-shard 64] [--batch 32]
 
 The first N real catalogue images (by id) are written twice in a temporary folder: as
-WebDataset shards (tests/shards.py's writer, with sizes.json) and as a prepared catalogue
+WebDataset shards (testkit/shards.py's writer, with sizes.json) and as a prepared catalogue
 folder (train.jsonl over the original image files). Each repeat runs ``finetune.loop.train``
 on a fresh output folder with the tiny test CLIP (``tiny-train``, built locally: no
 download) until its first optimizer step, timed by an optimizer hook from the call to
@@ -24,18 +24,18 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # testkit/: not installed
+
 from accelerate.state import AcceleratorState
-from embed import ROOT, load_average, machine
+from embed import load_average, machine
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from webdataset_start import first_items
 
 from evalsuite.data.items import Item
-from evalsuite.models.tiny import build_tiny_hf
 from finetune.config import validate_config
 from finetune.loop import train
-
-sys.path.insert(0, str(ROOT / "tests"))  # the shard writer the reader's tests use
-from shards import write_shards
+from testkit.shards import write_shards
+from testkit.tiny import build_tiny_hf
 
 
 class FirstStep(Exception):

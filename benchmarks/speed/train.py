@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # testkit/: not installed
+
 import torch
 import yaml
 from accelerate.state import AcceleratorState
@@ -44,12 +46,12 @@ from open_clip.loss import ClipLoss
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from evalsuite.models import load_model
-from evalsuite.models.tiny import build_tiny_hf
 from finetune.config import TrainConfig, validate_config
 from finetune.data import build_loaders, set_epoch
 from finetune.freeze import build_param_groups
 from finetune.loop import train
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
+from testkit.tiny import build_tiny_hf
 
 
 def model_spec(name: str, workdir: Path) -> str:

@@ -3,7 +3,7 @@
     python benchmarks/speed/webdataset_start.py [--n 2000] [--per-shard 64] [--batch 32]
 
 The first N real catalogue images (by id) are written as WebDataset shards in a temporary
-folder (tests/shards.py's writer: image bytes, caption .txt, fields .json, sizes.json), then
+folder (testkit/shards.py's writer: image bytes, caption .txt, fields .json, sizes.json), then
 each repeat measures, on a fresh reader:
 
 - open: ``get_reader("webdataset")(folder)``, with sizes.json (counts read, no shard indexed)
@@ -27,15 +27,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from embed import ROOT, SHARED_DATA, load_average, machine
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # testkit/: not installed
+
+from embed import SHARED_DATA, load_average, machine
 
 from evalsuite.data import get_reader
 from evalsuite.data.items import Item
 from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.images import load_item_image
-
-sys.path.insert(0, str(ROOT / "tests"))  # the shard writer the reader's tests use
-from shards import write_shards
+from testkit.shards import write_shards
 
 CATALOGUE = SHARED_DATA / "fashion-product-images-small"
 

@@ -187,18 +187,14 @@ def _use_the_architectures_preprocessing(module: torch.nn.Module, arch: str) -> 
 
 
 def _prepare_timm_model(spec: str, model_cfg: dict[str, Any]) -> None:
-    """A timm vision tower must be known to timm in this process: the suite's tiny test
-    SigLIP is registered here (so CLI subprocesses build it too), any other unknown name is
-    refused before open_clip's bare RuntimeError."""
+    """A timm vision tower must be known to timm in this process (a custom trunk is
+    registered with timm by its owner before loading): an unknown name is refused here,
+    before open_clip's bare RuntimeError."""
     import timm
 
     name = model_cfg.get("vision_cfg", {}).get("timm_model_name")
     if not name:
         return
-    from evalsuite.models.tiny_siglip import TINY_TIMM_MODEL, register_tiny_timm_model
-
-    if name == TINY_TIMM_MODEL:
-        register_tiny_timm_model()
     if not timm.is_model(name):
         raise ModelLoadError(
             f"open_clip model {spec!r}: its vision tower is the timm model {name!r} "

@@ -141,15 +141,15 @@ def table_counts(db: Path) -> dict[str, dict[str, int]]:
     return counts
 
 
-# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): a run of a few steps
+# a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): a run of a few steps
 # takes seconds
 TINY_TRAIN = {"name": "tiny-train"}
 
 
 def tiny_training_inputs(folder: Path) -> tuple[Path, Path]:
     """A tiny HF model folder and a synthetic catalogue (8 train, 4 val items) in ``folder``."""
-    from evalsuite.models.tiny import build_tiny_hf
-    from finetune.synthetic import write_synthetic_catalogue
+    from testkit.synthetic import write_synthetic_catalogue
+    from testkit.tiny import build_tiny_hf
 
     model = build_tiny_hf(folder / "model", seed=0, **TINY_TRAIN)
     return model, write_synthetic_catalogue(folder / "catalogue", train=8, val=4, test=0)

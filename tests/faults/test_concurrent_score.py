@@ -24,7 +24,7 @@ import pytest
 from faultkit import ROOT, child_env, score_args, table_counts, write_benchmarks, write_images_csv
 
 from evalsuite import store
-from evalsuite.models.tiny import build_tiny_hf
+from testkit.tiny import build_tiny_hf
 
 BENCHMARKS = ("one", "two", "three")
 HOSTILE_NAME = "x'); DROP TABLE runs; --\"🙂"  # stored verbatim: every value is a parameter

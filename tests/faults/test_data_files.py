@@ -23,7 +23,7 @@ from evalsuite.errors import DataError
 from evalsuite.runner import ScoreOptions, score_model
 from finetune.config import TrainConfig, validate_config
 from finetune.sources import class_names, read_split
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
 
 HEADER = (
     "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,"

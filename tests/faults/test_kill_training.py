@@ -23,9 +23,9 @@ from safetensors.torch import load_file
 from evalsuite.models import load_model
 from finetune.config import validate_config
 from finetune.loop import resume_path, train
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
 
-# a ~0.4M-parameter CLIP (evalsuite/models/configs/tiny-train.json): several training
+# a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): several training
 # steps per test stay fast
 TINY = {"name": "tiny-train"}
 EPOCHS, STEPS_PER_EPOCH = 3, 4  # 32 training items in batches of 8
@@ -109,7 +109,7 @@ def check_output(out: Path, cfg, why: str) -> int:
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     seed, rng = fault_rng()
     model = build_tiny_hf(tmp_path / "model", seed=0, **TINY)

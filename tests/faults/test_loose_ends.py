@@ -14,7 +14,7 @@ import torch
 
 from evalsuite.errors import ModelLoadError
 from evalsuite.models import load_model
-from evalsuite.models.tiny import build_tiny_open_clip, tiny_model_cfg
+from testkit.tiny import build_tiny_open_clip, tiny_model_cfg
 
 # --- a. open_clip weights of another image size or context length ------------------------
 
@@ -129,8 +129,8 @@ def test_disk_full_in_finetune_wise_names_the_folder_and_leaves_nothing(
     import errno
 
     from evalsuite.models.hf import HFClipModel
-    from evalsuite.models.tiny import build_tiny_hf
     from finetune.wise import main as wise_main
+    from testkit.tiny import build_tiny_hf
 
     base, tuned = build_tiny_hf(tmp_path / "base", 0), build_tiny_hf(tmp_path / "tuned", 1)
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from evalsuite.cli import main
 from evalsuite.errors import ConfigError, ModelLoadError
 from evalsuite.models import load_model
-from evalsuite.models.tiny import build_tiny_hf, build_tiny_open_clip
+from testkit.tiny import build_tiny_hf, build_tiny_open_clip
 
 # One transformer block of the tiny CLIP: 16 tensors in Hugging Face's naming (q/k/v/out
 # projections, two layer norms, two MLP layers, weights and biases), 12 in open_clip's.

@@ -23,7 +23,7 @@ from finetune.__main__ import main
 from finetune.config import validate_config
 from finetune.loop import train
 from finetune.loss import ContrastiveLoss, validation_loss
-from finetune.synthetic import write_synthetic_catalogue
+from testkit.synthetic import write_synthetic_catalogue
 
 
 @pytest.fixture(autouse=True)
@@ -250,7 +250,7 @@ def test_resume_with_another_architecture_names_the_state(
 ) -> None:
     """Used to be ``TypeError: 'set' object is not subscriptable`` (more layers) or torch's
     size-mismatch RuntimeError (narrower) instead of the message."""
-    from evalsuite.models.tiny import build_tiny_hf
+    from testkit.tiny import build_tiny_hf
 
     other = build_tiny_hf(tmp_path / "other", seed=0, **TINY_TRAIN, **change)
     out = tmp_path / "run"

@@ -1,4 +1,5 @@
-"""Small randomly initialised CLIPs, saved exactly as real ones are, for tests and the demo.
+"""Small randomly initialised CLIPs, saved exactly as real ones are, for tests, speed scripts
+and the demo.
 
 ``build_tiny_hf`` writes a Hugging Face folder (config.json, model.safetensors, tokenizer,
 preprocessor_config.json) like ``patrickjohncyh/fashion-clip``; ``build_tiny_open_clip``

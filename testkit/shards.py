@@ -1,4 +1,5 @@
-"""Writes items as WebDataset tar shards, for the tests of the ``webdataset`` reader.
+"""Writes items as WebDataset tar shards, for the tests of the ``webdataset`` reader and the
+speed scripts.
 
 Each item becomes one sample: its image bytes as ``<key>.<ext>`` (none when ``data`` is
 b"", so a sample without image can be written), its caption as ``.txt``, its fields and list

@@ -9,6 +9,12 @@
 registered with timm under :data:`TINY_TIMM_MODEL` by :func:`register_tiny_timm_model`.
 ``build_tiny_open_clip_siglip`` writes the same weights as an open_clip folder, the way
 ``timm/ViT-B-16-SigLIP`` or ``Marqo/marqo-fashionSigLIP`` ship on the Hub.
+
+The tiny trunk is a test model, so the library does not know it: like any custom timm
+architecture, it must be registered (:func:`register_tiny_timm_model`) in each process that
+builds or loads a tiny open_clip SigLIP, before loading. A real architecture name cannot
+stand in: open_clip's ``TimmModel`` passes timm no size arguments, so a name in the folder
+would build a full-size ViT at 224 px.
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ from evalsuite.models.convert_siglip import hf_siglip_to_open_clip_state_dict
 from evalsuite.models.hf_siglip import quiet_default_token_ids
 from evalsuite.models.openclip import CONFIG_FILE, WEIGHTS_FILE, open_clip_preprocess_cfg
 from evalsuite.models.openclip_hub import TOKENIZER_FILES
-from evalsuite.models.tiny import CONFIG_DIR
+from testkit.tiny import CONFIG_DIR
 
-TINY_TIMM_MODEL = "evalsuite_tiny_siglip_vit"
+TINY_TIMM_MODEL = "testkit_tiny_siglip_vit"
 # SigLIP's initial temperature and bias (Zhai et al. 2023): t' = log 10, b = -10.
 INIT_LOGIT_SCALE = math.log(10.0)
 INIT_LOGIT_BIAS = -10.0
@@ -62,14 +68,14 @@ def register_tiny_timm_model() -> None:
     if TINY_TIMM_MODEL in timm.list_models(TINY_TIMM_MODEL):
         return
 
-    def evalsuite_tiny_siglip_vit(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
+    def testkit_tiny_siglip_vit(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
         if pretrained:
             raise ValueError(f"{TINY_TIMM_MODEL} has no pretrained weights")
         for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's own
             kwargs.pop(key, None)
         return VisionTransformer(**{**timm_vit_kwargs(), **kwargs})
 
-    register_model(evalsuite_tiny_siglip_vit)
+    register_model(testkit_tiny_siglip_vit)
 
 
 def hf_siglip_config(model_cfg: dict[str, Any]) -> SiglipConfig:

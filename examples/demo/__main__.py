@@ -1,7 +1,7 @@
 """``make demo``: the user story end to end, offline, on data and a model the suite makes.
 
 1. draw a procedural footwear catalogue (Kaggle layout, shoelace annotations) and a small
-   general benchmark of other objects (``evalsuite.demo.synth``);
+   general benchmark of other objects (``examples.demo.synth``);
 2. prepare the catalogue twice with ``evalsuite prepare footwear``: with generic captions
    only (never a word about laces) and with the hand-checked lace-colour sentence;
 3. pretrain a tiny CLIP on the generic captions: the stand-in for FashionCLIP;
@@ -32,8 +32,8 @@ from evalsuite.data.catalogue import read_catalogue
 from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.items import Item
 from evalsuite.data.prepare import prepare_footwear
-from evalsuite.demo.synth import generate_footwear_catalogue, generate_general_benchmark
-from evalsuite.models.tiny import build_tiny_hf
+from examples.demo.synth import generate_footwear_catalogue, generate_general_benchmark
+from testkit.tiny import build_tiny_hf
 
 ROOT = Path(__file__).resolve().parents[2]
 console = Console()
@@ -247,7 +247,7 @@ def serve(s: DemoSettings, db: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evalsuite.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__)
     parser.add_argument("--work-dir", type=Path, default=DemoSettings.work_dir)
     parser.add_argument("--n-footwear", type=int, default=DemoSettings.n_footwear)
     parser.add_argument("--base-epochs", type=int, default=DemoSettings.base_epochs)
