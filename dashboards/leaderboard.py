@@ -61,7 +61,7 @@ except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the rep
         views,
     )
 
-from evalsuite import store
+from evalsuite import labels, store
 from evalsuite.errors import EvalSuiteError
 from evalsuite.formatting import md
 from evalsuite.verdicts import ModelComparison, choose_baseline, compare_many, load_units
@@ -371,7 +371,7 @@ def benchmark_page(ctx: dict[str, Any]) -> None:
     if not tasks:
         st.info("No classification task scored yet.")
         return
-    names = [f"{views.benchmark_label(b)} · {views.task_label(b, t)}" for b, t in tasks]
+    names = [f"{labels.benchmark_label(b)} · {labels.task_label(b, t)}" for b, t in tasks]
     left, right = st.columns([1, 2])
     choice = left.selectbox("Benchmark and task", names, key="bm_task")
     benchmark, task = tasks[names.index(choice)]
@@ -458,7 +458,7 @@ def retrieval_page(ctx: dict[str, Any]) -> None:
     if not tasks:
         st.info("No retrieval task scored yet.")
         return
-    names = [f"{views.benchmark_label(b)} · {views.task_label(b, t)}" for b, t in tasks]
+    names = [f"{labels.benchmark_label(b)} · {labels.task_label(b, t)}" for b, t in tasks]
     top = st.columns(3)
     choice = top[0].selectbox("Search task", names, key="rt_task")
     benchmark, task = tasks[names.index(choice)]
@@ -600,7 +600,7 @@ def sidebar(
     general_cols = table_columns.general_columns(all_columns, target)
     options: dict[str, list[tuple[str, str, str]]] = {}
     if general_cols:
-        names = " + ".join(views.task_label(c.benchmark, c.task) for c in general_cols)
+        names = " + ".join(labels.task_label(c.benchmark, c.task) for c in general_cols)
         options[f"Mean of general benchmarks ({names})"] = [c.key for c in general_cols]
     for col in general_cols:
         options[col.label] = [col.key]
@@ -689,17 +689,22 @@ def choose_target_widget(
             )
     benchmarks = list(dict.fromkeys(c.benchmark for c in all_columns))
     b = select(
-        bar, "Target benchmark", "target_benchmark", benchmarks, default[0], views.benchmark_label
+        bar, "Target benchmark", "target_benchmark", benchmarks, default[0], labels.benchmark_label
     )
     tasks = list(dict.fromkeys(c.task for c in all_columns if c.benchmark == b))
     t = select(
-        bar, "Target task", "target_task", tasks, default[1], lambda task: views.task_label(b, task)
+        bar,
+        "Target task",
+        "target_task",
+        tasks,
+        default[1],
+        lambda task: labels.task_label(b, task),
     )
     metric_names = [c.metric for c in all_columns if c.benchmark == b and c.task == t]
     preferred = default[2] if tuple(default[:2]) == (b, t) else None
     if preferred is None:
         preferred = "acc@1" if "acc@1" in metric_names else "ir_hits"
-    m = select(bar, "Target metric", "target_metric", metric_names, preferred, views.metric_words)
+    m = select(bar, "Target metric", "target_metric", metric_names, preferred, labels.metric_words)
     share("target", f"{b}/{t}/{m}")
     return (b, t, m)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from dashboards.views import is_classification_metric, task_sort
+from dashboards.views import task_sort
+from evalsuite.labels import is_classification_metric
 
 # ---------------------------------------------------------------- benchmark page
 

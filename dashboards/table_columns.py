@@ -9,16 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dashboards.views import (
-    GENERAL_BENCHMARKS,
-    GENERIC_HEADLINE,
-    HEADLINE_METRICS,
-    MAIN_METRICS,
-    METRIC_ORDER,
-    metric_label,
-    order_key,
-    task_sort,
-)
+from dashboards.views import MAIN_METRICS, METRIC_ORDER, metric_label, order_key, task_sort
+from evalsuite.labels import benchmark_order, is_general, shown_by_default, target_tasks
 from evalsuite.results import RunExtra
 
 # ---------------------------------------------------------------- headline columns
@@ -57,13 +49,7 @@ def metric_columns(
     for benchmark, task in sorted(groups.groups, key=lambda bt: task_sort(*bt)):
         part = groups.get_group((benchmark, task))
         present = sorted(set(part["metric"]), key=lambda m: order_key(m, METRIC_ORDER))
-        if all_metrics:
-            chosen = present
-        else:
-            wanted = HEADLINE_METRICS.get((benchmark, task), GENERIC_HEADLINE)
-            chosen = [m for m in wanted if m in present]
-            if not chosen and (benchmark, task) not in HEADLINE_METRICS:
-                chosen = present[:1]
+        chosen = present if all_metrics else shown_by_default(benchmark, task, present)
         for metric in chosen:
             maxima = part.loc[part["metric"] == metric, "maximum"].dropna().unique()
             count = len(maxima) > 0
@@ -91,17 +77,18 @@ def find_column(columns: Iterable[Column], key: tuple[str, str, str]) -> Column 
 
 
 def default_target(metrics: pd.DataFrame) -> tuple[str, str, str] | None:
-    """Target of the trade-off: footwear lace colour, else footwear type accuracy, else the
-    first classification accuracy of a non-general benchmark, else the first metric."""
+    """Target of the trade-off: the accuracy of the first scored of a target benchmark's
+    ``target_tasks`` (footwear lace colour, else footwear type), benchmarks in display order;
+    else the first classification accuracy of a non-general benchmark, else the first metric."""
     if metrics.empty:
         return None
     keys = set(zip(metrics["benchmark"], metrics["task"], metrics["metric"], strict=True))
-    for benchmark in ("footwear", "demo_footwear"):
-        for task in ("lace_colour", "article_type"):
+    for benchmark in sorted({k[0] for k in keys}, key=benchmark_order):
+        for task in target_tasks(benchmark) if not is_general(benchmark) else ():
             if (benchmark, task, "acc@1") in keys:
                 return benchmark, task, "acc@1"
     ranked = sorted(keys, key=lambda k: (*task_sort(k[0], k[1]), *order_key(k[2], METRIC_ORDER)))
-    specific = [k for k in ranked if k[0] not in GENERAL_BENCHMARKS]
+    specific = [k for k in ranked if not is_general(k[0])]
     for key in specific:
         if key[2] == "acc@1":
             return key
@@ -111,9 +98,7 @@ def default_target(metrics: pd.DataFrame) -> tuple[str, str, str] | None:
 def general_columns(columns: Iterable[Column], target: tuple[str, str, str] | None = None):
     """Accuracy columns of the general benchmarks (FMNIST, DeepFashion, custom)."""
     return [
-        c
-        for c in columns
-        if c.benchmark in GENERAL_BENCHMARKS and c.metric == "acc@1" and c.key != target
+        c for c in columns if is_general(c.benchmark) and c.metric == "acc@1" and c.key != target
     ]
 
 

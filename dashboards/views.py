@@ -1,5 +1,5 @@
-"""The leaderboard's names and units: benchmark, task and metric labels, display orders,
-and how numbers, changes, durations and sizes are written.
+"""The leaderboard's names and units: column titles and display orders from the labels
+of ``evalsuite.labels``, and how numbers, changes, durations and sizes are written.
 
 No Streamlit and no database here, nor in the modules that shape the store's DataFrames
 for the pages (``table_columns``, ``model_table``, ``wise_curves``, ``run_provenance``,
@@ -20,9 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom", "demo_general")
-BENCHMARK_ORDER = ("footwear", "fmnist", "deepfashion", "custom")
-TASK_ORDER = (
+from evalsuite import labels
+from evalsuite.labels import benchmark_order, is_classification_metric, metric_words, task_label
+
+TASK_ORDER = (  # display order of task names common to benchmarks; others after, by name
     "article_type",
     "lace_colour",
     "base_colour",
@@ -30,48 +31,7 @@ TASK_ORDER = (
     "image_search",
     "lace_search",
 )
-
-BENCHMARK_LABELS = {
-    "footwear": "footwear",
-    "fmnist": "Fashion-MNIST",
-    "deepfashion": "DeepFashion",
-    "custom": "custom set",
-}
-TASK_LABELS = {
-    ("footwear", "article_type"): "footwear type",
-    ("footwear", "base_colour"): "footwear colour",
-    ("footwear", "lace_colour"): "lace colour",
-    ("footwear", "text_search"): "Text search",
-    ("footwear", "image_search"): "Image search",
-    ("footwear", "lace_search"): "Lace search",
-    ("fmnist", "label"): "Fashion-MNIST",
-    ("deepfashion", "category"): "DeepFashion category",
-    ("custom", "label"): "custom set",
-}
-CLASSIFICATION_METRICS = {
-    "acc@1": "Zero-shot accuracy",
-    "acc@3": "Top-3 accuracy",
-    "acc@5": "Top-5 accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "f1_macro": "F1 macro",
-    "f1_macro_present": "F1 macro (classes present)",
-    "f1_weighted": "F1 weighted",
-    "pretest": "Pretest score",
-}
-RETRIEVAL_METRICS = {"ir_hits": "hits", "ir_by_position": "by-position score"}
-# Shown by default; "all metrics" shows every metric stored.
-HEADLINE_METRICS = {
-    ("footwear", "article_type"): ("acc@1", "f1_macro", "f1_weighted", "pretest"),
-    ("footwear", "lace_colour"): ("acc@1", "f1_macro"),
-    ("footwear", "text_search"): ("ir_hits", "ir_by_position"),
-    ("footwear", "image_search"): ("ir_hits", "ir_by_position"),
-    ("footwear", "lace_search"): ("ir_hits",),
-    ("footwear", "base_colour"): (),  # only with "show every metric": keeps the table narrow
-}
 MAIN_METRICS = ("acc@1", "ir_hits")  # first columns of the overview
-GENERIC_HEADLINE = ("acc@1", "ir_hits", "ir_by_position", "nn_agreement:articleType")
-# acc@1 of a probe is not zero-shot: the task's YAML type (recorded with each run) says which.
-ACCURACY_WORDS = {"knn": "kNN accuracy", "linear_probe": "Linear-probe accuracy"}
 METRIC_ORDER = (
     "acc@1",
     "acc@3",
@@ -93,39 +53,6 @@ def order_key(value: str, order: Sequence[str]) -> tuple[int, str]:
     return (order.index(value), "") if value in order else (len(order), value)
 
 
-def benchmark_label(benchmark: str) -> str:
-    return BENCHMARK_LABELS.get(benchmark, benchmark)
-
-
-def task_label(benchmark: str, task: str) -> str:
-    """Plain-language name of a task: "footwear type", "Text search", "Fashion-MNIST"."""
-    if (benchmark, task) in TASK_LABELS:
-        return TASK_LABELS[(benchmark, task)]
-    if task in ("label", "category", "class"):
-        return benchmark_label(benchmark)
-    return f"{benchmark_label(benchmark)} {task.replace('_', ' ')}"
-
-
-def is_classification_metric(metric: str) -> bool:
-    return metric in CLASSIFICATION_METRICS or metric.startswith(("acc@", "f1_"))
-
-
-def metric_words(metric: str) -> str:
-    if metric in CLASSIFICATION_METRICS:
-        return CLASSIFICATION_METRICS[metric]
-    if metric in RETRIEVAL_METRICS:
-        return RETRIEVAL_METRICS[metric]
-    if metric.startswith("nn_agreement:"):  # embedding statistics, one per label field
-        return f"NN label agreement ({metric.partition(':')[2]})"
-    if metric in ("effective_rank", "mean_pairwise_similarity"):
-        return metric.replace("_", " ")
-    if metric.startswith("acc@"):
-        return f"Top-{metric[4:]} accuracy"
-    name, _, k = metric.partition("@")
-    words = {"P": "precision", "Recall": "recall", "NDCG": "nDCG", "MAP": "MAP"}.get(name, name)
-    return f"{words}@{k}" if k else words
-
-
 def _fmt_max(maximum: float | None) -> str:
     return f"{maximum:,.0f}" if maximum is not None and not pd.isna(maximum) else ""
 
@@ -140,10 +67,8 @@ def metric_label(
     """Column title: "Zero-shot accuracy (footwear type)", "Text search hits / 390",
     "kNN accuracy (catalogue knn article type)" (``task_type`` from the run's record)."""
     suffix = f" / {_fmt_max(maximum)}" if _fmt_max(maximum) else ""
-    if metric == "acc@1" and task_type in ACCURACY_WORDS:
-        return f"{ACCURACY_WORDS[task_type]} ({task_label(benchmark, task)}){suffix}"
     if is_classification_metric(metric):
-        return f"{metric_words(metric)} ({task_label(benchmark, task)}){suffix}"
+        return f"{labels.metric_label(metric, task_type)} ({task_label(benchmark, task)}){suffix}"
     return f"{task_label(benchmark, task)} {metric_words(metric)}{suffix}"
 
 
@@ -213,5 +138,6 @@ def short_hash(value: Any, n: int = 10) -> str:
 
 
 def task_sort(benchmark: str, task: str) -> tuple[Any, ...]:
-    """Display order of (benchmark, task): known benchmarks and tasks first."""
-    return (*order_key(benchmark, BENCHMARK_ORDER), *order_key(task, TASK_ORDER))
+    """Display order of (benchmark, task): benchmarks by their YAML ``display_order``,
+    known task names first."""
+    return (*benchmark_order(benchmark), *order_key(task, TASK_ORDER))

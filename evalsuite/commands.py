@@ -14,35 +14,14 @@ from rich.table import Table
 
 from evalsuite.command_output import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, print_json
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import (
-    benchmark_label,
-    format_delta,
-    format_interval,
-    format_value,
-    is_missing,
-    metric_label,
-    task_label,
-)
+from evalsuite.formatting import format_delta, format_interval, format_value, is_missing
+from evalsuite.labels import SUMMARY_METRICS, benchmark_label, metric_label, task_words
 from evalsuite.preflight import results_db
 from evalsuite.results import RunExtra, RunResult
 from evalsuite.verdicts import NOT_COMPARABLE, WORSE, MetricVerdict, ModelComparison
 
 # Logs and CI captures are not terminals: give tables room instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
-HEADLINE = {
-    "acc@1",
-    "acc@5",
-    "f1_macro",
-    "f1_weighted",
-    "balanced_accuracy",
-    "pretest",
-    "ir_hits",
-    "ir_by_position",
-    "MRR",
-    "Recall@10",
-    "mean_pairwise_similarity",
-    "effective_rank",
-}
 
 
 def _db(args: argparse.Namespace) -> Path:
@@ -179,7 +158,7 @@ def print_run(run: RunResult) -> None:
     extra = RunExtra.from_json(run.extra)
     types = extra.task_types()
     for m in run.metrics:
-        if m.name in HEADLINE or m.name.startswith("nn_agreement:"):
+        if m.name in SUMMARY_METRICS or m.name.startswith("nn_agreement:"):
             table.add_row(
                 m.task,
                 metric_label(m.name, types.get(m.task)),
@@ -204,7 +183,7 @@ def print_run(run: RunResult) -> None:
 
 def _compare_db(args: argparse.Namespace, baseline: str | None, candidate: str) -> ModelComparison:
     from evalsuite import store
-    from evalsuite.verdicts import GATED_METRICS, choose_baseline, compare_models, parse_margins
+    from evalsuite.verdicts import choose_baseline, compare_models, parse_margins
 
     db = _db(args)
     if baseline is None:
@@ -215,7 +194,7 @@ def _compare_db(args: argparse.Namespace, baseline: str | None, candidate: str) 
                 "`evalsuite baseline NAME`"
             )
     comparison = compare_models(
-        db, baseline, candidate, gated=args.metric or GATED_METRICS,
+        db, baseline, candidate, gated=args.metric or None,  # None: what each YAML gates
         margins=parse_margins(args.tolerance), n_resamples=args.resamples, seed=args.compare_seed,
     )  # fmt: skip
     known = {v.metric for v in comparison.verdicts}
@@ -261,7 +240,7 @@ def _print_comparison(comparison: ModelComparison) -> None:
             continue
         p_values = f"{v.p_text[2:].lstrip('= ')} ({v.p_adjusted_text})" if v.p_text else ""
         table.add_row(  # the names the summary and regression lines below use
-            f"{benchmark_label(v.benchmark)}\n{task_label(v.task)}",
+            f"{benchmark_label(v.benchmark)}\n{task_words(v.task)}",
             metric_label(v.metric, v.task_type), v.value_text("baseline"),
             v.value_text("candidate"), v.delta_text, v.interval_text, p_values, v.mdd_text,
             _verdict_cell(v),

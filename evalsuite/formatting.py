@@ -1,5 +1,5 @@
 """How metric values, intervals and changes read: one place for the CLI, the report and the
-leaderboard.
+leaderboard (what metrics are called: ``evalsuite.labels``).
 
 Pure functions of plain numbers, no pandas or database. Two kinds of metric:
 
@@ -22,121 +22,12 @@ import re
 
 MISSING = "—"  # a value that was not measured (model not scored on that benchmark)
 
-# Plain-language names, for people who do not know the metric's code name.
-METRIC_LABELS: dict[str, str] = {
-    "acc@1": "Zero-shot accuracy",
-    "acc@3": "Top-3 accuracy",
-    "acc@5": "Top-5 accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "f1_macro": "F1 (macro)",
-    "f1_weighted": "F1 (weighted)",
-    "pretest": "Pretest score",
-    "ir_hits": "IR score (hits)",
-    "ir_by_position": "IR score by position",
-    "MRR": "Mean reciprocal rank",
-    "P@1": "Precision@1",
-    "P@5": "Precision@5",
-    "P@10": "Precision@10",
-    "Recall@1": "Recall@1",
-    "Recall@5": "Recall@5",
-    "Recall@10": "Recall@10",
-    "NDCG@10": "NDCG@10",
-    "MAP@10": "MAP@10",
-    "mean_pairwise_similarity": "Mean pairwise similarity",
-    "effective_rank": "Effective rank",
-}
-# acc@1 of a probe is not zero-shot: the task's YAML type names what the accuracy is of.
-ACCURACY_LABELS: dict[str, str] = {"knn": "kNN accuracy", "linear_probe": "Linear-probe accuracy"}
-_LABELS_LOWER = {name.lower(): label for name, label in METRIC_LABELS.items()}
-_PATTERN_LABELS = (  # metric families not listed above, e.g. acc@7 or NDCG@5
-    (re.compile(r"acc@(\d+)$", re.I), "Top-{} accuracy"),
-    (re.compile(r"p@(\d+)$", re.I), "Precision@{}"),
-    (re.compile(r"recall@(\d+)$", re.I), "Recall@{}"),
-    (re.compile(r"ndcg@(\d+)$", re.I), "NDCG@{}"),
-    (re.compile(r"map@(\d+)$", re.I), "MAP@{}"),
-    (re.compile(r"nn_agreement:(.+)$", re.I), "NN label agreement ({})"),
-)
-
-BENCHMARK_LABELS: dict[str, str] = {
-    "footwear": "Footwear",
-    "fmnist": "Fashion-MNIST",
-    "deepfashion": "DeepFashion",
-    "custom": "Custom",
-}
-
 _FRACTION = re.compile(
     r"(acc@\d+|balanced_accuracy|accuracy|f1_\w+|p@\d+|recall@\d+|mrr|ndcg@\d+|map@\d+"
     r"|nn_agreement:.+|mean_pairwise_similarity)$",
     re.I,
 )
 POINT_METRICS = frozenset({"pretest", "ir_hits", "ir_by_position"})
-
-# Task kinds: the ``type`` of a benchmark YAML task -> the kind the headline set is keyed by.
-TASK_KINDS: dict[str, str] = {
-    "zeroshot": "zeroshot",
-    "text_to_image": "retrieval",
-    "image_to_image": "retrieval",
-    "retrieval": "retrieval",
-}
-_HEADLINE: tuple[tuple[str, str], ...] = (
-    ("zeroshot", "acc@1"),
-    ("zeroshot", "f1_macro"),
-    ("zeroshot", "f1_weighted"),
-    ("zeroshot", "pretest"),
-    ("retrieval", "ir_hits"),
-    ("retrieval", "ir_by_position"),
-    ("retrieval", "MRR"),
-    ("retrieval", "Recall@10"),
-)
-# The first of each kind is the task's primary score (what one number per task shows).
-PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
-    "zeroshot": ("acc@1", "pretest"),
-    "retrieval": ("ir_hits", "ir_by_position"),
-}
-
-
-def headline_metrics(task_type: str | None = None) -> tuple[tuple[str, str], ...]:
-    """The headline ``(task kind, metric)`` pairs in display order, of one task type (a YAML
-    ``type`` such as ``text_to_image``, or a kind: ``zeroshot`` / ``retrieval``) or all."""
-    if task_type is None:
-        return _HEADLINE
-    kind = TASK_KINDS.get(task_type, task_type)
-    return tuple(pair for pair in _HEADLINE if pair[0] == kind)
-
-
-def task_kind(metric_names: object) -> str | None:
-    """``zeroshot`` or ``retrieval`` from the metrics a task produced (the metrics table has
-    no task type), or None when neither family is present."""
-    names = {str(name).lower() for name in metric_names}  # type: ignore[union-attr]
-    if names & {"acc@1", "pretest", "f1_macro"}:
-        return "zeroshot"
-    if names & {"ir_hits", "ir_by_position", "mrr"}:
-        return "retrieval"
-    return None
-
-
-def metric_label(name: str, task_type: str | None = None) -> str:
-    """Plain-language name of a metric (``acc@1`` -> ``Zero-shot accuracy``, or ``kNN
-    accuracy`` with ``task_type="knn"``); unknown names are returned as they are."""
-    if name == "acc@1" and task_type in ACCURACY_LABELS:
-        return ACCURACY_LABELS[task_type]
-    label = _LABELS_LOWER.get(name.lower())
-    if label:
-        return label
-    for pattern, template in _PATTERN_LABELS:
-        match = pattern.match(name)
-        if match:
-            return template.format(match.group(1))
-    return name
-
-
-def benchmark_label(benchmark: str) -> str:
-    return BENCHMARK_LABELS.get(benchmark, benchmark)
-
-
-def task_label(task: str) -> str:
-    """``article_type`` -> ``article type``."""
-    return task.replace("_", " ")
 
 
 def is_fraction(metric_name: str) -> bool:

@@ -24,16 +24,8 @@ import pandas as pd
 import yaml
 
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import (
-    MISSING,
-    PRIMARY_METRICS,
-    TASK_KINDS,
-    format_value,
-    is_missing,
-    metric_label,
-    task_kind,
-    task_label,
-)
+from evalsuite.formatting import MISSING, format_value, is_missing
+from evalsuite.labels import PRIMARY_METRICS, TASK_KINDS, metric_label, task_kind, task_words
 from evalsuite.spec import DEFAULT_BENCHMARKS_DIR, SpecError, load_benchmark
 from evalsuite.verdicts import NOT_COMPARABLE, MetricVerdict, ModelComparison
 
@@ -116,7 +108,7 @@ class SeedRow:
         """``demo_footwear · article type``, or ``not scored: <why>``."""
         if not self.scored:
             return f"{NOT_SCORED}: {self.reason}"
-        return f"{self.benchmark} · {task_label(self.task)}"
+        return f"{self.benchmark} · {task_words(self.task)}"
 
 
 @dataclass(frozen=True)
@@ -305,7 +297,7 @@ def _seed_row(
     if use[0] not in scored:
         reason = missing.get(use[0]) or not_scored_reason(use[0], None)
     elif (use[0], use[1]) in skipped:
-        reason = f"{use[0]} {task_label(use[1])} was skipped: {skipped[(use[0], use[1])]}"
+        reason = f"{use[0]} {task_words(use[1])} was skipped: {skipped[(use[0], use[1])]}"
     return SeedRow(label, definition.explain, *use, (), True, note, reason)
 
 
@@ -338,7 +330,7 @@ def headline_keys(metrics: pd.DataFrame, order: Iterable[str] = ()) -> list[Key]
 
 def _extra_row(key: Key, definition: SeedDefinition, task_type: str | None) -> SeedRow:
     _, task, metric = key
-    label = f"{metric_label(metric, task_type)}: {task_label(task)}"
+    label = f"{metric_label(metric, task_type)}: {task_words(task)}"
     return SeedRow(label, definition.metrics.get(metric, ""), *key, (), seed=False)
 
 

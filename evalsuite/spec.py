@@ -86,7 +86,21 @@ class DatasetSpec(StrictModel):
         return [self.path] if isinstance(self.path, str) else list(self.path or [])
 
 
-class ZeroShotTask(StrictModel):
+MetricNames = list[Annotated[str, StringConstraints(min_length=1)]]
+
+
+class TaskDisplay(StrictModel):
+    """How surfaces show a task (read by ``evalsuite.labels``; not part of ``spec_hash``):
+    ``label`` names the task standing alone ("footwear type"); ``headline`` lists the metrics
+    shown by default, in order ([] shows none until "every metric" is asked for); ``gated``
+    the metrics the gate judges. Unset: the defaults of ``evalsuite.labels``."""
+
+    label: str | None = None
+    headline: MetricNames | None = None
+    gated: MetricNames | None = None
+
+
+class ZeroShotTask(TaskDisplay):
     """Classify each image among the label values of ``field`` by prompt similarity."""
 
     type: Literal["zeroshot"]
@@ -156,7 +170,7 @@ class ZeroShotTask(StrictModel):
 DEFAULT_KS = (1, 5, 10)
 
 
-class _RetrievalTask(StrictModel):
+class _RetrievalTask(TaskDisplay):
     """Cutoffs: metrics are computed at each of ``ks`` and at ``k`` (which also cuts the IR
     scores and the ranked lists stored), so k must be at least max(ks). A cutoff above what
     a query can rank (the gallery; one less for image queries) is clipped to it at run time:
@@ -218,7 +232,7 @@ class Holdout(StrictModel):
     seed: int = 0
 
 
-class _ProbeTask(StrictModel):
+class _ProbeTask(TaskDisplay):
     needs_text: ClassVar[bool] = False  # image embeddings only
     name: Name
     field: str
@@ -252,7 +266,7 @@ class LinearProbeTask(_ProbeTask):
     max_iter: PositiveInt = 1000
 
 
-class EmbeddingStatsTask(StrictModel):
+class EmbeddingStatsTask(TaskDisplay):
     """Statistics of the scored items' image embeddings: nearest-neighbour label agreement
     per field, mean pairwise similarity (anisotropy) and effective rank."""
 
@@ -280,6 +294,14 @@ class BenchmarkSpec(StrictModel):
     name: Name
     version: int | str
     description: str = ""
+    # How surfaces show it (``evalsuite.labels``; not part of ``spec_hash``): its display
+    # name; its role (target: what fine-tuning aims at; general: what fine-tuning may cost);
+    # its place in displays (lower first, unset after, by name); the tasks the leaderboard's
+    # trade-off aims at by default (the first scored wins).
+    label: str | None = None
+    role: Literal["target", "general"] = "target"
+    display_order: int | None = None
+    target_tasks: list[Name] = Field(default_factory=list)
     dataset: DatasetSpec
     image_policy: Literal["skip", "fail"] = "skip"  # what an unreadable image does
     tasks: list[Task] = Field(min_length=1)
@@ -294,12 +316,20 @@ class BenchmarkSpec(StrictModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"task names must be unique: {', '.join(duplicates)} repeated")
+        unknown = sorted(set(self.target_tasks) - set(names))
+        if unknown:
+            raise ValueError(f"target_tasks: no task named {', '.join(unknown)}")
         return self
 
     @property
     def source(self) -> Path | None:
         """The YAML file this spec was loaded from (None when built in code)."""
         return self._source
+
+    @property
+    def tasks_included(self) -> bool:
+        """Whether the tasks come from another benchmark's file through ``include:``."""
+        return self._source is not None and self._tasks_dir != self._source.parent
 
     def split_names(self) -> list[str]:
         """Dataset splits that ``protocol: split`` probes read besides the scored items."""
@@ -417,12 +447,18 @@ def load_benchmark(name_or_path: str | Path, benchmarks_dir: Path | None = None)
     return load_benchmark_file(_benchmark_files(directory).get(text))
 
 
+DISPLAY_FIELDS = ("label", "role", "display_order", "target_tasks")
+
+
 def spec_hash(spec: BenchmarkSpec) -> str:
     """sha256 over what decides the results: the resolved spec with defaults (so a change of
     templates, classes or k changes it, comments and `description` do not) and every query
-    file's parsed content. The data location (path, path_env) is not part of it."""
+    file's parsed content. The data location (path, path_env) and how surfaces show the
+    benchmark (labels, role, headline and gated metrics) are not part of it."""
     location = {"description": True, "dataset": {"path", "path_env"}}
-    content = spec.model_dump(mode="json", exclude=location)
+    display = {name: True for name in DISPLAY_FIELDS}
+    tasks = {"__all__": {name: True for name in TaskDisplay.model_fields}}
+    content = spec.model_dump(mode="json", exclude={**location, **display, "tasks": tasks})
     content["queries"] = {
         task.name: spec.query_set(task).canonical()
         for task in spec.tasks

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from evalsuite.formatting import (
+from evalsuite.formatting import format_delta, format_interval, format_value, is_fraction
+from evalsuite.labels import (
     METRIC_LABELS,
     benchmark_label,
-    format_delta,
-    format_interval,
-    format_value,
     headline_metrics,
-    is_fraction,
     metric_label,
     task_kind,
 )

@@ -615,7 +615,7 @@ def test_regression_is_summarised_even_when_its_column_is_hidden(verdict_db, mon
     labels = list(overview_frame(at).columns)
     assert "F1 macro (shoes kind)" not in labels  # not a headline column of this benchmark
     tuned = next(t for t in texts(at).splitlines() if t.startswith("- **tuned**: "))
-    assert "F1 (macro) -9.31 pts" in tuned
+    assert "F1 macro -9.31 pts" in tuned
 
 
 def test_runs_on_other_data_are_not_comparable(verdict_db, monkeypatch):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from evalsuite.formatting import benchmark_label, task_label
+from evalsuite.labels import benchmark_label, task_words
 from evalsuite.report.chart_style import (
     error_bars,
     legend_below,
@@ -34,7 +34,7 @@ def _task_tick(data: ReportData, benchmark: str, task: str) -> str:
     what = {"acc@1": "accuracy", "ir_hits": "IR hits", "MRR": "MRR"}.get(metric or "", metric)
     if len(data.tasks[benchmark]) == 1:  # the benchmark's only task: its name says little
         return str(what)
-    return f"{task_label(task)}\n({what})"
+    return f"{task_words(task)}\n({what})"
 
 
 def _primary_percents(
@@ -184,7 +184,7 @@ def class_f1_chart(data: ReportData, benchmark: str, task: str, path: Path) -> s
     ax.set_xlabel("F1 (%)   (n = items of the class)")
     order = "the baseline" if base_run in pivot else "the mean"
     ax.set_title(
-        f"{benchmark_label(benchmark)} · {task_label(task)}: F1 per class, sorted by {order}",
+        f"{benchmark_label(benchmark)} · {task_words(task)}: F1 per class, sorted by {order}",
         fontsize=11,
     )
     ax.grid(axis="x", alpha=0.3)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import PRIMARY_METRICS, headline_metrics
+from evalsuite.labels import PRIMARY_METRICS, metric_order
 from evalsuite.results import RunExtra
 from evalsuite.verdicts import MetricVerdict, ModelComparison
 
@@ -114,11 +114,12 @@ class ReportData:
         return self._verdicts.get((model.name, benchmark, task, metric))
 
     def metrics_of(self, benchmark: str, task: str) -> list[str]:
-        """Every metric of the task, headline ones first in headline order."""
+        """Every metric of the task: its headline and its kind's usual ones first, in
+        order (``evalsuite.labels.metric_order``), then the others by name."""
         names = {key[3] for key in self.cells if key[1] == benchmark and key[2] == task}
         kind = dict(self.tasks[benchmark]).get(task)
-        headline = [m for _, m in headline_metrics(kind) if m in names] if kind else []
-        return headline + sorted(names - set(headline), key=_metric_order)
+        first = [m for m in metric_order(benchmark, task, kind) if m in names]
+        return first + sorted(names - set(first), key=_metric_order)
 
     def primary(
         self, model: ModelEntry, benchmark: str, task: str

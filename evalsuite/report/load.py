@@ -11,13 +11,11 @@ from typing import Any
 import pandas as pd
 
 from evalsuite import store
-from evalsuite.formatting import is_missing, task_kind
+from evalsuite.formatting import is_missing
+from evalsuite.labels import benchmark_order, is_general, target_benchmark, task_kind
 from evalsuite.report.data import Cell, ModelEntry, ReportData, ReportError
 from evalsuite.results import RunExtra
 from evalsuite.verdicts import N_RESAMPLES, ModelComparison, choose_baseline, compare_many
-
-DEFAULT_TARGET = "footwear"
-GENERAL_BENCHMARKS = ("fmnist", "deepfashion", "custom", "demo_general")  # may be forgotten
 
 
 def _optional(value: Any) -> Any:
@@ -122,20 +120,13 @@ def _order_models(
     return [base, *(e for e in entries if e is not base)]
 
 
-def _default_target(metrics: pd.DataFrame) -> str | None:
-    """``footwear`` when scored, else the first benchmark (by name) not a general one."""
-    present = set(metrics["benchmark"])
-    others = sorted(present - set(GENERAL_BENCHMARKS))
-    return DEFAULT_TARGET if DEFAULT_TARGET in present else (others[0] if others else None)
-
-
 def _order_benchmarks(names: Iterable[str], target: str | None) -> list[str]:
-    def key(name: str) -> tuple[int, int, str]:
-        if name == target:
-            return (0, 0, name)
-        if name in GENERAL_BENCHMARKS:
-            return (1, GENERAL_BENCHMARKS.index(name), name)
-        return (2, 0, name)
+    """The target first, then the general benchmarks, then the others, each in display
+    order (their YAML ``role`` and ``display_order``)."""
+
+    def key(name: str) -> tuple[int, tuple[int, int, str]]:
+        group = 0 if name == target else 1 if is_general(name) else 2
+        return (group, benchmark_order(name))
 
     return sorted(set(names), key=key)
 
@@ -215,7 +206,7 @@ def load_report_data(
     runs = store.list_runs(db_path)
     runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)
     if target is None:
-        target = _default_target(metrics)
+        target = target_benchmark(metrics["benchmark"])
     benchmarks = _order_benchmarks(metrics["benchmark"], target)
     for entry in entries:  # only fine-tunes have a training log
         if entry.fine_tuned:

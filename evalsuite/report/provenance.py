@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from evalsuite.formatting import MISSING, benchmark_label, is_missing, md, task_label
+from evalsuite.formatting import MISSING, is_missing, md
+from evalsuite.labels import benchmark_label, task_words
 from evalsuite.report.data import ModelEntry, ReportData
 from evalsuite.report.tables import escape_cell, markdown_table
 
@@ -132,7 +133,7 @@ def _skipped_note(data: ReportData) -> list[str]:
     if not skipped:
         return []
     notes = [
-        f"{benchmark_label(b)} · {task_label(t)} "
+        f"{benchmark_label(b)} · {task_words(t)} "
         f"({'all models' if len(names) == len(data.models) else ', '.join(names)}): "
         f"{reason}"
         for (b, t, reason), names in skipped.items()

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evalsuite.formatting import MISSING, benchmark_label, md
+from evalsuite.formatting import MISSING, md
+from evalsuite.labels import benchmark_label
 from evalsuite.report.data import ReportData
 from evalsuite.report.figures import Figures, draw_figures
 from evalsuite.report.files import write_text

@@ -25,7 +25,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from evalsuite.formatting import MISSING, benchmark_label, md, metric_label, task_label
+from evalsuite.formatting import MISSING, md
+from evalsuite.labels import benchmark_label, metric_label, task_words
 from evalsuite.report.data import ModelEntry, ReportData
 from evalsuite.report.tables import markdown_table
 from evalsuite.report.tradeoff import tradeoff_point
@@ -73,7 +74,7 @@ def target_label(data: ReportData) -> str:
         return f"{name} (mean primary score of {len(tasks)} tasks)"
     task, kind = tasks[0]
     metric = data.primary_metric(data.target, task) or ""
-    return f"{name}: {task_label(task)} ({metric_label(metric, kind).lower()})"
+    return f"{name}: {task_words(task)} ({metric_label(metric, kind).lower()})"
 
 
 def objective_of(data: ReportData, found: list[Trial]) -> tuple[str, str, str] | None:
@@ -90,7 +91,7 @@ def objective_label(goal: tuple[str, str, str], data: ReportData) -> str:
     benchmark, task, metric = goal
     kind = dict(data.tasks.get(benchmark, [])).get(task, "")
     return (
-        f"{benchmark_label(benchmark)}: {task_label(task)} "
+        f"{benchmark_label(benchmark)}: {task_words(task)} "
         f"({metric_label(metric, kind).lower()}), the sweep's objective"
     )
 

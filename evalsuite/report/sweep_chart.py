@@ -9,7 +9,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from evalsuite.formatting import benchmark_label, task_label
+from evalsuite.labels import benchmark_label, task_words
 from evalsuite.report.chart_style import BASELINE_COLOUR, COLOURS, axis_limits, shorten
 from evalsuite.report.data import ModelEntry, ReportData
 from evalsuite.report.files import save_figure, slug
@@ -89,7 +89,7 @@ def _axes(ax: Any, data: ReportData, table: SweepTable, xs: list, ys: list) -> N
     others = [benchmark_label(b) for b in data.benchmarks if b != data.target]
     ax.set_xlabel(f"change elsewhere, pts (mean of {', '.join(others)})", fontsize=9)
     goal = table.objective
-    aim = f"{benchmark_label(goal[0])}: {task_label(goal[1])}" if goal else None
+    aim = f"{benchmark_label(goal[0])}: {task_words(goal[1])}" if goal else None
     ax.set_ylabel(f"gain on {aim or benchmark_label(data.target or '')}, pts", fontsize=9)
     ax.set_title(f"Sweep {shorten(table.study, 40)}: target gain vs change elsewhere",
                  fontsize=11)  # fmt: skip

@@ -8,17 +8,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from evalsuite.formatting import (
-    MISSING,
-    PRIMARY_METRICS,
-    benchmark_label,
-    format_interval,
-    format_value,
-    is_missing,
-    md,
-    metric_label,
-    task_label,
-)
+from evalsuite.formatting import MISSING, format_interval, format_value, is_missing, md
+from evalsuite.labels import PRIMARY_METRICS, benchmark_label, metric_label, task_words
 from evalsuite.report.data import Cell, ReportData
 from evalsuite.verdicts import NOT_COMPARABLE, MetricVerdict
 
@@ -46,7 +37,7 @@ def task_title(data: ReportData, benchmark: str, task: str) -> str:
     """``Footwear · article type``; the benchmark alone when it has one task."""
     if len(data.tasks[benchmark]) == 1:
         return benchmark_label(benchmark)
-    return f"{benchmark_label(benchmark)} · {task_label(task)}"
+    return f"{benchmark_label(benchmark)} · {task_words(task)}"
 
 
 def _value_cell(cell: Cell | None) -> str:
@@ -100,7 +91,7 @@ def metric_rows(
             cells.append("" if what == previous else f"**{escape_cell(what)}**")
             previous = what
         else:
-            task_text = task_label(task)
+            task_text = task_words(task)
             cells.append("" if task == previous else escape_cell(task_text))
             previous = task
         cells.append(escape_cell(metric_label(metric, data.task_type(benchmark, task))))

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from evalsuite.formatting import benchmark_label
+from evalsuite.labels import benchmark_label
 from evalsuite.report.chart_style import axis_limits, legend_label, model_colours, shorten
 from evalsuite.report.data import ModelEntry, ReportData
 from evalsuite.report.files import save_figure

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from evalsuite.formatting import benchmark_label, is_missing, md, metric_label, task_label
+from evalsuite.formatting import is_missing, md
+from evalsuite.labels import benchmark_label, metric_label, task_words
 from evalsuite.report.data import ModelEntry, ReportData
 from evalsuite.report.tables import escape_cell, markdown_table, task_title
 from evalsuite.report.tradeoff import tradeoff_point
@@ -36,7 +37,7 @@ def _phrase(
     verdict = data.verdict(model, benchmark, task, metric) if metric else None
     if verdict is None or is_missing(verdict.baseline) or is_missing(verdict.candidate):
         return None  # one of the two was not scored on it: "Not scored on ..." says so
-    what = task_title(data, benchmark, task) if named else task_label(task)
+    what = task_title(data, benchmark, task) if named else task_words(task)
     short = "accuracy" if verdict.metric == "acc@1" else metric_label(verdict.metric)
     before, after = verdict.value_text("baseline"), verdict.value_text("candidate")
     return f"{what} {short} {before} → {after} ({_change_words(verdict)})"

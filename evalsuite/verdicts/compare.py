@@ -12,7 +12,6 @@ from evalsuite import store
 from evalsuite.errors import EvalSuiteError
 from evalsuite.verdicts.core import (
     ALPHA,
-    GATED_METRICS,
     N_RESAMPLES,
     NOT_COMPARABLE,
     ModelComparison,
@@ -67,13 +66,15 @@ def compare_frames(
     baseline: str,
     candidate: str,
     *,
-    gated: Iterable[str] = GATED_METRICS,
+    gated: Iterable[str] | None = None,
     margins: Mapping[str, float] | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     alpha: float = ALPHA,
 ) -> ModelComparison:
-    """Every verdict of ``candidate`` against ``baseline`` (names, or fingerprint prefixes)."""
+    """Every verdict of ``candidate`` against ``baseline`` (names, or fingerprint prefixes).
+    ``gated``: the metrics the gate judges on every task (``--metric``); None: those each
+    benchmark's YAML gates (``evalsuite.labels.gated_metrics``)."""
     rows_a, rows_b = model_rows(metrics, baseline), model_rows(metrics, candidate)
     verdicts = judge_runs(
         rows_a, rows_b, units, gated=gated, margins=margins or {},

@@ -48,18 +48,10 @@ import numpy as np
 import pandas as pd
 
 from evalsuite.errors import EvalSuiteError
-from evalsuite.formatting import (
-    benchmark_label,
-    format_delta,
-    format_interval,
-    format_value,
-    is_missing,
-    metric_label,
-    task_label,
-)
+from evalsuite.formatting import format_delta, format_interval, format_value, is_missing
+from evalsuite.labels import benchmark_label, metric_label, task_words
 from evalsuite.metrics import paired
 
-GATED_METRICS = ("acc@1", "f1_macro", "f1_weighted", "pretest", "ir_hits", "ir_by_position")
 ALPHA = 0.05
 POWER = 0.8
 N_RESAMPLES = 10_000
@@ -121,7 +113,7 @@ class MetricVerdict:
     @property
     def task_text(self) -> str:
         """``footwear article type``."""
-        return f"{benchmark_label(self.benchmark).lower()} {task_label(self.task)}"
+        return f"{benchmark_label(self.benchmark).lower()} {task_words(self.task)}"
 
     @property
     def metric_text(self) -> str:

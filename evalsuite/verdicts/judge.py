@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from evalsuite.labels import gated_metrics
 from evalsuite.metrics import paired
 from evalsuite.verdicts.core import (
     _CONFUSION_METRICS,
@@ -204,15 +205,16 @@ def judge_runs(
     metrics_b: pd.DataFrame,
     units: Mapping[tuple[str, str], TaskUnits],
     *,
-    gated: Iterable[str],
+    gated: Iterable[str] | None,
     margins: Mapping[str, float],
     n_resamples: int,
     seed: int,
 ) -> list[MetricVerdict]:
     """Uncorrected verdicts of every (benchmark, task, metric) either metric table holds (one
     latest run per benchmark each): a metric only one model has is *not comparable*, never
-    left out, so a candidate that skipped a benchmark cannot pass the gate unseen."""
-    gated = set(gated)
+    left out, so a candidate that skipped a benchmark cannot pass the gate unseen. ``gated``:
+    the metrics the gate judges on every task; None: those each benchmark's YAML gates."""
+    chosen = None if gated is None else set(gated)
     key = ["benchmark", "task", "metric"]
     a_rows = metrics_a.set_index(key)
     b_rows = metrics_b.set_index(key)
@@ -231,11 +233,17 @@ def judge_runs(
         pair = (units.get((row_a["run_id"], task)), units.get((row_b["run_id"], task)))
         out.append(
             judge_metric(
-                row_a, row_b, pair, gated=index[2] in gated, margins=margins,
+                row_a, row_b, pair, gated=_is_gated(chosen, *index), margins=margins,
                 n_resamples=n_resamples, seed=seed, why_not=why_not, cache=cache,
             )
         )  # fmt: skip
     return out
+
+
+def _is_gated(chosen: set[str] | None, benchmark: str, task: str, metric: str) -> bool:
+    """Whether the gate judges the metric: one of ``chosen`` (``--metric``), else one its
+    benchmark's YAML gates on the task."""
+    return metric in (gated_metrics(benchmark, task) if chosen is None else chosen)
 
 
 def _no_value(row: pd.Series) -> pd.Series:
