@@ -7,9 +7,10 @@ captions, chunking, objective and mixed precision), computed for every candidate
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from accelerate import Accelerator
 from torch import nn
@@ -17,21 +18,18 @@ from torch import nn
 from evalsuite.errors import ConfigError
 from evalsuite.models import ClipModel
 from evalsuite.models.factory import TRAINING_FILE
+from finetune.build import build_loss
 from finetune.config import TrainConfig, load_config, resolve_objective, validate_config
 from finetune.data import Loaders, build_loaders
 from finetune.loss import DualEncoder
+from finetune.run import Run
 from finetune.validation import evaluate
-
-if TYPE_CHECKING:
-    from finetune.loop import Run
 
 
 def config_for(config: Path | None, checkpoint: Path) -> TrainConfig:
     """``--config``, else the config recorded in ``checkpoint``'s training.json."""
     if config is not None:
         return load_config(config, [], None)
-    import json
-
     file = checkpoint / TRAINING_FILE
     recorded = json.loads(file.read_text()).get("config")
     if not isinstance(recorded, dict):
@@ -44,7 +42,7 @@ def config_for(config: Path | None, checkpoint: Path) -> TrainConfig:
 
 @dataclass
 class _ValRun:
-    """The part of :class:`finetune.loop.Run` that ``evaluate`` and ``build_loss`` read."""
+    """The part of :class:`finetune.run.Run` that ``evaluate`` and ``build_loss`` read."""
 
     cfg: TrainConfig
     model: ClipModel
@@ -70,8 +68,6 @@ class Validator:
         self.accelerator = Accelerator(mixed_precision=self.cfg.train.mixed_precision)
         self.data = build_loaders(self.cfg, reference)
         run = self._run(reference)
-        from finetune.loop import build_loss
-
         self.loss = build_loss(cast("Run", run), self.accelerator)
 
     def _run(self, model: ClipModel) -> _ValRun:

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 from accelerate import Accelerator
 
 from finetune.config import TrainConfig
 from finetune.loss import class_embeddings, validation_loss, zero_shot_accuracy
-
-if TYPE_CHECKING:
-    from finetune.loop import Run
+from finetune.run import Run
 
 
 def val_chunk(cfg: TrainConfig) -> int:
