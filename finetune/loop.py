@@ -71,6 +71,8 @@ def train_steps(cfg: TrainConfig, resume: str | Path | None, overwrite: bool) ->
             output.remove_run(cfg.output.dir)
         accelerator.wait_for_everyone()
     encoder, optimizer = accelerator.prepare(run.encoder, run.optimizer)
+    if run.data.val is not None:  # val batches dealt to the processes, for gather_for_metrics
+        run.data.val = accelerator.prepare(run.data.val)
     start_run(run, accelerator)
     state = resume_path(cfg, resume)
     if state is not None:
