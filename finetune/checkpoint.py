@@ -225,7 +225,15 @@ def data_fingerprint(
 
 
 def rng_state() -> dict[str, torch.Tensor]:
-    """This process's python, numpy, torch (and CUDA) generator states as tensors."""
+    """This process's python, numpy, torch (and CUDA) generator states as tensors.
+
+    Not accelerate's ``random_states_<rank>.pkl`` (``Accelerator.save_state``): that is a
+    pickle per process, and its loader skips an unreadable one with an info log
+    (accelerate 1.15 checkpointing.py:318), so a resume would silently stop replaying the
+    run; it also has no file for a rank beyond the saved process count. Here every
+    process's row is gathered into one ``rng.safetensors`` (nothing unpickled) and
+    :func:`load_state` takes row ``rank % processes``; see :mod:`finetune.saving`.
+    """
     version, keys, gauss = random.getstate()
     _, np_keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state = {

@@ -223,8 +223,9 @@ def replay_per_batch(cfg: TrainConfig) -> int:
 def build_loaders(
     cfg: TrainConfig, model: ClipModel, rank: int = 0, world: int = 1, device_type: str = "cpu"
 ) -> Loaders:
-    """Train and val loaders of this process (its share of each split), and the classes;
-    ``device_type`` is where the batches go (pinned memory and decode workers for CUDA)."""
+    """The train loader of this process (its share of the split), the whole val loader
+    (``accelerator.prepare`` shares it out in training) and the classes; ``device_type`` is
+    where the batches go (pinned memory and decode workers for CUDA)."""
     splits = {"train": read_split(cfg, cfg.data.train_split)}
     if splits["train"].streamed:
         where = f"{cfg.data.path} ({cfg.data.train_split or 'all'})"
@@ -258,7 +259,8 @@ def build_loaders(
     val = None
     if "val" in splits:
         val_set = CaptionDataset(splits["val"], model.transform, Captions(fields), labels)
-        val_sampler = EpochSampler(len(val_set), 0, rank, world, shuffle=False, multiple_of=None)
+        # every item in order: training's accelerator.prepare deals the batches to processes
+        val_sampler = EpochSampler(len(val_set), 0, shuffle=False, multiple_of=None)
         val = build_loader(val_set, val_sampler, cfg, model.tokenize, device_type, world)
     train_loader = build_loader(train, sampler, cfg, model.tokenize, device_type, world)
     return Loaders(classes, train_loader, val, counts)

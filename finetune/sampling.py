@@ -21,7 +21,24 @@ from torch.utils.data import Sampler
 
 class EpochSampler(Sampler[int]):
     """Seeded per-epoch order, cut to a multiple of ``multiple_of`` x processes, this process's
-    share (positions rank, rank + world, ...), resumable from ``start`` (see module doc)."""
+    share (positions rank, rank + world, ...), resumable from ``start`` (see module doc).
+
+    Why the training loader is not sharded by ``accelerator.prepare`` (accelerate 1.15):
+    its ``BatchSamplerShard`` deals whole batches and, with ``even_batches`` (the default),
+    "loops back at the beginning of the sampler" to fill the last round (data_loader.py,
+    its docstring): items trained twice in an epoch, and in a contrastive step one item's
+    caption a negative for its own image. The cut to whole steps x processes needs the
+    process count here anyway, :class:`ReplaySampler` draws replay items per (global batch,
+    rank), and batch-wise dealing would change which items each process trains on, so a
+    ``state/`` saved mid-epoch would resume into another order. (The val loader, which keeps
+    every item, is prepared: ``gather_for_metrics`` drops that padding.)
+
+    Why ``start`` rather than accelerate's ``skip_first_batches``: that wraps the batch
+    sampler in a ``SkipBatchSampler`` that draws the same indices and drops the first
+    batches, without decoding them, which is what ``start`` does here; ``set_epoch(epoch,
+    start)`` is the samplers' tested contract (tests/test_finetune_train.py,
+    tests/test_finetune_data.py), and one way to skip is enough.
+    """
 
     def __init__(
         self,

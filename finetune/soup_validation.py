@@ -7,6 +7,7 @@ captions, chunking, objective and mixed precision), computed for every candidate
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,9 @@ from torch import nn
 from evalsuite.errors import ConfigError
 from evalsuite.models import ClipModel
 from evalsuite.models.factory import TRAINING_FILE
+from finetune.build import build_loss
 from finetune.config import TrainConfig, load_config, resolve_objective, validate_config
 from finetune.data import Loaders, build_loaders
-from finetune.loop import build_loss
 from finetune.loss import DualEncoder
 from finetune.validation import evaluate
 
@@ -28,8 +29,6 @@ def config_for(config: Path | None, checkpoint: Path) -> TrainConfig:
     """``--config``, else the config recorded in ``checkpoint``'s training.json."""
     if config is not None:
         return load_config(config, [], None)
-    import json
-
     file = checkpoint / TRAINING_FILE
     recorded = json.loads(file.read_text()).get("config")
     if not isinstance(recorded, dict):

@@ -1,17 +1,17 @@
 """Validation after each epoch: the val loss and the zero-shot accuracy of the target field,
 the same whatever the number of processes, and the rule for "the val loss improved".
 
-Every process encodes its share of the val items (the val sampler deals item k to process
-k % world); the features are gathered in item order and every process then computes the loss
-over the same consecutive chunks of ``train.val_batch_size`` items. The chunk is a config
-value, not one optimizer step's pool (batch_size x accum_steps x processes): the val loss of
-given weights must not depend on the process count, or ReduceLROnPlateau, early stopping and
-``best/`` would change with it.
+In training the val loader is prepared by accelerate: it deals whole val batches to the
+processes (batch k to process k % world, the last round padded from the start) and
+``gather_for_metrics`` puts each round's features back in item order, dropping the padding.
+Every process then computes the loss over the same consecutive chunks of
+``train.val_batch_size`` items. The chunk is a config value, not one optimizer step's pool
+(batch_size x accum_steps x processes): the val loss of given weights must not depend on the
+process count, or ReduceLROnPlateau, early stopping and ``best/`` would change with it.
 """
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -55,19 +55,17 @@ def improved(val_loss: float | None, best: float | None, min_delta: float) -> bo
 @torch.no_grad()
 def evaluate(run: ValidatedRun, accelerator: Accelerator) -> dict[str, float]:
     """Val loss and zero-shot accuracy of the target field, the same on every process and for
-    any process count. The unwrapped encoder is used: processes may hold one val batch more
-    than others."""
+    any process count. The unwrapped encoder is used: no gradient to synchronise."""
     device = accelerator.device
     with ema_weights(run), accelerator.autocast():
         run.encoder.eval()
         parts: dict[str, list[torch.Tensor]] = {"image": [], "text": [], "labels": []}
         for batch in run.data.val:
             out = run.encoder(batch["pixel_values"].to(device), batch["input_ids"].to(device))
-            parts["image"].append(out["image"])
-            parts["text"].append(out.get("text", out["image"]))
-            parts["labels"].append(batch["labels"].to(device))
-        size = len(run.data.val.dataset)
-        image, text, labels = (gather_in_order(accelerator, parts[k], size) for k in parts)
+            rows = (out["image"], out.get("text", out["image"]), batch["labels"].to(device))
+            for key, value in zip(parts, accelerator.gather_for_metrics(rows), strict=True):
+                parts[key].append(value)
+        image, text, labels = (torch.cat(parts[k]) for k in parts)
         names = list(run.data.classes.values())
         classes = class_embeddings(run.model, names, run.cfg.data.templates).float()
         scale = run.model.logit_scale_parameter.exp().float()
@@ -78,20 +76,6 @@ def evaluate(run: ValidatedRun, accelerator: Accelerator) -> dict[str, float]:
         "val_loss": validation_loss(run.loss, image, text, labels, scale, chunk, bias),
         "val_accuracy": zero_shot_accuracy(image, classes, labels),
     }
-
-
-def gather_in_order(accelerator: Accelerator, parts: list[torch.Tensor], size: int):
-    """All processes' val rows in item order (the val sampler deals item k to process
-    k % world), padding the shorter shares for the gather."""
-    tensor = torch.cat(parts)
-    world = accelerator.num_processes
-    if world == 1:
-        return tensor
-    rows, shape = math.ceil(size / world), tensor.shape[1:]
-    padded = tensor.new_zeros((rows, *shape))
-    padded[: len(tensor)] = tensor
-    gathered = accelerator.gather(padded).reshape(world, rows, *shape)
-    return gathered.transpose(0, 1).reshape(world * rows, *shape)[:size]
 
 
 @contextmanager

@@ -13,8 +13,8 @@ import torch
 from accelerate.state import AcceleratorState
 
 import finetune.loop
+from finetune.build import build_scheduler, set_threshold
 from finetune.config import validate_config
-from finetune.loop import build_scheduler, set_threshold
 from finetune.validation import improved, val_chunk
 
 TINY = {"name": "tiny-train"}  # testkit/configs/tiny-train.json: fast steps

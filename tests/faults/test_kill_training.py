@@ -22,7 +22,8 @@ from safetensors.torch import load_file
 
 from evalsuite.models import load_model
 from finetune.config import validate_config
-from finetune.loop import resume_path, train
+from finetune.loop import train
+from finetune.saving import resume_path
 from testkit.synthetic import write_synthetic_catalogue
 
 # a ~0.4M-parameter CLIP (testkit/configs/tiny-train.json): several training

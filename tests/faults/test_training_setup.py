@@ -98,7 +98,7 @@ def test_pool_of_one_is_allowed_when_accumulation_or_processes_make_it_larger(
     step's micro-batches): it trains, with a positive loss, and changes the weights. So does
     a per-process batch of 1 on 2 processes (ClipLoss gathers the features of every process;
     tests/test_finetune_distributed.py checks that gather)."""
-    from finetune.loop import check_contrast_pool
+    from finetune.build import check_contrast_pool
 
     check_contrast_pool(validate_config(config(inputs, tmp_path, batch_size=1)), processes=2)
     with pytest.raises(ConfigError, match=r"train\.batch_size 1"):
