@@ -65,6 +65,7 @@ SpecLoader = Callable[[str, str | None, bool], ClipModel]
 class SpecKind:
     """One way of naming a model: ``matches(spec)`` says whether a spec is of this kind."""
 
+    name: str
     matches: Callable[[str], object]
     load: SpecLoader
 
@@ -80,7 +81,7 @@ def spec_kind(
     test = (lambda spec: spec.startswith(matches)) if isinstance(matches, str) else matches
 
     def register(load: SpecLoader) -> SpecLoader:
-        MODEL_SPECS.register(name, SpecKind(test, load))
+        MODEL_SPECS.register(name, SpecKind(name, test, load))
         return load
 
     return register
