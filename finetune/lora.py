@@ -45,6 +45,7 @@ from torch.func import functional_call
 from evalsuite.errors import ConfigError
 from evalsuite.models.base import ClipModel
 from evalsuite.models.layout import TOWERS, LayoutError, ModelLayout, TowerLayout, tower_layout
+from evalsuite.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,12 @@ class LoraSettings(Protocol):
 
 
 # lora.target -> the modules to adapt in one tower
-TARGETS: dict[str, Callable[[TowerLayout], tuple[str, ...]]] = {
-    "attention": lambda tower: tower.attention,
-}
+TARGETS: Registry[Callable[[TowerLayout], tuple[str, ...]]] = Registry(
+    "lora.target",
+    error=ConfigError,
+    miss_message=lambda name, known: f"lora.target {name!r} is unknown; known: {', '.join(known)}",
+)
+TARGETS.register("attention", lambda tower: tower.attention)
 
 
 def apply_lora(model: ClipModel, cfg: LoraSettings) -> list[str]:
@@ -75,8 +79,6 @@ def apply_lora(model: ClipModel, cfg: LoraSettings) -> list[str]:
     if has_lora(model):
         raise ConfigError(f"{model.name} already has LoRA adapters; apply_lora runs once")
     inject = INJECTORS.get(model.backend)
-    if inject is None:
-        raise ConfigError(f"LoRA is not available for backend {model.backend!r}")
     targets = _targets(_layout(model), cfg.target)
     inject(model.module, targets, cfg)
     for name, param in model.module.named_parameters():
@@ -215,10 +217,16 @@ def _merge_mha(root: nn.Module) -> int:
     return len(names)
 
 
-INJECTORS: dict[str, Callable[[nn.Module, tuple[str, ...], LoraSettings], None]] = {
-    "hf": _inject_peft,
-    "open_clip": _inject_open_clip,
-}
+# model.backend -> how adapters go into its module
+INJECTORS: Registry[Callable[[nn.Module, tuple[str, ...], LoraSettings], None]] = Registry(
+    "LoRA injector",
+    error=ConfigError,
+    miss_message=lambda name, known: (
+        f"LoRA is not available for backend {name!r}; known: {', '.join(known)}"
+    ),
+)
+INJECTORS.register("hf", _inject_peft)
+INJECTORS.register("open_clip", _inject_open_clip)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -226,8 +234,6 @@ INJECTORS: dict[str, Callable[[nn.Module, tuple[str, ...], LoraSettings], None]]
 
 def _targets(layout: ModelLayout, target: str) -> tuple[str, ...]:
     pick = TARGETS.get(target)
-    if pick is None:
-        raise ConfigError(f"lora.target {target!r} is unknown; known: {', '.join(TARGETS)}")
     return tuple(name for tower in TOWERS for name in pick(layout.tower(tower)))
 
 

@@ -209,7 +209,9 @@ class Streamed(Sequence[Item]):
 def streamed_reader(monkeypatch: pytest.MonkeyPatch, items: list) -> Streamed:
     """Register a reader "streamed" that returns ``items`` as a lazy sequence."""
     streamed = Streamed(items)
-    monkeypatch.setitem(data_registry.READERS, "streamed", lambda path, split=None: streamed)
+    readers = data_registry.READERS.copy()  # the shared registry is left as it is
+    readers.register("streamed", lambda path, split=None: streamed)
+    monkeypatch.setattr(data_registry, "READERS", readers)
     return streamed
 
 

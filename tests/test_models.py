@@ -18,6 +18,7 @@ from transformers import AutoProcessor, CLIPModel
 
 from evalsuite.errors import ModelLoadError
 from evalsuite.models import load_model
+from evalsuite.models.factory import MODEL_SPECS
 from evalsuite.models.tokenizer import build_hf_tokenizer
 
 CAT_IDS = [49406, 320, 1125, 539, 320, 2368, 49407]
@@ -178,6 +179,20 @@ def test_file_and_unparseable_specs(tiny_hf_dir: Path) -> None:
         load_model(tiny_hf_dir / "config.json")
     with pytest.raises(ModelLoadError, match="cannot interpret"):
         load_model("not a model")
+
+
+def test_spec_kinds_are_tried_in_the_documented_order() -> None:
+    # explicit prefixes first, then an existing path, then an open_clip name, then a Hub id
+    assert [kind.name for kind in MODEL_SPECS.values()] == [
+        "embeddings",
+        "hf-hub",
+        "openclip",
+        "local-dir",
+        "existing path",
+        "missing path",
+        "open_clip name",
+        "hub id",
+    ]
 
 
 @pytest.mark.parametrize("spec", ["patrickjohncyh/fashion-clip", "hf-hub:Marqo/marqo-fashionCLIP"])

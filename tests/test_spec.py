@@ -90,6 +90,18 @@ def test_registry_duplicates_raise_and_misses_suggest() -> None:
     assert isinstance(RegistryError("x"), LookupError)
 
 
+def test_registry_keeps_registration_order_and_copies_apart() -> None:
+    registry = Registry[int]("widget", miss_message=lambda name, known: f"no {name}; {known}")
+    registry.register("b", 1)
+    registry.register("a", 2)
+    assert registry.values() == [1, 2] and registry.names() == ["a", "b"]
+    twin = registry.copy()
+    twin.register("c", 3)
+    assert "c" not in registry and twin.values() == [1, 2, 3]
+    with pytest.raises(RegistryError, match=r"no z; \['a', 'b'\]"):
+        registry.get("z")
+
+
 # --- shipped benchmarks --------------------------------------------------------------------
 
 

@@ -8,7 +8,6 @@ or a lazy sequence for data too large to list up front: ``webdataset``, ``hf_dat
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +23,7 @@ from evalsuite.data.pairs import read_pairs_csv
 from evalsuite.data.shards import read_webdataset
 from evalsuite.data.styles import read_styles_catalogue
 from evalsuite.errors import SpecError
+from evalsuite.registry import Registry, close_names
 
 
 class Reader(Protocol):
@@ -32,27 +32,30 @@ class Reader(Protocol):
     def __call__(self, path: Path, split: str | None = ..., **options: Any) -> Sequence[Item]: ...
 
 
-READERS: dict[str, Reader] = {
-    "fashion_mnist": read_fashion_mnist,
-    "deepfashion": read_deepfashion,
-    "image_folder": read_image_folder,
-    "labelled_csv": read_labelled_csv,
-    "catalogue": read_catalogue,
-    "styles_catalogue": read_styles_catalogue,
-    "webdataset": read_webdataset,
-    "pairs_csv": read_pairs_csv,
-    "hf_imagefolder": read_hf_imagefolder,
-    "hf_dataset": read_hf_dataset,
-}
+def _unknown_reader(name: str, known: list[str]) -> str:
+    close = close_names(name, known)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown reader {name!r}; known readers: {', '.join(known)}.{hint}"
+
+
+# A static table, as the task types': the reader modules do not know of it, and a reader of an
+# optional format (hf_dataset: the datasets library) imports that library only when it reads.
+READERS: Registry[Reader] = Registry("reader", error=SpecError, miss_message=_unknown_reader)
+READERS.register("fashion_mnist", read_fashion_mnist)
+READERS.register("deepfashion", read_deepfashion)
+READERS.register("image_folder", read_image_folder)
+READERS.register("labelled_csv", read_labelled_csv)
+READERS.register("catalogue", read_catalogue)
+READERS.register("styles_catalogue", read_styles_catalogue)
+READERS.register("webdataset", read_webdataset)
+READERS.register("pairs_csv", read_pairs_csv)
+READERS.register("hf_imagefolder", read_hf_imagefolder)
+READERS.register("hf_dataset", read_hf_dataset)
 
 
 def get_reader(name: str) -> Reader:
     """The reader registered as ``name``; an unknown name lists the known ones."""
-    if name in READERS:
-        return READERS[name]
-    close = difflib.get_close_matches(name, list(READERS), n=3)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise SpecError(f"unknown reader {name!r}; known readers: {', '.join(sorted(READERS))}.{hint}")
+    return READERS.get(name)
 
 
 __all__ = ["READERS", "Item", "Reader", "get_reader"]

@@ -4,6 +4,8 @@ A config that disagrees with its weights file (3 layers declared, 2 saved) loads
 transformers: the missing layer is randomly initialised, an extra one dropped, and only a
 load report on stderr says so. The loaders collect what the libraries report (missing,
 unexpected and mismatched keys) and turn it into a ModelLoadError with this description.
+A weights file that ``torch.load(weights_only=True)`` refuses (a pickle holding code) gets
+its own message (:func:`pickle_message`).
 """
 
 from __future__ import annotations
@@ -104,3 +106,23 @@ def shape_mismatches(
         for name, shape in shapes.items()
         if name in expected and list(shape) != list(expected[name].shape)
     ]
+
+
+def refused_pickle(exc: BaseException | None) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused a file somewhere behind ``exc``: it
+    holds pickled Python objects besides tensors (possibly a payload that runs code)."""
+    while exc is not None:
+        if isinstance(exc, UnpicklingError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def pickle_message(what: str) -> str:
+    # torch's own message suggests weights_only=False, i.e. running the payload: not ours.
+    return (
+        f"refused to load {what}: its weights file is a pickle holding Python objects besides "
+        "tensors, and unpickling it could run arbitrary code. Only safetensors files and plain "
+        "tensor files load (torch.load(weights_only=True)); convert the weights to safetensors "
+        "where you trust the file"
+    )

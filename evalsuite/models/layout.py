@@ -8,9 +8,10 @@ attention layers that LoRA targets; plus the logit scale. Entries are qualified 
 positional embeddings as ``nn.Parameter``). Locking, gradual unfreezing, layer-wise learning
 rates and LoRA read this layout and never spell a module name themselves.
 
-Backends register a layout function in ``LAYOUTS``; every parameter of the module must fall
-in exactly one part, else :class:`LayoutError` names the strays (an architecture this file
-does not know yet, e.g. a Hugging Face text tower inside open_clip).
+Backends register a layout function in ``LAYOUTS`` (Hugging Face models, by model_type, in
+``HF_LAYOUTS``); every parameter of the module must fall in exactly one part, else
+:class:`LayoutError` names the strays (an architecture this file does not know yet, e.g. a
+Hugging Face text tower inside open_clip).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 
 from evalsuite.errors import ConfigError
 from evalsuite.models.base import ClipModel
+from evalsuite.registry import MissMessage, Registry
 
 TOWERS = ("image", "text")
 
@@ -65,12 +67,7 @@ class ModelLayout:
 
 def tower_layout(model: ClipModel) -> ModelLayout:
     """The layout of ``model``'s towers; raises :class:`LayoutError` for unknown structures."""
-    build = LAYOUTS.get(model.backend)
-    if build is None:
-        raise LayoutError(
-            f"no tower layout for backend {model.backend!r}; known: {', '.join(sorted(LAYOUTS))}"
-        )
-    layout = build(model.module)
+    layout = LAYOUTS.get(model.backend)(model.module)
     check_coverage(model.module, layout)
     return layout
 
@@ -116,13 +113,7 @@ def check_coverage(root: nn.Module, layout: ModelLayout) -> None:
 def _hf_layout(module: nn.Module) -> ModelLayout:
     """Hugging Face models by their config's ``model_type`` (CLIPModel's when it has none)."""
     model_type = getattr(getattr(module, "config", None), "model_type", None) or "clip"
-    layouts = {"clip": _hf_clip_layout, "siglip": _hf_siglip_layout}
-    if model_type not in layouts:
-        raise LayoutError(
-            f"no tower layout for Hugging Face model_type {model_type!r}; "
-            f"known: {', '.join(sorted(layouts))}"
-        )
-    return layouts[model_type](module)
+    return HF_LAYOUTS.get(model_type)(module)
 
 
 def _hf_attention(blocks: tuple[str, ...]) -> tuple[str, ...]:
@@ -231,10 +222,22 @@ def _timm_image_layout(module: nn.Module) -> TowerLayout:
     )
 
 
-LAYOUTS: dict[str, Callable[[nn.Module], ModelLayout]] = {
-    "hf": _hf_layout,
-    "open_clip": _open_clip_layout,
-}
+def _no_layout_for(what: str) -> MissMessage:
+    return lambda name, known: f"no tower layout for {what} {name!r}; known: {', '.join(known)}"
+
+
+# model.backend -> its layout; a Hugging Face model's by its config's model_type
+BuildLayout = Callable[[nn.Module], ModelLayout]
+LAYOUTS: Registry[BuildLayout] = Registry(
+    "tower layout", error=LayoutError, miss_message=_no_layout_for("backend")
+)
+LAYOUTS.register("hf", _hf_layout)
+LAYOUTS.register("open_clip", _open_clip_layout)
+HF_LAYOUTS: Registry[BuildLayout] = Registry(
+    "tower layout", error=LayoutError, miss_message=_no_layout_for("Hugging Face model_type")
+)
+HF_LAYOUTS.register("clip", _hf_clip_layout)
+HF_LAYOUTS.register("siglip", _hf_siglip_layout)
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from evalsuite.data.text import read_utf8
 from evalsuite.errors import ModelLoadError
 from evalsuite.models.base import ClipModel, ModelSource
+from evalsuite.registry import Registry
 from evalsuite.schema import StrictModel, validation_message
 
 PREFIX = "embeddings:"
@@ -107,7 +108,7 @@ def load_embeddings(
         raise ModelLoadError(f"precomputed embeddings {str(path)!r} not found")
     matrix_file, config_file = _files(path)
     config = _read_config(config_file)
-    reader = _READERS[matrix_file.suffix]
+    reader = MATRIX_READERS.get(matrix_file.suffix)
     matrix, ids = reader(matrix_file, config)
     vectors, raw_digest = _checked(matrix, ids, matrix_file)
     folder = path if path.is_dir() else path.parent
@@ -138,7 +139,7 @@ def _files(path: Path) -> tuple[Path, Path | None]:
             raise ModelLoadError(f"folder {path} holds several embedding files ({names}): keep one")
         config = path / CONFIG_FILE
         return found[0], config if config.is_file() else None
-    if path.suffix not in _READERS:
+    if path.suffix not in MATRIX_READERS:  # said here with what each type needs beside it
         raise ModelLoadError(
             f"{path}: unknown embeddings file type {path.suffix!r}; expected .npy (with "
             "ids.txt beside it), .parquet or .safetensors"
@@ -282,7 +283,12 @@ def _read_safetensors(file: Path, config: dict[str, Any]) -> tuple[np.ndarray, l
     return matrix, checked_ids(ids, file, lambda row: f"metadata ids[{row}]")
 
 
-_READERS = {".npy": _read_npy, ".parquet": _read_parquet, ".safetensors": _read_safetensors}
+# the embeddings file's suffix -> its reader: (file, embeddings.yaml) -> (matrix, ids)
+MatrixReader = Callable[[Path, dict[str, Any]], tuple[np.ndarray, list[str]]]
+MATRIX_READERS: Registry[MatrixReader] = Registry("embeddings file type", error=ModelLoadError)
+MATRIX_READERS.register(".npy", _read_npy)
+MATRIX_READERS.register(".parquet", _read_parquet)
+MATRIX_READERS.register(".safetensors", _read_safetensors)
 
 
 def check_vectors(

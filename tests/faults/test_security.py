@@ -25,7 +25,7 @@ from evalsuite.cli import build_parser
 from evalsuite.cli import main as evalsuite_main
 from evalsuite.embedding_cache import EmbeddingCache
 from evalsuite.errors import ConfigError, ModelLoadError, SpecError
-from evalsuite.models import factory, load_model
+from evalsuite.models import hf_loading, load_model
 from evalsuite.runner import ScoreOptions
 from evalsuite.spec import load_benchmark_file
 from finetune import checkpoint
@@ -99,13 +99,13 @@ def test_trust_remote_code_is_off_unless_asked(
     tiny_hf_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[bool] = []
-    real = factory.CLIPModel.from_pretrained
+    real = hf_loading.CLIPModel.from_pretrained
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs["trust_remote_code"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(factory.CLIPModel, "from_pretrained", spy)
+    monkeypatch.setattr(hf_loading.CLIPModel, "from_pretrained", spy)
     load_model(tiny_hf_dir)
     load_model(tiny_hf_dir, trust_remote_code=True)
     assert seen == [False, True]
