@@ -30,6 +30,7 @@ from verdict_db import write_verdict_db
 
 from evalsuite import store
 from evalsuite.results import MetricValue, ModelInfo, RunResult
+from evalsuite.store.schema import ensure_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboards" / "leaderboard.py"
@@ -509,7 +510,7 @@ def test_missing_and_empty_database_explain_how_to_fill_it(tmp_path, monkeypatch
     assert not (tmp_path / "nothing.duckdb").exists()  # reading never creates it
     empty = tmp_path / "empty.duckdb"
     with store.connect(empty) as con:
-        store._ensure_schema(con)
+        ensure_schema(con)
     at = app(empty, monkeypatch)
     no_errors(at)
     assert "has no results yet" in texts(at)
