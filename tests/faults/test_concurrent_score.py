@@ -30,7 +30,7 @@ BENCHMARKS = ("one", "two", "three")
 HOSTILE_NAME = "x'); DROP TABLE runs; --\"🙂"  # stored verbatim: every value is a parameter
 # What a user would see if a lock conflict escaped the store's retries.
 LOCK_ERROR = re.compile(r"Traceback|could not set lock|conflicting lock|locked by another|Busy")
-LEADERBOARD_READ_TIMEOUT_S = 3.0  # dashboards/leaderboard.py READ_TIMEOUT_S
+LEADERBOARD_READ_TIMEOUT_S = 3.0  # dashboards/reading.py READ_TIMEOUT_S
 SLOW_WRITER = """
 import sys, time
 from evalsuite import store
