@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from evalsuite import store
 from evalsuite.data.manifest import sha256_file
-from evalsuite.store_checks import StoreError
+from evalsuite.store import StoreError
 
 FORMAT = "evalsuite-run/1"
 MANIFEST = "manifest.json"

@@ -18,6 +18,7 @@ from faults.faultkit import write_benchmarks, write_images_csv
 
 from evalsuite import store
 from evalsuite.cli import main
+from evalsuite.store.schema import column_types
 from testkit.tiny import build_tiny_hf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def comparable_rows(db: Path) -> dict[str, list]:
         for table in store.TABLES:
             if table == "schema_version":
                 continue
-            columns = [c for c, _ in store._columns(table) if c not in VOLATILE]
+            columns = [c for c, _ in column_types(table) if c not in VOLATILE]
             key = "" if table in ("models", "history", "runs") else "r.model_name, r.benchmark, "
             join = " JOIN runs r USING (run_id)" if key else ""
             select = ", ".join(f"t.{c}" for c in columns)

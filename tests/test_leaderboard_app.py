@@ -29,6 +29,7 @@ import pytest
 
 from evalsuite import store
 from evalsuite.results import MetricValue, ModelInfo, RunResult
+from evalsuite.store.schema import ensure_schema
 from tests.fixtures.leaderboard_sample import FT_SPEC, FT_TRAINING, write_sample_db
 from tests.fixtures.verdict_db import write_verdict_db
 
@@ -499,7 +500,7 @@ def test_missing_and_empty_database_explain_how_to_fill_it(tmp_path, monkeypatch
     assert not (tmp_path / "nothing.duckdb").exists()  # reading never creates it
     empty = tmp_path / "empty.duckdb"
     with store.connect(empty) as con:
-        store._ensure_schema(con)
+        ensure_schema(con)
     at = app(empty, monkeypatch)
     no_errors(at)
     assert "has no results yet" in texts(at)

@@ -17,7 +17,7 @@ from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.data.manifest import sha256_file
 from evalsuite.run_files import MANIFEST, export_runs, import_runs
-from evalsuite.store_checks import StoreError
+from evalsuite.store import StoreError
 from tests.fixtures.leaderboard_sample import write_sample_results
 
 

@@ -29,6 +29,7 @@ from evalsuite.results import (
     RunResult,
     SkippedImage,
 )
+from evalsuite.store import write as store_write
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -284,14 +285,14 @@ def test_exception_mid_transaction_leaves_db_unchanged(
 ) -> None:
     store.write_run(db, make_run())
     before = snapshot(db)
-    real_insert = store._insert_table
+    real_insert = store_write.insert_table
 
     def failing_insert(con: duckdb.DuckDBPyConnection, table: str, data: Any) -> None:
         if table == "predictions":  # runs, metrics... are already in; the old run deleted
             raise RuntimeError("boom")
         real_insert(con, table, data)
 
-    monkeypatch.setattr(store, "_insert_table", failing_insert)
+    monkeypatch.setattr(store_write, "insert_table", failing_insert)
     changed = make_model(name="other name", history=[{"epoch": 1, "train_loss": 0.1}])
     with pytest.raises(RuntimeError, match="boom"):
         store.write_run(db, make_run(model=changed, started_at=T0 + timedelta(days=1)))
@@ -301,8 +302,9 @@ def test_exception_mid_transaction_leaves_db_unchanged(
 SIGKILLED_WRITER = """
     import sys, time
     from evalsuite import store
+    from evalsuite.store import write as store_write
     from test_store import make_run
-    real_insert = store._insert_table
+    real_insert = store_write.insert_table
 
     def slow_insert(con, table, data):
         real_insert(con, table, data)
@@ -310,7 +312,7 @@ SIGKILLED_WRITER = """
             print("inside", flush=True)
             time.sleep(60)
 
-    store._insert_table = slow_insert
+    store_write.insert_table = slow_insert
     store.write_run(sys.argv[1], make_run(n_predictions=150_000, seconds=1.0))
 """
 

@@ -30,11 +30,12 @@ BENCHMARKS = ("one", "two", "three")
 HOSTILE_NAME = "x'); DROP TABLE runs; --\"🙂"  # stored verbatim: every value is a parameter
 # What a user would see if a lock conflict escaped the store's retries.
 LOCK_ERROR = re.compile(r"Traceback|could not set lock|conflicting lock|locked by another|Busy")
-LEADERBOARD_READ_TIMEOUT_S = 3.0  # dashboards/leaderboard.py READ_TIMEOUT_S
+LEADERBOARD_READ_TIMEOUT_S = 3.0  # dashboards/reading.py READ_TIMEOUT_S
 SLOW_WRITER = """
 import sys, time
 from evalsuite import store
-real_write, real_write_run = store._write, store.write_run
+from evalsuite.store import write as store_write
+real_write, real_write_run = store_write._write, store.write_run
 asked = []
 
 def write(*args, **kwargs):
@@ -48,7 +49,7 @@ def write_run(*args, **kwargs):
     asked.append(time.monotonic())
     return real_write_run(*args, **kwargs)
 
-store._write, store.write_run = write, write_run
+store_write._write, store.write_run = write, write_run
 import evalsuite.runner
 evalsuite.runner.write_run = write_run
 from evalsuite.cli import main

@@ -31,7 +31,8 @@ BENCHMARKS = ("first", "second")
 KILLED_SCORE = (
     KILL_PREAMBLE
     + """
-from evalsuite import embedding, store
+from evalsuite import embedding
+from evalsuite.store import write as store_write
 from evalsuite.tasks import retrieval
 
 if MODE == "embed":  # before the AT-th benchmark's images are embedded
@@ -47,12 +48,12 @@ elif MODE == "task":  # inside the AT-th benchmark's retrieval task
         return real_top_k(*args, **kwargs)
     retrieval.top_k = top_k
 elif MODE == "transaction":  # the AT-th run's rows half inserted, the transaction open
-    real_insert = store._insert_table
+    real_insert = store_write.insert_table
     def insert_table(con, table, data):
         real_insert(con, table, data)
         if table == "predictions":
             die()
-    store._insert_table = insert_table
+    store_write.insert_table = insert_table
 from evalsuite.cli import main
 sys.exit(main(sys.argv[3:]))
 """

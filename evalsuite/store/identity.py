@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import duckdb
 import pyarrow as pa
 
+from evalsuite.store.checks import Schema
+
 # The order that picks a name's latest run; a NULL start sorts first, never "latest".
 _LATEST = "(status = 'ok', coalesce(started_at, TIMESTAMP '0001-01-01'), run_id)"
 # Per name: its current weights and its latest run.
@@ -24,6 +26,11 @@ CURRENT = f"""SELECT model_name, arg_max(model_fingerprint, {_LATEST}) AS finger
 CURRENT_RUNS = f"""SELECT r.* FROM runs r JOIN ({CURRENT}) c ON c.model_name = r.model_name
     AND c.fingerprint = r.model_fingerprint"""
 # Model columns that describe particular weights (a spec, a training log), not the name.
+# The runs that --skip-existing skips and write_run(replace=True) replaces: the same model
+# (name) with the same weights on the same benchmark and data.
+SAME_RUN = ("model_name = ? AND model_fingerprint = ? AND benchmark = ? AND benchmark_hash IS NOT "
+         "DISTINCT FROM ? AND data_manifest_hash IS NOT DISTINCT FROM ?")  # fmt: skip
+MODELS = "__MODELS__"  # in reader SQL: the v3 models rows, whatever the file's version
 WEIGHTS_COLUMNS = ("spec", "backend", "base_model", "base_fingerprint", "parameter_count",
                    "training")  # fmt: skip
 
@@ -109,3 +116,17 @@ def settle_model(
     finally:
         con.unregister("_evalsuite_model")
     return (old[0] if old[0] not in (None, fingerprint) else None), history
+
+
+def models_of(sql: str, con: duckdb.DuckDBPyConnection, schema: Schema) -> str:
+    """``sql`` reading v3 ``models`` rows: a v1/v2 file (readers never migrate) is read
+    through the migration's SELECT, so its names mean what they will after the next write."""
+    if MODELS not in sql:
+        return sql
+    if schema.version is None or schema.version >= 3:
+        return sql.replace(MODELS, "models")
+    has_baseline = "is_baseline" in {
+        r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = "
+                                  "'models' AND schema_name = 'main'").fetchall()
+    }  # fmt: skip
+    return sql.replace(MODELS, f"({models_by_name_select(has_baseline)})")
