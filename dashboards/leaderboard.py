@@ -19,6 +19,7 @@ and the target come from the URL (``?baseline=NAME&target=B/T/M``), else ``--bas
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,40 +28,25 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-try:
-    from dashboards import (
-        app_settings,
-        benchmark_page,
-        images,
-        model_table,
-        overview,
-        overview_page,
-        reading,
-        retrieval_page,
-        run_provenance,
-        sidebar,
-        sweep_view,
-        table_columns,
-        training_page,
-    )
-except ImportError:  # `streamlit run` puts dashboards/ on sys.path, not the repository root
+if importlib.util.find_spec("dashboards") is None:
+    # `streamlit run` puts dashboards/ on sys.path, not the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dashboards import (
-        app_settings,
-        benchmark_page,
-        images,
-        model_table,
-        overview,
-        overview_page,
-        reading,
-        retrieval_page,
-        run_provenance,
-        sidebar,
-        sweep_view,
-        table_columns,
-        training_page,
-    )
 
+from dashboards import (
+    app_settings,
+    benchmark_page,
+    images,
+    model_table,
+    overview,
+    overview_page,
+    reading,
+    retrieval_page,
+    run_provenance,
+    sidebar,
+    sweep_view,
+    table_columns,
+    training_page,
+)
 from evalsuite import store
 from evalsuite.formatting import md
 
