@@ -292,9 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_args(args)  # paths and flags, before torch, transformers and pandas load
         quiet_library_bars()  # in a log, a line per benchmark instead of bars
-        from evalsuite import commands
+        from evalsuite.commands import COMMANDS
 
-        return getattr(commands, f"cmd_{args.command}")(args)
+        return COMMANDS[args.command](args)
     except EvalSuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -126,7 +126,8 @@ def check_score(args: argparse.Namespace) -> None:
 def check_benchmark_data(args: argparse.Namespace) -> None:
     """``--data-root``, each ``--data BENCHMARK=PATH``, and the data of each benchmark named
     in ``--benchmarks`` (unnamed ones without data are skipped, as the runner does)."""
-    from evalsuite.spec import list_benchmarks, load_benchmark, resolve_dataset_path
+    from evalsuite.spec import list_benchmarks, load_benchmark
+    from evalsuite.spec_data import resolve_dataset_path
 
     if args.data_root is not None and not args.data_root.is_dir():
         raise DataError(f"--data-root {args.data_root}: no such folder")

@@ -24,15 +24,8 @@ from evalsuite.engine import Engine, ImageEmbeddings
 from evalsuite.errors import DataError, ImageError
 from evalsuite.models import ClipModel, PrecomputedEmbeddings, load_scorable
 from evalsuite.results import ModelInfo, RunExtra, RunResult
-from evalsuite.spec import (
-    BenchmarkSpec,
-    ResolvedDataset,
-    list_benchmarks,
-    load_benchmark,
-    resolve_dataset,
-    spec_hash,
-    task_skip_reason,
-)
+from evalsuite.spec import BenchmarkSpec, list_benchmarks, load_benchmark, spec_hash
+from evalsuite.spec_data import ResolvedDataset, resolve_dataset, task_skip_reason
 from evalsuite.store import DEFAULT_DB, Written, check_writable, run_exists, write_run
 from evalsuite.tasks.base import SplitData, TaskContext
 from evalsuite.tasks.registry import get_task_runner

@@ -23,10 +23,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from evalsuite.errors import EvalSuiteError
+from evalsuite.errors import EvalSuiteError, SpecError
 from evalsuite.formatting import MISSING, format_value, is_missing
 from evalsuite.labels import PRIMARY_METRICS, TASK_KINDS, metric_label, task_kind, task_words
-from evalsuite.spec import DEFAULT_BENCHMARKS_DIR, SpecError, load_benchmark
+from evalsuite.spec import DEFAULT_BENCHMARKS_DIR, load_benchmark
 from evalsuite.verdicts import NOT_COMPARABLE, MetricVerdict, ModelComparison
 
 SEED_ROWS_FILE = DEFAULT_BENCHMARKS_DIR / "seed_table.yaml"

@@ -27,7 +27,7 @@ from evalsuite.errors import ConfigError, EvalSuiteError
 from evalsuite.hub import HubModelNotCached, check_hub_spec
 from evalsuite.registry import suggest
 from evalsuite.schema import display_path, read_yaml_mapping, validation_message
-from evalsuite.spec import DEFAULT_TEMPLATES
+from evalsuite.spec_tasks import DEFAULT_TEMPLATES
 
 if TYPE_CHECKING:
     from evalsuite.models.base import ClipModel

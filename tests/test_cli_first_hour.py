@@ -124,9 +124,9 @@ def _compare(db: Path, capsys: pytest.CaptureFixture, *flags: str) -> tuple[int,
 def test_compare_shows_verdicts_with_headers_markers_and_maxima(
     db: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from evalsuite import commands
+    from evalsuite.commands.console import console
 
-    monkeypatch.setattr(commands.console, "width", 300)  # one line per row and header
+    monkeypatch.setattr(console, "width", 300)  # one line per row and header
     code, out = _compare(db, capsys)
     assert code == 1
     header = next(line for line in out.splitlines() if "metric" in line)
@@ -149,7 +149,7 @@ def test_leaderboard_runs_the_dashboards_server_as_a_process(
     """`evalsuite leaderboard` starts `python -m dashboards.serve` (the core never imports the
     dashboards), which calls serve.main with what the command was given."""
     from dashboards import serve
-    from evalsuite import commands
+    from evalsuite.commands import leaderboard
 
     started = []
 
@@ -160,7 +160,7 @@ def test_leaderboard_runs_the_dashboards_server_as_a_process(
         def wait(self, timeout: float | None = None) -> int:
             return 3
 
-    monkeypatch.setattr(commands.subprocess, "Popen", FakeServer)
+    monkeypatch.setattr(leaderboard.subprocess, "Popen", FakeServer)
     db = tmp_path / "r.duckdb"
     argv = ["--db", str(db), "leaderboard", "--baseline", "base", "--target", "a/b/c"]
     assert main(argv) == 3  # streamlit's exit status

@@ -17,7 +17,8 @@ from evalsuite.data.custom import read_labelled_csv
 from evalsuite.data.prepare import prepare_footwear
 from evalsuite.data.styles_csv import STYLES_COLUMNS
 from evalsuite.errors import DataError
-from evalsuite.spec import ZeroShotTask, load_benchmark_file
+from evalsuite.spec import load_benchmark_file
+from evalsuite.spec_tasks import ZeroShotTask
 from examples.demo import synth
 from examples.demo.shapes import (
     ARTICLE_TYPES,

@@ -14,7 +14,8 @@ from evalsuite.data.items import Item
 from evalsuite.data.splits import assign_splits
 from evalsuite.engine import ImageEmbeddings
 from evalsuite.queries import relevance_matrix, resolve_image_queries
-from evalsuite.spec import load_benchmark, task_skip_reason
+from evalsuite.spec import load_benchmark
+from evalsuite.spec_data import task_skip_reason
 from evalsuite.tasks.base import TaskContext
 from evalsuite.tasks.registry import get_task_runner
 from examples.demo.synth import plan_footwear

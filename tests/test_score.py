@@ -13,7 +13,8 @@ from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.images import item_content_hash
 from evalsuite.runner import ScoreOptions, score_model
-from evalsuite.spec import load_benchmark, resolve_dataset
+from evalsuite.spec import load_benchmark
+from evalsuite.spec_data import resolve_dataset
 from testkit.tiny import build_tiny_hf
 
 TABLES = ("runs", "metrics", "class_metrics", "confusion", "predictions", "retrievals")

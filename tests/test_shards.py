@@ -184,7 +184,7 @@ def test_ids_repeated_across_shards_are_refused_when_scoring(
 ) -> None:
     """A writer that restarts its keys in each shard gives two items one id: scoring (which
     keys embeddings by id) refuses it, naming both positions and id_key."""
-    from evalsuite.spec import ResolvedDataset
+    from evalsuite.spec_data import ResolvedDataset
 
     for name in ("a", "b"):
         with wds.TarWriter(str(tmp_path / f"{name}.tar"), encoder=False) as sink:

@@ -11,16 +11,9 @@ import pytest
 from evalsuite.data.items import Item
 from evalsuite.errors import SpecError
 from evalsuite.registry import Registry, RegistryError
-from evalsuite.spec import (
-    DEFAULT_BENCHMARKS_DIR,
-    ZeroShotTask,
-    list_benchmarks,
-    load_benchmark,
-    resolve_dataset,
-    resolve_dataset_path,
-    spec_hash,
-    task_skip_reason,
-)
+from evalsuite.spec import DEFAULT_BENCHMARKS_DIR, list_benchmarks, load_benchmark, spec_hash
+from evalsuite.spec_data import resolve_dataset, resolve_dataset_path, task_skip_reason
+from evalsuite.spec_tasks import ZeroShotTask
 
 SHIPPED = [
     "catalogue",

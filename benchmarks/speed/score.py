@@ -49,7 +49,8 @@ from embed import (
 )
 
 from evalsuite.data.prepare import prepare_footwear
-from evalsuite.spec import load_benchmark, resolve_dataset
+from evalsuite.spec import load_benchmark
+from evalsuite.spec_data import resolve_dataset
 
 BENCHMARKS = ("footwear", "fmnist")
 

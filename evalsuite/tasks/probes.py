@@ -27,7 +27,8 @@ from evalsuite.metrics.bootstrap import classification_bootstrap
 from evalsuite.metrics.probes import knn_scores, linear_probe
 from evalsuite.metrics.zeroshot import classification_metrics, true_class_rank
 from evalsuite.results import MetricValue
-from evalsuite.spec import KnnTask, LinearProbeTask, spec_location
+from evalsuite.spec import spec_location
+from evalsuite.spec_tasks import KnnTask, LinearProbeTask
 from evalsuite.tasks.base import (
     SplitData,
     TaskContext,

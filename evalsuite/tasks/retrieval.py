@@ -20,7 +20,8 @@ from evalsuite.metrics.retrieval import (
 )
 from evalsuite.queries import relevance_matrix, resolve_image_queries
 from evalsuite.results import MetricValue, QueryValue, RetrievedItem
-from evalsuite.spec import ImageToImageTask, TextToImageTask, spec_location
+from evalsuite.spec import spec_location
+from evalsuite.spec_tasks import ImageToImageTask, TextToImageTask
 from evalsuite.tasks.base import TaskContext, TaskOutput, metric, warn_cutoff
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def cutoffs(
     """The task's cutoffs (ks and k), each clipped to what a query can rank: the gallery, one
     less for image queries (never their own result). Ranking more items than exist can only
     mean all of them, and a cutoff no ranking reaches would report P@1000 and a maximum of
-    1000 hits per query over 40 items (see the rule in spec.py's _RetrievalTask)."""
+    1000 hits per query over 40 items (see the rule in spec_tasks.py's _RetrievalTask)."""
     rankable = gallery_size - int(image_queries)
     if rankable < 1:
         raise DataError(

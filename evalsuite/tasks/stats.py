@@ -18,7 +18,7 @@ from evalsuite.metrics.embedding_stats import (
     neighbour_agreement_per_item,
 )
 from evalsuite.results import MetricValue
-from evalsuite.spec import EmbeddingStatsTask
+from evalsuite.spec_tasks import EmbeddingStatsTask
 from evalsuite.tasks.base import TaskContext, TaskOutput, metric, one_blas_thread
 
 

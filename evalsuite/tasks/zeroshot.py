@@ -22,7 +22,8 @@ from evalsuite.metrics.zeroshot import (
     true_class_rank,
 )
 from evalsuite.results import ClassMetric, ConfusionCell, Prediction
-from evalsuite.spec import ZeroShotTask, spec_location
+from evalsuite.spec import spec_location
+from evalsuite.spec_tasks import ZeroShotTask
 from evalsuite.tasks.base import TaskContext, TaskOutput, metric, warn_cutoff
 
 

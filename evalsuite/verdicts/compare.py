@@ -14,6 +14,7 @@ from evalsuite.verdicts.core import (
     ALPHA,
     N_RESAMPLES,
     NOT_COMPARABLE,
+    MetricVerdict,
     ModelComparison,
     apply_correction,
 )
@@ -149,6 +150,28 @@ def choose_baseline(models: pd.DataFrame, explicit: str | None = None) -> str | 
     return str(bases["name"].iloc[0]) if len(bases) == 1 else None
 
 
+def _judge_against_best(
+    best: pd.Series,
+    others: Sequence[pd.Series],
+    units: Mapping[tuple[str, str], TaskUnits],
+    task: str,
+    n_resamples: int,
+    seed: int,
+    alpha: float,
+) -> list[MetricVerdict]:
+    """The verdict of each of ``others`` against ``best`` (paired test on the task's units),
+    Benjamini-Hochberg corrected over these comparisons alone."""
+    verdicts = [
+        judge_metric(
+            best, other, (units.get((best["run_id"], task)), units.get((other["run_id"], task))),
+            gated=True, margins={}, n_resamples=n_resamples, seed=seed,
+            why_not=same_data_reason(best, other),
+        )
+        for other in others
+    ]  # fmt: skip
+    return apply_correction(verdicts, alpha)
+
+
 def rank_bands(
     metrics: pd.DataFrame,
     units: Mapping[tuple[str, str], TaskUnits],
@@ -186,18 +209,10 @@ def rank_bands(
     remaining, band = list(rows.index[ranked]), 0
     while remaining:
         band += 1
-        best = rows.loc[remaining[0]]
-        others = remaining[1:]
-        verdicts = [
-            judge_metric(
-                best, rows.loc[i], (units.get((best["run_id"], task)),
-                                    units.get((rows.loc[i, "run_id"], task))),
-                gated=True, margins={}, n_resamples=n_resamples, seed=seed,
-                why_not=same_data_reason(best, rows.loc[i]),
-            )
-            for i in others
-        ]  # fmt: skip
-        judged = apply_correction(verdicts, alpha)
+        best, others = rows.loc[remaining[0]], remaining[1:]
+        judged = _judge_against_best(
+            best, [rows.loc[i] for i in others], units, task, n_resamples, seed, alpha
+        )
         bands[best["model_name"]] = (band, float("nan"), "")
         kept = []
         for i, v in zip(others, judged, strict=True):
