@@ -69,13 +69,16 @@ def ieee_fp32(device: torch.device) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    saved = (matmul.fp32_precision, conv.fp32_precision)
-    matmul.fp32_precision, conv.fp32_precision = "ieee", "ieee"
+    # conv and rnn alike: PyTorch refuses to read the legacy allow_tf32 when they differ
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.cudnn.rnn)
+    saved = [flag.fp32_precision for flag in flags]
+    for flag in flags:
+        flag.fp32_precision = "ieee"
     try:
         yield
     finally:
-        matmul.fp32_precision, conv.fp32_precision = saved
+        for flag, value in zip(flags, saved, strict=True):
+            flag.fp32_precision = value
 
 
 def available_cores() -> int:

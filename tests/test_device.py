@@ -18,14 +18,14 @@ NO_CUDA = not torch.cuda.is_available()
 
 
 def test_ieee_fp32_turns_tf32_off_on_cuda_and_restores_the_flags() -> None:
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    before = (matmul.fp32_precision, conv.fp32_precision)
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.cudnn.rnn)
+    before = [flag.fp32_precision for flag in flags]
     with pytest.raises(RuntimeError, match="inside"), ieee_fp32(torch.device("cuda")):
-        assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+        assert [flag.fp32_precision for flag in flags] == ["ieee"] * 3
         raise RuntimeError("inside")
-    assert (matmul.fp32_precision, conv.fp32_precision) == before
+    assert [flag.fp32_precision for flag in flags] == before
     with ieee_fp32(torch.device("cpu")):  # no TF32 on a CPU: nothing to change
-        assert (matmul.fp32_precision, conv.fp32_precision) == before
+        assert [flag.fp32_precision for flag in flags] == before
 
 
 def test_autocast_is_bf16_only_for_bf16() -> None:

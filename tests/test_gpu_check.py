@@ -33,8 +33,9 @@ def test_gpu_check_rehearsal_on_cpu(shared_data: Path, catalogue_dir: Path, tmp_
     assert scoring["bf16_pass"] and not scoring["bf16_untied"]
     assert {"cpu-fp32", "dev-fp32", "dev-bf16"} == set(scoring["runs"])
     curve = report["curve"]
-    assert len(curve["cpu"]) == len(curve["device"]) == 30
-    assert curve["cpu"] != curve["device"]  # bf16 autocast really ran: not the same numbers
+    assert len(curve["cpu"]) == len(curve["bf16"]["device"]) == len(curve["fp32"]["device"]) == 30
+    assert curve["cpu"] != curve["bf16"]["device"]  # bf16 autocast really ran: other numbers
+    assert curve["fp32"]["device"] == curve["cpu"]  # on the CPU, fp32 twice: the same numbers
     assert curve["cpu"][-1] < curve["cpu"][0]  # the curve moves, so a difference could show
     for precision in ("fp32", "bf16"):
         speed = report["score_speed"][precision]

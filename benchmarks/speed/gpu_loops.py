@@ -13,6 +13,7 @@ by wrapping the DataLoader iterator, the same wrapper for all three loops.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import statistics
@@ -42,18 +43,23 @@ class LoopTiming:
 
     device: torch.device
     steps: list[float] = field(default_factory=list)
-    data_wait: float = 0.0
-    peak_memory_gb: float | None = None
+    waits: list[float] = field(default_factory=list)  # seconds waiting for batches, per step
+    waiting: float = 0.0  # since the last step
+    held_before_gb: float | None = None  # GPU memory already allocated when the loop began
+    peak_memory_gb: float | None = None  # the loop's own peak, above what was held before
 
     def summary(self, batch: int, warmup: int) -> dict[str, Any]:
         kept = self.steps[warmup:] or self.steps
+        waits = self.waits[warmup:] or self.waits
         median = statistics.median(kept)
         return {
             "samples_per_s": batch / median,
+            "samples_per_s_mean": batch * len(kept) / sum(kept),  # epoch-start stalls count
             "step_median_s": median,
             "steps_timed": len(kept),
-            "data_wait_fraction": min(1.0, self.data_wait / max(sum(self.steps), 1e-9)),
+            "data_wait_fraction": min(1.0, sum(waits) / max(sum(kept), 1e-9)),
             "peak_memory_gb": self.peak_memory_gb,
+            "held_before_gb": self.held_before_gb,
         }
 
 
@@ -68,7 +74,8 @@ def timed_steps(device: torch.device) -> Iterator[LoopTiming]:
         sync()
         now = time.perf_counter()
         timing.steps.append(now - last[0])
-        last[0] = now
+        timing.waits.append(timing.waiting)
+        timing.waiting, last[0] = 0.0, now
 
     original_next = _BaseDataLoaderIter.__next__
 
@@ -77,9 +84,12 @@ def timed_steps(device: torch.device) -> Iterator[LoopTiming]:
         try:
             return original_next(self)
         finally:
-            timing.data_wait += time.perf_counter() - start
+            timing.waiting += time.perf_counter() - start
 
-    if device.type == "cuda":
+    gc.collect()  # an earlier loop's model and optimizer state (accelerate keeps reference
+    if device.type == "cuda":  # cycles) must not count in this loop's peak
+        torch.cuda.empty_cache()
+        timing.held_before_gb = torch.cuda.memory_allocated(device) / 2**30
         torch.cuda.reset_peak_memory_stats(device)
     handle = register_optimizer_step_post_hook(tick)
     _BaseDataLoaderIter.__next__ = waiting_next  # type: ignore[method-assign]
@@ -91,7 +101,8 @@ def timed_steps(device: torch.device) -> Iterator[LoopTiming]:
         _BaseDataLoaderIter.__next__ = original_next  # type: ignore[method-assign]
         handle.remove()
         if device.type == "cuda":
-            timing.peak_memory_gb = torch.cuda.max_memory_allocated(device) / 2**30
+            peak = torch.cuda.max_memory_allocated(device) / 2**30
+            timing.peak_memory_gb = peak - (timing.held_before_gb or 0.0)
 
 
 def optimizer_for(model: ClipModel, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
