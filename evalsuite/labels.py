@@ -270,6 +270,11 @@ def shown_by_default(benchmark: str, task: str, present: Iterable[str]) -> list[
     return chosen if chosen or headline is not None else present[:1]
 
 
+def yaml_gated(benchmark: str, task: str) -> tuple[str, ...] | None:
+    """The task's ``gated:`` list as its YAML writes it; None where the YAML sets none."""
+    return _task(benchmark, task).gated
+
+
 def gated_metrics(benchmark: str, task: str) -> tuple[str, ...]:
     """The metrics of the task the gate judges: its YAML ``gated``, else the default."""
     gated = _task(benchmark, task).gated

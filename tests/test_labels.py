@@ -135,3 +135,20 @@ def test_the_gate_judges_what_the_benchmark_gates(
     }  # the other tasks keep the default
     only = compare_models(db, "base", "tuned", gated=["pretest"], n_resamples=50)  # --metric
     assert {v.metric for v in only.verdicts if v.gated} == {"pretest"}
+
+
+def test_a_misspelt_gated_metric_in_a_yaml_stops_the_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evalsuite.cli import main
+
+    db = write_verdict_db(tmp_path / "v.duckdb")
+    write_shoes(tmp_path / "benchmarks", task_display="    gated: [acc@1, acc@33]")
+    monkeypatch.setenv(BENCHMARKS_ENV, str(tmp_path / "benchmarks"))
+    args = ["--db", str(db), "compare", "--baseline", "base", "--candidate", "tuned",
+            "--resamples", "50"]  # fmt: skip
+    assert main(args) == 2  # not 0 with the misspelt metric silently left out of the gate
+    err = capsys.readouterr().err
+    assert "benchmark shoes, task kind: its YAML gates acc@33" in err
+    write_shoes(tmp_path / "benchmarks", task_display="    gated: [acc@1, acc@3]")
+    assert main(args) in (0, 1)  # judged: pass or regression, never a usage error

@@ -62,7 +62,25 @@ def compare_in_db(
         raise EvalSuiteError(
             f"no scored metric called {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
+    if not args.metric:
+        check_yaml_gates(comparison)
     return comparison
+
+
+def check_yaml_gates(comparison: ModelComparison) -> None:
+    """A misspelt name in a benchmark YAML's ``gated:`` must not gate nothing and pass."""
+    from evalsuite import labels
+
+    scored: dict[tuple[str, str], set[str]] = {}
+    for v in comparison.verdicts:
+        scored.setdefault((v.benchmark, v.task), set()).add(v.metric)
+    for (benchmark, task), metrics in sorted(scored.items()):
+        missing = sorted(set(labels.yaml_gated(benchmark, task) or ()) - metrics)
+        if missing:
+            raise EvalSuiteError(
+                f"benchmark {benchmark}, task {task}: its YAML gates {', '.join(missing)}, "
+                f"which the task does not score; it scores {', '.join(sorted(metrics))}"
+            )
 
 
 def print_and_gate(comparison: ModelComparison, fail: bool, as_json: bool) -> int:
