@@ -16,7 +16,7 @@ from typing import Protocol
 
 import torch
 
-from evalsuite.device import available_cores
+from evalsuite.device import available_cores, spare_cores
 from evalsuite.distributed import process_rank_and_count
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,7 @@ def default_num_workers() -> int:
     Under a multi-process launch the cores are shared between the processes; with no core to
     spare per process, images are decoded in the process itself (0 workers)."""
     world = process_rank_and_count()[1]
-    if world == 1:
-        return max(1, min(8, available_cores() - 1))
-    return max(0, min(8, available_cores() // world - 1))
+    return max(1, spare_cores(1)) if world == 1 else spare_cores(world)
 
 
 def worker_init(_: int) -> None:

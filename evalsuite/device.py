@@ -87,6 +87,12 @@ def available_cores() -> int:
     return cores or 1
 
 
+def spare_cores(world: int) -> int:
+    """Decode workers a process can have: the cores it shares with ``world - 1`` others, less
+    one for its own model work, at most 8."""
+    return max(0, min(8, available_cores() // world - 1))
+
+
 def _accelerate_device() -> torch.device:
     from accelerate import PartialState  # accelerate is slow to import: only when asked
 

@@ -60,18 +60,23 @@ def build_run(cfg: TrainConfig, accelerator: Accelerator) -> Run:
     step = cfg.train.batch_size * cfg.train.accum_steps
     steps = len(loaders.train.sampler) // step
     check_split_sizes(cfg, loaders.counts, steps, step * accelerator.num_processes)
-    groups = build_param_groups(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.layer_decay)
-    # fused: one kernel for all parameters on CUDA (fewer launches, same update up to rounding)
-    optimizer = torch.optim.AdamW(
-        groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
-        fused=True if device.type == "cuda" else None,
-    )  # fmt: skip
+    optimizer = build_optimizer(model, cfg, device)
     scheduler, per_step = build_scheduler(cfg, optimizer, steps)
     objective = cfg.loss.objective
     encoder = DualEncoder(model, objective != "zeroshot_ce", with_bias=objective == "sigmoid")
     return Run(
         cfg, model, encoder, optimizer, scheduler, per_step, loaders, steps, info, unfreezer, frozen
     )
+
+
+def build_optimizer(model: ClipModel, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the trainable parameter groups (weight decay, layer-wise lr); fused on CUDA:
+    one kernel for all parameters (fewer launches, the same update up to rounding)."""
+    groups = build_param_groups(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.layer_decay)
+    return torch.optim.AdamW(
+        groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
+        fused=True if device.type == "cuda" else None,
+    )  # fmt: skip
 
 
 def load_base_model(cfg: TrainConfig) -> ClipModel:

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from evalsuite.data.items import Item
-from evalsuite.device import available_cores
+from evalsuite.device import spare_cores
 from evalsuite.errors import (
     ConfigError,
     DataError,
@@ -183,7 +183,7 @@ def loader_workers(cfg: TrainConfig, device_type: str, world: int) -> int:
         return cfg.data.num_workers
     if device_type != "cuda":
         return 0
-    return max(0, min(8, available_cores() // world - 1))
+    return spare_cores(world)
 
 
 def build_loader(

@@ -97,9 +97,9 @@ def _cfg(tmp_path: Path, workers: int | None) -> object:
 
 
 def test_training_decode_workers_per_device(tmp_path: Path, monkeypatch) -> None:
-    import finetune.data
+    import evalsuite.device
 
-    monkeypatch.setattr(finetune.data, "available_cores", lambda: 16)
+    monkeypatch.setattr(evalsuite.device, "available_cores", lambda: 16)
     auto = _cfg(tmp_path, None)
     assert loader_workers(auto, "cpu", 1) == 0  # the forward has every core
     assert loader_workers(auto, "cuda", 1) == 8  # one per spare core, at most 8

@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # testkit/: not in
 
 from evalsuite.cpu_threads import default_num_workers
 from evalsuite.data.items import Item
-from evalsuite.device import available_cores
+from evalsuite.device import autocast, available_cores, ieee_fp32
 from evalsuite.embedding import EmbeddingEngine
 from evalsuite.images import load_item_image
 from evalsuite.models import ClipModel, load_model
@@ -92,10 +91,10 @@ def build_model(name: str, workdir: Path) -> ClipModel:
     return load_model(model_spec(name, workdir))
 
 
-def autocast(precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
-    return nullcontext()
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work: a GPU timer must not stop at the kernel launches."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def predecode(model: ClipModel, items: Sequence[Item]) -> torch.Tensor:
@@ -113,14 +112,19 @@ def cpu_seconds() -> float:
 def raw_forward_rate(
     model: ClipModel, pixels: torch.Tensor, batch_size: int, precision: str = "fp32"
 ) -> tuple[float, float]:
-    """(images/s, CPU seconds per image) of the forward and normalisation alone, at the
-    current thread count."""
-    with autocast(precision):
+    """(images/s, CPU seconds per image) of the forward and normalisation alone over tensors
+    already on the model's device, at the current thread count, in the precision the engine
+    uses (IEEE fp32 or bf16 autocast: evalsuite.device)."""
+    device = model.device
+    pixels = pixels.to(device)
+    with ieee_fp32(device), autocast(precision, device):
         model.image_features(pixels[:batch_size])  # warm-up: first call allocates
+        sync(device)
         start, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(pixels), batch_size):
             features = model.image_features(pixels[i : i + batch_size])
             torch.nn.functional.normalize(features.float(), dim=-1)
+        sync(device)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return len(pixels) / seconds, cpu / len(pixels)
 
@@ -150,7 +154,7 @@ def raw_text_rate(model: ClipModel, n: int = 128, batch_size: int = 64, precisio
     try:
         for threads in sorted({1, available_cores()}):
             torch.set_num_threads(threads)
-            with autocast(precision):
+            with autocast(precision, model.device):
                 model.text_features(ids[:batch_size])  # warm-up
                 start = time.perf_counter()
                 for i in range(0, n, batch_size):

@@ -46,13 +46,13 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 import yaml
-from embed import SHARED_DATA, load_average, machine, model_spec, predecode
+from embed import SHARED_DATA, load_average, machine, model_spec, predecode, raw_forward_rate, sync
 from gpu_loops import bare_loop, finetune_loop, open_clip_train_loop, timed_steps
 from score import cached_vectors
 
 from evalsuite.data.items import Item
 from evalsuite.data.prepare import prepare_footwear
-from evalsuite.device import autocast, ieee_fp32
+from evalsuite.device import autocast
 from evalsuite.embedding import EmbeddingEngine
 from evalsuite.models import load_model
 from evalsuite.verdicts import TIED, compare_models
@@ -211,34 +211,14 @@ def check_curve(spec: str, data: Path, work: Path, device: str, batch: int) -> d
 
 
 # --- speed -----------------------------------------------------------------------------------
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@torch.inference_mode()
-def raw_rate(model, pixels: torch.Tensor, batch: int, precision: str, device: torch.device):
-    """Images/s of forward + normalisation over tensors already on the device."""
-    pixels = pixels.to(device)
-    with ieee_fp32(device), autocast(precision, device):  # as the engine runs
-        model.image_features(pixels[:batch])  # warm-up (allocations, kernels)
-        sync(device)
-        start = time.perf_counter()
-        for i in range(0, len(pixels), batch):
-            features = model.image_features(pixels[i : i + batch])
-            torch.nn.functional.normalize(features.float(), dim=-1)
-        sync(device)
-    return len(pixels) / (time.perf_counter() - start)
-
-
 def score_speed(name: str, work: Path, device: torch.device, size: dict) -> dict[str, Any]:
     model = load_model(model_spec(name, work)).to(device)
     paths = sorted((SHARED_DATA / "fashion-product-images-small" / "images").glob("*.jpg"))
     items = [Item(id=p.stem, path=p) for p in paths[: size["images"]]]
-    pixels = predecode(model, items[:2048])
+    pixels = predecode(model, items[:2048]).to(device)  # moved once, timed on the device
     out: dict[str, Any] = {}
     for precision in ("fp32", "bf16"):
-        raw = raw_rate(model, pixels, 256, precision, device)
+        raw = raw_forward_rate(model, pixels, 256, precision)[0]
         cache = work / f"speed-cache-{precision}"
         engine = EmbeddingEngine(
             model, batch_size=256, precision=precision, device=device, cache_dir=cache,

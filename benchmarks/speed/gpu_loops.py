@@ -30,10 +30,10 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.data.dataloader import _BaseDataLoaderIter
 
 from evalsuite.device import autocast
-from evalsuite.models import ClipModel, load_model
+from evalsuite.models import load_model
+from finetune.build import build_optimizer
 from finetune.config import TrainConfig
 from finetune.data import build_loaders, set_epoch
-from finetune.freeze import build_param_groups
 from finetune.loop import train
 
 
@@ -105,15 +105,6 @@ def timed_steps(device: torch.device) -> Iterator[LoopTiming]:
             timing.peak_memory_gb = peak - (timing.held_before_gb or 0.0)
 
 
-def optimizer_for(model: ClipModel, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """finetune's AdamW: its parameter groups, fused on CUDA."""
-    groups = build_param_groups(model, cfg.optim.lr, cfg.optim.weight_decay, None)
-    return torch.optim.AdamW(
-        groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
-        fused=True if device.type == "cuda" else None,
-    )  # fmt: skip
-
-
 def epochs_of(loader: Any, steps: int) -> Iterator[int]:
     """Epoch numbers until ``steps`` batches have been drawn (the sampler set for each)."""
     for epoch in range(math.ceil(steps / len(loader))):
@@ -133,7 +124,7 @@ def bare_loop(cfg: TrainConfig, device: torch.device, compile_model: bool = Fals
     torch.manual_seed(cfg.train.seed)
     model = load_model(cfg.model.spec).to(device)
     loaders = build_loaders(cfg, model, device_type=device.type)
-    optimizer = optimizer_for(model, cfg, device)
+    optimizer = build_optimizer(model, cfg, device)
     loss_fn, precision = ClipLoss(), "bf16" if cfg.train.mixed_precision == "bf16" else "fp32"
     forward: Callable = model.forward_normalized
     if compile_model:
@@ -180,7 +171,7 @@ def open_clip_train_loop(cfg: TrainConfig, device: torch.device) -> None:
     module = model.module
     module.output_dict = True  # what open_clip_train's create_model_and_transforms sets
     loaders = build_loaders(cfg, model, device_type=device.type)
-    optimizer = optimizer_for(model, cfg, device)
+    optimizer = build_optimizer(model, cfg, device)
     bf16 = cfg.train.mixed_precision == "bf16"
     args = parse_args(
         ["--precision", "amp_bf16" if bf16 else "fp32", "--batch-size",

@@ -46,9 +46,9 @@ from open_clip.loss import ClipLoss
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from evalsuite.models import load_model
+from finetune.build import build_optimizer
 from finetune.config import TrainConfig, validate_config
 from finetune.data import build_loaders, set_epoch
-from finetune.freeze import build_param_groups
 from finetune.loop import train
 from testkit.synthetic import write_synthetic_catalogue
 from testkit.tiny import build_tiny_hf
@@ -99,8 +99,7 @@ def bare_loop(cfg: TrainConfig) -> None:
     model = load_model(cfg.model.spec)
     loaders = build_loaders(cfg, model)
     set_epoch(loaders.train, 0)
-    groups = build_param_groups(model, cfg.optim.lr, cfg.optim.weight_decay, None)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
+    optimizer = build_optimizer(model, cfg, torch.device("cpu"))
     loss_fn = ClipLoss()
     model.module.train()
     for step, batch in enumerate(loaders.train):
