@@ -368,3 +368,38 @@ def test_task_skip_reasons() -> None:
         assert task_skip_reason(spec, spec.task(name), laced) is None
     with pytest.raises(SpecError, match="no item has field 'baseColour'"):
         task_skip_reason(spec, spec.task("base_colour"), laced)
+
+
+# (version, spec_hash) of every shipped benchmark. A change to what a benchmark computes
+# (classes, prompts, queries, k...) changes its hash; stored results of the old definition
+# must then not be compared with new ones as if they were alike, so the change bumps
+# `version:` and records the new pair here. Display fields (labels, role, headline, gated),
+# comments and description leave the hash alone (tests/test_labels.py).
+SHIPPED_DEFINITIONS = {
+    "catalogue": (1, "fc75da2f0efd036db2f9481af2304de7438667735f350648040b50ef6fb7e0da"),
+    "custom": (1, "a1c3002705b9c1dc1dac9f48b6a9bd8db1c6ebe8c540235bf82b37df4b0701f4"),
+    "deepfashion": (1, "5cf64772149711a624a608a524cb7e2439f5f8b2da8c9d7dd8bde6b679a2b972"),
+    "demo_footwear": (3, "1a4776426fe59e11196b6cd28979d16e68937b2a8b0337b59443eafc6dd5094b"),
+    "demo_general": (1, "d022781b700fb8ce8aa3c6a613ec5830261bb7d12e68c36c8642d594d01f4f94"),
+    "fmnist": (2, "2ecd450311a305824a405d2061ef50b5812f843cd94105dd0c322d1de1be5350"),
+    "footwear": (3, "9aa26213255f746ab3930990f0eef90a36ad74c3b6748f6a3e4db01c8a155e7f"),
+}
+
+
+def test_a_changed_benchmark_definition_bumps_its_version() -> None:
+    shipped = {
+        n: load_benchmark(n, DEFAULT_BENCHMARKS_DIR)
+        for n in list_benchmarks(DEFAULT_BENCHMARKS_DIR)
+    }
+    assert set(shipped) == set(SHIPPED_DEFINITIONS), (
+        "record each shipped benchmark's (version, hash) here"
+    )
+    for name, spec in shipped.items():
+        version, recorded = SHIPPED_DEFINITIONS[name]
+        if spec_hash(spec) != recorded:
+            assert int(spec.version) > version, (
+                f"{name}.yaml computes something else now (spec_hash changed) but its version "
+                f"is still {spec.version}: bump version: and record the new pair above"
+            )
+            raise AssertionError(f"{name}: record ({spec.version}, {spec_hash(spec)!r})")
+        assert int(spec.version) == version, f"{name}: version bumped, hash unchanged?"
